@@ -1,0 +1,318 @@
+"""The `odp` command. Thin: parses, calls, prints. Heavy libraries load only when a command
+needs them, so `odp list` starts fast.
+
+Exit codes: 0 ok · 1 unexpected error · 2 configuration · 3 source · 4 held back by validation ·
+5 CKAN · 6 locked by another run. Under cron (no terminal) output is plain lines; `--json`
+prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from odp.errors import OdpError
+from odp.spec import Dataset, dataset_names, load_city, load_dataset, project_root
+
+DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed sources
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+# --- list / show ----------------------------------------------------------------------------
+
+
+def _summary(ds: Dataset) -> dict[str, Any]:
+    return {
+        "name": ds.name,
+        "title": ds.title,
+        "kind": ds.kind,
+        "source_type": ds.source_type,
+        "mode": ds.extract.get("mode", "full-refresh"),
+        "schedule": ds.schedule.get("cron", ""),
+        "primary_key": list(ds.schema.primary_key),
+    }
+
+
+def cmd_list(args: argparse.Namespace, root: Path) -> int:
+    rows = [_summary(load_dataset(n, root)) for n in dataset_names(root)]
+    if args.json:
+        _print_json(rows)
+        return 0
+    from rich.table import Table
+
+    table = Table("title", "source type", "mode", "schedule")
+    table.add_column("name", no_wrap=True)
+    for r in rows:
+        table.add_row(r["title"], r["source_type"], r["mode"], r["schedule"], r["name"])
+    _console().print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, root: Path) -> int:
+    ds = load_dataset(args.name, root)
+    info = _summary(ds) | {
+        "description": ds.description.strip(),
+        "source": ds.source,
+        "georeference": ds.georeference,
+        "max_quarantine_share": ds.max_quarantine_share,
+        "fields": [
+            {"name": f.name, "type": f.type, "unit": f.unit, "required": f.required,
+             "derived": f.derived or None}
+            for f in ds.schema.fields
+        ],
+        "files": [str(p.relative_to(root)) for p in
+                  (ds.definition_path, root / "schemas" / f"{ds.name}.json", ds.suite_path)],
+    }
+    if args.json:
+        _print_json(info)
+        return 0
+    console = _console()
+    console.print(f"[bold]{ds.name}[/bold] — {ds.title}")
+    for key in ("kind", "source_type", "mode", "schedule", "primary_key", "files"):
+        console.print(f"  {key}: {info[key]}")
+    console.print("  fields:")
+    for f in info["fields"]:
+        unit = f" [{f['unit']}]" if f["unit"] else ""
+        flags = " required" if f["required"] else ""
+        flags += f" ({f['derived']})" if f["derived"] else ""
+        console.print(f"    {f['name']}: {f['type']}{unit}{flags}")
+    return 0
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def _unreachable_hosts(datasets: list[Dataset], timeout: float = 2.0) -> list[str]:
+    hosts = set()
+    for ds in datasets:
+        url = ds.source.get("url") or ds.source.get("base_url")
+        if url:
+            parts = urlsplit(url)
+            hosts.add((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
+    down = []
+    for host, port in sorted(hosts):
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError:
+            down.append(host)
+    return down
+
+
+def _start_replay(root: Path, say: Callable[[str], None]) -> Any:
+    from odp.replay import ReplayServer
+
+    server = ReplayServer(root / "tests" / "recordings", scenario=DEMO_SCENARIO)
+    server.start()
+    os.environ["ODP_REPLAY_URL"] = server.url
+    say(f"serving RECORDED responses (tests/recordings, scenario {DEMO_SCENARIO}) "
+        f"from {server.url} — not live data")
+    return server
+
+
+class _Reporter:
+    """Rich status on a terminal; plain timestamped lines under cron; silent with --json."""
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json_mode = json_mode
+        self.tty = sys.stdout.isatty() and not json_mode
+        self.console = _console() if self.tty else None
+        self.status: Any = None
+
+    def line(self, message: str) -> None:
+        if self.json_mode:
+            print(message, file=sys.stderr)
+        elif self.console:
+            self.console.print(message)
+        else:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(f"{stamp} {message}", flush=True)
+
+    def stage(self, dataset: str) -> Callable[[str], None]:
+        def update(step: str) -> None:
+            if self.status is not None:
+                self.status.update(f"[bold]{dataset}[/bold]: {step}")
+            elif not self.json_mode:
+                self.line(f"{dataset}: {step}")
+
+        return update
+
+    def begin(self, dataset: str) -> None:
+        if self.console:
+            self.status = self.console.status(f"[bold]{dataset}[/bold]: starting")
+            self.status.start()
+
+    def end(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _outcome(r: Any) -> str:
+    if r.status in ("failed", "held-back"):
+        return f"{r.dataset}: {r.status.upper()} — {r.error}"
+    return (f"{r.dataset}: {r.status} in {r.seconds:.1f} s — extracted {r.extracted}, "
+            f"validated {r.validated}, quarantined {r.quarantined}, inserted {r.inserted}, "
+            f"updated {r.updated}, deleted {r.deleted}, CKAN writes {r.write_calls} → {r.url}")
+
+
+def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from odp.run import run_dataset
+
+    names = dataset_names(root) if args.all else args.names
+    if not names:
+        raise OdpError("name one or more datasets, or use --all (see `odp list`)")
+    datasets = [load_dataset(n, root) for n in names]
+    city = load_city(root)
+    out = _Reporter(args.json)
+    server = None
+    if args.replay == "always" or (args.replay == "auto" and not os.environ.get("ODP_REPLAY_URL")
+                                   and (down := _unreachable_hosts(datasets))):
+        if args.replay == "auto":
+            out.line(f"sources unreachable ({', '.join(down)})")
+        server = _start_replay(root, out.line)
+    reports = []
+    try:
+        for ds in datasets:
+            out.begin(ds.name)
+            try:
+                report = run_dataset(ds.name, root, city, out.stage(ds.name), dry_run=args.dry_run)
+            finally:
+                out.end()
+            reports.append(report)
+            if not args.json:
+                out.line(_outcome(report))
+                for message in report.messages[:10]:
+                    out.line(f"  {message}")
+                if len(report.messages) > 10:
+                    out.line(f"  … {len(report.messages) - 10} more: odp quarantine {ds.name}")
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        _print_json([r.to_dict() for r in reports])
+    elif reports:
+        out.line(f"portal: {city.portal_url}")
+    failed = [r.exit_code for r in reports if r.exit_code]
+    return failed[0] if failed else 0
+
+
+# --- quarantine -----------------------------------------------------------------------------
+
+
+def cmd_quarantine(args: argparse.Namespace, root: Path) -> int:
+    from odp.spec import state_dir
+    from odp.validate import QuarantineStore
+
+    load_dataset(args.name, root)
+    table = QuarantineStore(state_dir(root)).list(args.name)
+    if args.json:
+        _print_json(json.loads(table.to_json(orient="records", date_format="iso")))
+        return 0
+    if table.empty:
+        print(f"{args.name}: quarantine is empty")
+        return 0
+    from rich.table import Table
+
+    view = Table("run", "row", "key", "field", "rule", "value", "reason")
+    for r in table.itertuples():
+        view.add_row(str(r.run_id), str(r.row), str(r.key), str(r.field), str(r.rule),
+                     str(r.value), str(r.reason))
+    _console().print(view)
+    return 0
+
+
+# --- portal ---------------------------------------------------------------------------------
+
+
+def cmd_portal(args: argparse.Namespace, root: Path) -> int:
+    from odp.portal import stack
+
+    say = print if not args.json else (lambda m: print(m, file=sys.stderr))
+    if args.action == "install":
+        stack.install(progress=say)
+    elif args.action == "start":
+        info = stack.start(progress=say)
+        say(f"CKAN running at {info.url} (API token in {info.token_file})")
+    elif args.action == "stop":
+        stack.stop()
+        say("local CKAN stopped")
+    status = stack.status()
+    if args.json:
+        _print_json(status)
+    elif args.action == "status":
+        for key, value in status.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="odp", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="the datasets defined in pipelines/")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="one dataset's definition and schema")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("run", help="extract → validate → georeference → publish")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="every dataset in pipelines/")
+    p.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    p.add_argument("--dry-run", action="store_true", help="run all stages but write nothing")
+    p.add_argument(
+        "--replay", choices=("never", "auto", "always"), default="never",
+        help="serve recorded responses: auto = when a source host is unreachable (demo)",
+    )
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("quarantine", help="rows rejected by validation, with reasons")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser("portal", help="the local CKAN (dev/test): install, start, stop, status")
+    p.add_argument("action", choices=("install", "start", "stop", "status"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_portal)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        root = project_root()
+        return int(args.func(args, root))
+    except OdpError as exc:
+        print(f"odp: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("odp: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

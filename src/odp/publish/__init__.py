@@ -1,0 +1,1 @@
+"""Publish: compare with what was last published, write only what changed to CKAN."""

@@ -1,0 +1,172 @@
+"""One run of one dataset: spec → extract → validate → georeference → publish → record.
+
+Each stage is a function from a batch (a DataFrame) to the next, so each can be tested alone and
+any orchestrator (cron today) only calls `run_dataset`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from odp.errors import GateError, LockedError, OdpError
+from odp.spec import City, Dataset, load_dataset, state_dir
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    dataset: str
+    status: str = "running"  # ok | unchanged | held-back | failed
+    started: str = ""
+    seconds: float = 0.0
+    extracted: int = 0  # rows the source delivered this run
+    staged: int = 0  # rows staging holds after the run
+    validated: int = 0  # rows validated this run
+    valid: int = 0
+    quarantined: int = 0
+    warnings: int = 0
+    georeferenced: int = 0
+    in_city: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    write_calls: int = 0
+    url: str = ""
+    error: str = ""
+    exit_code: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+
+
+@contextmanager
+def dataset_lock(state: Path, name: str) -> Iterator[None]:
+    """No two runs of one dataset overlap; the kernel drops the lock of a killed run."""
+    path = state / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(f"{name}: another run holds the lock {path}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{datetime.now(UTC).isoformat()}\n")
+        fh.flush()
+        yield
+
+
+def _keys(table: pd.DataFrame, key: list[str]) -> pd.Series:
+    parts = [f"{k}=" + table[k].astype("string").fillna("") for k in key]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "|" + part
+    return joined
+
+
+def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | None,
+                quarantined_keys: set[str]) -> pd.DataFrame:
+    """Rows to validate this run: the whole register for a full refresh; for a time series the
+    staged rows not yet published and not already quarantined (until the rules change)."""
+    if dataset.full_refresh or ledger is None or staged.empty:
+        return staged
+    key = list(dataset.schema.primary_key)
+    staged_keys = _keys(staged, key)
+    published = set(_keys(_published_as_text(ledger, dataset), key))
+    fresh = ~staged_keys.isin(published) & ~staged_keys.isin(quarantined_keys)
+    return staged[fresh.to_numpy()]
+
+
+def _published_as_text(ledger: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """Key columns of the ledger in the text form the source delivers (for matching)."""
+    out = pd.DataFrame(index=ledger.index)
+    for name in dataset.schema.primary_key:
+        column = ledger[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            out[name] = column.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            out[name] = column.astype("string")
+    return out
+
+
+def record_history(state: Path, report: RunReport) -> None:
+    with (state / "runs.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+
+
+def run_dataset(name: str, root: Path, city: City, progress: Progress | None = None,
+                dry_run: bool = False) -> RunReport:
+    say = progress or (lambda _msg: None)
+    state = state_dir(root)
+    report = RunReport(run_id=new_run_id(), dataset=name,
+                       started=datetime.now(UTC).isoformat(timespec="seconds"))
+    began = time.monotonic()
+    try:
+        dataset = load_dataset(name, root)
+        with dataset_lock(state, name):
+            _run_stages(dataset, city, state, report, say, dry_run)
+    except OdpError as exc:
+        report.status = "held-back" if isinstance(exc, GateError) else "failed"
+        report.error = str(exc)
+        report.exit_code = exc.exit_code
+    finally:
+        report.seconds = round(time.monotonic() - began, 2)
+        if not dry_run:
+            record_history(state, report)
+    return report
+
+
+def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, say: Progress,
+                dry_run: bool) -> None:
+    from odp.extract import extract
+    from odp.georeference import georeference
+    from odp.publish.changes import diff, read_ledger
+    from odp.publish.sync import Sync
+    from odp.validate import QuarantineStore, check_gate, validate_batch
+
+    say("extract")
+    extracted = extract(dataset, state)
+    report.extracted, report.staged = extracted.new_rows, len(extracted.table)
+
+    say("validate")
+    store = QuarantineStore(state)
+    ledger = read_ledger(state, dataset.name)
+    batch = _candidates(dataset, extracted.table, ledger, store.open_keys(dataset.name))
+    result = validate_batch(batch, dataset, report.run_id, store)
+    report.validated, report.valid = result.total, len(result.valid)
+    report.quarantined, report.warnings = result.rejected_rows, result.warnings
+    report.messages = result.messages()
+    check_gate(result, dataset)
+
+    say("georeference")
+    located = georeference(result.valid, dataset, city)
+    report.georeferenced, report.in_city = located.located, located.in_city
+
+    say("publish")
+    key = list(dataset.schema.primary_key)
+    changes = diff(located.table, ledger, key, dataset.schema.names, dataset.full_refresh)
+    sync = Sync(dataset, city, state, progress=say)
+    published = sync.run(changes, dry_run=dry_run)
+    if not result.valid.empty:
+        store.release(dataset.name, list(_keys(_published_as_text(result.valid, dataset), key)))
+    report.url = published.url
+    report.inserted, report.updated = published.rows_inserted, published.rows_updated
+    report.deleted, report.write_calls = published.rows_deleted, published.write_calls
+    report.status = "ok" if published.changed else "unchanged"
