@@ -1,0 +1,70 @@
+"""Constants of the local CKAN stack: versions, plugins, ports, names and paths.
+
+Everything that a developer may want to change lives here. Ports can be overridden with
+environment variables (read at call time, so tests may set them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+CKAN_VERSION = "2.12.0"
+# Installed into CKAN's own venv (CKAN pins versions that clash with the pipeline stack).
+# Extensions such as "ckanext-dcat==2.4.4" / "ckanext-scheming==3.1.0" go here.
+CKAN_REQUIREMENTS: tuple[str, ...] = (
+    f"ckan[requirements]=={CKAN_VERSION}",
+    "ckanapi",
+    "waitress",
+)
+# Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
+CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore")
+
+HOST = "127.0.0.1"  # every service listens on loopback only
+
+# name -> (default port, env var that overrides it)
+_PORTS: dict[str, tuple[int, str]] = {
+    "ckan": (5050, "ODP_PORTAL_PORT"),
+    "postgresql": (55432, "ODP_PORTAL_PG_PORT"),
+    "redis": (56379, "ODP_PORTAL_REDIS_PORT"),
+    "solr": (58983, "ODP_PORTAL_SOLR_PORT"),
+}
+
+HOME_ENV = "ODP_PORTAL_HOME"
+HOME_RELATIVE = Path(".local") / "portal"  # below the project root
+
+ADMIN_USER = "odp-admin"
+ADMIN_EMAIL = "odp-admin@localhost"
+DB_USER = "ckan"  # owns both databases; DataStore write user
+DB_READONLY_USER = "datastore_ro"  # DataStore read_url
+DB_NAME = "ckan"
+DATASTORE_DB_NAME = "datastore"
+SOLR_CORE = "ckan"
+PG_OS_USER = "postgres"  # PostgreSQL refuses root: its binaries run as this user when we are root
+WAITRESS_THREADS = 6
+
+START_TIMEOUT_S = 120.0  # CKAN's first start after install loads/compiles a lot
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Ports:
+    """TCP ports of the four services (all on HOST)."""
+
+    ckan: int
+    postgresql: int
+    redis: int
+    solr: int
+
+
+def ports() -> Ports:
+    """The ports in force: defaults, overridden by ODP_PORTAL_*PORT environment variables."""
+    values: dict[str, int] = {}
+    for name, (default, env) in _PORTS.items():
+        raw = os.environ.get(env, "").strip()
+        try:
+            values[name] = int(raw) if raw else default
+        except ValueError as exc:
+            raise ValueError(f"{env} must be a port number, got {raw!r}") from exc
+    return Ports(**values)

@@ -1,0 +1,681 @@
+"""The local CKAN stack: install, start, stop and inspect a CKAN 2.12 portal on this machine.
+
+Four services, all on 127.0.0.1 with non-default ports (see `settings`), all state under
+`portal_home()` (default `<project root>/.local/portal`, override with ODP_PORTAL_HOME):
+
+    venv/        CKAN's own virtualenv (CKAN pins versions that clash with the pipelines)
+    pgdata/      PostgreSQL cluster (owned by `postgres` when we run as root)
+    redis/       Redis working dir          solr/     Solr stand-in index
+    storage/     CKAN file storage          logs/     one log per service
+    run/         pid files, PostgreSQL socket, lock
+    ckan.ini     wsgi.py     secrets.json (DB passwords, 0600)     api-token (0600)
+
+`start()` installs what is missing, then starts what is not running; a warm start (after
+`stop()`) takes seconds because nothing is installed again. The API token of the sysadmin
+`odp-admin` is kept in `api-token` and is never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import json
+import os
+import secrets
+import socket
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odp.portal import settings
+from odp.portal.ckanconf import WSGI_PY, escape, set_options
+from odp.portal.procs import (
+    PortalError,
+    as_user,
+    child_env,
+    give_to,
+    make_traversable,
+    pg_account,
+    pg_bin_dir,
+    pid_alive,
+    port_open,
+    read_pid,
+    require_binary,
+    run,
+    spawn,
+    tail,
+    terminate,
+    wait_until,
+)
+from odp.portal.settings import HOST, Ports
+
+__all__ = ["PortalError", "PortalInfo", "install", "portal_home", "start", "status", "stop"]
+
+Progress = Callable[[str], None]
+SOLR_STANDIN_MODULE = "odp.portal.solr_standin"
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `odp/`
+
+
+@dataclass(frozen=True)
+class PortalInfo:
+    """Where the running portal answers and where its sysadmin API token is kept."""
+
+    url: str
+    token_file: Path
+    home: Path
+
+    def token(self) -> str:
+        """The sysadmin API token (keep it out of logs and output)."""
+        return self.token_file.read_text().strip()
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def project_root() -> Path:
+    """The directory holding pyproject.toml: above this package, else above the cwd."""
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").is_file():
+                return folder
+    raise PortalError(f"no pyproject.toml found; set {settings.HOME_ENV} to the portal folder")
+
+
+def portal_home() -> Path:
+    """Folder with all state of the local portal (ODP_PORTAL_HOME or <root>/.local/portal)."""
+    override = os.environ.get(settings.HOME_ENV, "").strip()
+    if override:
+        return Path(override).expanduser().resolve()
+    return project_root() / settings.HOME_RELATIVE
+
+
+@dataclass(frozen=True)
+class _Layout:
+    home: Path
+
+    venv = property(lambda self: self.home / "venv")
+    python = property(lambda self: self.home / "venv" / "bin" / "python")
+    pgdata = property(lambda self: self.home / "pgdata")
+    redis = property(lambda self: self.home / "redis")
+    solr = property(lambda self: self.home / "solr")
+    storage = property(lambda self: self.home / "storage")
+    logs = property(lambda self: self.home / "logs")
+    run = property(lambda self: self.home / "run")
+    ini = property(lambda self: self.home / "ckan.ini")
+    wsgi = property(lambda self: self.home / "wsgi.py")
+    secrets = property(lambda self: self.home / "secrets.json")
+    token = property(lambda self: self.home / "api-token")
+
+    def make_dirs(self) -> None:
+        for folder in (self.home, self.redis, self.solr, self.storage, self.logs, self.run):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by the owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+
+
+@contextmanager
+def _locked(layout: _Layout) -> Iterator[None]:
+    """Serialise install/start/stop between processes (e.g. parallel test sessions)."""
+    layout.run.mkdir(parents=True, exist_ok=True)
+    with open(layout.run / "stack.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _url(ports: Ports) -> str:
+    return f"http://{HOST}:{ports.ckan}"
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class _Postgres:
+    """A private PostgreSQL cluster in pgdata/, run as `postgres` when we are root."""
+
+    def __init__(self, layout: _Layout, port: int) -> None:
+        self.layout = layout
+        self.port = port
+        self.account = pg_account(settings.PG_OS_USER)
+        self.bin = pg_bin_dir()
+        self.data = layout.pgdata
+        self.sockets = layout.run / "postgresql"
+        self.log = layout.logs / "postgresql.log"
+
+    def _cmd(self, name: str, *args: str) -> list[str]:
+        return as_user([str(self.bin / name), *args], self.account)
+
+    def _run(self, what: str, cmd: list[str], stdin: str | None = None) -> str:
+        return run(cmd, what=what, cwd=self.layout.home, stdin=stdin)
+
+    def exists(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        return pid_alive(read_pid(self.data / "postmaster.pid"), "postgres") and port_open(
+            HOST, self.port
+        )
+
+    def _own(self, path: Path) -> None:
+        give_to(path, self.account)
+        make_traversable(path, self.account)
+
+    def create(self, say: Progress) -> None:
+        """initdb a new cluster: local socket peer auth for the superuser, passwords on TCP."""
+        say(f"creating PostgreSQL cluster in {self.data}")
+        self.data.mkdir(mode=0o700, exist_ok=True)
+        self._own(self.data)
+        changed = make_traversable(self.data, self.account)
+        if changed:
+            say("made traversable for postgres (o+x): " + ", ".join(map(str, changed)))
+        self._run(
+            "initdb",
+            self._cmd(
+                "initdb", "-D", str(self.data), "-E", "UTF8", "--locale=C",
+                "--auth-local=peer", "--auth-host=scram-sha-256",
+            ),
+        )  # fmt: skip
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("\n# settings of the odp local portal (rewritten on every start)\n")
+            conf.write("include_if_exists = 'odp.conf'\n")
+
+    def _write_conf(self) -> None:
+        quoted_sockets = str(self.sockets).replace("'", "''")
+        conf = self.data / "odp.conf"
+        conf.write_text(
+            f"listen_addresses = '{HOST}'\n"
+            f"port = {self.port}\n"
+            f"unix_socket_directories = '{quoted_sockets}'\n"
+            "synchronous_commit = off  # dev stack: faster writes, no corruption risk\n"
+        )
+        give_to(conf, self.account)
+
+    def start(self, say: Progress) -> None:
+        say(f"starting PostgreSQL on {HOST}:{self.port}")
+        self.sockets.mkdir(parents=True, exist_ok=True)
+        self._own(self.sockets)
+        self.log.touch()
+        self._own(self.log)
+        self._write_conf()
+        self._run(
+            "pg_ctl start",
+            self._cmd(
+                "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start"
+            ),
+        )
+
+    def stop(self) -> None:
+        if not (self.data / "postmaster.pid").exists():
+            return
+        self._run(
+            "pg_ctl stop", self._cmd("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        )
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        """Run `sql` as the superuser over the private socket; unaligned tuples-only output."""
+        cmd = self._cmd(
+            "psql", "-h", str(self.sockets), "-p", str(self.port), "-d", db,
+            "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-",
+        )  # fmt: skip
+        return self._run(f"psql ({db})", cmd, stdin=sql).strip()
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _roles_sql(secret: dict[str, str]) -> str:
+    """Idempotent SQL: login roles (passwords from secrets.json) and the two databases."""
+    lines = []
+    for role, key in (
+        (settings.DB_USER, "db_password"),
+        (settings.DB_READONLY_USER, "ro_password"),
+    ):
+        lines.append(
+            f"SELECT 'CREATE ROLE \"{role}\"' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_roles WHERE rolname = {_sql_literal(role)})\\gexec"
+        )
+        lines.append(
+            f'ALTER ROLE "{role}" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+            f"PASSWORD {_sql_literal(secret[key])};"
+        )
+    for db in (settings.DB_NAME, settings.DATASTORE_DB_NAME):
+        lines.append(
+            f"SELECT 'CREATE DATABASE \"{db}\" OWNER \"{settings.DB_USER}\" ENCODING ''UTF8'' "
+            f"TEMPLATE template0' WHERE NOT EXISTS "
+            f"(SELECT FROM pg_database WHERE datname = {_sql_literal(db)})\\gexec"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- install steps
+
+
+def _ensure_venv(layout: _Layout, say: Progress) -> bool:
+    """Create CKAN's venv and install CKAN_REQUIREMENTS; True if anything was installed."""
+    marker = layout.venv / ".odp-requirements"
+    wanted = "\n".join(settings.CKAN_REQUIREMENTS) + "\n"
+    if layout.python.exists() and marker.exists() and marker.read_text() == wanted:
+        return False
+    uv = require_binary("uv")
+    require_binary("gcc")  # psycopg2 is built from source
+    require_binary("pg_config")
+    env = child_env({"UV_COMPILE_BYTECODE": "1"})
+    if not layout.python.exists():
+        say(f"creating CKAN's virtualenv in {layout.venv}")
+        run([uv, "venv", "-q", "--python", sys.executable, str(layout.venv)],
+            what="uv venv", cwd=layout.home, env=env)  # fmt: skip
+    say("installing " + ", ".join(settings.CKAN_REQUIREMENTS) + " (about a minute the first time)")
+    run([uv, "pip", "install", "-q", "--python", str(layout.python), *settings.CKAN_REQUIREMENTS],
+        what="uv pip install (CKAN)", cwd=layout.home, env=env, timeout=1800)  # fmt: skip
+    marker.write_text(wanted)
+    return True
+
+
+def _ensure_secrets(layout: _Layout) -> dict[str, str]:
+    """Database and admin passwords, generated once into secrets.json (0600)."""
+    if layout.secrets.exists():
+        return json.loads(layout.secrets.read_text())
+    secret = {
+        key: secrets.token_urlsafe(24) for key in ("db_password", "ro_password", "admin_password")
+    }
+    _write_private(layout.secrets, json.dumps(secret, indent=2) + "\n")
+    return secret
+
+
+def _ckan_options(layout: _Layout, ports: Ports, secret: dict[str, str]) -> dict[str, str]:
+    """The ckan.ini settings this stack owns (re-applied on every start)."""
+    db = f"{HOST}:{ports.postgresql}"
+    write = f"postgresql://{settings.DB_USER}:{secret['db_password']}@{db}"
+    read = f"postgresql://{settings.DB_READONLY_USER}:{secret['ro_password']}@{db}"
+    return {
+        "sqlalchemy.url": escape(f"{write}/{settings.DB_NAME}"),
+        "ckan.datastore.write_url": escape(f"{write}/{settings.DATASTORE_DB_NAME}"),
+        "ckan.datastore.read_url": escape(f"{read}/{settings.DATASTORE_DB_NAME}"),
+        "ckan.datastore.sqlsearch.enabled": "true",
+        "ckan.site_url": _url(ports),
+        "ckan.site_id": "odp-local",
+        "ckan.redis.url": f"redis://{HOST}:{ports.redis}/0",
+        "solr_url": f"http://{HOST}:{ports.solr}/solr/{settings.SOLR_CORE}",
+        "ckan.storage_path": "%(here)s/storage",
+        "ckan.plugins": " ".join(settings.CKAN_PLUGINS),
+    }
+
+
+def _ckan(layout: _Layout, *args: str, what: str) -> str:
+    """Run a `ckan -c ckan.ini ...` command in CKAN's venv. Arguments travel on stdin, so
+    passwords never show in the process list; stdout is returned."""
+    code = (
+        "import json, sys; from ckan.cli.cli import ckan; "
+        "ckan.main(args=json.load(sys.stdin), prog_name='ckan')"
+    )
+    return run(
+        [str(layout.python), "-c", code],
+        what=f"ckan {what}",
+        cwd=layout.home,
+        stdin=json.dumps(["-c", str(layout.ini), *args]),
+        env=child_env({"CKAN_INI": str(layout.ini)}),
+    )
+
+
+def _ensure_ini(
+    layout: _Layout, ports: Ports, secret: dict[str, str], say: Progress
+) -> tuple[bool, bool]:
+    """Generate ckan.ini if missing and apply our settings; returns (created, changed)."""
+    created = not layout.ini.exists()
+    if created:
+        say("generating ckan.ini")
+        run([str(layout.venv / "bin" / "ckan"), "generate", "config", str(layout.ini)],
+            what="ckan generate config", cwd=layout.home, env=child_env())  # fmt: skip
+    before = layout.ini.read_text()
+    after = set_options(before, _ckan_options(layout, ports, secret))
+    if after != before or created:
+        _write_private(layout.ini, after)  # holds DB passwords and the JWT secret
+    if not layout.wsgi.exists() or layout.wsgi.read_text() != WSGI_PY:
+        layout.wsgi.write_text(WSGI_PY)
+    return created, after != before
+
+
+def _token_jti(layout: _Layout) -> str | None:
+    """The `jti` (API token id) inside the saved JWT, or None if there is no usable token."""
+    try:
+        payload = layout.token.read_text().strip().split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (OSError, IndexError, ValueError, binascii.Error):
+        return None
+    jti = data.get("jti") if isinstance(data, dict) else None
+    return jti if isinstance(jti, str) and jti.replace("-", "").isalnum() else None
+
+
+def _db_state(pg: _Postgres, layout: _Layout) -> dict[str, bool]:
+    """What of CKAN's database setup already exists (checked in the databases themselves)."""
+
+    def ask(condition: str, db: str = settings.DB_NAME) -> bool:
+        return pg.psql(f"SELECT {condition};", db) == "t"
+
+    admin = _sql_literal(settings.ADMIN_USER)
+    state = {
+        "schema": ask("to_regclass('public.package') IS NOT NULL"),
+        "activity": ask("to_regclass('public.activity') IS NOT NULL"),
+        "datastore": ask(
+            "to_regclass('public._table_metadata') IS NOT NULL", settings.DATASTORE_DB_NAME
+        ),
+        "sysadmin": False,
+        "token": False,
+    }
+    if state["schema"]:
+        state["sysadmin"] = ask(
+            f"EXISTS (SELECT FROM \"user\" WHERE name = {admin} AND sysadmin AND state = 'active')"
+        )
+    jti = _token_jti(layout)
+    if jti and state["sysadmin"]:
+        state["token"] = ask(
+            f'EXISTS (SELECT FROM api_token t JOIN "user" u ON u.id = t.user_id '
+            f"WHERE u.name = {admin} AND t.id = {_sql_literal(jti)})"
+        )
+    return state
+
+
+def _ensure_ckan_db(
+    layout: _Layout,
+    pg: _Postgres,
+    secret: dict[str, str],
+    new_secret_key: bool,
+    upgraded: bool,
+    say: Progress,
+) -> None:
+    """db init, plugin migrations, DataStore permissions, sysadmin and API token, as needed."""
+    state = _db_state(pg, layout)
+    if not state["schema"]:
+        say("initialising CKAN's database")
+        _ckan(layout, "db", "init", what="db init")
+    elif upgraded:
+        say("upgrading CKAN's database")
+        _ckan(layout, "db", "upgrade", what="db upgrade")
+    if not state["activity"] or upgraded:
+        say("running the activity plugin's migrations")
+        _ckan(layout, "db", "upgrade", "-p", "activity", what="db upgrade -p activity")
+    if not state["datastore"]:
+        say("setting DataStore permissions")
+        pg.psql(_ckan(layout, "datastore", "set-permissions", what="datastore set-permissions"))
+    if not state["sysadmin"]:
+        say(f"creating sysadmin {settings.ADMIN_USER}")
+        _ckan(
+            layout, "sysadmin", "add", settings.ADMIN_USER, "--create",
+            f"email={settings.ADMIN_EMAIL}", f"password={secret['admin_password']}",
+            what="sysadmin add",
+        )  # fmt: skip
+    if new_secret_key or not state["token"]:
+        say(f"creating an API token for {settings.ADMIN_USER} in {layout.token}")
+        out = _ckan(layout, "user", "token", "add", settings.ADMIN_USER, "odp-local", "--quiet",
+                    what="user token add")  # fmt: skip
+        token = out.strip().splitlines()[-1].strip() if out.strip() else ""
+        if token.count(".") != 2:
+            raise PortalError("ckan user token add printed no token")
+        _write_private(layout.token, token + "\n")
+
+
+@dataclass
+class _Installed:
+    pg: _Postgres
+    pg_started: bool  # PostgreSQL was started by this install
+    restart_ckan: bool  # config or code changed: a running CKAN must be restarted
+
+
+def _install(layout: _Layout, ports: Ports, say: Progress) -> _Installed:
+    """All idempotent install steps; leaves PostgreSQL running."""
+    layout.make_dirs()
+    pg = _Postgres(layout, ports.postgresql)  # checks the PostgreSQL binaries first
+    upgraded = _ensure_venv(layout, say)
+    secret = _ensure_secrets(layout)
+    created, changed = _ensure_ini(layout, ports, secret, say)
+    if not pg.exists():
+        pg.create(say)
+    pg_started = False
+    if not pg.running():
+        _refuse_foreign_port("postgresql", ports.postgresql)
+        pg.start(say)
+        pg_started = True
+    pg.psql(_roles_sql(secret))
+    _ensure_ckan_db(layout, pg, secret, created, upgraded, say)
+    return _Installed(pg, pg_started, restart_ckan=changed or upgraded)
+
+
+# --------------------------------------------------------------------------- services
+
+
+def _pid_file(layout: _Layout, name: str) -> Path:
+    return layout.run / f"{name}.pid"
+
+
+_NEEDLES = {"redis": "redis-server", "solr": "solr_standin", "ckan": "wsgi.py"}
+
+
+def _daemon_running(layout: _Layout, name: str, port: int) -> bool:
+    return pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name]) and port_open(HOST, port)
+
+
+def _refuse_foreign_port(name: str, port: int) -> None:
+    """Fail clearly when another program already listens on one of our ports."""
+    if port_open(HOST, port):
+        raise PortalError(
+            f"{name}: {HOST}:{port} is already used by another process "
+            "(stop it, or choose another port with the ODP_PORTAL_*PORT variables)"
+        )
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _start_redis(layout: _Layout, port: int, say: Progress) -> None:
+    if _daemon_running(layout, "redis", port):
+        return
+    _refuse_foreign_port("redis", port)
+    redis = require_binary("redis-server")
+    say(f"starting Redis on {HOST}:{port}")
+    run(
+        [
+            redis, "--bind", HOST, "--port", str(port), "--dir", str(layout.redis),
+            "--daemonize", "yes", "--pidfile", str(_pid_file(layout, "redis")),
+            "--logfile", str(layout.logs / "redis.log"), "--save", "", "--appendonly", "no",
+        ],
+        what="redis-server", cwd=layout.home,
+    )  # fmt: skip
+    if not wait_until(lambda: _redis_ping(port), 15):
+        raise PortalError(
+            f"Redis did not answer on port {port}:\n{tail(layout.logs / 'redis.log')}"
+        )
+
+
+def solr_standin_available() -> bool:
+    """Whether the stdlib Solr stand-in module is present in this checkout."""
+    return (Path(__file__).parent / "solr_standin.py").exists()
+
+
+def _spawn_solr(layout: _Layout, port: int, say: Progress) -> bool:
+    """Start the Solr stand-in in the background (if present); True if it is or will be up."""
+    if _daemon_running(layout, "solr", port):
+        return True
+    if not solr_standin_available():
+        say(f"{SOLR_STANDIN_MODULE} not present: search and dataset writes will fail")
+        return False
+    _refuse_foreign_port("solr", port)
+    say(f"starting the Solr stand-in on {HOST}:{port}")
+    cmd = [
+        sys.executable, "-m", SOLR_STANDIN_MODULE,
+        "--host", HOST, "--port", str(port), "--data-dir", str(layout.solr),
+    ]  # fmt: skip
+    env = child_env({"PYTHONPATH": str(_PACKAGE_ROOT)})
+    pid = spawn(cmd, log=layout.logs / "solr.log", cwd=layout.home, env=env)
+    _pid_file(layout, "solr").write_text(f"{pid}\n")
+    return True
+
+
+def _wait_solr(layout: _Layout, port: int) -> None:
+    pid = read_pid(_pid_file(layout, "solr"))
+
+    def up() -> bool:
+        if not pid_alive(pid, _NEEDLES["solr"]):
+            raise PortalError(f"the Solr stand-in exited:\n{tail(layout.logs / 'solr.log')}")
+        return port_open(HOST, port)
+
+    if not wait_until(up, 30):
+        raise PortalError(f"the Solr stand-in did not listen on port {port}")
+
+
+def _api_status(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """`status_show` of the CKAN at `url`, or None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/3/action/status_show", timeout=timeout) as resp:
+            body = json.load(resp)
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return body.get("result") if isinstance(body, dict) and body.get("success") else None
+
+
+def _start_ckan(layout: _Layout, ports: Ports, say: Progress) -> None:
+    say(f"starting CKAN on {_url(ports)}")
+    _refuse_foreign_port("ckan", ports.ckan)
+    cmd = [
+        str(layout.python), str(layout.wsgi), "--host", HOST, "--port", str(ports.ckan),
+        "--threads", str(settings.WAITRESS_THREADS),
+    ]  # fmt: skip
+    log = layout.logs / "ckan.log"
+    pid = spawn(cmd, log=log, cwd=layout.home, env=child_env({"CKAN_INI": str(layout.ini)}))
+    _pid_file(layout, "ckan").write_text(f"{pid}\n")
+
+    def up() -> bool:
+        if not pid_alive(pid, _NEEDLES["ckan"]):
+            raise PortalError(f"CKAN exited during start-up; end of {log}:\n{tail(log)}")
+        return _api_status(_url(ports)) is not None
+
+    if not wait_until(up, settings.START_TIMEOUT_S, interval=0.25):
+        raise PortalError(f"CKAN did not answer within {settings.START_TIMEOUT_S:.0f} s; see {log}")
+
+
+def _stop_daemon(layout: _Layout, name: str) -> None:
+    pid_file = _pid_file(layout, name)
+    pid = read_pid(pid_file)
+    if pid:
+        terminate(pid, _NEEDLES[name], settings.STOP_TIMEOUT_S)
+    pid_file.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _check_binaries() -> None:
+    """Fail early, with an install hint, when a service binary is missing."""
+    pg_bin_dir()
+    require_binary("redis-server")
+    if os.geteuid() == 0:
+        require_binary("runuser")
+
+
+def install(progress: Progress | None = None) -> None:
+    """Install the local portal, skipping every step that is already done.
+
+    Creates CKAN's venv, ckan.ini, the PostgreSQL cluster, roles and databases, runs
+    `db init` and the activity migrations, sets DataStore permissions, creates the sysadmin
+    `odp-admin` and its API token file. PostgreSQL is left as it was (stopped again if this
+    call had to start it). `progress` receives one line per step taken.
+    """
+    layout = _Layout(portal_home())
+    with _locked(layout):
+        done = _install(layout, settings.ports(), progress or _quiet)
+        if done.pg_started:
+            done.pg.stop()
+
+
+def start(progress: Progress | None = None) -> PortalInfo:
+    """Install what is missing and start PostgreSQL, Redis, the Solr stand-in and CKAN.
+
+    Returns once `status_show` answers. Services that already run are left alone (a running
+    CKAN is restarted only when its configuration or code changed), so calling this again is
+    quick. Raises PortalError with a one-line reason (and a log tail) on failure.
+    """
+    say = progress or _quiet
+    layout = _Layout(portal_home())
+    ports = settings.ports()
+    with _locked(layout):
+        _check_binaries()
+        layout.make_dirs()
+        _start_redis(layout, ports.redis, say)
+        solr = _spawn_solr(layout, ports.solr, say)  # starts while PostgreSQL is being set up
+        done = _install(layout, ports, say)
+        if solr:
+            _wait_solr(layout, ports.solr)
+        if _daemon_running(layout, "ckan", ports.ckan) and done.restart_ckan:
+            say("restarting CKAN to pick up changed configuration")
+            _stop_daemon(layout, "ckan")
+        if not (_daemon_running(layout, "ckan", ports.ckan) and _api_status(_url(ports))):
+            _stop_daemon(layout, "ckan")  # a stale or hung process
+            _start_ckan(layout, ports, say)
+    return PortalInfo(url=_url(ports), token_file=layout.token, home=layout.home)
+
+
+def stop() -> None:
+    """Stop CKAN, the Solr stand-in, Redis and PostgreSQL; services already stopped are fine."""
+    layout = _Layout(portal_home())
+    if not layout.home.exists():
+        return
+    with _locked(layout):
+        for name in ("ckan", "solr", "redis"):
+            _stop_daemon(layout, name)
+        if (layout.pgdata / "postmaster.pid").exists():
+            _Postgres(layout, settings.ports().postgresql).stop()
+
+
+def status() -> dict[str, Any]:
+    """State of the local portal::
+
+        {"home": str, "url": str, "installed": bool,
+         "services": {name: {"running": bool, "address": "host:port"}}}
+
+    with the names postgresql, redis, solr and ckan.
+
+    `ckan` counts as running only when its API answers.
+    """
+    layout = _Layout(portal_home())
+    ports = settings.ports()
+    pg_pid = read_pid(layout.pgdata / "postmaster.pid") if layout.pgdata.exists() else None
+    running = {
+        "postgresql": pid_alive(pg_pid, "postgres") and port_open(HOST, ports.postgresql),
+        "redis": _daemon_running(layout, "redis", ports.redis),
+        "solr": _daemon_running(layout, "solr", ports.solr),
+        "ckan": _daemon_running(layout, "ckan", ports.ckan)
+        and _api_status(_url(ports)) is not None,
+    }
+    return {
+        "home": str(layout.home),
+        "url": _url(ports),
+        "installed": layout.token.exists() and (layout.pgdata / "PG_VERSION").exists(),
+        "services": {
+            name: {"running": up, "address": f"{HOST}:{getattr(ports, name)}"}
+            for name, up in running.items()
+        },
+    }

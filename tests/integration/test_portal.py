@@ -1,0 +1,112 @@
+"""The local CKAN stack: API up, sysadmin token, DataStore, and datasets with search."""
+
+from __future__ import annotations
+
+import stat
+import time
+import uuid
+from collections.abc import Iterator
+
+import ckanapi
+import pytest
+import requests
+
+from odp.portal import settings, stack
+
+pytestmark = pytest.mark.integration
+
+needs_search = pytest.mark.skipif(
+    not stack.solr_standin_available(), reason="odp.portal.solr_standin is not present"
+)
+
+
+def _name(prefix: str) -> str:
+    """A unique CKAN name, so runs against the shared portal never collide."""
+    return f"test-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def organization(ckan: ckanapi.RemoteCKAN) -> Iterator[dict]:
+    org = ckan.action.organization_create(name=_name("org"))
+    yield org
+    for pkg in ckan.action.package_search(fq=f"owner_org:{org['id']}", rows=1000)["results"]:
+        ckan.action.dataset_purge(id=pkg["id"])
+    ckan.action.organization_purge(id=org["id"])
+
+
+def test_status_show_answers(portal: stack.PortalInfo) -> None:
+    resp = requests.get(f"{portal.url}/api/3/action/status_show", timeout=10)
+    result = resp.json()["result"]
+    assert resp.ok
+    assert result["ckan_version"] == settings.CKAN_VERSION
+    assert set(settings.CKAN_PLUGINS) <= set(result["extensions"])
+
+
+def test_status_reports_every_service_running(portal: stack.PortalInfo) -> None:
+    state = stack.status()
+    assert state["url"] == portal.url
+    assert state["installed"]
+    running = {name: svc["running"] for name, svc in state["services"].items()}
+    expected = {"postgresql", "redis", "ckan"}
+    if stack.solr_standin_available():
+        expected.add("solr")
+    assert all(running[name] for name in expected), running
+
+
+def test_services_listen_on_loopback_only(portal: stack.PortalInfo) -> None:
+    for svc in stack.status()["services"].values():
+        assert svc["address"].startswith("127.0.0.1:")
+
+
+def test_token_file_is_private_and_not_logged(portal: stack.PortalInfo) -> None:
+    assert stat.S_IMODE(portal.token_file.stat().st_mode) == 0o600
+    token = portal.token()
+    for log in (portal.home / "logs").glob("*.log"):
+        if log.stat().st_size < 50_000_000:
+            assert token not in log.read_text(errors="replace"), log.name
+
+
+def test_token_belongs_to_a_sysadmin(ckan: ckanapi.RemoteCKAN) -> None:
+    user = ckan.action.user_show(id=settings.ADMIN_USER)
+    assert user["sysadmin"] is True
+    org = ckan.action.organization_create(name=_name("sysadmin"))
+    ckan.action.organization_purge(id=org["id"])
+    with pytest.raises(ckanapi.NotFound):
+        ckan.action.organization_show(id=org["id"])
+
+
+def test_second_start_is_quick(portal: stack.PortalInfo) -> None:
+    began = time.monotonic()
+    again = stack.start()
+    assert again == portal
+    assert time.monotonic() - began < 5
+
+
+@needs_search
+def test_dataset_create_show_search(ckan: ckanapi.RemoteCKAN, organization: dict) -> None:
+    name = _name("ds")
+    word = f"gauge{uuid.uuid4().hex[:8]}"
+    ckan.action.package_create(
+        name=name, title="Water levels", notes=f"Elbe {word}", owner_org=organization["id"]
+    )
+    assert ckan.action.package_show(id=name)["notes"] == f"Elbe {word}"
+    found = ckan.action.package_search(q=word)
+    assert [pkg["name"] for pkg in found["results"]] == [name]
+    in_org = ckan.action.package_search(fq=f"organization:{organization['name']}")
+    assert in_org["count"] == 1
+
+
+@needs_search
+def test_datastore_create_and_search(ckan: ckanapi.RemoteCKAN, organization: dict) -> None:
+    pkg = ckan.action.package_create(name=_name("ds"), owner_org=organization["id"])
+    created = ckan.action.datastore_create(
+        resource={"package_id": pkg["id"], "name": "levels"},
+        fields=[{"id": "station", "type": "text"}, {"id": "level_cm", "type": "int"}],
+        records=[{"station": "Dresden", "level_cm": 112}, {"station": "Pirna", "level_cm": 98}],
+        primary_key=["station"],
+    )
+    rid = created["resource_id"]
+    rows = ckan.action.datastore_search(resource_id=rid, sort="station")["records"]
+    assert [(r["station"], r["level_cm"]) for r in rows] == [("Dresden", 112), ("Pirna", 98)]
+    sql = ckan.action.datastore_search_sql(sql=f'SELECT sum(level_cm) AS s FROM "{rid}"')
+    assert int(sql["records"][0]["s"]) == 210  # sqlsearch enabled, read-only role works
