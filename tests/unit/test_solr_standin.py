@@ -50,27 +50,53 @@ def solr(tmp_path: Path) -> Iterator[str]:
     _stop(server)
 
 
-def pkg_doc(name: str, *, title: str, tags: list[str], org: str = "city",
-            modified: str = "2024-05-01T12:00:00.123456", state: str = "active",
-            private: bool = False, dataset_type: str = "dataset", notes: str = "",
-            res_format: list[str] | None = None, groups: list[str] | None = None,
-            extras: dict[str, str] | None = None) -> dict[str, Any]:
+def pkg_doc(
+    name: str,
+    *,
+    title: str,
+    tags: list[str],
+    org: str = "city",
+    modified: str = "2024-05-01T12:00:00.123456",
+    state: str = "active",
+    private: bool = False,
+    dataset_type: str = "dataset",
+    notes: str = "",
+    res_format: list[str] | None = None,
+    groups: list[str] | None = None,
+    extras: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A document shaped like PackageSearchIndex.index_package's output (ckan/lib/search/
     index.py), after pysolr's _build_json_doc dropped None/'' values."""
     pkg_id = hashlib.md5(name.encode()).hexdigest()
     data = {"id": pkg_id, "name": name, "title": title, "tags": [{"name": t} for t in tags]}
     doc: dict[str, Any] = {
-        "id": pkg_id, "name": name, "title": title, "title_string": title, "notes": notes,
-        "state": state, "private": private, "type": dataset_type,
-        "dataset_type": dataset_type, "owner_org": f"org-id-{org}", "organization": org,
-        "capacity": "private" if private else "public", "tags": tags,
-        "groups": groups or [], "res_format": res_format or [], "res_name": ["data file"],
-        "license_id": "cc-by", "num_resources": 1, "num_tags": len(tags),
-        "metadata_created": "2024-01-01T00:00:00Z", "metadata_modified": modified + "Z",
-        "entity_type": "package", "site_id": SITE,
+        "id": pkg_id,
+        "name": name,
+        "title": title,
+        "title_string": title,
+        "notes": notes,
+        "state": state,
+        "private": private,
+        "type": dataset_type,
+        "dataset_type": dataset_type,
+        "owner_org": f"org-id-{org}",
+        "organization": org,
+        "capacity": "private" if private else "public",
+        "tags": tags,
+        "groups": groups or [],
+        "res_format": res_format or [],
+        "res_name": ["data file"],
+        "license_id": "cc-by",
+        "num_resources": 1,
+        "num_tags": len(tags),
+        "metadata_created": "2024-01-01T00:00:00Z",
+        "metadata_modified": modified + "Z",
+        "entity_type": "package",
+        "site_id": SITE,
         "index_id": hashlib.md5(f"{pkg_id}{SITE}".encode()).hexdigest(),
         "permission_labels": ["public"] if not private else [f"member-org-id-{org}"],
-        "data_dict": json.dumps(data), "validated_data_dict": json.dumps(data),
+        "data_dict": json.dumps(data),
+        "validated_data_dict": json.dumps(data),
         **{f"extras_{k}": v for k, v in (extras or {}).items()},
     }
     return {k: v for k, v in doc.items() if v is not None and v != ""}
@@ -79,15 +105,20 @@ def pkg_doc(name: str, *, title: str, tags: list[str], org: str = "city",
 def add(url: str, docs: list[dict[str, Any]], commit: bool = True) -> requests.Response:
     # pysolr.Solr.add -> _update(solrapi="JSON"): POST update/?commit=true
     path = f"{url}/update/" + ("?commit=true" if commit else "")
-    r = requests.post(path, data=json.dumps(docs).encode(),
-                      headers={"Content-type": "application/json; charset=utf-8"}, timeout=10)
+    r = requests.post(
+        path,
+        data=json.dumps(docs).encode(),
+        headers={"Content-type": "application/json; charset=utf-8"},
+        timeout=10,
+    )
     return r
 
 
 def xml_update(url: str, body: str, commit: bool | None = None) -> requests.Response:
     path = f"{url}/update/" + ("?commit=true" if commit else "")
-    return requests.post(path, data=body.encode(),
-                         headers={"Content-type": "text/xml; charset=utf-8"}, timeout=10)
+    return requests.post(
+        path, data=body.encode(), headers={"Content-type": "text/xml; charset=utf-8"}, timeout=10
+    )
 
 
 def select(url: str, **params: Any) -> dict[str, Any]:
@@ -103,15 +134,20 @@ def package_search_params(q: str = "", fq: str = "", **extra: Any) -> dict[str, 
     params: dict[str, Any] = {
         "q": q or "*:*",
         "fq": [f"+capacity:public {fq} +state:(active)".strip(), f'+site_id:"{SITE}"'],
-        "fl": "id validated_data_dict", "rows": 21, "start": 0,
-        "sort": "score desc, metadata_modified desc", "facet": "true",
-        "facet.limit": 50, "facet.mincount": 1, "df": "text", "q.op": "AND",
+        "fl": "id validated_data_dict",
+        "rows": 21,
+        "start": 0,
+        "sort": "score desc, metadata_modified desc",
+        "facet": "true",
+        "facet.limit": 50,
+        "facet.mincount": 1,
+        "df": "text",
+        "q.op": "AND",
         "facet.field": ["organization", "groups", "tags", "res_format", "license_id"],
         "wt": "json",
     }
     if ":" not in params["q"]:
-        params.update({"defType": "dismax", "tie": "0.1", "mm": "2<-1 5<80%",
-                       "qf": QUERY_FIELDS})
+        params.update({"defType": "dismax", "tie": "0.1", "mm": "2<-1 5<80%", "qf": QUERY_FIELDS})
     params.update(extra)
     return params
 
@@ -119,14 +155,31 @@ def package_search_params(q: str = "", fq: str = "", **extra: Any) -> dict[str, 
 @pytest.fixture
 def seeded(solr: str) -> str:
     docs = [
-        pkg_doc("air-quality-sensors", title="Air Quality Sensors", tags=["air", "environment"],
-                modified="2024-05-03T10:00:00", res_format=["CSV", "GeoJSON"],
-                notes="Hourly measurements of particulate matter", groups=["environment"],
-                extras={"spatial_uri": "http://example.org/district/1"}),
-        pkg_doc("schools", title="Schools of the city", tags=["education"],
-                modified="2024-05-01T10:00:00", res_format=["CSV"]),
-        pkg_doc("trees", title="Street Trees", tags=["environment", "trees"],
-                modified="2024-05-02T10:00:00", res_format=["GeoJSON"], org="parks"),
+        pkg_doc(
+            "air-quality-sensors",
+            title="Air Quality Sensors",
+            tags=["air", "environment"],
+            modified="2024-05-03T10:00:00",
+            res_format=["CSV", "GeoJSON"],
+            notes="Hourly measurements of particulate matter",
+            groups=["environment"],
+            extras={"spatial_uri": "http://example.org/district/1"},
+        ),
+        pkg_doc(
+            "schools",
+            title="Schools of the city",
+            tags=["education"],
+            modified="2024-05-01T10:00:00",
+            res_format=["CSV"],
+        ),
+        pkg_doc(
+            "trees",
+            title="Street Trees",
+            tags=["environment", "trees"],
+            modified="2024-05-02T10:00:00",
+            res_format=["GeoJSON"],
+            org="parks",
+        ),
         pkg_doc("draft-thing", title="Draft air data", tags=["air"], state="draft"),
         pkg_doc("secret-air", title="Private air list", tags=["air"], private=True),
         pkg_doc("harvest-src", title="Air harvester", tags=["air"], dataset_type="harvest"),
@@ -158,8 +211,10 @@ def test_unknown_endpoint_is_404(solr: str) -> None:
     r = requests.get(solr + "/spell?q=x", timeout=10)
     assert r.status_code == 404
     assert "no handler" in r.json()["error"]["msg"]
-    assert requests.get(solr.replace("/ckan", "/other") + "/select?q=*:*", timeout=10
-                        ).status_code == 404
+    assert (
+        requests.get(solr.replace("/ckan", "/other") + "/select?q=*:*", timeout=10).status_code
+        == 404
+    )
 
 
 def test_add_and_dismax_search_with_ckan_filters(seeded: str) -> None:
@@ -180,16 +235,14 @@ def test_text_analysis_stemming_and_catch_all(seeded: str) -> None:
     res = select(seeded, **package_search_params(q="Measurement"))
     assert names(res) == ["air-quality-sensors"]
     # extras_* are copied into the text catch-all
-    assert names(select(seeded, **package_search_params(q="district"))) == [
-        "air-quality-sensors"]
+    assert names(select(seeded, **package_search_params(q="district"))) == ["air-quality-sensors"]
     # mm "2<-1 ...": two terms -> both required
     assert names(select(seeded, **package_search_params(q="street trees"))) == ["trees"]
     assert names(select(seeded, **package_search_params(q="street schools"))) == []
 
 
 def test_fielded_queries_phrases_and_boolean(seeded: str) -> None:
-    base = {"fq": f'+site_id:"{SITE}"', "fl": "name", "rows": 50, "q.op": "AND",
-            "sort": "name asc"}
+    base = {"fq": f'+site_id:"{SITE}"', "fl": "name", "rows": 50, "q.op": "AND", "sort": "name asc"}
 
     def q(query: str) -> list[str]:
         return [d["name"] for d in select(seeded, q=query, **base)["response"]["docs"]]
@@ -250,13 +303,21 @@ def test_facets(seeded: str) -> None:
     limited = select(seeded, **package_search_params(q="*:*", **{"facet.limit": 1}))
     assert limited["facet_counts"]["facet_fields"]["tags"] == ["air", 2]
     # get_group_dataset_counts (model_dictize.py): facet on owner_org with facet.limit=-1
-    counts = select(seeded, q="*:*", fq=["dataset_type:dataset", f'+site_id:"{SITE}"',
-                                         "+state:active"],
-                    fl="groups", rows=1, facet="true", **{"facet.field": ["groups", "owner_org"],
-                                                         "facet.limit": -1,
-                                                         "facet.mincount": 1})
+    counts = select(
+        seeded,
+        q="*:*",
+        fq=["dataset_type:dataset", f'+site_id:"{SITE}"', "+state:active"],
+        fl="groups",
+        rows=1,
+        facet="true",
+        **{"facet.field": ["groups", "owner_org"], "facet.limit": -1, "facet.mincount": 1},
+    )
     assert counts["facet_counts"]["facet_fields"]["owner_org"] == [
-        "org-id-city", 3, "org-id-parks", 1]
+        "org-id-city",
+        3,
+        "org-id-parks",
+        1,
+    ]
 
 
 def test_date_range_queries(seeded: str) -> None:
@@ -272,8 +333,9 @@ def test_date_range_queries(seeded: str) -> None:
 
 def test_get_index_and_all_entity_ids(seeded: str) -> None:
     # PackageSearchQuery.get_index
-    res = select(seeded, rows=1, q='name:"trees" OR id:"trees"',
-                 fq=f'+site_id:"{SITE}" +entity_type:package')
+    res = select(
+        seeded, rows=1, q='name:"trees" OR id:"trees"', fq=f'+site_id:"{SITE}" +entity_type:package'
+    )
     assert res["response"]["numFound"] == 1
     doc = res["response"]["docs"][0]
     assert json.loads(doc["validated_data_dict"])["name"] == "trees"
@@ -293,8 +355,7 @@ def test_update_replaces_by_index_id(seeded: str) -> None:
 def test_delete_by_query_as_ckan_sends_it(seeded: str) -> None:
     pkg_id = hashlib.md5(b"trees").hexdigest()
     # PackageSearchIndex.delete_package
-    q = (f'+entity_type:package AND +(id:"{pkg_id}" OR name:"{pkg_id}") AND '
-         f'+site_id:"{SITE}"')
+    q = f'+entity_type:package AND +(id:"{pkg_id}" OR name:"{pkg_id}") AND +site_id:"{SITE}"'
     r = xml_update(seeded, f"<delete><query>{q}</query></delete>", commit=True)
     assert r.status_code == 200, r.text
     assert select(seeded, q="name:trees")["response"]["numFound"] == 0
@@ -324,11 +385,19 @@ def test_invalid_documents_rejected_like_solr(solr: str) -> None:
 def test_long_query_post_form(seeded: str) -> None:
     # pysolr._select POSTs form-encoded params when the query string exceeds 1024 chars
     labels = " OR ".join(f'"member-{i:04d}"' for i in range(120)) + ' OR "public"'
-    body = {"q": "*:*", "fq": [f"+permission_labels:({labels})", "+state:active"],
-            "fl": "name", "rows": 50, "wt": "json"}
-    r = requests.post(seeded + "/select/", data=body, timeout=10,
-                      headers={"Content-type": "application/x-www-form-urlencoded; "
-                                               "charset=utf-8"})
+    body = {
+        "q": "*:*",
+        "fq": [f"+permission_labels:({labels})", "+state:active"],
+        "fl": "name",
+        "rows": 50,
+        "wt": "json",
+    }
+    r = requests.post(
+        seeded + "/select/",
+        data=body,
+        timeout=10,
+        headers={"Content-type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["response"]["numFound"] == 4
 
@@ -338,8 +407,9 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
     try:
         assert add(url, [pkg_doc("kept", title="Kept", tags=["a"])]).status_code == 200
         # added without commit: still persisted when the server is closed
-        assert add(url, [pkg_doc("late", title="Late", tags=["b"])], commit=False
-                   ).status_code == 200
+        assert (
+            add(url, [pkg_doc("late", title="Late", tags=["b"])], commit=False).status_code == 200
+        )
     finally:
         _stop(server)
     assert (tmp_path / "ckan.json").exists()
@@ -352,7 +422,23 @@ def test_persistence_across_restart(tmp_path: Path) -> None:
         _stop(server)
     server, url = _start(tmp_path)
     try:
-        assert [d["name"] for d in select(url, q="*:*", fl="name")["response"]["docs"]] == [
-            "late"]
+        assert [d["name"] for d in select(url, q="*:*", fl="name")["response"]["docs"]] == ["late"]
     finally:
         _stop(server)
+
+
+def test_dismax_min_should_match_and_edismax(seeded: str) -> None:
+    # mm "2<-1 5<80%": with 3 terms, any 2 of them suffice
+    res = select(seeded, **package_search_params(q="street trees unicorn"))
+    assert names(res) == ["trees"]
+    res = select(seeded, **package_search_params(q="street unicorn dragon"))
+    assert names(res) == []
+    # edismax (explicit defType) accepts fielded clauses mixed with free text
+    p = package_search_params(q="tags:environment street", defType="edismax", qf=QUERY_FIELDS)
+    assert names(select(seeded, **p)) == ["trees"]
+
+
+def test_bind_error_is_a_plain_oserror(solr: str) -> None:
+    port = int(solr.split(":")[2].split("/")[0])
+    with pytest.raises(OSError):
+        serve("127.0.0.1", port, "/tmp/unused-standin-dir")

@@ -1139,9 +1139,9 @@ class SolrStandinServer(ThreadingHTTPServer):
         core: str,
         autocommit_seconds: float = 15.0,
     ) -> None:
-        super().__init__(address, _Handler)
         self.store, self.core = store, core
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # set before binding: server_close() runs on bind errors
+        super().__init__(address, _Handler)
         self._autocommit = threading.Thread(
             target=self._autocommit_loop, args=(autocommit_seconds,), daemon=True
         )
@@ -1306,7 +1306,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    server = serve(args.host, args.port, args.data_dir, args.core)
+    try:
+        server = serve(args.host, args.port, args.data_dir, args.core)
+    except OSError as exc:
+        log.error("Solr stand-in cannot listen on %s:%d: %s", args.host, args.port, exc)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.warning(
         "Solr STAND-IN (dev/test only, not for production) serving %d docs at http://%s:%d/solr/%s",
