@@ -45,7 +45,7 @@ class DistrictIndex:
                 "stadtbezirk": codes.str[0].map(city.stadtbezirk_names),
             },
             geometry=polygons.geometry.to_crs(city.crs),
-        ).sort_values("stadtteil_nr", ignore_index=True)
+        )
         self.crs = city.crs
 
     def assign(self, easting: pd.Series, northing: pd.Series) -> pd.DataFrame:
@@ -57,7 +57,8 @@ class DistrictIndex:
         )
         points = points[easting.notna() & northing.notna()]
         hits = gpd.sjoin(points, self.polygons, how="left", predicate="intersects")
-        # Border points hit two polygons: keep the lowest Stadtteil code (sorted above).
+        # Border points hit two polygons: keep the lowest Stadtteil code.
+        hits = hits.rename_axis("_point").sort_values(["_point", "stadtteil_nr"])
         hits = hits[~hits.index.duplicated(keep="first")]
         columns = ["stadtteil_nr", "stadtteil", "stadtbezirk"]
         return hits[columns].reindex(easting.index).astype("string")

@@ -140,10 +140,12 @@ def run(
     return proc.stdout
 
 
-def spawn(cmd: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str]) -> int:
-    """Start `cmd` detached (own session, output appended to `log`); return its pid."""
+def spawn(
+    cmd: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    """Start `cmd` detached (own session, output appended to `log`)."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             list(cmd),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -152,7 +154,6 @@ def spawn(cmd: Sequence[str], *, log: Path, cwd: Path, env: Mapping[str, str]) -
             env=dict(env),
             start_new_session=True,
         )
-    return proc.pid
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -173,16 +174,19 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def pid_alive(pid: int | None, needle: str) -> bool:
-    """Whether `pid` runs and its command line contains `needle` (guards against reused pids)."""
+    """Whether `pid` runs (not a zombie) and its command line contains `needle`, which guards
+    against a pid reused by another program. An unreadable, empty command line (a transient
+    state) counts as alive."""
     if not pid:
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
         return False
-    if b"<defunct>" in cmdline or not cmdline:
+    if state in ("Z", "X", "x"):
         return False
-    return needle.encode() in cmdline
+    return not cmdline or needle.encode() in cmdline
 
 
 def reap(pid: int) -> None:

@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -512,13 +513,13 @@ def solr_standin_available() -> bool:
     return (Path(__file__).parent / "solr_standin.py").exists()
 
 
-def _spawn_solr(layout: _Layout, port: int, say: Progress) -> bool:
-    """Start the Solr stand-in in the background (if present); True if it is or will be up."""
+def _spawn_solr(layout: _Layout, port: int, say: Progress) -> subprocess.Popen[bytes] | None:
+    """Start the Solr stand-in in the background if it is present and not running yet."""
     if _daemon_running(layout, "solr", port):
-        return True
+        return None
     if not solr_standin_available():
         say(f"{SOLR_STANDIN_MODULE} not present: search and dataset writes will fail")
-        return False
+        return None
     _refuse_foreign_port("solr", port)
     say(f"starting the Solr stand-in on {HOST}:{port}")
     cmd = [
@@ -526,17 +527,16 @@ def _spawn_solr(layout: _Layout, port: int, say: Progress) -> bool:
         "--host", HOST, "--port", str(port), "--data-dir", str(layout.solr),
     ]  # fmt: skip
     env = child_env({"PYTHONPATH": str(_PACKAGE_ROOT)})
-    pid = spawn(cmd, log=layout.logs / "solr.log", cwd=layout.home, env=env)
-    _pid_file(layout, "solr").write_text(f"{pid}\n")
-    return True
+    proc = spawn(cmd, log=layout.logs / "solr.log", cwd=layout.home, env=env)
+    _pid_file(layout, "solr").write_text(f"{proc.pid}\n")
+    return proc
 
 
-def _wait_solr(layout: _Layout, port: int) -> None:
-    pid = read_pid(_pid_file(layout, "solr"))
-
+def _wait_solr(layout: _Layout, proc: subprocess.Popen[bytes], port: int) -> None:
     def up() -> bool:
-        if not pid_alive(pid, _NEEDLES["solr"]):
-            raise PortalError(f"the Solr stand-in exited:\n{tail(layout.logs / 'solr.log')}")
+        if proc.poll() is not None:
+            log = layout.logs / "solr.log"
+            raise PortalError(f"the Solr stand-in exited ({proc.returncode}):\n{tail(log)}")
         return port_open(HOST, port)
 
     if not wait_until(up, 30):
@@ -561,12 +561,14 @@ def _start_ckan(layout: _Layout, ports: Ports, say: Progress) -> None:
         "--threads", str(settings.WAITRESS_THREADS),
     ]  # fmt: skip
     log = layout.logs / "ckan.log"
-    pid = spawn(cmd, log=log, cwd=layout.home, env=child_env({"CKAN_INI": str(layout.ini)}))
-    _pid_file(layout, "ckan").write_text(f"{pid}\n")
+    proc = spawn(cmd, log=log, cwd=layout.home, env=child_env({"CKAN_INI": str(layout.ini)}))
+    _pid_file(layout, "ckan").write_text(f"{proc.pid}\n")
 
     def up() -> bool:
-        if not pid_alive(pid, _NEEDLES["ckan"]):
-            raise PortalError(f"CKAN exited during start-up; end of {log}:\n{tail(log)}")
+        if proc.poll() is not None:
+            raise PortalError(
+                f"CKAN exited during start-up ({proc.returncode}); end of {log}:\n{tail(log)}"
+            )
         return _api_status(_url(ports)) is not None
 
     if not wait_until(up, settings.START_TIMEOUT_S, interval=0.25):
@@ -628,7 +630,7 @@ def start(progress: Progress | None = None) -> PortalInfo:
         solr = _spawn_solr(layout, ports.solr, say)  # starts while PostgreSQL is being set up
         done = _install(layout, ports, say)
         if solr:
-            _wait_solr(layout, ports.solr)
+            _wait_solr(layout, solr, ports.solr)
         if _daemon_running(layout, "ckan", ports.ckan) and done.restart_ckan:
             say("restarting CKAN to pick up changed configuration")
             _stop_daemon(layout, "ckan")

@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from dlt.sources.helpers.requests import Client
@@ -47,9 +46,9 @@ def routed(url: str) -> str:
     replay = os.environ.get("ODP_REPLAY_URL")
     if not replay:
         return url
-    parts = urlsplit(url)
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{replay.rstrip('/')}/{parts.netloc}{parts.path}{query}"
+    from odp.replay import replay_url
+
+    return replay_url(url, replay)
 
 
 class SourceClient:

@@ -73,8 +73,11 @@ def pegelonline_measurements(dataset: Dataset) -> Any:
         )
         frame = as_raw_text(frame)
         parsed = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+        if last := state.get("last_timestamp"):
+            # The API answers with timestamp >= start: drop what staging already holds.
+            seen = parsed <= pd.Timestamp(last)
+            frame, parsed = frame[~seen.to_numpy()], parsed[~seen]
         if parsed.notna().any():
-            # The API answers with timestamp >= start: the boundary row comes again and is merged.
             state["last_timestamp"] = parsed.max().strftime("%Y-%m-%dT%H:%M:%SZ")
         yield frame
 

@@ -1,0 +1,33 @@
+"""Test helpers: an isolated copy of the project's configuration with unique dataset names, so
+tests never collide with the demo's datasets on the shared local CKAN."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDINGS = REPO / "tests" / "recordings"
+
+
+def make_project(tmp: Path, names: list[str]) -> tuple[Path, dict[str, str]]:
+    """Copy city, reference layers and the named datasets' three files into `tmp`, each dataset
+    renamed `t<id>-NAME`. Returns the project root and the name mapping."""
+    tag = "t" + uuid.uuid4().hex[:8]
+    root = tmp / "project"
+    for folder in ("pipelines", "schemas", "expectations"):
+        (root / folder).mkdir(parents=True)
+    shutil.copytree(REPO / "cities", root / "cities")
+    (root / "reference").symlink_to(REPO / "reference")
+    (root / "tests").mkdir()
+    (root / "tests" / "recordings").symlink_to(RECORDINGS)
+    shutil.copy(REPO / "odp.toml", root / "odp.toml")
+    mapping = {}
+    for name in names:
+        new = f"{tag}-{name}"
+        mapping[name] = new
+        shutil.copy(REPO / "pipelines" / f"{name}.toml", root / "pipelines" / f"{new}.toml")
+        shutil.copy(REPO / "schemas" / f"{name}.json", root / "schemas" / f"{new}.json")
+        shutil.copy(REPO / "expectations" / f"{name}.json", root / "expectations" / f"{new}.json")
+    return root, mapping

@@ -1,0 +1,49 @@
+"""Change detection against the ledger of the last publish."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from odp.publish.changes import diff, read_ledger, write_ledger
+
+KEY = ["id"]
+COLUMNS = ["id", "name", "when"]
+
+
+def _table(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["id"] = df["id"].astype("Int64")
+    df["name"] = df["name"].astype("string")
+    df["when"] = pd.to_datetime(df["when"], utc=True)
+    return df
+
+
+def test_first_run_is_all_new():
+    changes = diff(_table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")]), None, KEY, COLUMNS,
+                   True)
+    assert len(changes.new) == 2 and changes.changed.empty and changes.deleted.empty
+
+
+def test_unchanged_after_a_parquet_round_trip(tmp_path):
+    table = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
+    write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
+    again = diff(table, read_ledger(tmp_path, "d"), KEY, COLUMNS, True)
+    assert again.empty and again.unchanged == 2
+
+
+def test_full_refresh_finds_new_changed_and_deleted():
+    old = diff(_table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02"), (3, "c", "2024-01-03")]),
+               None, KEY, COLUMNS, True).result
+    changes = diff(_table([(1, "a", "2024-01-01"), (2, "B", "2024-01-02"), (4, "d", "2024-01-04")]),
+                   old, KEY, COLUMNS, True)
+    assert list(changes.new["id"]) == [4]
+    assert list(changes.changed["id"]) == [2]
+    assert list(changes.deleted["id"]) == [3]
+    assert list(changes.result["id"]) == [1, 2, 4]
+    assert changes.result.set_index("id").loc[2, "name"] == "B"
+
+
+def test_incremental_keeps_rows_not_in_the_batch():
+    old = diff(_table([(1, "a", "2024-01-01")]), None, KEY, COLUMNS, False).result
+    changes = diff(_table([(2, "b", "2024-01-02")]), old, KEY, COLUMNS, False)
+    assert changes.deleted.empty and list(changes.result["id"]) == [1, 2]
