@@ -1,0 +1,162 @@
+"""Validation: raw text batch → typed rows, findings, quarantine, gate.
+
+    result = validate_batch(df, dataset, run_id, QuarantineStore(state_dir))
+    check_gate(result, dataset)        # raises GateError: the last good version stays published
+    publish(result.valid)
+
+Stages: `coerce` (Table Schema types and constraints, schema drift → SourceError), then the GX
+suite (`expectations/NAME.json`, see odp.validate.suite) on the rows that coerced cleanly. Rows
+with an error finding are rejected and quarantined; warnings are reported only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from odp.spec import Dataset
+from odp.validate import findings as fnd
+from odp.validate.coerce import Coerced, coerce
+from odp.validate.gate import check_gate
+from odp.validate.quarantine import QuarantineStore
+from odp.validate.suite import Suite, SuiteOutcome, load_suite, run_suite
+
+__all__ = [
+    "Coerced",
+    "QuarantineStore",
+    "Suite",
+    "ValidationResult",
+    "check_gate",
+    "coerce",
+    "load_suite",
+    "run_suite",
+    "validate_batch",
+]
+
+MESSAGES_SHOWN = 20
+
+
+@dataclass
+class ValidationResult:
+    dataset: str
+    valid: pd.DataFrame  # typed rows without error findings (input index kept)
+    findings: pd.DataFrame  # row, key, field, rule, severity, value, reason
+    rejected_rows: int
+    warnings: int
+    total: int
+    share_rejected: float
+    batch_errors: list[str] = field(default_factory=list)
+
+    def messages(self, limit: int | None = MESSAGES_SHOWN) -> list[str]:
+        """One line per finding (errors first); beyond `limit` a closing 'and N more' line."""
+        ordered = self.findings.sort_values(
+            ["severity", "row"], key=_errors_first, kind="stable", na_position="first"
+        )
+        shown = ordered if limit is None else ordered.head(limit)
+        lines = [_message(self.dataset, f) for f in shown.itertuples(index=False)]
+        if len(ordered) > len(shown):
+            lines.append(
+                f"{self.dataset}: … and {len(ordered) - len(shown)} more findings"
+                " (full list in the quarantine)"
+            )
+        return lines
+
+
+def _errors_first(column: pd.Series) -> pd.Series:
+    return column.map({"error": 0, "warning": 1}) if column.name == "severity" else column
+
+
+def _message(dataset: str, f: object) -> str:
+    where = "batch" if pd.isna(f.row) else f"row {f.row} ({f.key})"  # type: ignore[attr-defined]
+    what = f"field '{f.field}': " if f.field else ""  # type: ignore[attr-defined]
+    severity = "warning: " if f.severity == "warning" else ""  # type: ignore[attr-defined]
+    return f"{dataset}: {where}: {severity}{what}{f.reason}"  # type: ignore[attr-defined]
+
+
+def validate_batch(
+    df: pd.DataFrame,
+    dataset: Dataset,
+    run_id: str,
+    store: QuarantineStore | None = None,
+    now: datetime | None = None,
+) -> ValidationResult:
+    """Validate one raw batch; with a `store` the rejected rows are quarantined (the run releases
+    keys after publishing their valid rows). `now` fixes the time for `$now` in the suite."""
+    raw = df.reset_index(drop=True)
+    coerced = coerce(raw, dataset.schema, dataset.name)
+    clean = np.ones(len(raw), dtype=bool)
+    clean[coerced.rejected] = False
+    outcome = _run_suite(coerced.frame[clean], dataset, now)
+    found = fnd.concat([coerced.findings, *_suite_findings(outcome, raw)])
+    found = _with_keys(found, raw, list(dataset.schema.primary_key))
+    found = found.sort_values(["row", "field", "rule"], kind="stable", ignore_index=True)
+
+    errors = found[(found["severity"] == "error") & found["row"].notna()]
+    rejected = np.zeros(len(raw), dtype=bool)
+    rejected[errors["row"].to_numpy(dtype=np.int64) - 1] = True
+    valid = coerced.frame[~rejected]
+    valid.index = df.index[~rejected]
+    total = len(raw)
+    result = ValidationResult(
+        dataset=dataset.name,
+        valid=valid,
+        findings=found,
+        rejected_rows=int(rejected.sum()),
+        warnings=int((found["severity"] == "warning").sum()),
+        total=total,
+        share_rejected=float(rejected.sum() / total) if total else 0.0,
+        batch_errors=[message for severity, message in outcome.batch if severity == "error"],
+    )
+    if store is not None:
+        store.add(dataset.name, run_id, errors, raw)
+    return result
+
+
+def _run_suite(frame: pd.DataFrame, dataset: Dataset, now: datetime | None) -> SuiteOutcome:
+    if not dataset.suite_path.is_file() and os.environ.get("ODP_ALLOW_MISSING_SUITE"):
+        return SuiteOutcome()
+    suite = load_suite(dataset.suite_path, dataset.schema)
+    sources = [f.name for f in dataset.schema.source_fields]
+    return run_suite(frame[sources], suite, now)
+
+
+def _suite_findings(outcome: SuiteOutcome, raw: pd.DataFrame) -> list[pd.DataFrame]:
+    parts = []
+    for hit in outcome.rows:
+        values = _joined(raw.iloc[hit.positions], hit.columns, with_names=len(hit.columns) > 1)
+        reasons = fnd.quoted(values) + f" {hit.phrase}"
+        if hit.rule == "expect_column_values_to_not_be_null":
+            reasons = pd.Series(f"value {hit.phrase}", index=values.index, dtype="string")
+        parts.append(
+            fnd.frame(hit.positions, ",".join(hit.columns), hit.rule, hit.severity, values, reasons)
+        )
+    for severity, message in outcome.batch:
+        batch = fnd.frame(np.array([0]), "", "table", severity, pd.Series([""]), message)
+        batch["row"] = pd.array([pd.NA], dtype="Int64")
+        parts.append(batch)
+    return parts
+
+
+def _joined(rows: pd.DataFrame, columns: list[str], with_names: bool) -> pd.Series:
+    """`a=1|b=2` (or the bare value of a single column) as text, NA → empty."""
+    out: pd.Series | None = None
+    for column in columns:
+        text = rows[column].astype("string").fillna("")
+        part = f"{column}=" + text if with_names else text
+        out = part if out is None else out + "|" + part
+    return out if out is not None else pd.Series("", index=rows.index, dtype="string")
+
+
+def _with_keys(found: pd.DataFrame, raw: pd.DataFrame, primary_key: list[str]) -> pd.DataFrame:
+    has_row = found["row"].notna().to_numpy()
+    if not has_row.any() or not primary_key:
+        return found
+    positions = found.loc[has_row, "row"].to_numpy(dtype=np.int64) - 1
+    keys = _joined(raw.iloc[positions], primary_key, with_names=True)
+    found = found.copy()
+    found.loc[has_row, "key"] = keys.to_numpy(dtype=object)
+    return found
