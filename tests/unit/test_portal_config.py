@@ -62,8 +62,8 @@ def test_portal_home_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_token_jti_reads_the_jwt_payload(tmp_path: Path) -> None:
     layout = stack._Layout(tmp_path)
-    payload = base64.urlsafe_b64encode(json.dumps({"jti": "abc-123"}).encode()).rstrip(b"=")
+    payload = base64.urlsafe_b64encode(json.dumps({"jti": "a_bc-123"}).encode()).rstrip(b"=")
     layout.token.write_text(f"e30.{payload.decode()}.sig\n")
-    assert stack._token_jti(layout) == "abc-123"
+    assert stack._token_jti(layout) == "a_bc-123"
     layout.token.write_text("garbage")
     assert stack._token_jti(layout) is None

@@ -1,4 +1,8 @@
-"""`python -m odp.portal start|stop|status|install` — plain lines, no secrets, exit 1 on failure."""
+"""`python -m odp.portal start|stop|status|install`: the local CKAN portal from the shell.
+
+Plain output lines, never a secret. Exit codes: 0 ok, 1 failure (reason on stderr),
+2 usage error, 3 `status` found a service stopped.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ import time
 from odp.portal import stack
 from odp.portal.procs import PortalError
 
+_BEGAN = time.monotonic()
+
 
 def _say(line: str) -> None:
-    print(line, flush=True)
+    print(f"[{time.monotonic() - _BEGAN:5.1f} s] {line}", flush=True)
 
 
 def _print_status() -> bool:
@@ -29,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m odp.portal", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "install"])
     args = parser.parse_args(argv)
-    began = time.monotonic()
     try:
         if args.command == "install":
             stack.install(_say)
@@ -45,8 +50,6 @@ def main(argv: list[str] | None = None) -> int:
     except PortalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if args.command != "status":
-        _say(f"{args.command} took {time.monotonic() - began:.1f} s")
     return 0
 
 

@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from odp.errors import OdpError
 
-class PortalError(RuntimeError):
-    """The local portal could not be installed, started or stopped."""
+
+class PortalError(OdpError):
+    """The local portal could not be installed, started or stopped.
+
+    The first line says why; a log tail may follow."""
 
 
 # binary -> what installs it on Debian/Ubuntu (the setup script's job)

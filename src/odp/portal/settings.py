@@ -20,6 +20,8 @@ CKAN_REQUIREMENTS: tuple[str, ...] = (
 )
 # Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
 CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore")
+# Plugins with database migrations of their own (`ckan db upgrade -p NAME`).
+CKAN_PLUGIN_MIGRATIONS: tuple[str, ...] = ("activity",)
 
 HOST = "127.0.0.1"  # every service listens on loopback only
 

@@ -22,6 +22,7 @@ import binascii
 import fcntl
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -171,18 +172,26 @@ class _Postgres:
             HOST, self.port
         )
 
+    def _foreign(self) -> bool:
+        """Whether PostgreSQL runs as another OS user than us (we are root)."""
+        return self.account.pw_uid != os.geteuid()
+
     def _own(self, path: Path) -> None:
-        give_to(path, self.account)
-        make_traversable(path, self.account)
+        """Hand `path` to the PostgreSQL account and let it reach it."""
+        if self._foreign():
+            give_to(path, self.account)
+            make_traversable(path, self.account)
 
     def create(self, say: Progress) -> None:
         """initdb a new cluster: local socket peer auth for the superuser, passwords on TCP."""
         say(f"creating PostgreSQL cluster in {self.data}")
         self.data.mkdir(mode=0o700, exist_ok=True)
+        if self._foreign():
+            changed = make_traversable(self.data, self.account)
+            if changed:
+                dirs = ", ".join(map(str, changed))
+                say(f"made traversable for {self.account.pw_name} (o+x only): {dirs}")
         self._own(self.data)
-        changed = make_traversable(self.data, self.account)
-        if changed:
-            say("made traversable for postgres (o+x): " + ", ".join(map(str, changed)))
         self._run(
             "initdb",
             self._cmd(
@@ -203,7 +212,7 @@ class _Postgres:
             f"unix_socket_directories = '{quoted_sockets}'\n"
             "synchronous_commit = off  # dev stack: faster writes, no corruption risk\n"
         )
-        give_to(conf, self.account)
+        self._own(conf)
 
     def start(self, say: Progress) -> None:
         say(f"starting PostgreSQL on {HOST}:{self.port}")
@@ -220,7 +229,8 @@ class _Postgres:
         )
 
     def stop(self) -> None:
-        if not (self.data / "postmaster.pid").exists():
+        """pg_ctl stop -m fast; nothing to do if the postmaster is gone (stale pid file)."""
+        if not pid_alive(read_pid(self.data / "postmaster.pid"), "postgres"):
             return
         self._run(
             "pg_ctl stop", self._cmd("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
@@ -359,7 +369,7 @@ def _token_jti(layout: _Layout) -> str | None:
     except (OSError, IndexError, ValueError, binascii.Error):
         return None
     jti = data.get("jti") if isinstance(data, dict) else None
-    return jti if isinstance(jti, str) and jti.replace("-", "").isalnum() else None
+    return jti if isinstance(jti, str) and re.fullmatch(r"[A-Za-z0-9_-]+", jti) else None
 
 
 def _db_state(pg: _Postgres, layout: _Layout) -> dict[str, bool]:
@@ -371,13 +381,15 @@ def _db_state(pg: _Postgres, layout: _Layout) -> dict[str, bool]:
     admin = _sql_literal(settings.ADMIN_USER)
     state = {
         "schema": ask("to_regclass('public.package') IS NOT NULL"),
-        "activity": ask("to_regclass('public.activity') IS NOT NULL"),
         "datastore": ask(
             "to_regclass('public._table_metadata') IS NOT NULL", settings.DATASTORE_DB_NAME
         ),
         "sysadmin": False,
         "token": False,
     }
+    for plugin in settings.CKAN_PLUGIN_MIGRATIONS:
+        table = _sql_literal(f"public.{plugin}_alembic_version")
+        state[f"migrated:{plugin}"] = ask(f"to_regclass({table}) IS NOT NULL")
     if state["schema"]:
         state["sysadmin"] = ask(
             f"EXISTS (SELECT FROM \"user\" WHERE name = {admin} AND sysadmin AND state = 'active')"
@@ -407,9 +419,10 @@ def _ensure_ckan_db(
     elif upgraded:
         say("upgrading CKAN's database")
         _ckan(layout, "db", "upgrade", what="db upgrade")
-    if not state["activity"] or upgraded:
-        say("running the activity plugin's migrations")
-        _ckan(layout, "db", "upgrade", "-p", "activity", what="db upgrade -p activity")
+    for plugin in settings.CKAN_PLUGIN_MIGRATIONS:
+        if upgraded or not state[f"migrated:{plugin}"]:
+            say(f"running the {plugin} plugin's migrations")
+            _ckan(layout, "db", "upgrade", "-p", plugin, what=f"db upgrade -p {plugin}")
     if not state["datastore"]:
         say("setting DataStore permissions")
         pg.psql(_ckan(layout, "datastore", "set-permissions", what="datastore set-permissions"))
@@ -477,6 +490,16 @@ def _refuse_foreign_port(name: str, port: int) -> None:
             f"{name}: {HOST}:{port} is already used by another process "
             "(stop it, or choose another port with the ODP_PORTAL_*PORT variables)"
         )
+
+
+def _check_ports(layout: _Layout, ports: Ports) -> None:
+    """Before starting anything: none of our stopped services' ports may be taken."""
+    pg = layout.pgdata / "postmaster.pid"
+    if not (pid_alive(read_pid(pg), "postgres") if pg.exists() else False):
+        _refuse_foreign_port("postgresql", ports.postgresql)
+    for name in ("redis", "solr", "ckan"):
+        if not pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name]):
+            _refuse_foreign_port(name, getattr(ports, name))
 
 
 def _redis_ping(port: int) -> bool:
@@ -608,8 +631,10 @@ def install(progress: Progress | None = None) -> None:
     """
     layout = _Layout(portal_home())
     with _locked(layout):
-        done = _install(layout, settings.ports(), progress or _quiet)
+        say = progress or _quiet
+        done = _install(layout, settings.ports(), say)
         if done.pg_started:
+            say("stopping PostgreSQL again")
             done.pg.stop()
 
 
@@ -625,6 +650,7 @@ def start(progress: Progress | None = None) -> PortalInfo:
     ports = settings.ports()
     with _locked(layout):
         _check_binaries()
+        _check_ports(layout, ports)
         layout.make_dirs()
         _start_redis(layout, ports.redis, say)
         solr = _spawn_solr(layout, ports.solr, say)  # starts while PostgreSQL is being set up
@@ -648,7 +674,7 @@ def stop() -> None:
     with _locked(layout):
         for name in ("ckan", "solr", "redis"):
             _stop_daemon(layout, name)
-        if (layout.pgdata / "postmaster.pid").exists():
+        if (layout.pgdata / "PG_VERSION").exists():
             _Postgres(layout, settings.ports().postgresql).stop()
 
 
