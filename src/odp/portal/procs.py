@@ -62,8 +62,17 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def pg_account(os_user: str) -> pwd.struct_passwd:
-    """The OS account that runs PostgreSQL: `os_user` when we are root, else ourselves."""
+def pg_account(os_user: str, data_dir: Path) -> pwd.struct_passwd:
+    """The OS account that runs PostgreSQL (its peer-authenticated superuser has its name).
+
+    An existing cluster keeps the account that owns its data dir. A new one uses `os_user`
+    when we are root (PostgreSQL refuses to run as root), else ourselves.
+    """
+    if data_dir.exists():
+        owner = pwd.getpwuid(data_dir.stat().st_uid)
+        if is_root() or owner.pw_uid == os.geteuid():
+            return owner
+        raise PortalError(f"{data_dir} belongs to {owner.pw_name}: run as that user or as root")
     if not is_root():
         return pwd.getpwuid(os.geteuid())
     try:

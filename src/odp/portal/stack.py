@@ -152,7 +152,7 @@ class _Postgres:
     def __init__(self, layout: _Layout, port: int) -> None:
         self.layout = layout
         self.port = port
-        self.account = pg_account(settings.PG_OS_USER)
+        self.account = pg_account(settings.PG_OS_USER, layout.pgdata)
         self.bin = pg_bin_dir()
         self.data = layout.pgdata
         self.sockets = layout.run / "postgresql"
