@@ -22,6 +22,9 @@ CKAN_REQUIREMENTS: tuple[str, ...] = (
 CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore")
 # Plugins with database migrations of their own (`ckan db upgrade -p NAME`).
 CKAN_PLUGIN_MIGRATIONS: tuple[str, ...] = ("activity",)
+# Further ckan.ini [app:main] options, e.g. {"scheming.dataset_schemas": "ckanext.x:y.yaml"}.
+# Literal values: a `%` must be written `%%`; `%(here)s` is the portal home.
+CKAN_EXTRA_OPTIONS: dict[str, str] = {}
 
 HOST = "127.0.0.1"  # every service listens on loopback only
 

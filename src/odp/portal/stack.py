@@ -324,6 +324,7 @@ def _ckan_options(layout: _Layout, ports: Ports, secret: dict[str, str]) -> dict
         "solr_url": f"http://{HOST}:{ports.solr}/solr/{settings.SOLR_CORE}",
         "ckan.storage_path": "%(here)s/storage",
         "ckan.plugins": " ".join(settings.CKAN_PLUGINS),
+        **settings.CKAN_EXTRA_OPTIONS,
     }
 
 
@@ -461,6 +462,7 @@ def _install(layout: _Layout, ports: Ports, say: Progress) -> _Installed:
         pg.create(say)
     pg_started = False
     if not pg.running():
+        pg.stop()  # still up on another port (its port setting changed)?
         _refuse_foreign_port("postgresql", ports.postgresql)
         pg.start(say)
         pg_started = True
@@ -514,6 +516,7 @@ def _redis_ping(port: int) -> bool:
 def _start_redis(layout: _Layout, port: int, say: Progress) -> None:
     if _daemon_running(layout, "redis", port):
         return
+    _stop_daemon(layout, "redis")  # a stale pid file, or still up on another port
     _refuse_foreign_port("redis", port)
     redis = require_binary("redis-server")
     say(f"starting Redis on {HOST}:{port}")
@@ -543,6 +546,7 @@ def _spawn_solr(layout: _Layout, port: int, say: Progress) -> subprocess.Popen[b
     if not solr_standin_available():
         say(f"{SOLR_STANDIN_MODULE} not present: search and dataset writes will fail")
         return None
+    _stop_daemon(layout, "solr")  # a stale pid file, or still up on another port
     _refuse_foreign_port("solr", port)
     say(f"starting the Solr stand-in on {HOST}:{port}")
     cmd = [
