@@ -97,22 +97,23 @@ def portal_home() -> Path:
     return project_root() / settings.HOME_RELATIVE
 
 
-@dataclass(frozen=True)
 class _Layout:
-    home: Path
+    """The paths inside the portal home."""
 
-    venv = property(lambda self: self.home / "venv")
-    python = property(lambda self: self.home / "venv" / "bin" / "python")
-    pgdata = property(lambda self: self.home / "pgdata")
-    redis = property(lambda self: self.home / "redis")
-    solr = property(lambda self: self.home / "solr")
-    storage = property(lambda self: self.home / "storage")
-    logs = property(lambda self: self.home / "logs")
-    run = property(lambda self: self.home / "run")
-    ini = property(lambda self: self.home / "ckan.ini")
-    wsgi = property(lambda self: self.home / "wsgi.py")
-    secrets = property(lambda self: self.home / "secrets.json")
-    token = property(lambda self: self.home / "api-token")
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.venv = home / "venv"
+        self.python = self.venv / "bin" / "python"
+        self.pgdata = home / "pgdata"
+        self.redis = home / "redis"
+        self.solr = home / "solr"
+        self.storage = home / "storage"
+        self.logs = home / "logs"
+        self.run = home / "run"
+        self.ini = home / "ckan.ini"
+        self.wsgi = home / "wsgi.py"
+        self.secrets = home / "secrets.json"
+        self.token = home / "api-token"
 
     def make_dirs(self) -> None:
         for folder in (self.home, self.redis, self.solr, self.storage, self.logs, self.run):
@@ -496,8 +497,7 @@ def _refuse_foreign_port(name: str, port: int) -> None:
 
 def _check_ports(layout: _Layout, ports: Ports) -> None:
     """Before starting anything: none of our stopped services' ports may be taken."""
-    pg = layout.pgdata / "postmaster.pid"
-    if not (pid_alive(read_pid(pg), "postgres") if pg.exists() else False):
+    if not pid_alive(read_pid(layout.pgdata / "postmaster.pid"), "postgres"):
         _refuse_foreign_port("postgresql", ports.postgresql)
     for name in ("redis", "solr", "ckan"):
         if not pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name]):
