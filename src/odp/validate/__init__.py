@@ -11,7 +11,6 @@ with an error finding are rejected and quarantined; warnings are reported only.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -117,8 +116,6 @@ def validate_batch(
 
 
 def _run_suite(frame: pd.DataFrame, dataset: Dataset, now: datetime | None) -> SuiteOutcome:
-    if not dataset.suite_path.is_file() and os.environ.get("ODP_ALLOW_MISSING_SUITE"):
-        return SuiteOutcome()
     suite = load_suite(dataset.suite_path, dataset.schema)
     sources = [f.name for f in dataset.schema.source_fields]
     return run_suite(frame[sources], suite, now)

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from odp.errors import ConfigError, SourceError
 from odp.spec import SchemaField, TableSchema
@@ -152,15 +154,22 @@ def _as_text(text: pd.Series, tz: str) -> tuple[pd.Series, list[Failure]]:
 
 def _as_integer(text: pd.Series, tz: str) -> tuple[pd.Series, list[Failure]]:
     ok = text.str.fullmatch(_INTEGER).fillna(False).to_numpy(dtype=bool)
-    values = pd.to_numeric(text.where(ok), errors="coerce").astype("Int64")
+    values = _cast(text.where(ok).str.removeprefix("+"), pa.int64(), pd.Int64Dtype())
     return values, [(~ok, "is not an integer")]
 
 
 def _as_number(text: pd.Series, tz: str) -> tuple[pd.Series, list[Failure]]:
     ok = text.str.fullmatch(_NUMBER).fillna(False).to_numpy(dtype=bool)
-    values = pd.to_numeric(text.where(ok), errors="coerce").astype("Float64")
+    values = _cast(text.where(ok), pa.float64(), pd.Float64Dtype())
     finite = np.isfinite(values.to_numpy(dtype=float, na_value=0.0))  # "1e999" → inf
     return values.where(finite), [(~ok | ~finite, "is not a number")]
+
+
+def _cast(text: pd.Series, to: pa.DataType, dtype: pd.api.extensions.ExtensionDtype) -> pd.Series:
+    """Text already checked by a pattern → numbers, via Arrow (several times faster than
+    pd.to_numeric on 1M rows)."""
+    cast = pc.cast(pa.array(text, type=pa.large_string(), from_pandas=True), to)
+    return pd.Series(dtype.__from_arrow__(cast), index=text.index)
 
 
 def _as_boolean(text: pd.Series, tz: str) -> tuple[pd.Series, list[Failure]]:
