@@ -7,6 +7,7 @@ any orchestrator (cron today) only calls `run_dataset`.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import secrets
 import time
@@ -106,6 +107,18 @@ def _published_as_text(ledger: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
     return out
 
 
+def rules_changed(dataset: Dataset, state: Path) -> bool:
+    """Whether the schema or suite changed since the last run (then quarantined rows get
+    validated again, and those that pass now are released into the publish)."""
+    schema = dataset.definition_path.parent.parent / "schemas" / f"{dataset.name}.json"
+    digest = hashlib.sha256(schema.read_bytes() + dataset.suite_path.read_bytes()).hexdigest()
+    path = state / "rules" / f"{dataset.name}.sha256"
+    previous = path.read_text().strip() if path.exists() else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(digest + "\n")
+    return previous is not None and previous != digest
+
+
 def record_history(state: Path, report: RunReport) -> None:
     with (state / "runs.jsonl").open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
@@ -148,7 +161,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     say("validate")
     store = QuarantineStore(state)
     ledger = read_ledger(state, dataset.name)
-    batch = _candidates(dataset, extracted.table, ledger, store.open_keys(dataset.name))
+    held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
+    batch = _candidates(dataset, extracted.table, ledger, held)
     result = validate_batch(batch, dataset, report.run_id, store)
     report.validated, report.valid = result.total, len(result.valid)
     report.quarantined, report.warnings = result.rejected_rows, result.warnings

@@ -253,7 +253,7 @@ def load_dataset(name: str, root: Path) -> Dataset:
     raw = _read_toml(definition)
     schema_path = root / "schemas" / f"{name}.json"
     suite_path = root / "expectations" / f"{name}.json"
-    if not suite_path.is_file() and not os.environ.get("ODP_ALLOW_MISSING_SUITE"):
+    if not suite_path.is_file():
         raise ConfigError(f"{suite_path}: file not found (every dataset needs a suite)")
     source = _require(raw, "source", definition)
     _require(source, "type", definition)

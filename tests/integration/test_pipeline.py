@@ -241,3 +241,28 @@ def test_cli_json_report(project):
     lines = requests.get(csv_url, timeout=30).text.strip().splitlines()
     assert len(lines) == report["inserted"] + 1
     assert lines[0].startswith("school_id,building_no,name")
+
+
+def test_quarantined_rows_are_released_after_a_suite_fix(project, ckan):
+    rows = [{"timestamp": f"2024-11-19T{q // 4:02d}:{q % 4 * 15:02d}:00+01:00", "value": 90.0}
+            for q in range(30)]
+    rows.append({"timestamp": "2024-11-19T23:00:00+01:00", "value": 1200.0})  # above 1000 cm
+    project["replay"].override(MEASUREMENTS, 200, json.dumps(rows).encode(), "application/json")
+    first = _run(project, ELBE)
+    assert first.status == "ok" and first.quarantined == 1 and first.inserted == 30
+    # Unchanged rules: the quarantined row is not validated again, nothing is written.
+    again = _run(project, ELBE)
+    assert again.validated == 0 and again.write_calls == 0
+    # The officer widens the band in the suite: the row is validated again and published.
+    name = project["names"][ELBE]
+    suite_path = project["root"] / "expectations" / f"{name}.json"
+    suite = json.loads(suite_path.read_text())
+    suite["expectations"][0]["kwargs"]["max_value"] = 1500
+    suite_path.write_text(json.dumps(suite))
+    fixed = _run(project, ELBE)
+    assert fixed.status == "ok" and fixed.validated == 1 and fixed.inserted == 1
+    _, search = _datastore(ckan, name)
+    assert search["total"] == 31
+    from odp.validate import QuarantineStore
+
+    assert QuarantineStore(Path(os.environ["ODP_STATE_DIR"])).list(name).empty

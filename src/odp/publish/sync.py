@@ -118,6 +118,7 @@ class Sync:
             report.notes.append("dry run: nothing written")
             return report
 
+        self.pending.parent.mkdir(parents=True, exist_ok=True)
         self.pending.touch()
         self._ensure_organization()
         if package is None:

@@ -3,7 +3,8 @@
 change detection happens at publish.
 
 Parameters (`[source]`): `url` or `path`, `record_path`, `meta` (list), `rename` (table),
-`filter` (column = value), `position_column` (1-based position within `record_path`).
+`filter` (column = value), `position_column` (1-based position within `record_path`, or
+within `position_group`, a meta column, when one entity is split over several records).
 """
 
 from __future__ import annotations
@@ -51,8 +52,14 @@ def flatten(records: Any, source: dict[str, Any], where: str) -> pd.DataFrame:
                 raise SourceError(f"{where}: record {i}: '{record_path}' is not a list")
         frame = pd.json_normalize(records, record_path=record_path, meta=meta, errors="ignore")
         if position := source.get("position_column"):
-            counts = [len(r.get(record_path) or []) for r in records]
-            frame[position] = [i for n in counts for i in range(1, n + 1)]
+            # 1-based position of each nested item: within its record, or — with
+            # `position_group` (a meta column) — across all records sharing that value.
+            group = source.get("position_group")
+            if group:
+                frame[position] = frame.groupby(frame[group].astype("string")).cumcount() + 1
+            else:
+                counts = [len(r.get(record_path) or []) for r in records]
+                frame[position] = [i for n in counts for i in range(1, n + 1)]
     else:
         frame = pd.json_normalize(records)
     frame = frame.rename(columns=source.get("rename", {}))
