@@ -266,3 +266,31 @@ def test_quarantined_rows_are_released_after_a_suite_fix(project, ckan):
     from odp.validate import QuarantineStore
 
     assert QuarantineStore(Path(os.environ["ODP_STATE_DIR"])).list(name).empty
+
+
+def test_failure_mid_publish_leaves_no_partial_dataset_and_next_run_completes(
+    project, ckan, portal, monkeypatch
+):
+    from tests.integration.ckan_proxy import FailingProxy
+
+    name = project["names"][SCHOOLS]
+    with FailingProxy(portal.url) as proxy:
+        proxy.fail["datastore_upsert"] = 99  # CKAN breaks after the dataset was created
+        monkeypatch.setenv("ODP_CKAN_URL", proxy.url)
+        broken = _run(project, SCHOOLS)
+    assert broken.status == "failed" and broken.exit_code == 5
+    assert "datastore_upsert" in broken.error and "HTTP 500" in broken.error
+    assert "package_create" in proxy.calls
+    # What exists is a draft: invisible to the public.
+    assert ckan.action.package_show(id=name)["state"] == "draft"
+    anonymous = requests.get(f"{portal.url}/api/3/action/package_show", params={"id": name},
+                             timeout=30)
+    assert anonymous.status_code in (403, 404)
+
+    monkeypatch.setenv("ODP_CKAN_URL", portal.url)
+    fixed = _run(project, SCHOOLS)
+    assert fixed.status == "ok", fixed.error
+    package, search = _datastore(ckan, name)
+    assert package["state"] == "active"
+    assert search["total"] == fixed.valid  # every row once: nothing lost, nothing doubled
+    assert len(package["resources"]) == 1
