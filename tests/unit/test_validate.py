@@ -20,7 +20,7 @@ from odp.validate import QuarantineStore, check_gate, coerce, load_suite, valida
 from odp.validate.suite import resolved
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures"
+SCHOOLS_FILE = REPO / "tests" / "recordings" / "schools" / "sachsen_schools_schuldatenbank.json"
 ELBE = "elbe-water-level-dresden"
 SCHOOLS = "schools-dresden"
 UUID = "70272185-b2b3-4178-96b8-43bea330dcae"
@@ -54,7 +54,7 @@ def dataset(name: str, schema: dict | None = None, **validate: object) -> Datase
 
 @pytest.fixture(scope="module")
 def school_records() -> list[dict]:
-    path = FIXTURES / "sachsen_schools_schuldatenbank.json"
+    path = SCHOOLS_FILE
     return json.loads(path.read_text(encoding="utf-8"))
 
 
