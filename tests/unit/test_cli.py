@@ -1,0 +1,70 @@
+"""The `odp` command: listing, showing, errors as one line with the right exit code, and a
+startup that loads no heavy library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from odp.cli import main
+from tests.helpers import REPO, make_project
+
+
+def test_list_json_names_every_definition(capsys, monkeypatch):
+    monkeypatch.setenv("ODP_PROJECT", str(REPO))
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in rows} == {p.stem for p in (REPO / "pipelines").glob("*.toml")}
+    elbe = next(r for r in rows if r["name"] == "elbe-water-level-dresden")
+    assert elbe["mode"] == "incremental" and elbe["primary_key"] == ["station_uuid", "timestamp"]
+
+
+def test_show_json_lists_fields_with_units(capsys, monkeypatch):
+    monkeypatch.setenv("ODP_PROJECT", str(REPO))
+    assert main(["show", "elbe-water-level-dresden", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    level = next(f for f in info["fields"] if f["name"] == "water_level")
+    assert level == {"name": "water_level", "type": "number", "unit": "cm", "required": True,
+                     "derived": None}
+    assert "schemas/elbe-water-level-dresden.json" in info["files"]
+
+
+def test_unknown_dataset_is_a_one_line_config_error(capsys, monkeypatch):
+    monkeypatch.setenv("ODP_PROJECT", str(REPO))
+    assert main(["run", "no-such-dataset"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("odp: error: unknown dataset 'no-such-dataset'") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('type = "pegelonline"', 'type = "ftp"'), "unknown source type 'ftp'"),
+        (lambda t: t.replace("title =", "titel ="), "missing required key 'title'"),
+        (lambda t: t + "\n[broken", "invalid TOML"),
+    ],
+)
+def test_a_broken_definition_names_its_file(tmp_path, monkeypatch, capsys, edit, message):
+    root, names = make_project(tmp_path, ["elbe-water-level-dresden"])
+    monkeypatch.setenv("ODP_PROJECT", str(root))
+    monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
+    name = names["elbe-water-level-dresden"]
+    path = root / "pipelines" / f"{name}.toml"
+    path.write_text(edit(path.read_text()))
+    code = main(["run", name, "--json"])
+    out = capsys.readouterr()
+    text = out.err + out.out
+    assert code == 2 and message in text and name in text
+
+
+def test_listing_loads_no_heavy_library():
+    code = ("import sys; from odp.cli import main; main(['list', '--json']); "
+            "heavy = {'great_expectations', 'dlt', 'geopandas', 'ckanapi', 'duckdb'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(REPO), check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
