@@ -9,6 +9,7 @@ prints one JSON document on stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
@@ -23,6 +24,10 @@ from odp.errors import OdpError
 from odp.spec import Dataset, dataset_names, load_city, load_dataset, project_root
 
 DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed sources
+
+# Each stage's own commands: a module with `register(subparsers)`; each command's function
+# takes (args, project_root) and returns the exit code. Keep those modules' imports light.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _print_json(data: Any) -> None:
@@ -298,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("install", "start", "stop", "status"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_portal)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
