@@ -1,28 +1,32 @@
 """Source types. Each module turns a dataset's `[source]` table into a dlt resource that yields
-pandas DataFrames of raw text columns (validation types them from the Table Schema)."""
+pandas DataFrames of raw text columns (validation types them from the Table Schema).
+
+A new source type: a module here with a factory `(Dataset) -> dlt resource`, registered below
+(one line), a dataset definition using it, recordings and tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 from odp.errors import ConfigError
 from odp.spec import Dataset
 
-SOURCE_TYPES = ("pegelonline", "json_records")
+# source type -> "module:factory" (imported only when a dataset of that type runs)
+SOURCE_TYPES: dict[str, str] = {
+    "pegelonline": "odp.sources.pegelonline:pegelonline_measurements",
+    "json_records": "odp.sources.json_records:json_records",
+}
 
 
 def make_resource(dataset: Dataset) -> Any:
-    """The dlt resource for a dataset, by its source type (imported only when used)."""
-    factory: Callable[[Dataset], Any]
-    if dataset.source_type == "pegelonline":
-        from odp.sources.pegelonline import pegelonline_measurements as factory
-    elif dataset.source_type == "json_records":
-        from odp.sources.json_records import json_records as factory
-    else:
-        known = ", ".join(SOURCE_TYPES)
+    """The dlt resource for a dataset, by its source type."""
+    target = SOURCE_TYPES.get(dataset.source_type)
+    if target is None:
+        known = ", ".join(sorted(SOURCE_TYPES))
         raise ConfigError(
             f"{dataset.definition_path}: unknown source type '{dataset.source_type}' "
             f"(known: {known})"
         )
-    return factory(dataset)
+    module, factory = target.split(":")
+    return getattr(importlib.import_module(module), factory)(dataset)
