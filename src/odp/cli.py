@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +27,7 @@ DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed source
 
 # Each stage's own commands: a module with `register(subparsers)`; each command's function
 # takes (args, project_root) and returns the exit code. Keep those modules' imports light.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("odp.operations.commands",)
 
 
 def _print_json(data: Any) -> None:
@@ -145,9 +145,8 @@ class _Reporter:
             print(message, file=sys.stderr)
         elif self.console:
             self.console.print(message)
-        else:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            print(f"{stamp} {message}", flush=True)
+        else:  # cron: JSON lines (odp.operations.logs)
+            logging.getLogger("odp").info(message)
 
     def stage(self, dataset: str) -> Callable[[str], None]:
         def update(step: str) -> None:
@@ -170,7 +169,7 @@ class _Reporter:
 
 
 def _outcome(r: Any) -> str:
-    if r.status in ("failed", "held-back"):
+    if r.status in ("failed", "held-back", "locked"):
         return f"{r.dataset}: {r.status.upper()} — {r.error}"
     return (f"{r.dataset}: {r.status} in {r.seconds:.1f} s — extracted {r.extracted}, "
             f"validated {r.validated}, quarantined {r.quarantined}, inserted {r.inserted}, "
@@ -178,14 +177,16 @@ def _outcome(r: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from odp.operations import commands as ops
     from odp.run import run_dataset
 
-    names = dataset_names(root) if args.all else args.names
-    if not names:
-        raise OdpError("name one or more datasets, or use --all (see `odp list`)")
+    names = ops.due_names(root) if args.due else dataset_names(root) if args.all else args.names
+    if not names and not args.due:
+        raise OdpError("name one or more datasets, or use --all or --due (see `odp list`)")
     datasets = [load_dataset(n, root) for n in names]
     city = load_city(root)
     out = _Reporter(args.json)
+    ops.start_logging(root, city, console=not out.tty and not args.json)
     server = None
     if args.replay == "always" or (args.replay == "auto" and not os.environ.get("ODP_REPLAY_URL")
                                    and (down := _unreachable_hosts(datasets))):
@@ -210,6 +211,8 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     finally:
         if server is not None:
             server.stop()
+    ops.after_runs(root, city, reports, check_freshness=args.due,
+                   scheduled=args.due or args.all, dry_run=args.dry_run)
     if args.json:
         _print_json([r.to_dict() for r in reports])
     elif reports:
@@ -286,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="extract → validate → georeference → publish")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--all", action="store_true", help="every dataset in pipelines/")
+    p.add_argument("--due", action="store_true", help="the datasets whose schedule is due (cron)")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.add_argument("--dry-run", action="store_true", help="run all stages but write nothing")
     p.add_argument(

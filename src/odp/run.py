@@ -6,13 +6,11 @@ any orchestrator (cron today) only calls `run_dataset`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from odp.errors import GateError, LockedError, OdpError
+from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
 
 Progress = Callable[[str], None]
@@ -29,7 +28,7 @@ Progress = Callable[[str], None]
 class RunReport:
     run_id: str
     dataset: str
-    status: str = "running"  # ok | unchanged | held-back | failed
+    status: str = "running"  # ok | unchanged | held-back | failed | locked
     started: str = ""
     seconds: float = 0.0
     extracted: int = 0  # rows the source delivered this run
@@ -55,23 +54,6 @@ class RunReport:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
-
-
-@contextmanager
-def dataset_lock(state: Path, name: str) -> Iterator[None]:
-    """No two runs of one dataset overlap; the kernel drops the lock of a killed run."""
-    path = state / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(f"{name}: another run holds the lock {path}") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{datetime.now(UTC).isoformat()}\n")
-        fh.flush()
-        yield
 
 
 def _keys(table: pd.DataFrame, key: list[str]) -> pd.Series:
@@ -133,16 +115,24 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
     began = time.monotonic()
     try:
         dataset = load_dataset(name, root)
-        with dataset_lock(state, name):
+        with dataset_lock(state, name, report.run_id):
+            if not dry_run:
+                from odp.operations import history
+
+                history.begin(state, report)
             _run_stages(dataset, city, state, report, say, dry_run)
     except OdpError as exc:
-        report.status = "held-back" if isinstance(exc, GateError) else "failed"
+        report.status = ("held-back" if isinstance(exc, GateError)
+                         else "locked" if isinstance(exc, LockedError) else "failed")
         report.error = str(exc)
         report.exit_code = exc.exit_code
     finally:
         report.seconds = round(time.monotonic() - began, 2)
         if not dry_run:
-            record_history(state, report)
+            from odp.operations.record import record_run
+
+            record_history(state, report)  # runs.jsonl: the plain report log
+            record_run(state, city, report)  # SQLite history, log, incidents, alerts
     return report
 
 

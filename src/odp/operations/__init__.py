@@ -1,0 +1,1 @@
+"""Operations: schedules, locks, run history, freshness, alerts, structured logs, KPI cockpit."""

@@ -1,0 +1,121 @@
+"""Structured logs: JSON lines when stdout is not a terminal (cron, systemd), human lines on a
+terminal, and always JSON lines in a rotating file `STATE/logs/odp.log`. Secrets (the CKAN API
+token, alert credentials, anything shaped like a token in a URL or header) are redacted before
+any handler writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+LOGGER = "odp"
+MAX_BYTES = 5 * 1024 * 1024
+BACKUPS = 5
+MASK = "***"
+# key=value, "key": "value" and Authorization headers whose key names a secret.
+_PATTERNS = [
+    re.compile(r"(?i)((?:api[_-]?key|token|password|passwd|secret|authorization)"
+               r"[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)([^\s\"'&,;}]+)"),
+]
+_FIELDS = ("dataset", "run_id", "status", "exit_code", "event", "kind")
+
+log = logging.getLogger(LOGGER)
+
+
+class Redactor(logging.Filter):
+    """Replaces known secret values and token-shaped key/value pairs in the final message."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = {s for s in secrets if s and len(s) >= 6}
+
+    def add(self, *secrets: str | None) -> None:
+        self.secrets.update(s for s in secrets if s and len(s) >= 6)
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        for name in ("error", "detail"):
+            if isinstance(getattr(record, name, None), str):
+                setattr(record, name, self.redact(getattr(record, name)))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for name in (*_FIELDS, "error", "detail"):
+            value = getattr(record, name, None)
+            if value not in (None, ""):
+                entry[name] = value
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class HumanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"{stamp} {level}{record.getMessage()}"
+
+
+_redactor = Redactor()
+
+
+def redactor() -> Redactor:
+    return _redactor
+
+
+def configure(state: Path, console: bool | None = None, secrets: Iterable[str] = (),
+              stream=None) -> logging.Logger:  # type: ignore[no-untyped-def]
+    """Set up the `odp` logger once per process: the rotating JSON file, and a console handler
+    (JSON when not on a terminal, human on one; `console=False`: file only)."""
+    _redactor.add(*secrets)
+    for var in ("CKAN_API_TOKEN",):
+        _redactor.add(os.environ.get(var))
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    folder = state / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    file_handler = logging.handlers.RotatingFileHandler(
+        folder / "odp.log", maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    file_handler.setFormatter(JsonFormatter())
+    file_handler.addFilter(_redactor)
+    log.addHandler(file_handler)
+    if console is not False:
+        out = stream or sys.stdout
+        handler = logging.StreamHandler(out)
+        tty = out.isatty() if console is None else False
+        handler.setFormatter(HumanFormatter() if tty else JsonFormatter())
+        handler.addFilter(_redactor)
+        log.addHandler(handler)
+    return log
+
+
+def ensure_file_log(state: Path) -> logging.Logger:
+    """When nothing configured logging (a library call such as `run_dataset`), log to the
+    state's file only."""
+    if not log.handlers:
+        configure(state, console=False)
+    return log

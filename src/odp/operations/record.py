@@ -1,0 +1,55 @@
+"""After each run: the history row, the log line, incidents and alerts. Never raises: the
+run's own outcome and exit code are what count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from odp.operations import alerts, history
+from odp.operations.logs import ensure_file_log
+
+
+def staging_bytes(state: Path, dataset: str) -> int:
+    path = state / "staging" / f"{dataset.replace('-', '_')}.duckdb"
+    return path.stat().st_size if path.is_file() else 0
+
+
+def record_run(state: Path, city: Any, report: Any) -> list[alerts.Event]:
+    log = ensure_file_log(state)
+    if report.status == "running":  # an unexpected exception is on its way up
+        report.status, report.exit_code = "failed", report.exit_code or 1
+        report.error = report.error or "unexpected error (see the traceback)"
+    extra = {"dataset": report.dataset, "run_id": report.run_id, "status": report.status,
+             "exit_code": report.exit_code, "event": "run", "error": report.error}
+    level = log.info if report.status in history.SUCCESS else log.error
+    level(f"{report.dataset}: run {report.run_id} {report.status} in {report.seconds} s"
+          + (f": {report.error}" if report.error else ""), extra=extra)
+    try:
+        history.finish(state, report, staging_bytes(state, report.dataset))
+        alerts.note_run(state, report)
+        if report.status in history.SUCCESS:
+            alerts.note_freshness(state, report.dataset, stale=False, message="")
+        return alerts.dispatch(state, alerts.Channels.from_city(city))
+    except Exception as exc:  # noqa: BLE001
+        log.error(f"{report.dataset}: run history/alerts failed: {exc}", extra=extra)
+        return []
+
+
+def check_freshness(root: Path, state: Path, city: Any) -> list[alerts.Event]:
+    """Open or close `stale` incidents for every dataset and send what is owed."""
+    from odp.operations.status import all_status
+
+    log = ensure_file_log(state)
+    for st in all_status(root, state, city):
+        if st.freshness in ("stale", "fresh"):
+            from odp.operations.status import human_age
+
+            message = (f"last success {human_age(st.age_seconds)} ago, expected every "
+                       f"{human_age(st.expected_seconds)} ({st.schedule})")
+            alerts.note_freshness(state, st.dataset, st.freshness == "stale", message)
+    try:
+        return alerts.dispatch(state, alerts.Channels.from_city(city))
+    except Exception as exc:  # noqa: BLE001
+        log.error(f"alerts failed: {exc}", extra={"event": "alert-failed"})
+        return []

@@ -1,0 +1,115 @@
+"""Per dataset: last run, last success, freshness against the schedule's expected interval,
+open quarantine, lock — what `odp status` shows and what staleness alerts and the cockpit use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from odp.operations import history, locks
+from odp.operations.schedule import Schedule, dataset_schedule
+
+
+@dataclass
+class DatasetStatus:
+    dataset: str
+    schedule: str
+    last_run: str | None  # start, ISO UTC
+    last_status: str | None
+    last_error: str
+    last_success: str | None
+    age_seconds: float | None  # since the last successful run ended
+    expected_seconds: float | None  # the schedule's interval around now
+    stale_after_seconds: float | None
+    freshness: str  # fresh | stale | never | manual
+    open_quarantine: int  # rows (keys) with open findings
+    lock: str  # free | held | stale
+    lock_holder: dict[str, Any]
+    next_run: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def healthy(self) -> bool:
+        return self.freshness != "stale" and self.last_status in (None, *history.SUCCESS)
+
+
+def freshness(schedule: Schedule, last_success_end: datetime | None, now: datetime
+              ) -> tuple[str, float | None, float | None, float | None]:
+    """(label, age, expected, limit) in seconds."""
+    expected = schedule.expected_interval(now)
+    limit = schedule.stale_limit(now)
+    age = (now - last_success_end).total_seconds() if last_success_end else None
+    if not schedule.defined:
+        label = "manual"
+    elif age is None:
+        label = "never"
+    else:
+        label = "stale" if limit is not None and age > limit.total_seconds() else "fresh"
+    return (label, age, expected.total_seconds() if expected else None,
+            limit.total_seconds() if limit else None)
+
+
+def _quarantine_rows(state: Path, name: str) -> int:
+    from odp.validate import QuarantineStore
+
+    table = QuarantineStore(state).list(name)
+    return int(table["key"].nunique()) if not table.empty else 0
+
+
+def dataset_status(root: Path, state: Path, city: Any, name: str,
+                   now: datetime | None = None) -> DatasetStatus:
+    from odp.spec import load_dataset
+
+    now = now or datetime.now(UTC)
+    schedule = dataset_schedule(load_dataset(name, root), city.timezone)
+    summary = history.summary(state, name)
+    last, good = summary.last_run, summary.last_success
+    good_end = history.parse_time((good or {}).get("ended") or (good or {}).get("started"))
+    label, age, expected, limit = freshness(schedule, good_end, now)
+    lock = locks.inspect(state, name)
+    upcoming = schedule.next_runs(now, 1, summary.last_attempt_started)
+    return DatasetStatus(
+        dataset=name, schedule=schedule.describe(),
+        last_run=(last or {}).get("started"), last_status=(last or {}).get("status"),
+        last_error=(last or {}).get("error") or "",
+        last_success=(good or {}).get("started"), age_seconds=age, expected_seconds=expected,
+        stale_after_seconds=limit, freshness=label,
+        open_quarantine=_quarantine_rows(state, name), lock=lock.state,
+        lock_holder=lock.holder,
+        next_run=upcoming[0].isoformat(timespec="seconds") if upcoming else None,
+    )
+
+
+def all_status(root: Path, state: Path, city: Any, now: datetime | None = None
+               ) -> list[DatasetStatus]:
+    from odp.spec import dataset_names
+
+    return [dataset_status(root, state, city, n, now) for n in dataset_names(root)]
+
+
+def due_datasets(root: Path, state: Path, city: Any, now: datetime | None = None) -> list[str]:
+    """Datasets whose schedule says they should run now (none ran since their latest slot)."""
+    from odp.spec import dataset_names, load_dataset
+
+    now = now or datetime.now(UTC)
+    due = []
+    for name in dataset_names(root):
+        schedule = dataset_schedule(load_dataset(name, root), city.timezone)
+        if schedule.is_due(now, history.summary(state, name).last_attempt_started):
+            due.append(name)
+    return due
+
+
+def human_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{seconds:.0f} s"
