@@ -16,6 +16,13 @@ from odp.spec import Dataset
 SOURCE_TYPES: dict[str, str] = {
     "pegelonline": "odp.sources.pegelonline:pegelonline_measurements",
     "json_records": "odp.sources.json_records:json_records",
+    "tabular": "odp.sources.tabular:tabular",
+    "ogcapi_features": "odp.sources.ogcapi:ogcapi_features",
+    "wfs": "odp.sources.wfs:wfs_features",
+    "pegelonline_gauges": "odp.sources.pegelonline_gauges:pegelonline_gauges",
+    "sensor_community": "odp.sources.sensor_community:sensor_community",
+    "sensorthings": "odp.sources.sensorthings:sensorthings",
+    "dwd_cdc": "odp.sources.dwd_cdc:dwd_cdc",
 }
 
 

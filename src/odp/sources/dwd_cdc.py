@@ -1,0 +1,204 @@
+"""DWD Climate Data Center (CDC): station observations, e.g. precipitation, hourly or 10-minute.
+
+Per station one zip (`stundenwerte_RR_{id}_akt.zip`, `10minutenwerte_nieder_{id}_akt.zip` …)
+holding `produkt_*.txt` (`;`-separated, fields padded with blanks, `eor` ends a row,
+`MESS_DATUM` yyyymmddHH or yyyymmddHHMM in UTC, `-999` = missing) and
+`Metadaten_Geographie_{id}.txt` (the station's location periods; the current one has an empty
+`bis_datum`). The station list (`*Beschreibung_Stationen.txt`, ISO-8859-1, fixed width) gives
+names and coordinates. `columns` maps product fields (R1, RS_IND, QN_8 …) to published columns.
+Incremental per station (dlt state): rows up to the last extracted MESS_DATUM are dropped.
+
+Parameters: `resolution` ("hourly" | "10_minutes"), `period` ("recent" | "now"), `stations`,
+`columns`, `base_url`; `archive` and `station_list` (file names, `{id}` = 5-digit station id)
+override the defaults.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+import pandas as pd
+
+from odp.errors import ConfigError, SourceError
+from odp.sources.frames import as_raw_text
+from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.incremental import bucket, keep_newer
+
+BASE_URL = "https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate"
+PRODUCTS = {  # resolution -> (folder, archive by period, station list by period)
+    "hourly": (
+        "hourly/precipitation",
+        {"recent": "stundenwerte_RR_{id}_akt.zip", "now": "stundenwerte_RR_{id}_now.zip"},
+        {
+            "recent": "RR_Stundenwerte_Beschreibung_Stationen.txt",
+            "now": "RR_Stundenwerte_Beschreibung_Stationen.txt",
+        },
+    ),
+    "10_minutes": (
+        "10_minutes/precipitation",
+        {
+            "recent": "10minutenwerte_nieder_{id}_akt.zip",
+            "now": "10minutenwerte_nieder_{id}_now.zip",
+        },
+        {
+            "recent": "zehn_min_rr_Beschreibung_Stationen.txt",
+            "now": "zehn_now_rr_Beschreibung_Stationen.txt",
+        },
+    ),
+}
+MISSING = -999
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def parse_station_list(content: bytes, where: str) -> dict[str, dict[str, str]]:
+    """`*Beschreibung_Stationen.txt` (ISO-8859-1, fixed width, the header's dashes do not line up
+    with the data) → {5-digit id: {name, lat, lon, height, state}}. A row: six numbers, the name
+    (may contain blanks), the federal state (one word); newer lists add the column Abgabe."""
+    lines = [line.rstrip("\r") for line in content.decode("iso-8859-1").split("\n")]
+    if len(lines) < 2 or not lines[0].startswith("Stations_id") or "---" not in lines[1]:
+        raise SourceError(f"{where}: malformed station list (no 'Stations_id' header and dashes)")
+    with_abgabe = "Abgabe" in lines[0]
+    out = {}
+    for number, line in enumerate(lines[2:], start=3):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if with_abgabe:
+            tokens = tokens[:-1]
+        if len(tokens) < 8 or not all(_NUMBER.match(t) for t in tokens[:6]):
+            raise SourceError(f"{where}: line {number}: malformed station row")
+        out[tokens[0].zfill(5)] = {
+            "height": tokens[3],
+            "lat": tokens[4],
+            "lon": tokens[5],
+            "name": " ".join(tokens[6:-1]),
+            "state": tokens[-1],
+        }
+    return out
+
+
+def _semicolon_table(text: str, where: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=";", dtype="string", skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise SourceError(f"{where}: malformed table ({' '.join(str(exc).split())})") from None
+    frame.columns = [c.strip() for c in frame.columns]
+    for column in frame.columns:
+        frame[column] = frame[column].str.strip()
+    return frame.drop(columns=[c for c in ("eor",) if c in frame.columns])
+
+
+def parse_product(text: str, where: str) -> pd.DataFrame:
+    """A `produkt_*.txt` → raw text columns; -999 → null; MESS_DATUM → UTC ISO 8601."""
+    frame = _semicolon_table(text, where)
+    for needed in ("STATIONS_ID", "MESS_DATUM"):
+        if needed not in frame.columns:
+            raise SourceError(f"{where}: malformed product file (no column {needed})")
+    stamp = frame["MESS_DATUM"]
+    fmt = {10: "%Y%m%d%H", 12: "%Y%m%d%H%M"}.get(int(stamp.str.len().max() or 0))
+    parsed = pd.to_datetime(stamp, format=fmt, errors="coerce", utc=True) if fmt else None
+    if parsed is None or parsed.isna().all():
+        raise SourceError(f"{where}: malformed MESS_DATUM (expected yyyymmddHH[MM])")
+    frame["MESS_DATUM"] = parsed.dt.strftime("%Y-%m-%dT%H:%M:%SZ").where(parsed.notna(), stamp)
+    values = frame.drop(columns=["STATIONS_ID", "MESS_DATUM"])
+    missing = values.apply(pd.to_numeric, errors="coerce").eq(MISSING)
+    frame[values.columns] = values.mask(missing)
+    frame["STATIONS_ID"] = frame["STATIONS_ID"].str.zfill(5)
+    return frame
+
+
+def current_location(text: str, where: str) -> dict[str, str]:
+    """The location period without `bis_datum` (else the last) of Metadaten_Geographie."""
+    table = _semicolon_table(text, where)
+    if table.empty or "Geogr.Breite" not in table.columns:
+        return {}
+    open_ended = table[table["bis_datum"].fillna("") == ""] if "bis_datum" in table else table
+    row = (open_ended if len(open_ended) else table).iloc[-1]
+    return {
+        "lat": row["Geogr.Breite"],
+        "lon": row["Geogr.Laenge"],
+        "height": row["Stationshoehe"],
+        "name": row.get("Stationsname"),
+    }
+
+
+def read_archive(content: bytes, where: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+    except zipfile.BadZipFile:
+        raise SourceError(f"{where}: not a zip archive") from None
+    names = archive.namelist()
+    product = next((n for n in names if n.startswith("produkt_")), None)
+    if product is None:
+        raise SourceError(f"{where}: no produkt_*.txt in the archive")
+    text = archive.read(product).decode("iso-8859-1")
+    frame = parse_product(text, f"{where}: {product}")
+    meta = next((n for n in names if n.startswith("Metadaten_Geographie")), None)
+    location = (
+        current_location(archive.read(meta).decode("iso-8859-1"), f"{where}: {meta}")
+        if meta
+        else {}
+    )
+    return frame, location
+
+
+def dwd_cdc(dataset: Any) -> Any:
+    source = dataset.source
+    resolution, period = source.get("resolution", "hourly"), source.get("period", "recent")
+    if resolution not in PRODUCTS or period not in ("recent", "now"):
+        raise ConfigError(
+            f"{dataset.definition_path}: resolution must be one of "
+            f"{', '.join(PRODUCTS)} and period 'recent' or 'now'"
+        )
+    folder, archives, lists = PRODUCTS[resolution]
+    base = f"{source.get('base_url', BASE_URL).rstrip('/')}/{folder}/{period}"
+    archive_name = source.get("archive", archives[period])
+    list_name = source.get("station_list", lists[period])
+    stations = [str(s).zfill(5) for s in source.get("stations", [])]
+    mapping: dict[str, str] = dict(source.get("columns", {}))
+    if not stations or not mapping:
+        raise ConfigError(f"{dataset.definition_path}: [source] needs 'stations' and 'columns'")
+    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+    columns = [f.name for f in dataset.schema.source_fields]
+
+    @dlt.resource(
+        name=dataset.table_name,
+        write_disposition="merge",
+        primary_key=list(dataset.schema.primary_key),
+    )
+    def observations() -> Iterator[pd.DataFrame]:
+        last = bucket(dlt.current.resource_state(), "last")
+        list_url = f"{base}/{list_name}"
+        known = parse_station_list(client.get_bytes(list_url), f"{dataset.name}: {list_url}")
+        for station in stations:
+            if station not in known:
+                raise SourceError(f"{dataset.name}: {list_url}: station {station} not listed")
+            url = f"{base}/{archive_name.format(id=station)}"
+            frame, location = read_archive(client.get_bytes(url), f"{dataset.name}: {url}")
+            for field in mapping:
+                if field not in frame.columns:
+                    raise SourceError(f"{dataset.name}: {url}: product has no field {field}")
+            listed = known[station]
+            out = pd.DataFrame(
+                {
+                    "station_id": frame["STATIONS_ID"],
+                    "timestamp": frame["MESS_DATUM"],
+                    **{column: frame[field] for field, column in mapping.items()},
+                }
+            )
+            out["station_name"] = listed["name"]
+            out["latitude"] = location.get("lat") or listed["lat"]
+            out["longitude"] = location.get("lon") or listed["lon"]
+            out["station_height"] = location.get("height") or listed["height"]
+            out, top = keep_newer(out, "timestamp", last.get(station))
+            if top:
+                last[station] = top
+            if len(out):
+                yield as_raw_text(out[[c for c in columns if c in out.columns]])
+
+    return observations
