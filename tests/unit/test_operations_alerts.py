@@ -1,0 +1,192 @@
+"""Alerts through a real local SMTP server (aiosmtpd) and a local webhook receiver
+(http.server): one alert per incident, one "recovered" message; structured logs with secrets
+redacted."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from odp.operations import alerts, history, logs
+from odp.operations.record import record_run
+from tests.helpers import REPO
+
+SECRET = "s3cr3t-webhook-token-0123456789"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, str]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook)
+        text = envelope.content.decode("utf-8", "replace")
+        self.messages.append({"to": ",".join(envelope.rcpt_tos), "text": text})
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    with socket.socket() as probe:  # a free port (the controller checks it can connect)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[list[dict], str]]:
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"auth": self.headers.get("Authorization"),
+                             "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield received, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+
+
+def _city(tmp_path: Path, smtp_port: int, fmt: str) -> SimpleNamespace:
+    text = (REPO / "cities" / "dresden.toml").read_text(encoding="utf-8")
+    text = text.split("\n[alerts", 1)[0]  # the city's own alert settings are replaced here
+    text += f"""
+[alerts.webhook]
+url_env = "TEST_ALERT_URL"
+token_env = "TEST_ALERT_TOKEN"
+format = "{fmt}"
+
+[alerts.email]
+host = "127.0.0.1"
+port = {smtp_port}
+starttls = false
+from = "odp@example.org"
+to = ["opendata@example.org"]
+"""
+    path = tmp_path / "city.toml"
+    path.write_text(text, encoding="utf-8")
+    return SimpleNamespace(path=path, name="Dresden")
+
+
+def _report(status: str, n: int, error: str = "") -> SimpleNamespace:
+    return SimpleNamespace(run_id=f"r{n}", dataset="elbe", started=f"2025-01-01T10:0{n}:00+00:00",
+                           status=status, exit_code={"failed": 3, "held-back": 4}.get(status, 0),
+                           error=error, seconds=1.0, url="", extracted=10, validated=10,
+                           valid=10 if status == "ok" else 0, quarantined=0, georeferenced=10,
+                           in_city=10, inserted=0, updated=0, deleted=0, write_calls=0)
+
+
+def test_one_alert_per_incident_and_one_recovery(tmp_path, smtp, webhook, monkeypatch):
+    inbox, port = smtp
+    received, url = webhook
+    monkeypatch.setenv("TEST_ALERT_URL", url)
+    monkeypatch.setenv("TEST_ALERT_TOKEN", SECRET)
+    city, state = _city(tmp_path, port, "slack"), tmp_path / "state"
+    state.mkdir()
+    logs.configure(state, console=False)
+
+    for n in range(3):  # three failing runs: one incident
+        record_run(state, city, _report("failed", n, "elbe: source answered HTTP 503"))
+    assert len(received) == 1 and len(inbox.messages) == 1
+    assert received[0]["json"] == {"text": "[odp Dresden] FAILED elbe: elbe: source answered "
+                                           "HTTP 503"}
+    assert received[0]["auth"] == f"Bearer {SECRET}"
+    assert "Subject: [odp Dresden] FAILED elbe" in inbox.messages[0]["text"]
+    assert inbox.messages[0]["to"] == "opendata@example.org"
+
+    record_run(state, city, _report("ok", 3))
+    record_run(state, city, _report("ok", 4))
+    assert [r["json"]["text"].split(":")[0] for r in received] == [
+        "[odp Dresden] FAILED elbe", "[odp Dresden] RECOVERED elbe (failed)"]
+    assert len(inbox.messages) == 2 and "RECOVERED elbe" in inbox.messages[1]["text"]
+
+    record_run(state, city, _report("held-back", 5, "elbe: 40 % of rows rejected"))
+    assert received[-1]["json"]["text"].startswith("[odp Dresden] HELD-BACK elbe")
+    assert alerts.open_incidents(state)[0]["kind"] == "held-back"
+    # The history has each run with its status.
+    assert [r["status"] for r in history.runs(state, "elbe")] == [
+        "held-back", "ok", "ok", "failed", "failed", "failed"]
+    # The log names every alert but never the secret.
+    log_text = (state / "logs" / "odp.log").read_text()
+    assert '"event": "alert"' in log_text and SECRET not in log_text and url not in log_text
+
+
+def test_undelivered_alert_is_retried_not_duplicated(tmp_path, smtp, webhook, monkeypatch):
+    inbox, port = smtp
+    received, url = webhook
+    monkeypatch.setenv("TEST_ALERT_URL", "http://127.0.0.1:9/down")  # nothing listens
+    city, state = _city(tmp_path, port, "generic"), tmp_path / "state"
+    state.mkdir()
+    record_run(state, city, _report("failed", 0, "boom"))
+    record_run(state, city, _report("failed", 1, "boom"))
+    assert received == [] and len(inbox.messages) == 2  # mail went out, webhook pending
+    monkeypatch.setenv("TEST_ALERT_URL", url)
+    record_run(state, city, _report("failed", 2, "boom"))
+    # Now delivered, once — and the mail channel is told again (retry goes to all channels).
+    assert len(received) == 1 and received[0]["json"]["event"] == "failed"
+    assert received[0]["json"]["dataset"] == "elbe" and received[0]["json"]["run_id"] == "r0"
+
+
+def test_stale_incident_opens_once_and_recovers(tmp_path, smtp, webhook, monkeypatch):
+    inbox, port = smtp
+    received, url = webhook
+    monkeypatch.setenv("TEST_ALERT_URL", url)
+    city, state = _city(tmp_path, port, "matrix"), tmp_path / "state"
+    state.mkdir()
+    channels = alerts.Channels.from_city(city)
+    for _ in range(2):
+        alerts.note_freshness(state, "elbe", True, "last success 2 h ago, expected every 15 min")
+        alerts.dispatch(state, channels)
+    alerts.note_freshness(state, "elbe", False, "")
+    alerts.dispatch(state, channels)
+    kinds = [r["json"]["body"].split(" elbe")[0] for r in received]
+    assert kinds == ["[odp Dresden] STALE", "[odp Dresden] RECOVERED"]
+    assert received[0]["json"]["msgtype"] == "m.text"
+
+
+def test_logs_are_json_lines_off_a_terminal_and_redact_secrets(tmp_path, monkeypatch):
+    token = "ckan-token-abcdef0123456789"
+    stream = io.StringIO()
+    log = logs.configure(tmp_path, console=True, secrets=[token], stream=stream)
+    log.info(f"calling CKAN with {token}", extra={"dataset": "elbe"})
+    log.error("GET https://x/api?apikey=hunter22secret&q=1 failed: Authorization: Bearer abc.def")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["dataset"] == "elbe" and lines[0]["level"] == "info"
+    everything = stream.getvalue() + (tmp_path / "logs" / "odp.log").read_text()
+    for secret in (token, "hunter22secret", "abc.def"):
+        assert secret not in everything
+    assert "apikey=***" in everything
+
+
+def test_human_lines_on_a_terminal(tmp_path):
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    logs.configure(tmp_path, console=None, stream=stream).warning("elbe: stale")
+    assert stream.getvalue().strip().endswith("warning: elbe: stale")
+    assert not stream.getvalue().startswith("{")
