@@ -160,16 +160,24 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     check_gate(result, dataset)
 
     say("georeference")
+    key = list(dataset.schema.primary_key)
     located = georeference(result.valid, dataset, city)
     report.georeferenced, report.in_city = located.located, located.in_city
+    if not located.rejected.empty:  # (0, 0), swapped axes, far outside the city
+        raw = batch.loc[result.valid.index]
+        keys = _keys(raw, key) if key else pd.Series("", index=raw.index)
+        findings = located.findings(result.valid, keys)
+        store.add(dataset.name, report.run_id, findings, raw.reset_index(drop=True))
+        report.quarantined += len(findings)
+        report.messages += located.messages(dataset.name, findings)
+    report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
 
     say("publish")
-    key = list(dataset.schema.primary_key)
     changes = diff(located.table, ledger, key, dataset.schema.names, dataset.full_refresh)
     sync = Sync(dataset, city, state, progress=say)
     published = sync.run(changes, dry_run=dry_run)
-    if not result.valid.empty:
-        store.release(dataset.name, list(_keys(_published_as_text(result.valid, dataset), key)))
+    if not located.table.empty:
+        store.release(dataset.name, list(_keys(_published_as_text(located.table, dataset), key)))
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
     report.deleted, report.write_calls = published.rows_deleted, published.write_calls

@@ -1,0 +1,126 @@
+"""What georeferencing gives the publisher: an RFC 7946 GeoJSON resource, the dataset's
+spatial extent and the districts it covers (for the CKAN metadata)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from odp.spec import Dataset
+
+COORDINATE_DECIMALS = 7  # ~1 cm; RFC 7946 §11.2 advises not to publish more
+
+
+def _geometry_column(table: pd.DataFrame, dataset: Dataset | None) -> str | None:
+    column = (dataset.georeference.get("geometry") if dataset else None) or None
+    return column if column and column in table.columns else None
+
+
+def _geometries(table: pd.DataFrame, dataset: Dataset | None) -> list[dict[str, Any] | None]:
+    """Per row its WGS84 geometry as a GeoJSON dict (None without a location)."""
+    if column := _geometry_column(table, dataset):
+        out: list[dict[str, Any] | None] = []
+        for value in table[column]:
+            if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+                out.append(None)
+            else:
+                out.append(_rounded(json.loads(value) if isinstance(value, str) else value))
+        return out
+    if "longitude" not in table or "latitude" not in table:
+        return [None] * len(table)
+    lon = pd.to_numeric(table["longitude"], errors="coerce").to_numpy(dtype=float)
+    lat = pd.to_numeric(table["latitude"], errors="coerce").to_numpy(dtype=float)
+    return [
+        {"type": "Point", "coordinates": [round(float(x), COORDINATE_DECIMALS),
+                                          round(float(y), COORDINATE_DECIMALS)]}
+        if np.isfinite(x) and np.isfinite(y) else None
+        for x, y in zip(lon, lat, strict=True)
+    ]
+
+
+def _rounded(geometry: dict[str, Any]) -> dict[str, Any]:
+    import shapely
+    from shapely.geometry import mapping, shape
+
+    geom = shapely.orient_polygons(shape(geometry), exterior_cw=False)  # RFC 7946 §3.1.6
+    geom = shapely.transform(geom, lambda c: np.round(c, COORDINATE_DECIMALS))
+    return json.loads(json.dumps(mapping(geom)))  # tuples → lists
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, pd.Timestamp | datetime):
+        ts = pd.Timestamp(value)
+        return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if ts.tzinfo else ts.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def to_geojson(table: pd.DataFrame, dataset: Dataset | None = None) -> bytes:
+    """An RFC 7946 FeatureCollection (UTF-8): one Feature per row, WGS84 lon/lat, every other
+    column a property (in the schema's order); rows without a location get a null geometry."""
+    geometry_column = _geometry_column(table, dataset)
+    columns = [c for c in (dataset.schema.names if dataset else table.columns)
+               if c in table.columns and c != geometry_column]
+    geometries = _geometries(table, dataset)
+    features = []
+    key = list(dataset.schema.primary_key) if dataset else []
+    for geom, row in zip(geometries, table[columns].itertuples(index=False), strict=True):
+        properties = {c: _plain(v) for c, v in zip(columns, row, strict=True)}
+        feature: dict[str, Any] = {"type": "Feature", "geometry": geom,
+                                   "properties": properties}
+        if len(key) == 1:
+            feature["id"] = properties.get(key[0])
+        features.append(feature)
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    if bbox := _bbox(geometries):
+        collection["bbox"] = list(bbox)
+    return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _bbox(geometries: list[dict[str, Any] | None]) -> tuple[float, ...] | None:
+    import shapely
+    from shapely.geometry import shape
+
+    shapes = [shape(g) for g in geometries if g]
+    if not shapes:
+        return None
+    w, s, e, n = shapely.total_bounds(shapes)
+    return (round(float(w), 6), round(float(s), 6), round(float(e), 6), round(float(n), 6))
+
+
+def spatial_extent(table: pd.DataFrame, dataset: Dataset | None = None
+                   ) -> dict[str, Any] | None:
+    """The bounding box of the rows' locations as a GeoJSON Polygon (a Point when all rows
+    share one location; None without locations) — CKAN's `spatial` extra."""
+    bbox = _bbox(_geometries(table, dataset))
+    if bbox is None:
+        return None
+    w, s, e, n = bbox
+    if w == e and s == n:
+        return {"type": "Point", "coordinates": [w, s]}
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
+def covered_districts(table: pd.DataFrame) -> dict[str, list[str]]:
+    """The Stadtteile and Stadtbezirke the rows lie in (sorted, each once)."""
+    out: dict[str, list[str]] = {}
+    for column, key in (("stadtteil", "stadtteile"), ("stadtbezirk", "stadtbezirke")):
+        if column in table:
+            out[key] = sorted(str(v) for v in table[column].dropna().unique())
+        else:
+            out[key] = []
+    return out

@@ -1,0 +1,157 @@
+"""The georeference stage on the real reference layers: geometry checks and repair, points
+quarantined with reasons, further layers (Wahlbezirke), lines/polygons, GeoJSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+
+from odp.errors import ConfigError
+from odp.georeference import covered_districts, georeference, spatial_extent, to_geojson
+from odp.georeference.crs import transform
+from odp.georeference.geometry import NULL_ISLAND, OUTSIDE, SWAPPED, parse_geometries, repair
+from odp.spec import load_city, load_dataset
+from tests.helpers import REPO
+
+CITY = load_city(REPO)
+SCHOOLS = load_dataset("schools-dresden", REPO)
+
+
+def _with_rule(**rule) -> object:
+    return dataclasses.replace(SCHOOLS, georeference=rule)
+
+
+def _points(lon: list, lat: list) -> pd.DataFrame:
+    n = len(lon)
+    return pd.DataFrame({"school_id": range(1, n + 1), "building_no": [1] * n,
+                         "name": [f"S{i}" for i in range(n)], "longitude": lon, "latitude": lat},
+                        index=range(10, 10 + n))
+
+
+def test_zero_swapped_and_far_away_points_are_rejected_with_their_reason():
+    # Frauenkirche; the same swapped; (0, 0); Berlin; 1 km outside the boundary (kept: buffer
+    # 2 km); no coordinates (kept, no district).
+    table = _points([13.7416, 51.0519, 0.0, 13.4050, 13.5700, None],
+                    [51.0519, 13.7416, 0.0, 52.5200, 51.0500, None])
+    got = georeference(table, _with_rule(lon="longitude", lat="latitude"), CITY)
+    assert list(got.rejected["rule"]) == [SWAPPED, NULL_ISLAND, OUTSIDE]
+    assert list(got.rejected.index) == [11, 12, 13]
+    assert "swapped" in got.rejected.loc[11, "reason"]
+    assert "151.2 km outside Dresden" in got.rejected.loc[13, "reason"]
+    assert list(got.table.index) == [10, 14, 15]
+    assert got.table.loc[10, "stadtteil"] == "Innere Altstadt"
+    assert pd.isna(got.table.loc[15, "stadtteil"]) and got.located == 2
+    findings = got.findings(table, pd.Series([f"k{i}" for i in range(6)], index=table.index))
+    assert list(findings["row"]) == [2, 3, 4] and list(findings["key"]) == ["k1", "k2", "k3"]
+
+
+def test_outside_points_can_be_kept_when_the_dataset_says_so():
+    got = georeference(_points([13.4050], [52.52]),
+                       _with_rule(outside="keep"), CITY)
+    assert got.rejected.empty and pd.isna(got.table["stadtteil"].iloc[0])
+
+
+def test_projected_input_gets_wgs84_and_utm_columns_and_wahlbezirk():
+    east, north = transform([13.7416], [51.0519], "EPSG:4326", "EPSG:31468")
+    table = _points([None], [None]).assign(x=east, y=north)
+    got = georeference(table, _with_rule(lon="x", lat="y", crs="EPSG:31468",
+                                         layers=["wahlbezirke"]), CITY)
+    row = got.table.iloc[0]
+    assert row["longitude"] == pytest.approx(13.7416, abs=5e-5)  # DHDN Helmert: ~3 m
+    assert row["stadtteil"] == "Innere Altstadt"
+    assert len(row["wahlbezirk_nr"]) == 5 and row["wahlbezirk"]
+
+
+def test_a_swapped_projected_pair_is_detected_too():
+    east, north = transform([13.7416], [51.0519], "EPSG:4326", "EPSG:25833")
+    got = georeference(_points([None], [None]).assign(x=north, y=east),
+                       _with_rule(lon="x", lat="y", crs="EPSG:25833"), CITY)
+    assert list(got.rejected["rule"]) == [SWAPPED]
+
+
+def test_unknown_keys_and_crs_are_configuration_errors():
+    with pytest.raises(ConfigError, match="unknown key 'lng'"):
+        georeference(_points([13.74], [51.05]), _with_rule(lng="x"), CITY)
+    with pytest.raises(ConfigError, match="EPSG:2056 is not accepted"):
+        georeference(_points([13.74], [51.05]), _with_rule(crs="EPSG:2056"), CITY)
+    with pytest.raises(ConfigError, match="no polygon layer 'kitas'"):
+        georeference(_points([13.74], [51.05]), _with_rule(layers=["kitas"]), CITY)
+
+
+def test_invalid_polygon_is_made_valid_and_wound_counter_clockwise():
+    bowtie = "POLYGON((0 0, 2 2, 2 0, 0 2, 0 0))"  # self-intersecting
+    clockwise = "POLYGON((0 0, 0 1, 1 1, 1 0, 0 0))"
+    geoms, unreadable = parse_geometries(pd.Series([bowtie, clockwise, "", "POINT EMPTY",
+                                                    "not a geometry"]))
+    fixed, issues = repair(geoms)
+    assert fixed.iloc[0].is_valid and fixed.iloc[0].area == pytest.approx(2.0)
+    assert issues.iloc[0].startswith("invalid geometry made valid (Self-intersection")
+    assert fixed.iloc[1].exterior.is_ccw and issues.iloc[1] == ""
+    assert fixed.iloc[2] is None and fixed.iloc[3] is None
+    assert issues.iloc[3] == "empty or null geometry"
+    assert unreadable.iloc[4].startswith("unreadable geometry")
+
+
+def _polygon_table() -> pd.DataFrame:
+    # A square straddling Innere Altstadt (01) and Pirnaische Vorstadt (02), mostly in 02, and
+    # a line along the Elbe; as GeoJSON text in EPSG:25833.
+    east, north = transform([13.7440, 13.7520], [51.0480, 51.0500], "EPSG:4326", "EPSG:25833")
+    square = shapely.box(east[0], north[0], east[1], north[1])
+    return pd.DataFrame({"school_id": [1, 2], "building_no": [1, 1], "name": ["a", "b"],
+                         "geometry": [shapely.to_geojson(square), None]})
+
+
+def test_polygons_by_overlap_share_or_representative_point():
+    table = _polygon_table()
+    overlap = georeference(table, _with_rule(geometry="geometry", crs="EPSG:25833",
+                                             assign_by="overlap"), CITY)
+    point = georeference(table, _with_rule(geometry="geometry", crs="EPSG:25833"), CITY)
+    assert overlap.table.loc[0, "stadtteil_nr"] in ("01", "02")
+    share = gpd.GeoSeries([shapely.from_geojson(table.loc[0, "geometry"])], crs="EPSG:25833")
+    from odp.georeference.districts import district_index
+
+    polygons = district_index(CITY).polygons.set_index("stadtteil_nr").geometry
+    areas = {c: share.intersection(polygons[c]).area.iloc[0] for c in ("01", "02")}
+    assert overlap.table.loc[0, "stadtteil_nr"] == max(areas, key=areas.get)
+    assert point.table.loc[0, "stadtteil_nr"] in ("01", "02")
+    geometry = json.loads(overlap.table.loc[0, "geometry"])  # published in WGS84
+    assert 13.7 < geometry["coordinates"][0][0][0] < 13.8
+    assert pd.isna(overlap.table.loc[1, "stadtteil"])
+    assert overlap.warnings == ["row 2: field 'geometry': empty or null geometry"]
+
+
+def test_geojson_resource_opens_in_geopandas_with_extent_and_districts():
+    table = _points([13.7416, 13.8694, None], [51.0519, 51.0085, None])
+    got = georeference(table, SCHOOLS, CITY)
+    data = to_geojson(got.table, SCHOOLS)
+    frame = gpd.read_file(data)
+    assert len(frame) == 3 and str(frame.crs) == "EPSG:4326"
+    assert list(frame["stadtteil"][:2]) == ["Innere Altstadt", "Hosterwitz/Pillnitz"]
+    assert frame.geometry.iloc[2] is None
+    assert json.loads(data)["bbox"] == [13.7416, 51.0085, 13.8694, 51.0519]
+    assert spatial_extent(got.table)["coordinates"][0][0] == [13.7416, 51.0085]
+    assert covered_districts(got.table) == {
+        "stadtteile": ["Hosterwitz/Pillnitz", "Innere Altstadt"],
+        "stadtbezirke": ["Altstadt", "Loschwitz"]}
+
+
+def test_polygon_geojson_is_wound_per_rfc_7946():
+    got = georeference(_polygon_table(), _with_rule(geometry="geometry", crs="EPSG:25833"), CITY)
+    dataset = _with_rule(geometry="geometry")
+    frame = gpd.read_file(to_geojson(got.table, dataset))
+    assert frame.geometry.iloc[0].exterior.is_ccw
+
+
+def test_geocoding_fills_rows_without_coordinates_from_the_register():
+    table = _points([None, None, 13.7416], [None, None, 51.0519]).assign(
+        street=["Struvestr. 11", "Nirgendwostraße 1", "Egal 1"])
+    got = georeference(table, _with_rule(address={"street": "street"}, reverse=True), CITY)
+    assert list(got.table["geocode_quality"]) == ["normalised", "none", "source"]
+    assert got.table["stadtteil"].iloc[0] == "Seevorstadt-Ost/Großer Garten"
+    assert pd.isna(got.table["longitude"].iloc[1])
+    assert got.table["nearest_address"].iloc[0] == "Struvestraße 11"
