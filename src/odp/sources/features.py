@@ -1,0 +1,64 @@
+"""Features (id, properties, geometry) → a raw-text table, shared by the OGC API Features and
+WFS source types.
+
+Columns: `id_column` (default "id"), the properties (renamed by `rename`), the geometry as text
+(`geometry_column`, default "geometry"; `geometry_format` "wkt" (default) or "geojson") in the
+CRS the service delivered, and a representative point (`point_columns`, default
+["longitude", "latitude"]): the point itself for points, else a point guaranteed to lie inside
+the shape (shapely's `representative_point`), in the same CRS. The dataset's `[georeference]`
+names that CRS (e.g. EPSG:4326 for OGC API's default CRS84, EPSG:25833 when requested).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from odp.errors import SourceError
+from odp.sources.frames import as_raw_text
+
+
+def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: list[Any],
+                  source: dict[str, Any], where: str) -> pd.DataFrame:
+    """`geometries`: shapely geometries or None (a feature without geometry)."""
+    import shapely
+
+    id_column = source.get("id_column", "id")
+    geometry_column = source.get("geometry_column", "geometry")
+    lon_column, lat_column = source.get("point_columns", ["longitude", "latitude"])
+    frame = pd.DataFrame.from_records(properties, index=range(len(properties)))
+    for column in frame.columns:
+        # Nested property values (objects, lists) are kept as JSON text.
+        nested = frame[column].map(lambda v: isinstance(v, (dict, list)))
+        if nested.any():
+            frame[column] = frame[column].where(
+                ~nested, frame[column].map(lambda v: json.dumps(v, ensure_ascii=False))
+            )
+    frame.insert(0, id_column, ids)
+    shapes = pd.Series(geometries, dtype=object)
+    present = shapes.notna().to_numpy()
+    array = shapes.to_numpy()
+    text: list[str | None] = [None] * len(array)
+    lon: list[float | None] = [None] * len(array)
+    lat: list[float | None] = [None] * len(array)
+    if present.any():
+        valid = array[present]
+        if source.get("geometry_format", "wkt") == "geojson":
+            rendered = shapely.to_geojson(valid)
+        else:
+            rendered = shapely.to_wkt(valid, rounding_precision=-1)
+        try:
+            points = shapely.point_on_surface(valid)
+        except shapely.errors.GEOSException as exc:
+            raise SourceError(f"{where}: a geometry cannot be used ({exc})") from None
+        positions = present.nonzero()[0]
+        xs, ys = shapely.get_x(points), shapely.get_y(points)
+        for i, pos in enumerate(positions):
+            text[pos], lon[pos], lat[pos] = rendered[i], float(xs[i]), float(ys[i])
+    frame[geometry_column] = text
+    frame[lon_column] = pd.array(lon, dtype="Float64")
+    frame[lat_column] = pd.array(lat, dtype="Float64")
+    frame = frame.rename(columns=source.get("rename", {}))
+    return as_raw_text(frame)

@@ -1,0 +1,148 @@
+"""OGC API – Features (Part 1 core, Part 2 CRS): a collection's items as GeoJSON, page by page.
+Full refresh: every run reads the whole collection; the publish stage writes only what changed.
+
+Parameters (`[source]`, type = "ogcapi_features"):
+  url          the collection's items endpoint (…/collections/{id}/items); or `path`: a GeoJSON
+               FeatureCollection file
+  limit        page size sent as `limit` (default 1000; servers may send fewer)
+  crs          a CRS URI sent as `crs` (Part 2), e.g. http://www.opengis.net/def/crs/EPSG/0/25833;
+               when the answer has a `Content-Crs` header naming another CRS the run stops.
+               Without it the server answers in CRS84 (lon/lat)
+  params       further query parameters (e.g. {f = "json"})
+  max_pages    a safety stop for paging (default 10000)
+  id_column, rename, geometry_column, geometry_format, point_columns — see odp.sources.features
+
+Paging follows the `rel=next` link of each page until there is none (a relative href is resolved
+against the page's URL; a link seen twice stops the run). When the server states
+`numberMatched`, the number of features read must equal it. Servers that send neither (the
+Dresden cardogis server) deliver the whole collection in one page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import dlt
+import pandas as pd
+
+from odp.errors import ConfigError, SourceError
+from odp.sources.features import feature_table
+from odp.sources.http import HttpSettings, SourceClient
+from odp.spec import Dataset, project_root
+
+
+def parse_page(payload: Any, where: str) -> tuple[list[Any], list[dict[str, Any]], list[Any]]:
+    """One GeoJSON FeatureCollection → (ids, properties, shapely geometries or None)."""
+    from shapely.geometry import shape
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("features"), list):
+        raise SourceError(f"{where}: not a GeoJSON FeatureCollection (no 'features' list)")
+    ids: list[Any] = []
+    props: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    for i, feature in enumerate(payload["features"], start=1):
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            raise SourceError(f"{where}: feature {i}: not a GeoJSON Feature")
+        properties = feature.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise SourceError(f"{where}: feature {i}: 'properties' is not an object")
+        geometry = feature.get("geometry")
+        try:
+            # A non-standard `crs` member inside a geometry (cardogis) is ignored by shape().
+            geoms.append(shape(geometry) if geometry else None)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise SourceError(
+                f"{where}: feature {i} (id {feature.get('id')}): field 'geometry': "
+                f"malformed {(geometry or {}).get('type', 'geometry')} ({exc})"
+            ) from None
+        ids.append(feature.get("id"))
+        props.append(properties)
+    return ids, props, geoms
+
+
+def next_link(payload: dict[str, Any], page_url: str) -> str | None:
+    for link in payload.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "next" and link.get("href"):
+            return urljoin(page_url, str(link["href"]))
+    return None
+
+
+def _content_crs(response: Any) -> str | None:
+    value = response.headers.get("Content-Crs")
+    return value.strip().strip("<>") if value else None
+
+
+def read_pages(client: SourceClient, source: dict[str, Any]) -> Iterator[tuple[Any, str]]:
+    """Each page's decoded JSON and its URL."""
+    url = source["url"]
+    params: dict[str, Any] | None = {"limit": int(source.get("limit", 1000)),
+                                     **source.get("params", {})}
+    if crs := source.get("crs"):
+        params["crs"] = crs  # type: ignore[index]
+    seen: set[str] = set()
+    max_pages = int(source.get("max_pages", 10000))
+    for page in range(1, max_pages + 1):
+        response = client.get(url, params)
+        page_url = url if params is None else f"{url}?{urlencode(params)}"  # the remote URL
+        where = f"{client.dataset}: {page_url} (page {page})"
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise SourceError(f"{where}: malformed JSON ({exc})") from None
+        answered = _content_crs(response)
+        if crs and answered and answered != crs:
+            raise SourceError(f"{where}: answered in CRS {answered}, requested {crs}")
+        yield payload, where
+        following = next_link(payload, page_url)
+        if following is None:
+            return
+        if following in seen:
+            raise SourceError(f"{where}: the 'next' link repeats ({following})")
+        seen.add(following)
+        url, params = following, None  # the link carries every parameter
+    raise SourceError(f"{client.dataset}: more than {max_pages} pages (max_pages)")
+
+
+def read_collection(dataset: Dataset) -> pd.DataFrame:
+    source = dataset.source
+    ids: list[Any] = []
+    props: list[dict[str, Any]] = []
+    geoms: list[Any] = []
+    matched: int | None = None
+    if source.get("url"):
+        client = SourceClient(dataset.name, HttpSettings.from_source(source))
+        pages: Iterator[tuple[Any, str]] = read_pages(client, source)
+        where = f"{dataset.name}: {source['url']}"
+    elif path := source.get("path"):
+        file = Path(path) if Path(path).is_absolute() else project_root() / path
+        where = f"{dataset.name}: {file}"
+        try:
+            pages = iter([(json.loads(file.read_text(encoding="utf-8")), where)])
+        except FileNotFoundError:
+            raise SourceError(f"{where}: file not found") from None
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{where}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    else:
+        raise ConfigError(f"{dataset.definition_path}: [source] needs 'url' or 'path'")
+    for payload, page_where in pages:
+        page_ids, page_props, page_geoms = parse_page(payload, page_where)
+        ids += page_ids
+        props += page_props
+        geoms += page_geoms
+        if isinstance(payload.get("numberMatched"), int):
+            matched = payload["numberMatched"]
+    if matched is not None and matched != len(ids):
+        raise SourceError(f"{where}: read {len(ids)} features, the server matched {matched}")
+    return feature_table(ids, props, geoms, source, where)
+
+
+def ogcapi_features(dataset: Dataset) -> Any:
+    @dlt.resource(name=dataset.table_name, write_disposition="replace")
+    def features() -> Iterator[pd.DataFrame]:
+        yield read_collection(dataset)
+
+    return features

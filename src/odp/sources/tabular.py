@@ -1,0 +1,328 @@
+"""Administrative tabular files: CSV or XLSX, from a URL or a path, German conventions handled
+explicitly and declared per dataset. Full refresh: every run reads the whole file(s); the
+publish stage writes only what changed.
+
+Parameters (`[source]`, type = "tabular"):
+  url | path          one file; or `files = [{url|path, add = {column = value}}, …]` (same layout)
+  format              "csv" | "xlsx" (default: from the file name; else csv); `sheet` for xlsx
+  encoding            "auto" (default): BOM or valid UTF-8, else an error naming the byte;
+                      or a named encoding such as "iso-8859-1" (see odp.sources.textfile)
+  delimiter           default ";"; `quotechar` default '"'
+  header              true (default): the first row names the columns (names are stripped of
+                      surrounding spaces); false: `columns = [...]` names them
+  units_row           true: the row under the header holds units; it is dropped, and checked
+                      against `units = {column = "unit"}` (a different unit stops the run)
+  drop                columns not published (raw names)
+  rename              {raw name = published name}
+  add                 {column = constant text} added to every row (per file in `files`)
+  german_numbers      columns written with decimal comma and thousands dots: "1.234,5" →
+                      "1234.5", "13,72" → "13.72"; a value of another shape stays as sent (the
+                      Table Schema then rejects it with its reason)
+  dates               {column = strptime format}, e.g. "%d.%m.%Y" → ISO "YYYY-MM-DD"
+  [source.timestamp]  local time without offset → UTC text "…Z":
+                      column = "…" (or date = "…" + time = "…"), format (strptime),
+                      timezone (IANA, e.g. "Europe/Berlin"), target (output column),
+                      ambiguous — the repeated hour at the end of summer time, stated explicitly:
+                        "order"    a wall time occurring twice: first = summer time, second =
+                                   standard time; occurring once: rejected
+                        "dst" | "standard"   every ambiguous wall time gets that offset
+                        "reject"   ambiguous values are rejected
+                      nonexistent — wall times in the spring gap: "reject" (default) or
+                        "shift_forward"
+                      empty_time = "midnight": a row with a date but no time gets 00:00 local
+                      A rejected value is passed on annotated ("2016-03-27T02:00:00 (does not
+                      exist in Europe/Berlin: the summer-time gap)"), so validation quarantines
+                      the row and the reason shows why.
+  [source.flag]       column = "…", from = "…", empty = "…", present = "…": a column telling
+                      rows whose `from` cell is empty apart (e.g. daily rows among hourly ones)
+
+Empty cells are missing values (null), never 0. Every other value is passed on as text exactly as
+sent; the Table Schema types it. A row with more cells than the header stops the run with the
+file and line named.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+import numpy as np
+import pandas as pd
+
+from odp.errors import ConfigError, SourceError
+from odp.sources.frames import as_raw_text
+from odp.sources.textfile import decode, read_bytes
+from odp.spec import Dataset
+
+log = logging.getLogger("odp.sources.tabular")
+
+_GERMAN_THOUSANDS = r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?"
+_GERMAN_PLAIN = r"[+-]?[0-9]+(?:,[0-9]+)?"
+AMBIGUOUS = ("order", "dst", "standard", "reject")
+NONEXISTENT = ("reject", "shift_forward")
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def read_table(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
+    """The file as a DataFrame of text cells (header applied, units row checked and dropped,
+    trailing empty columns removed); missing cells are NA."""
+    fmt = source.get("format") or ("xlsx" if where.lower().endswith(".xlsx") else "csv")
+    if fmt == "xlsx":
+        rows = _xlsx_rows(data, source.get("sheet"), where)
+    elif fmt == "csv":
+        rows = _csv_rows(data, source, where)
+    else:
+        raise ConfigError(f"{where}: format must be 'csv' or 'xlsx', not '{fmt}'")
+    return _framed(rows, source, where)
+
+
+def _csv_rows(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
+    decoded = decode(data, source.get("encoding", "auto"), where)
+    log.info("%s: encoding %s", where, decoded.encoding)
+    try:
+        return pd.read_csv(
+            io.StringIO(decoded.text),
+            sep=source.get("delimiter", ";"),
+            quotechar=source.get("quotechar", '"'),
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+            engine="c",
+        )
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"{where}: the file is empty") from None
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found:
+            expected, line, saw = found.groups()
+            raise SourceError(
+                f"{where}: line {line}: {saw} cells where the first line has {expected}"
+            ) from None
+        raise SourceError(f"{where}: malformed CSV: {' '.join(str(exc).split())}") from None
+
+
+def _xlsx_rows(data: bytes, sheet: Any, where: str) -> pd.DataFrame:
+    import openpyxl  # only for XLSX datasets
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile/KeyError/InvalidFileException
+        raise SourceError(f"{where}: not a readable XLSX file ({type(exc).__name__})") from None
+    try:
+        if sheet is None:
+            ws = book.worksheets[0]
+        elif isinstance(sheet, int):
+            ws = book.worksheets[sheet]
+        else:
+            ws = book[sheet]
+    except (IndexError, KeyError):
+        raise SourceError(f"{where}: no sheet {sheet!r} (sheets: {book.sheetnames})") from None
+    rows = [[_cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    book.close()
+    rows = [r for r in rows if any(v != "" for v in r)]
+    if not rows:
+        raise SourceError(f"{where}: the sheet is empty")
+    return pd.DataFrame(rows, dtype=object)
+
+
+def _cell_text(value: Any) -> str:
+    """An XLSX cell as the text a CSV export would hold (numbers with a decimal point)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _framed(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
+    rows = rows.astype(object)
+    rows.columns = range(rows.shape[1])
+    if source.get("header", True):
+        names = [str(v).strip() for v in rows.iloc[0]]
+        body = rows.iloc[1:]
+    else:
+        names = [str(c) for c in source.get("columns", [])]
+        if len(names) != rows.shape[1]:
+            raise ConfigError(
+                f"{where}: 'columns' names {len(names)} columns, the file has {rows.shape[1]}"
+            )
+        body = rows
+    # Trailing separators: unnamed columns that are empty throughout are dropped.
+    keep = [i for i, n in enumerate(names) if n or (body.iloc[:, i] != "").any()]
+    unnamed = [i + 1 for i in keep if not names[i]]
+    if unnamed:
+        raise SourceError(f"{where}: column {unnamed[0]} has values but no header")
+    if len(set(names[i] for i in keep)) != len(keep):
+        raise SourceError(f"{where}: duplicate column names in the header")
+    body = body.iloc[:, keep]
+    body.columns = [names[i] for i in keep]
+    if source.get("units_row"):
+        if body.empty:
+            raise SourceError(f"{where}: no units row under the header")
+        _check_units(body.iloc[0], source.get("units", {}), where)
+        body = body.iloc[1:]
+    body = body.reset_index(drop=True)
+    return body.mask(body == "")  # empty cell = missing value
+
+
+def _check_units(units: pd.Series, expected: dict[str, str], where: str) -> None:
+    for column, unit in expected.items():
+        if column not in units.index:
+            raise SourceError(f"{where}: units row: no column '{column}'")
+        if str(units[column]).strip() != unit:
+            raise SourceError(
+                f"{where}: units row: column '{column}' is in '{units[column]}', expected '{unit}'"
+            )
+
+
+# --- German conventions ------------------------------------------------------------------------
+
+
+def german_number(values: pd.Series) -> pd.Series:
+    """'1.234,5' → '1234.5', '13,72' → '13.72'; other shapes stay as sent."""
+    text = values.astype("string").str.strip()
+    thousands = text.str.fullmatch(_GERMAN_THOUSANDS).fillna(False)
+    plain = text.str.fullmatch(_GERMAN_PLAIN).fillna(False)
+    converted = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return values.astype("string").where(~(thousands | plain), converted)
+
+
+def german_date(values: pd.Series, fmt: str) -> pd.Series:
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+    text = parsed.dt.strftime("%Y-%m-%d").astype("string")
+    return text.where(parsed.notna(), values.astype("string"))
+
+
+def local_to_utc(naive: pd.Series, tz: str, ambiguous: str, nonexistent: str
+                 ) -> tuple[pd.Series, pd.Series]:
+    """Naive local date-times (datetime64; NaT = unparseable) → (UTC date-times, reasons): NaT and
+    a reason where a value was rejected under the declared rules."""
+    if ambiguous not in AMBIGUOUS:
+        raise ConfigError(f"ambiguous must be one of {', '.join(AMBIGUOUS)}, not '{ambiguous}'")
+    if nonexistent not in NONEXISTENT:
+        raise ConfigError(
+            f"nonexistent must be one of {', '.join(NONEXISTENT)}, not '{nonexistent}'"
+        )
+    wall = naive.astype("datetime64[ns]")
+    in_gap = wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").isna() & (
+        wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").notna()
+    )
+    doubtful = wall.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").isna()
+    doubtful &= wall.notna()
+    if ambiguous == "order":
+        # In file order: the first occurrence of a repeated wall time is summer time, the
+        # second standard time; one occurring only once cannot be placed and is rejected.
+        flags: Any = ~wall.duplicated(keep="first").to_numpy()
+        undecided = doubtful & ~wall.duplicated(keep=False)
+    elif ambiguous in ("dst", "standard"):
+        flags = np.full(len(wall), ambiguous == "dst")
+        undecided = pd.Series(False, index=wall.index)
+    else:
+        flags = "NaT"
+        undecided = doubtful
+    gap = "shift_forward" if nonexistent == "shift_forward" else "NaT"
+    local = wall.dt.tz_localize(tz, ambiguous=flags, nonexistent=gap).mask(undecided)
+    reasons = pd.Series(pd.NA, index=wall.index, dtype="string")
+    reasons = reasons.mask(undecided, f"is ambiguous in {tz}: the repeated hour")
+    if nonexistent == "reject":
+        reasons = reasons.mask(in_gap, f"does not exist in {tz}: the summer-time gap")
+    return local.dt.tz_convert("UTC"), reasons
+
+
+def _timestamp(frame: pd.DataFrame, rule: dict[str, Any], where: str) -> pd.DataFrame:
+    tz = rule.get("timezone")
+    ambiguous = rule.get("ambiguous")
+    if not tz or not ambiguous:
+        raise ConfigError(
+            f"{where}: [source.timestamp] needs 'timezone' and 'ambiguous' "
+            f"({' | '.join(AMBIGUOUS)}): how the repeated hour in autumn is read"
+        )
+    if "column" in rule:
+        used = [rule["column"]]
+        raw = frame[rule["column"]].astype("string")
+        fmt = rule.get("format", "%Y-%m-%dT%H:%M:%S")
+    else:
+        used = [rule["date"], rule["time"]]
+        date, time = frame[rule["date"]].astype("string"), frame[rule["time"]].astype("string")
+        if rule.get("empty_time") == "midnight":
+            time = time.fillna("00:00")
+        raw = date + " " + time
+        fmt = rule.get("format", "%Y-%m-%d %H:%M")
+    for column in used:
+        if column not in frame.columns:
+            raise SourceError(f"{where}: no column '{column}' for the timestamp")
+    naive = pd.to_datetime(raw, format=fmt, errors="coerce")
+    utc, reasons = local_to_utc(naive, tz, ambiguous, rule.get("nonexistent", "reject"))
+    text = utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
+    rejected = reasons.notna()
+    text = text.where(~rejected, raw + " (" + reasons + ")")
+    text = text.where(naive.notna() | rejected, raw)  # unparseable: as sent
+    out = frame.drop(columns=[c for c in used if not rule.get("keep")])
+    out[rule.get("target", "timestamp")] = text
+    return out
+
+
+# --- the source type ---------------------------------------------------------------------------
+
+
+def shape(frame: pd.DataFrame, source: dict[str, Any], where: str,
+          add: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Apply the dataset's declared conventions to one file's text table."""
+    out = frame.copy()
+    if flag := source.get("flag"):
+        origin = out[flag["from"]]
+        out[flag["column"]] = np.where(origin.isna(), flag["empty"], flag["present"])
+    if rule := source.get("timestamp"):
+        out = _timestamp(out, rule, where)
+    for column in source.get("german_numbers", []):
+        if column not in out.columns:
+            raise SourceError(f"{where}: no column '{column}' (german_numbers)")
+        out[column] = german_number(out[column])
+    for column, fmt in source.get("dates", {}).items():
+        if column not in out.columns:
+            raise SourceError(f"{where}: no column '{column}' (dates)")
+        out[column] = german_date(out[column], fmt)
+    missing = [c for c in source.get("drop", []) if c not in out.columns]
+    if missing:
+        raise SourceError(f"{where}: no column '{missing[0]}' (drop)")
+    out = out.drop(columns=source.get("drop", []))
+    for column, value in {**source.get("add", {}), **(add or {})}.items():
+        out[column] = str(value)
+    out = out.rename(columns=source.get("rename", {}))
+    return as_raw_text(out)
+
+
+def files_of(source: dict[str, Any]) -> list[dict[str, Any]]:
+    if files := source.get("files"):
+        return list(files)
+    return [{k: source[k] for k in ("url", "path") if k in source}]
+
+
+def read_all(dataset: Dataset) -> pd.DataFrame:
+    source = dataset.source
+    frames = []
+    for spec in files_of(source):
+        data, where = read_bytes(dataset.name, spec, source)
+        where = f"{dataset.name}: {where}"
+        frames.append(shape(read_table(data, source, where), source, where, spec.get("add")))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def tabular(dataset: Dataset) -> Any:
+    @dlt.resource(name=dataset.table_name, write_disposition="replace")
+    def rows() -> Iterator[pd.DataFrame]:
+        yield read_all(dataset)
+
+    return rows

@@ -1,0 +1,72 @@
+"""Reading a source file's bytes (from a URL or a local path) and decoding its text explicitly.
+
+Encodings are detected, never guessed silently: a UTF-8 byte-order mark means UTF-8; text that
+decodes as UTF-8 is UTF-8; anything else is an error unless the dataset names the encoding
+(e.g. `encoding = "iso-8859-1"`). A named Latin-1 encoding is refused when the bytes are in fact
+UTF-8 with non-ASCII characters (that would turn "ß" into "ÃŸ").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odp.errors import ConfigError, SourceError
+from odp.sources.http import HttpSettings, SourceClient
+from odp.spec import project_root
+
+AUTO = "auto"
+_LATIN = {"iso-8859-1", "latin-1", "latin1", "iso-8859-15", "cp1252", "windows-1252"}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str  # what was found: "utf-8-sig", "utf-8", or the named encoding
+
+
+def read_bytes(dataset: str, spec: dict[str, Any], settings: dict[str, Any]) -> tuple[bytes, str]:
+    """The file named by `url` or `path` in `spec` (a relative path is relative to the project)."""
+    if url := spec.get("url"):
+        client = SourceClient(dataset, HttpSettings.from_source(settings))
+        return client.get_bytes(url), url
+    if path := spec.get("path"):
+        file = Path(path) if Path(path).is_absolute() else project_root() / path
+        try:
+            return file.read_bytes(), str(file)
+        except FileNotFoundError:
+            raise SourceError(f"{dataset}: {file}: file not found") from None
+    raise ConfigError(f"{dataset}: [source] needs 'url' or 'path'")
+
+
+def decode(data: bytes, encoding: str, where: str) -> Decoded:
+    wanted = (encoding or AUTO).lower()
+    if data.startswith(b"\xef\xbb\xbf"):
+        if wanted not in (AUTO, "utf-8", "utf-8-sig", "utf8"):
+            raise SourceError(f"{where}: starts with a UTF-8 byte-order mark, not {encoding}")
+        return Decoded(_utf8(data[3:], where), "utf-8-sig")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Decoded(data.decode("utf-16"), "utf-16")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if wanted in (AUTO, "utf-8", "utf8"):
+            raise SourceError(
+                f"{where}: not UTF-8 (byte 0x{data[exc.start]:02X} at offset {exc.start}); "
+                "name the file's encoding in [source], e.g. encoding = \"iso-8859-1\""
+            ) from None
+        return Decoded(data.decode(wanted), wanted)
+    if wanted in _LATIN and not text.isascii():
+        raise SourceError(f"{where}: is UTF-8 with non-ASCII characters, not {encoding}")
+    return Decoded(text, "utf-8")
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{where}: has a UTF-8 byte-order mark but byte 0x{data[exc.start]:02X} at offset "
+            f"{exc.start + 3} is not UTF-8"
+        ) from None

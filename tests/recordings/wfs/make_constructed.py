@@ -1,0 +1,60 @@
+"""Builds the CONSTRUCTED WFS 2.0 / GML 3.2 pages in EPSG:25833 from three REAL Wahlbezirke
+polygons (tests/recordings/ogcapi_dresden), transformed from CRS84 with pyproj. Deterministic:
+rerun to reproduce the files byte-identically. See README.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from pyproj import Transformer
+
+HERE = Path(__file__).parent
+REAL = HERE.parent / "ogcapi_dresden" / "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson"
+SRS = "urn:ogc:def:crs:EPSG::25833"
+PAGE = 2
+HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" '
+    'xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:wb="urn:example:wahlbezirke" '
+    'timeStamp="2024-10-15T18:18:06Z" numberMatched="{matched}" numberReturned="{returned}">\n'
+)
+
+
+def ring(coords: list[list[float]], to_utm: Transformer) -> str:
+    xs, ys = to_utm.transform([c[0] for c in coords], [c[1] for c in coords])
+    return " ".join(f"{x:.2f} {y:.2f}" for x, y in zip(xs, ys, strict=True))
+
+
+def member(feature: dict, to_utm: Transformer) -> str:
+    rings = feature["geometry"]["coordinates"]
+    fid = f"Wahlbezirke.{feature['id']}"
+    interiors = "".join(
+        f"<gml:interior><gml:LinearRing><gml:posList>{ring(r, to_utm)}</gml:posList>"
+        "</gml:LinearRing></gml:interior>" for r in rings[1:]
+    )
+    return (
+        f'<wfs:member>\n<wb:Wahlbezirke gml:id="{fid}">\n'
+        f"<wb:wb>{escape(feature['properties']['wb'])}</wb:wb>\n"
+        f"<wb:wb_text>{escape(feature['properties']['wb_text'])}</wb:wb_text>\n"
+        f'<wb:geom><gml:Polygon gml:id="{fid}.geom" srsName="{SRS}" srsDimension="2">'
+        f"<gml:exterior><gml:LinearRing><gml:posList>{ring(rings[0], to_utm)}</gml:posList>"
+        f"</gml:LinearRing></gml:exterior>{interiors}</gml:Polygon></wb:geom>\n"
+        "</wb:Wahlbezirke>\n</wfs:member>\n"
+    )
+
+
+def main() -> None:
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:25833", always_xy=True)
+    real = json.loads(REAL.read_text(encoding="utf-8"))
+    features = [f for f in real["features"] if f["geometry"]["type"] == "Polygon"][:3]
+    for start in range(0, len(features), PAGE):
+        page = features[start:start + PAGE]
+        body = HEAD.format(matched=len(features), returned=len(page))
+        body += "".join(member(f, to_utm) for f in page) + "</wfs:FeatureCollection>\n"
+        (HERE / f"wahlbezirke_25833_start{start}.xml").write_text(body, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
