@@ -9,8 +9,9 @@ from odp.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project
 
 
-def source_env(tmp_path: Path, monkeypatch, names: list[str],
-               scenario: str | None = None) -> Iterator[dict]:
+def source_env(
+    tmp_path: Path, monkeypatch, names: list[str], scenario: str | None = None
+) -> Iterator[dict]:
     root, mapping = make_project(tmp_path, names)
     monkeypatch.setenv("ODP_PROJECT", str(root))
     monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")

@@ -69,7 +69,7 @@ def test_retries_a_5xx_then_succeeds(env):
 
 
 def test_malformed_measurements_name_dataset_and_url(env):
-    env["server"].override(f"{BASE}/stations/{RIESA}/W/measurements.json", 200, b"{\"oops\"")
+    env["server"].override(f"{BASE}/stations/{RIESA}/W/measurements.json", 200, b'{"oops"')
     with pytest.raises(SourceError, match=r"elbe-gauges-saxony: .*RIESA|malformed JSON") as err:
         extract(_dataset(env), env["state"])
     assert "\n" not in str(err.value) and RIESA in str(err.value)

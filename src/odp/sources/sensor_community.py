@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dlt
+import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
@@ -116,15 +117,17 @@ def _finish(frame: pd.DataFrame) -> pd.DataFrame:
 def within(frame: pd.DataFrame, area: list[float]) -> pd.DataFrame:
     """Rows within `km` of (lat, lon) (haversine); rows without coordinates are dropped."""
     lat0, lon0, km = (float(v) for v in area)
-    lat = pd.to_numeric(frame["latitude"], errors="coerce")
-    lon = pd.to_numeric(frame["longitude"], errors="coerce")
-    p1, p2 = math.radians(lat0), lat.map(math.radians)
-    dlat, dlon = p2 - p1, (lon - lon0).map(math.radians)
-    a = (dlat / 2).map(math.sin) ** 2 + math.cos(p1) * p2.map(math.cos) * (dlon / 2).map(
-        math.sin
-    ) ** 2
-    distance = 2 * 6371.0 * a.map(lambda v: math.asin(math.sqrt(v)) if v == v else math.nan)
-    return frame[(distance <= km).fillna(False).to_numpy(dtype=bool)]
+
+    def radians(column: str) -> np.ndarray:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        return np.radians(values.to_numpy(dtype=float, na_value=np.nan))
+
+    lat, lon = radians("latitude"), radians("longitude")
+    p1 = math.radians(lat0)
+    a = (np.sin((lat - p1) / 2) ** 2
+         + math.cos(p1) * np.cos(lat) * np.sin((lon - math.radians(lon0)) / 2) ** 2)
+    distance = 2 * 6371.0 * np.arcsin(np.sqrt(a))
+    return frame[np.nan_to_num(distance, nan=np.inf) <= km]
 
 
 def only_new(frame: pd.DataFrame, last: dict[str, Any]) -> pd.DataFrame:
