@@ -27,7 +27,7 @@ DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed source
 
 # Each stage's own commands: a module with `register(subparsers)`; each command's function
 # takes (args, project_root) and returns the exit code. Keep those modules' imports light.
-COMMAND_MODULES: tuple[str, ...] = ("odp.operations.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("odp.operations.commands", "odp.validate.commands")
 
 
 def _print_json(data: Any) -> None:
@@ -221,31 +221,6 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     return failed[0] if failed else 0
 
 
-# --- quarantine -----------------------------------------------------------------------------
-
-
-def cmd_quarantine(args: argparse.Namespace, root: Path) -> int:
-    from odp.spec import state_dir
-    from odp.validate import QuarantineStore
-
-    load_dataset(args.name, root)
-    table = QuarantineStore(state_dir(root)).list(args.name)
-    if args.json:
-        _print_json(json.loads(table.to_json(orient="records", date_format="iso")))
-        return 0
-    if table.empty:
-        print(f"{args.name}: quarantine is empty")
-        return 0
-    from rich.table import Table
-
-    view = Table("run", "row", "key", "field", "rule", "value", "reason")
-    for r in table.itertuples():
-        view.add_row(str(r.run_id), str(r.row), str(r.key), str(r.field), str(r.rule),
-                     str(r.value), str(r.reason))
-    _console().print(view)
-    return 0
-
-
 # --- portal ---------------------------------------------------------------------------------
 
 
@@ -297,11 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve recorded responses: auto = when a source host is unreachable (demo)",
     )
     p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("quarantine", help="rows rejected by validation, with reasons")
-    p.add_argument("name")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser("portal", help="the local CKAN (dev/test): install, start, stop, status")
     p.add_argument("action", choices=("install", "start", "stop", "status"))

@@ -153,11 +153,11 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     ledger = read_ledger(state, dataset.name)
     held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
     batch = _candidates(dataset, extracted.table, ledger, held)
-    result = validate_batch(batch, dataset, report.run_id, store)
+    result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
     report.validated, report.valid = result.total, len(result.valid)
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages()
-    check_gate(result, dataset)
+    check_gate(result, dataset, None if dry_run else state)  # writes reports/NAME.json
 
     say("georeference")
     key = list(dataset.schema.primary_key)

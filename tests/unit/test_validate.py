@@ -30,16 +30,18 @@ UNIQUE = "expect_compound_columns_to_be_unique"
 
 
 def dataset(name: str, schema: dict | None = None, **validate: object) -> Dataset:
+    """The dataset as configured (schema, suite, `[validate]`), `validate` keys overridden."""
     path = REPO / "schemas" / f"{name}.json"
     raw = schema or json.loads(path.read_text(encoding="utf-8"))
+    definition = tomllib.loads((REPO / "pipelines" / f"{name}.toml").read_text(encoding="utf-8"))
     return Dataset(
         name=name,
         title=name,
         description="",
         kind="",
         source={},
-        extract={},
-        validate=dict(validate),
+        extract=definition.get("extract", {}),
+        validate=definition.get("validate", {}) | dict(validate),
         georeference={},
         publish={},
         schedule={},
@@ -197,8 +199,11 @@ def test_water_level_bands_and_passthrough_columns():
         (4, "water_level", BETWEEN, "warning"),
         (5, "water_level", BETWEEN, "warning"),
         (6, "water_level", "type:number", "error"),
+        # series rules run on the rows still valid (98, 25, 940): two steps over 50 cm
+        (3, "water_level", "series:jump", "warning"),
+        (5, "water_level", "series:jump", "warning"),
     }
-    assert result.rejected_rows == 3 and result.warnings == 4
+    assert result.rejected_rows == 3 and result.warnings == 6
     assert result.valid["water_level"].tolist() == [98.0, 25.0, 940.0]
     assert result.valid["_dlt_id"].tolist() == ["id0", "id2", "id4"]
     assert str(result.valid["timestamp"].dtype) == "datetime64[ns, UTC]"
@@ -254,20 +259,24 @@ def test_duplicate_measurement_rejects_both_rows():
 # --- drift, empty batches, gate ------------------------------------------------------------
 
 
-def test_schema_drift_renamed_and_extra_columns(schools):
+def test_schema_drift_renamed_and_extra_columns_hold_the_batch_back(schools, tmp_path):
+    store = QuarantineStore(tmp_path)
     renamed = schools.rename(columns={"postcode": "plz"})
-    with pytest.raises(SourceError) as caught:
-        validate_batch(renamed, dataset(SCHOOLS), "r1")
-    assert (
-        str(caught.value)
-        == "schools-dresden: schema drift: missing column 'postcode'; new column 'plz'"
+    result = validate_batch(renamed, dataset(SCHOOLS), "r1", store)
+    assert (result.drift.missing, result.drift.new) == (["postcode"], ["plz"])
+    assert result.drift_blocks and result.valid.empty and store.list(SCHOOLS).empty
+    with pytest.raises(GateError) as caught:
+        check_gate(result, dataset(SCHOOLS))
+    assert str(caught.value) == (
+        "schools-dresden: batch held back: schema drift: missing column 'postcode'; "
+        'new column \'plz\' (drift = "fail")'
     )
     extra = schools.assign(fax="0351 123", _dlt_id="x")  # `_…` columns are not drift
-    with pytest.raises(SourceError, match=r"^schools-dresden: schema drift: new column 'fax'$"):
-        validate_batch(extra, dataset(SCHOOLS), "r1")
+    with pytest.raises(GateError, match=r"schema drift: new column 'fax' \(drift"):
+        check_gate(validate_batch(extra, dataset(SCHOOLS), "r1"), dataset(SCHOOLS))
     gone = schools.drop(columns=["latitude", "longitude"])
-    with pytest.raises(SourceError, match="missing columns 'longitude', 'latitude'$"):
-        validate_batch(gone, dataset(SCHOOLS), "r1")
+    with pytest.raises(GateError, match="missing columns 'longitude', 'latitude' "):
+        check_gate(validate_batch(gone, dataset(SCHOOLS), "r1"), dataset(SCHOOLS))
 
 
 def test_empty_water_level_batch_passes():
@@ -280,9 +289,9 @@ def test_empty_water_level_batch_passes():
 
 def test_empty_register_fails_the_batch_not_rows(schools):
     result = validate_batch(schools.iloc[:0], dataset(SCHOOLS), "r1", now=NOW)
-    assert result.rejected_rows == 0 and len(result.batch_errors) == 1
-    assert "expect_table_row_count_to_be_between" in result.batch_errors[0]
-    with pytest.raises(GateError, match=r"^schools-dresden: batch held back: expect_table_row"):
+    assert result.rejected_rows == 0 and result.batch_errors == []
+    with pytest.raises(GateError, match=r"^schools-dresden: batch held back: 0 rows, expected "
+                                        r"100 … 1000$"):
         check_gate(result, dataset(SCHOOLS))
 
 
@@ -301,7 +310,9 @@ def test_gate_holds_back_at_the_threshold():
 
 
 def test_messages_are_capped_for_display():
-    result = validate_batch(elbe(["x"] * 30), dataset(ELBE), "r1", now=NOW)
+    # every value is text: with drift = "evolve" that is reported and rejected row by row
+    result = validate_batch(elbe(["x"] * 30), dataset(ELBE, drift="evolve"), "r1", now=NOW)
+    assert [r.column for r in result.drift.retyped] == ["water_level"]
     lines = result.messages(limit=5)
     assert len(lines) == 6 and lines[-1].endswith(
         "… and 25 more findings (full list in the quarantine)"

@@ -1,38 +1,49 @@
 """Validation: raw text batch → typed rows, findings, quarantine, gate.
 
-    result = validate_batch(df, dataset, run_id, QuarantineStore(state_dir))
-    check_gate(result, dataset)        # raises GateError: the last good version stays published
-    publish(result.valid)
+    result = validate_batch(df, dataset, run_id, QuarantineStore(state_dir), history=ledger)
+    check_gate(result, dataset, state_dir)  # writes reports/NAME.json; raises GateError: the
+    publish(result.valid)                   # last good version stays published
 
-Stages: `coerce` (Table Schema types and constraints, schema drift → SourceError), then the GX
-suite (`expectations/NAME.json`, see odp.validate.suite) on the rows that coerced cleanly. Rows
-with an error finding are rejected and quarantined; warnings are reported only.
+Stages: schema drift (odp.validate.drift; `[validate] drift` = fail | evolve), `coerce` (Table
+Schema types and constraints), the GX suite (`expectations/NAME.json`, see odp.validate.suite)
+on the rows that coerced cleanly, then the time-series rules (`[validate.series]`, see
+odp.validate.series) on the rows still valid. Rows with an error finding are rejected and
+quarantined; warnings are reported only. The gate (odp.validate.gate) judges the batch as a
+whole; odp.validate.report writes the run's JSON report and its Markdown summary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
 from odp.spec import Dataset
+from odp.validate import drift as drift_check
 from odp.validate import findings as fnd
+from odp.validate import series as series_check
 from odp.validate.coerce import Coerced, coerce
-from odp.validate.gate import check_gate
+from odp.validate.drift import Drift
+from odp.validate.gate import check_gate, gate_reasons
 from odp.validate.quarantine import QuarantineStore
+from odp.validate.settings import Settings, settings
 from odp.validate.suite import Suite, SuiteOutcome, load_suite, run_suite
 
 __all__ = [
     "Coerced",
+    "Drift",
     "QuarantineStore",
+    "Settings",
     "Suite",
     "ValidationResult",
     "check_gate",
     "coerce",
+    "gate_reasons",
     "load_suite",
     "run_suite",
+    "settings",
     "validate_batch",
 ]
 
@@ -49,6 +60,17 @@ class ValidationResult:
     total: int
     share_rejected: float
     batch_errors: list[str] = field(default_factory=list)
+    run_id: str = ""
+    started: str = ""  # UTC, ISO 8601
+    finished: str = ""
+    drift: Drift = field(default_factory=Drift)
+    settings: Settings = field(default_factory=Settings)
+    present: dict[str, int] = field(default_factory=dict)  # non-missing values per source field
+
+    @property
+    def drift_blocks(self) -> bool:
+        """Drift with `drift = "fail"`: the batch must not be published."""
+        return bool(self.drift) and self.settings.drift == "fail"
 
     def messages(self, limit: int | None = MESSAGES_SHOWN) -> list[str]:
         """One line per finding (errors first); beyond `limit` a closing 'and N more' line."""
@@ -82,24 +104,49 @@ def validate_batch(
     run_id: str,
     store: QuarantineStore | None = None,
     now: datetime | None = None,
+    history: pd.DataFrame | None = None,
 ) -> ValidationResult:
     """Validate one raw batch; with a `store` the rejected rows are quarantined (the run releases
-    keys after publishing their valid rows). `now` fixes the time for `$now` in the suite."""
+    keys after publishing their valid rows). `now` fixes the time for `$now` in the suite;
+    `history` is the last published table (series rules of incremental datasets continue it).
+    A batch whose drift blocks it (`drift = "fail"`) quarantines nothing: it is held back whole."""
+    started = _stamp()
+    cfg = settings(dataset)
     raw = df.reset_index(drop=True)
+    total = len(raw)
+    structure = drift_check.columns(raw, dataset.schema)
+    if structure and cfg.drift == "fail":
+        return ValidationResult(
+            dataset.name, raw.iloc[:0], fnd.empty(), 0, 0, total, 0.0, [], run_id, started,
+            _stamp(), structure, cfg,
+        )
     coerced = coerce(raw, dataset.schema, dataset.name)
-    clean = np.ones(len(raw), dtype=bool)
+    found_drift = Drift(
+        structure.new,
+        structure.missing,
+        drift_check.retyped(raw, dataset.schema, coerced, cfg.retyped_share),
+    )
+    clean = np.ones(total, dtype=bool)
     clean[coerced.rejected] = False
     outcome = _run_suite(coerced.frame[clean], dataset, now)
-    found = fnd.concat([coerced.findings, *_suite_findings(outcome, raw)])
+    parts = [coerced.findings, *_suite_findings(outcome, raw)]
+    if cfg.series is not None:
+        suite_errors = [h.positions for h in outcome.rows if h.severity == "error"]
+        if suite_errors:
+            clean[np.concatenate(suite_errors)] = False
+        past = None if dataset.full_refresh else history
+        parts.extend(series_check.check(coerced.frame[clean], cfg.series, past))
+    batch_errors = [message for severity, message in outcome.batch if severity == "error"]
+    batch_errors += _completeness(cfg, coerced.present, total)
+    found = fnd.concat(parts)
     found = _with_keys(found, raw, list(dataset.schema.primary_key))
     found = found.sort_values(["row", "field", "rule"], kind="stable", ignore_index=True)
 
     errors = found[(found["severity"] == "error") & found["row"].notna()]
-    rejected = np.zeros(len(raw), dtype=bool)
+    rejected = np.zeros(total, dtype=bool)
     rejected[errors["row"].to_numpy(dtype=np.int64) - 1] = True
     valid = coerced.frame[~rejected]
     valid.index = df.index[~rejected]
-    total = len(raw)
     result = ValidationResult(
         dataset=dataset.name,
         valid=valid,
@@ -108,11 +155,30 @@ def validate_batch(
         warnings=int((found["severity"] == "warning").sum()),
         total=total,
         share_rejected=float(rejected.sum() / total) if total else 0.0,
-        batch_errors=[message for severity, message in outcome.batch if severity == "error"],
+        batch_errors=batch_errors,
+        run_id=run_id,
+        started=started,
+        finished=_stamp(),
+        drift=found_drift,
+        settings=cfg,
+        present=dict(coerced.present),
     )
-    if store is not None:
+    if store is not None and not result.drift_blocks:
         store.add(dataset.name, run_id, errors, raw)
     return result
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _completeness(cfg: Settings, present: dict[str, int], total: int) -> list[str]:
+    out = []
+    for name, least in cfg.completeness.items():
+        share = present.get(name, 0) / total if total else 1.0
+        if share < least:
+            out.append(f"field '{name}' is {share:.1%} complete (at least {least:.0%} expected)")
+    return out
 
 
 def _run_suite(frame: pd.DataFrame, dataset: Dataset, now: datetime | None) -> SuiteOutcome:

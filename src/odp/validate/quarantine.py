@@ -124,9 +124,10 @@ class QuarantineStore:
             )
             return cursor.rowcount
 
-    def export_csv(self, dataset: str, path: Path) -> int:
-        """Write the open findings to `path` (UTF-8 CSV); returns the number of rows."""
-        frame = self.list(dataset)
+    def export_csv(self, dataset: str, path: Path, history: bool = False) -> int:
+        """Write the open findings (`history`: all, released ones too) to `path` (UTF-8 CSV,
+        one row per finding with the whole raw row as JSON); returns the number of rows."""
+        frame = self.history(dataset) if history else self.list(dataset)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False, encoding="utf-8")
         return len(frame)

@@ -1,0 +1,85 @@
+"""Schema drift: the batch's source columns against the Table Schema, reported by name.
+
+  * new      — a column the schema does not know (columns starting with `_` are bookkeeping);
+  * missing  — a source field of the schema the batch does not have;
+  * retyped  — at least `retyped_share` of a column's values (and at least 3) fail the schema's
+               type, e.g. a number column that arrives as text or with a decimal comma.
+
+The dataset's `[validate] drift` decides: "fail" holds the batch back (the gate says why);
+"evolve" reports the drift and goes on — new columns stay out of the published table, missing
+ones count as empty values, retyped values are rejected row by row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from odp.spec import TableSchema
+from odp.validate.coerce import PASSTHROUGH_PREFIX, Coerced
+from odp.validate.infer import infer_type
+
+MIN_RETYPED_VALUES = 3
+
+
+@dataclass(frozen=True)
+class Retyped:
+    column: str
+    expected: str
+    observed: str
+    failed: int
+    present: int
+
+
+@dataclass(frozen=True)
+class Drift:
+    new: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    retyped: list[Retyped] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.new or self.missing or self.retyped)
+
+    def describe(self) -> str:
+        """"missing column 'postcode'; new column 'plz'; column 'x' retyped: …" """
+        parts = []
+        if self.missing:
+            parts.append(_plural("missing column", self.missing))
+        if self.new:
+            parts.append(_plural("new column", self.new))
+        for r in self.retyped:
+            parts.append(
+                f"column '{r.column}' retyped: schema {r.expected}, batch {r.observed} "
+                f"({r.failed} of {r.present} values fail)"
+            )
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def columns(df: pd.DataFrame, schema: TableSchema) -> Drift:
+    """New and missing columns (structure only)."""
+    present = [str(c) for c in df.columns if not str(c).startswith(PASSTHROUGH_PREFIX)]
+    expected = [f.name for f in schema.source_fields]
+    return Drift(
+        new=[c for c in present if c not in expected],
+        missing=[c for c in expected if c not in present],
+    )
+
+
+def retyped(df: pd.DataFrame, schema: TableSchema, coerced: Coerced, share: float) -> list[Retyped]:
+    out = []
+    for f in schema.source_fields:
+        failed, present = coerced.type_failed.get(f.name, 0), coerced.present.get(f.name, 0)
+        if f.type == "string" or failed < MIN_RETYPED_VALUES or failed < share * present:
+            continue
+        observed = infer_type(df[f.name]).label
+        out.append(Retyped(f.name, f.type, observed, failed, present))
+    return out
+
+
+def _plural(label: str, names: list[str]) -> str:
+    quoted = ", ".join(f"'{n}'" for n in names)
+    return f"{label}{'s' if len(names) > 1 else ''} {quoted}"
