@@ -41,8 +41,9 @@ class DistrictIndex:
 
     def frame(self, hit: np.ndarray, index: pd.Index) -> pd.DataFrame:
         out = self.layer.frame(hit, index)
-        out["stadtbezirk"] = out["stadtteil_nr"].str.slice(0, 1).map(self.bezirke).astype(
-            "string")
+        bezirke = np.array([self.bezirke.get(c[:1]) for c in self.layer.codes] + [None],
+                           dtype=object)
+        out["stadtbezirk"] = pd.array(bezirke[hit], dtype="string")  # -1 → the appended None
         return out[COLUMNS]
 
     def assign(self, easting: pd.Series, northing: pd.Series) -> pd.DataFrame:
