@@ -119,8 +119,8 @@ def _day(name: str, day: date, zone: ZoneInfo, runs: list[dict[str, Any]], now: 
         dataset=name, day=day.isoformat(), status=status, runs=len(that), runs_ok=len(ok),
         runs_failed=len(failed), runs_held_back=len(held),
         share_valid=_ratio(sum(r["valid"] for r in that), sum(r["validated"] for r in that)),
-        georeferenced_share=_ratio(sum(r["georeferenced"] for r in that),
-                                   sum(r["valid"] for r in that)),
+        georeferenced_share=_ratio(sum(r["georeferenced"] for r in ok),  # runs that got there
+                                   sum(r["valid"] for r in ok)),
         publish_latency_s=round(sum(publishing) / len(publishing), 2) if publishing else None,
         source_uptime=_ratio(sum(1 for r in that if r["exit_code"] != 3), len(that)),
         freshness_h=round((end - max(before)).total_seconds() / 3600, 2) if before else None,
