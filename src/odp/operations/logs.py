@@ -80,6 +80,19 @@ class HumanFormatter(logging.Formatter):
 _redactor = Redactor()
 
 
+class _Stdout:
+    """sys.stdout as it is at each write (tests and embedders replace it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+
 def redactor() -> Redactor:
     return _redactor
 
@@ -104,7 +117,7 @@ def configure(state: Path, console: bool | None = None, secrets: Iterable[str] =
     file_handler.addFilter(_redactor)
     log.addHandler(file_handler)
     if console is not False:
-        out = stream or sys.stdout
+        out = stream or _Stdout()
         handler = logging.StreamHandler(out)
         tty = out.isatty() if console is None else False
         handler.setFormatter(HumanFormatter() if tty else JsonFormatter())
