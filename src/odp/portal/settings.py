@@ -6,25 +6,50 @@ environment variables (read at call time, so tests may set them).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 CKAN_VERSION = "2.12.0"
+# odp's own CKAN extension (DCAT-AP.de profile, dataset schema, Table Schema endpoint): installed
+# editable, so CKAN runs this checkout's code; its digest in CKAN_EXTRA_OPTIONS restarts CKAN
+# when the code changes.
+CKANEXT_ODP = Path(__file__).resolve().parent / "ckanext_odp"
 # Installed into CKAN's own venv (CKAN pins versions that clash with the pipeline stack).
-# Extensions such as "ckanext-dcat==2.4.4" / "ckanext-scheming==3.1.0" go here.
 CKAN_REQUIREMENTS: tuple[str, ...] = (
     f"ckan[requirements]=={CKAN_VERSION}",
     "ckanapi",
     "waitress",
+    "ckanext-dcat==2.4.4",  # DCAT-AP RDF endpoints (/dataset/NAME.ttl, /catalog.ttl)
+    "ckanext-scheming==3.1.0",  # the DCAT-AP.de dataset fields
+    f"--editable={CKANEXT_ODP}",
 )
 # Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
-CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore")
+CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore", "scheming_datasets", "dcat", "odp")
 # Plugins with database migrations of their own (`ckan db upgrade -p NAME`).
 CKAN_PLUGIN_MIGRATIONS: tuple[str, ...] = ("activity",)
+
+
+def _code_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".yaml", ".toml"):
+            digest.update(path.relative_to(folder).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 # Further ckan.ini [app:main] options, e.g. {"scheming.dataset_schemas": "ckanext.x:y.yaml"}.
 # Literal values: a `%` must be written `%%`; `%(here)s` is the portal home.
-CKAN_EXTRA_OPTIONS: dict[str, str] = {}
+CKAN_EXTRA_OPTIONS: dict[str, str] = {
+    "scheming.dataset_schemas": "ckanext.odp:dataset.yaml",
+    "scheming.presets": "ckanext.scheming:presets.json",
+    "ckanext.dcat.rdf.profiles": "euro_dcat_ap_2 euro_dcat_ap_scheming dcatap_de",
+    "ckan.site_title": "odp – lokales Datenportal (Entwicklung und Tests)",
+    "ckan.site_description": "Lokales CKAN, in das odp in Entwicklung und Tests veröffentlicht.",
+    "ckanext.odp.catalog_language": "DEU",
+    "ckanext.odp.code": _code_digest(CKANEXT_ODP),
+}
 
 HOST = "127.0.0.1"  # every service listens on loopback only
 

@@ -1,5 +1,11 @@
 """The CKAN dataset's metadata, from the dataset definition, the city defaults and the data.
 
+The package carries the DCAT-AP.de fields of the portal's dataset schema (ckanext-scheming,
+`odp/portal/ckanext_odp/ckanext/odp/dataset.yaml`); ckanext-dcat and the `dcatap_de` profile
+turn them into DCAT-AP.de RDF. Facts that come from the data stay free extras, under the keys
+ckanext-dcat and ckanext-spatial read: `temporal_start`, `temporal_end` (ISO 8601 UTC),
+`spatial` (GeoJSON), `spatial_bbox`, `spatial_text`.
+
 A hash of the metadata is stored in the dataset (extra `odp_metadata_hash`), so a run writes the
 metadata only when it changed and a no-op run leaves `metadata_modified` as it was.
 """
@@ -12,9 +18,11 @@ from typing import Any
 
 import pandas as pd
 
+from odp.publish.dcat import DcatFacts, facts
 from odp.spec import City, Dataset
 
 HASH_EXTRA = "odp_metadata_hash"
+PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
 
 
 def _bbox_polygon(table: pd.DataFrame) -> dict[str, Any] | None:
@@ -45,15 +53,21 @@ def _districts(table: pd.DataFrame) -> str:
     return ", ".join(sorted(table["stadtbezirk"].dropna().unique()))
 
 
-def package_dict(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str, Any]:
-    """The desired CKAN package (without id), including the hash extra."""
-    publish, defaults = dataset.publish, city.defaults
-    attribution = publish.get("attribution", defaults.get("attribution", ""))
-    extras: dict[str, str] = {
-        "attribution": attribution,
+def _publisher(info: DcatFacts) -> dict[str, str]:
+    org = info.organization
+    publisher = {
+        "uri": org.publisher_uri,
+        "name": org.publisher_name,
+        "email": org.email,
+        "url": org.url,
+        "type": PUBLISHER_TYPE + org.publisher_type,
+    }
+    return {k: v for k, v in publisher.items() if v}
+
+
+def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str, str]:
+    extras = {
         "source_type": dataset.source_type,
-        "update_frequency": publish.get("update_frequency", ""),
-        "political_geocoding": city.regional_key,
         "reference_system": city.crs,
         "primary_key": ",".join(dataset.schema.primary_key),
     }
@@ -61,22 +75,50 @@ def package_dict(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
         extras["temporal_start"], extras["temporal_end"] = temporal
     if spatial := _bbox_polygon(table):
         extras["spatial"] = json.dumps(spatial, separators=(",", ":"))
+        if spatial["type"] == "Polygon":
+            extras["spatial_bbox"] = extras["spatial"]
+        extras["spatial_text"] = city.name
     if districts := _districts(table):
         extras["stadtbezirke"] = districts
+    return extras
+
+
+def package_dict(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str, Any]:
+    """The desired CKAN package (without id), including the hash extra."""
+    publish = dataset.publish
+    info = facts(dataset, city)
+    base = city.portal_url
+    identifier_base = str(city.defaults.get("identifier_base", f"{base}/dataset")).rstrip("/")
     notes = dataset.description.strip()
-    if attribution:
-        notes += f"\n\nQuelle: {attribution}"
+    if info.attribution:
+        notes += f"\n\nQuelle: {info.attribution}"
+    extras = _data_extras(dataset, city, table)
     package: dict[str, Any] = {
         "name": dataset.name,
         "title": dataset.title,
         "notes": notes,
-        "owner_org": city.organization["name"],
-        "license_id": publish.get("license_id", defaults.get("license_id", "")),
+        "owner_org": info.organization.name,
+        "license_id": info.license_id,
+        "license_uri": info.license_uri,
+        "license_attribution_by_text": info.attribution,
         "url": publish.get("source_url", ""),
-        "author": attribution,
-        "maintainer": defaults.get("maintainer", ""),
-        "maintainer_email": defaults.get("maintainer_email", ""),
+        "author": info.attribution,
+        "maintainer": info.contact.get("name", ""),
+        "maintainer_email": info.contact.get("email", ""),
         "tags": [{"name": t} for t in publish.get("tags", [])],
+        "groups": [{"name": g.name} for g in info.groups],
+        "theme": info.themes,
+        "frequency": info.frequency,
+        "language": [info.language],
+        "identifier": f"{identifier_base}/{dataset.name}",
+        "publisher": [_publisher(info)],
+        "originator": [info.originator] if info.originator else [],
+        "contact": [info.contact] if info.contact else [],
+        "contributor_id": info.contributor_id,
+        "political_geocoding_uri": list(info.political_geocoding_uri),
+        "political_geocoding_level_uri": info.political_geocoding_level_uri,
+        "geocoding_description": info.geocoding_description,
+        "table_schema": json.dumps(dataset.schema.raw, ensure_ascii=False, sort_keys=True),
         "extras": [{"key": k, "value": v} for k, v in sorted(extras.items()) if v],
     }
     digest = hashlib.sha256(json.dumps(package, sort_keys=True).encode()).hexdigest()[:16]

@@ -10,7 +10,9 @@ from typing import Any
 from odp.errors import PublishError
 from odp.spec import City
 
-READ_ACTIONS = frozenset({"status_show", "package_show", "organization_show", "datastore_search"})
+READ_ACTIONS = frozenset(
+    {"status_show", "package_show", "organization_show", "group_show", "datastore_search"}
+)
 USER_AGENT = "odp/0.1 (city open-data pipelines)"
 
 

@@ -151,12 +151,9 @@ class Sync:
         return report
 
     def _ensure_organization(self) -> None:
-        org = self.city.organization
-        if self.portal.show("organization_show", org["name"]) is None:
-            self.portal.call(
-                "organization_create", name=org["name"], title=org.get("title", org["name"]),
-                description=org.get("description", ""),
-            )
+        from odp.publish.catalog import ensure_organization_and_groups
+
+        ensure_organization_and_groups(self.portal, self.dataset, self.city)
 
     def _datastore(
         self, resource_id: str, changes: ChangeSet, fresh: bool, interrupted: bool,

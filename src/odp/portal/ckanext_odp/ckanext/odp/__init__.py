@@ -1,0 +1,1 @@
+"""odp's CKAN extension: DCAT-AP.de output, dataset schema, Table Schema endpoint."""
