@@ -170,3 +170,47 @@ def test_a_row_with_extra_cells_names_file_and_line():
     with pytest.raises(SourceError, match=r"vvo_haltestellen_2019.csv: line 5: 11 cells where "
                                           r"the first line has 9"):
         _read(STOPS, STOPS_SOURCE, b"\r\n".join(lines))
+
+
+# --- through the replay server (production client: retries, one-line errors) -------------------
+
+STOPS_URL = ("https://raw.githubusercontent.com/kiliankoe/vvo/"
+             "9a8732851291c67759d292e08868871fed094176/stations/stations.csv")
+
+
+@pytest.fixture
+def stops_dataset(tmp_path, monkeypatch):
+    from odp.replay import ReplayServer
+    from odp.spec import load_dataset
+    from tests.helpers import make_project
+
+    root, names = make_project(tmp_path, ["transit-stops-vvo"])
+    monkeypatch.setenv("ODP_PROJECT", str(root))
+    with ReplayServer(RECORDINGS) as server:
+        monkeypatch.setenv("ODP_REPLAY_URL", server.url)
+        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
+        monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
+        yield load_dataset(names["transit-stops-vvo"], root), server
+
+
+def test_stops_over_http_5xx_then_success(stops_dataset):
+    from odp.sources.tabular import read_all
+
+    dataset, server = stops_dataset
+    server.fail_next(STOPS_URL, [500, 503])
+    table = read_all(dataset)
+    assert len(table) == 4373 and table["longitude"].iloc[0] == "13.723395"
+    assert len(server.requests) == 3
+
+
+def test_stops_over_http_in_another_encoding_is_refused_by_name(stops_dataset):
+    from odp.sources.tabular import read_all
+
+    dataset, server = stops_dataset
+    latin = STOPS.read_bytes().decode("utf-8").encode("iso-8859-1")
+    server.override(STOPS_URL, 200, latin, "text/csv")
+    with pytest.raises(SourceError) as caught:
+        read_all(dataset)
+    message = str(caught.value)
+    assert message.startswith(f"{dataset.name}: {STOPS_URL}: not UTF-8 (byte 0xDF at offset ")
+    assert "\n" not in message
