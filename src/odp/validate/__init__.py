@@ -135,7 +135,8 @@ def validate_batch(
         if suite_errors:
             clean[np.concatenate(suite_errors)] = False
         past = None if dataset.full_refresh else history
-        parts.extend(series_check.check(coerced.frame[clean], cfg.series, past))
+        needed = list(dict.fromkeys(cfg.series.columns))
+        parts.extend(series_check.check(coerced.frame.loc[clean, needed], cfg.series, past))
     batch_errors = [message for severity, message in outcome.batch if severity == "error"]
     batch_errors += _completeness(cfg, coerced.present, total)
     found = fnd.concat(parts)

@@ -34,16 +34,17 @@ def check(
     if batch.empty:
         return []
     past = _tail(history, rules, needed)
-    found: list[pd.DataFrame] = []
-    if rules.monotonic != "off" and past is not None:
-        found.append(_monotonic(batch, past, rules))
     rows = pd.concat([past, batch], ignore_index=True) if past is not None else batch
     rows = rows.reset_index(drop=True)
     series = _series_ids(rows, list(rules.by))
-    order = np.lexsort((_ns(rows[rules.time]), series))
-    rows, series = rows.iloc[order].reset_index(drop=True), series[order]
+    times = _ns(rows[rules.time])
+    found: list[pd.DataFrame] = []
+    if rules.monotonic != "off" and past is not None:
+        found.append(_monotonic(rows, series, times, rules))
+    order = np.lexsort((times, series))
+    positions, series = rows[_POS].to_numpy()[order], series[order]
     for item in rules.values:
-        found.extend(_values(rows, series, item))
+        found.extend(_values(rows, order, positions, series, item))
     return [f for f in found if len(f)]
 
 
@@ -71,58 +72,66 @@ def _ns(times: pd.Series) -> np.ndarray:
     return pd.to_datetime(times, utc=True).astype("datetime64[ns, UTC]").array.asi8
 
 
-def _monotonic(batch: pd.DataFrame, past: pd.DataFrame, rules: SeriesRules) -> pd.DataFrame:
-    by, time = list(rules.by), rules.time
-    if by:
-        last = past.groupby(by, sort=False)[time].max().rename("__last").reset_index()
-        joined = batch.merge(last, on=by, how="left")
-    else:
-        joined = batch.assign(__last=past[time].max())
-    has = joined["__last"].notna().to_numpy(dtype=bool)
-    late = np.zeros(len(joined), dtype=bool)
-    late[has] = _ns(joined[time][has]) <= _ns(joined["__last"][has])
-    hit = joined[late]
-    stamps = hit[time].dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
-    lasts = hit["__last"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    reasons = (fnd.quoted(stamps) + " is not after the last published time of its series ("
-               + lasts.astype("string") + ")")
-    return fnd.frame(hit[_POS].to_numpy(dtype=np.int64), time, "series:monotonic",
-                     rules.monotonic, stamps, reasons)
+def _monotonic(
+    rows: pd.DataFrame, series: np.ndarray, times: np.ndarray, rules: SeriesRules
+) -> pd.DataFrame:
+    """Batch rows whose time is not after the latest published time of their series."""
+    positions = rows[_POS].to_numpy()
+    old = positions < 0
+    last = np.full(series.max() + 1, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, series[old], times[old])
+    late = ~old & (times <= last[series]) & (last[series] != np.iinfo(np.int64).min)
+    stamps = pd.Series(pd.to_datetime(times[late], utc=True)).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lasts = pd.Series(pd.to_datetime(last[series[late]], utc=True)).dt.strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+    reasons = [f" is not after the last published time of its series ({t})" for t in lasts]
+    stamps = stamps.astype("string")
+    return fnd.frame(positions[late], rules.time, "series:monotonic", rules.monotonic, stamps,
+                     fnd.quoted(stamps) + pd.array(reasons, dtype="string"))
 
 
-def _values(rows: pd.DataFrame, series: np.ndarray, item: ValueCheck) -> list[pd.DataFrame]:
-    mask = rows[item.column].notna().to_numpy(dtype=bool)
-    for column, wanted in item.when.items():
-        mask &= (rows[column].astype("string") == wanted).fillna(False).to_numpy(dtype=bool)
-    rows, series = rows[mask], series[mask]
-    if rows.empty:
+def _values(
+    rows: pd.DataFrame, order: np.ndarray, positions: np.ndarray, series: np.ndarray,
+    item: ValueCheck,
+) -> list[pd.DataFrame]:
+    """Jumps and flat lines of one column; `order` sorts `rows` by series and time."""
+    column = rows[item.column].iloc[order].reset_index(drop=True)
+    mask = column.notna().to_numpy(dtype=bool)
+    for name, wanted in item.when.items():
+        selected = rows[name].iloc[order].astype("string") == wanted
+        mask &= selected.fillna(False).to_numpy(dtype=bool)
+    if not mask.all():
+        column, positions, series = column[mask].reset_index(drop=True), positions[mask], \
+            series[mask]
+    if column.empty:
         return []
-    new = rows[_POS].to_numpy() >= 0
+    new = positions >= 0
     same = np.r_[False, series[1:] == series[:-1]]
-    text = _shown(rows[item.column])
     out = []
     if item.max_jump is not None:
-        values = rows[item.column].to_numpy(dtype=float, na_value=np.nan)
+        values = column.to_numpy(dtype=float, na_value=np.nan)
         change = np.abs(np.r_[np.nan, np.diff(values)])
         jump = same & new & (change > item.max_jump)
         previous = np.r_[np.nan, values[:-1]][jump]
         tail = [f" jumps by {_num(c)} from {_num(p)} (more than {_num(item.max_jump)})"
                 for c, p in zip(change[jump], previous, strict=True)]
-        reasons = fnd.quoted(text[jump]) + pd.array(tail, dtype="string")
-        out.append(fnd.frame(rows[_POS].to_numpy()[jump], item.column, "series:jump",
-                             item.severity, text[jump], reasons))
+        text = _shown(column[jump])
+        reasons = fnd.quoted(text) + pd.array(tail, dtype="string")
+        out.append(fnd.frame(positions[jump], item.column, "series:jump", item.severity, text,
+                             reasons))
     if item.flat_count is not None:
-        codes = pd.factorize(rows[item.column])[0]
+        codes = pd.factorize(column)[0]
         starts = ~(same & np.r_[False, codes[1:] == codes[:-1]])
         run = np.cumsum(starts)
         first = np.flatnonzero(starts)
-        length = np.arange(len(rows)) - first[run - 1] + 1
+        length = np.arange(len(column)) - first[run - 1] + 1
         flat = new & (length >= item.flat_count)
         tail = [f" is the same value {n} times in a row (flat line, limit {item.flat_count})"
                 for n in length[flat]]
-        reasons = fnd.quoted(text[flat]) + pd.array(tail, dtype="string")
-        out.append(fnd.frame(rows[_POS].to_numpy()[flat], item.column, "series:flat",
-                             item.severity, text[flat], reasons))
+        text = _shown(column[flat])
+        reasons = fnd.quoted(text) + pd.array(tail, dtype="string")
+        out.append(fnd.frame(positions[flat], item.column, "series:flat", item.severity, text,
+                             reasons))
     return out
 
 
