@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CKAN_VERSION = "2.12.0"
+HOME_ENV = "ODP_PORTAL_HOME"
+HOME_RELATIVE = Path(".local") / "portal"  # below the project root
+
 # odp's own CKAN extension (DCAT-AP.de profile, dataset schema, Table Schema endpoint): installed
 # editable, so CKAN runs this checkout's code; its digest in CKAN_EXTRA_OPTIONS restarts CKAN
-# when the code changes.
+# when the code changes. The path is relative to the portal home (the installer's working
+# folder), so checkouts sharing one portal ask for the same requirement and never reinstall.
 CKANEXT_ODP = Path(__file__).resolve().parent / "ckanext_odp"
+_HOME = os.environ.get(HOME_ENV, "").strip() or str(CKANEXT_ODP.parents[3] / HOME_RELATIVE)
 # Installed into CKAN's own venv (CKAN pins versions that clash with the pipeline stack).
 CKAN_REQUIREMENTS: tuple[str, ...] = (
     f"ckan[requirements]=={CKAN_VERSION}",
@@ -23,7 +28,7 @@ CKAN_REQUIREMENTS: tuple[str, ...] = (
     "waitress",
     "ckanext-dcat==2.4.4",  # DCAT-AP RDF endpoints (/dataset/NAME.ttl, /catalog.ttl)
     "ckanext-scheming==3.1.0",  # the DCAT-AP.de dataset fields
-    f"--editable={CKANEXT_ODP}",
+    f"--editable={os.path.relpath(CKANEXT_ODP, Path(_HOME).expanduser().absolute())}",
 )
 # Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
 CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore", "scheming_datasets", "dcat", "odp")
@@ -60,9 +65,6 @@ _PORTS: dict[str, tuple[int, str]] = {
     "redis": (56379, "ODP_PORTAL_REDIS_PORT"),
     "solr": (58983, "ODP_PORTAL_SOLR_PORT"),
 }
-
-HOME_ENV = "ODP_PORTAL_HOME"
-HOME_RELATIVE = Path(".local") / "portal"  # below the project root
 
 ADMIN_USER = "odp-admin"
 ADMIN_EMAIL = "odp-admin@localhost"
