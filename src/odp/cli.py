@@ -27,7 +27,9 @@ DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed source
 
 # Each stage's own commands: a module with `register(subparsers)`; each command's function
 # takes (args, project_root) and returns the exit code. Keep those modules' imports light.
-COMMAND_MODULES: tuple[str, ...] = ("odp.operations.commands", "odp.validate.commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "odp.operations.commands", "odp.validate.commands", "odp.publish.commands",
+)
 
 
 def _print_json(data: Any) -> None:

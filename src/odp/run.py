@@ -47,6 +47,7 @@ class RunReport:
     error: str = ""
     exit_code: int = 0
     messages: list[str] = field(default_factory=list)
+    plan: dict[str, object] = field(default_factory=dict)  # dry run: what publish would write
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -140,7 +141,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
                 dry_run: bool) -> None:
     from odp.extract import extract
     from odp.georeference import georeference
-    from odp.publish.changes import diff, read_ledger
+    from odp.publish.changes import read_ledger
     from odp.publish.sync import Sync
     from odp.validate import QuarantineStore, check_gate, validate_batch
 
@@ -173,9 +174,10 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
 
     say("publish")
-    changes = diff(located.table, ledger, key, dataset.schema.names, dataset.full_refresh)
     sync = Sync(dataset, city, state, progress=say)
+    changes = sync.diff(located.table, ledger)  # per the dataset's deletion policy
     published = sync.run(changes, dry_run=dry_run)
+    report.plan = published.plan if dry_run else {}
     if not located.table.empty:
         store.release(dataset.name, list(_keys(_published_as_text(located.table, dataset), key)))
     report.url = published.url

@@ -161,6 +161,7 @@ class City:
     stadtteile: ReferenceLayer
     stadtbezirk_names: dict[str, str]  # first digit of the Stadtteil code -> Stadtbezirk name
     path: Path
+    portal: dict[str, Any] = field(default_factory=dict)  # the [portal] table (publish options)
 
     @classmethod
     def load(cls, path: Path, root: Path) -> City:
@@ -189,6 +190,7 @@ class City:
             ),
             stadtbezirk_names={str(k): v for k, v in layers.get("stadtbezirke", {}).items()},
             path=path,
+            portal=portal,
         )
 
     def api_token(self) -> str | None:

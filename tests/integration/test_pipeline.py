@@ -275,11 +275,11 @@ def test_failure_mid_publish_leaves_no_partial_dataset_and_next_run_completes(
 
     name = project["names"][SCHOOLS]
     with FailingProxy(portal.url) as proxy:
-        proxy.fail["datastore_upsert"] = 99  # CKAN breaks after the dataset was created
+        proxy.fail["datastore_create"] = 99  # CKAN breaks after the dataset was created
         monkeypatch.setenv("ODP_CKAN_URL", proxy.url)
         broken = _run(project, SCHOOLS)
     assert broken.status == "failed" and broken.exit_code == 5
-    assert "datastore_upsert" in broken.error and "HTTP 500" in broken.error
+    assert "datastore_create" in broken.error and "HTTP 500" in broken.error
     assert "package_create" in proxy.calls
     # What exists is a draft: invisible to the public.
     assert ckan.action.package_show(id=name)["state"] == "draft"
@@ -293,4 +293,5 @@ def test_failure_mid_publish_leaves_no_partial_dataset_and_next_run_completes(
     package, search = _datastore(ckan, name)
     assert package["state"] == "active"
     assert search["total"] == fixed.valid  # every row once: nothing lost, nothing doubled
-    assert len(package["resources"]) == 1
+    roles = [r.get("odp_role") for r in package["resources"]]
+    assert roles.count("table") == 1 and len(roles) == len(set(roles))  # nothing doubled

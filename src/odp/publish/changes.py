@@ -16,17 +16,29 @@ import pandas as pd
 HASH = "_row_hash"
 
 
+POLICIES = ("delete", "mark-deleted", "keep-history")
+DELETED_AT = "deleted_at"  # mark-deleted: when the row disappeared from the source (UTC)
+
+
 @dataclass(frozen=True)
 class ChangeSet:
     new: pd.DataFrame
-    changed: pd.DataFrame
-    deleted: pd.DataFrame  # key columns only
+    changed: pd.DataFrame  # rows to overwrite (mark-deleted: also revived rows)
+    deleted: pd.DataFrame  # key columns of rows gone from the source this run
     unchanged: int
     result: pd.DataFrame  # the published table after applying the changes (with HASH)
+    policy: str = "delete"
+    marked: pd.DataFrame | None = None  # mark-deleted: the gone rows, with DELETED_AT set
+    previous: pd.DataFrame | None = None  # ledger rows of changed and deleted keys (history)
 
     @property
     def empty(self) -> bool:
         return self.new.empty and self.changed.empty and self.deleted.empty
+
+    @property
+    def columns(self) -> list[str]:
+        """The published table's columns (the schema's, plus DELETED_AT for mark-deleted)."""
+        return [c for c in self.result.columns if c != HASH]
 
 
 def ledger_path(state: Path, name: str) -> Path:
@@ -68,30 +80,59 @@ def _key_index(table: pd.DataFrame, key: list[str]) -> pd.MultiIndex:
 
 def diff(
     rows: pd.DataFrame, ledger: pd.DataFrame | None, key: list[str], columns: list[str],
-    full_refresh: bool,
+    full_refresh: bool, policy: str = "delete", now: pd.Timestamp | None = None,
 ) -> ChangeSet:
-    """`rows` are this run's publishable rows (all of them for a full refresh)."""
+    """`rows` are this run's publishable rows (all of them for a full refresh). `policy` says
+    what happens to rows gone from the source: `delete` removes them; `mark-deleted` keeps
+    them with DELETED_AT set (a row that comes back is revived); `keep-history` removes them
+    and hands their last version (and that of changed rows) over as `previous`."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown deletion policy '{policy}' (one of {', '.join(POLICIES)})")
+    marking = policy == "mark-deleted"
     rows = rows[columns].copy()
     rows[HASH] = row_hashes(rows, columns)
+    out = columns + ([DELETED_AT] if marking else []) + [HASH]
+    if marking:
+        rows.insert(len(columns), DELETED_AT, pd.Series(pd.NaT, index=rows.index,
+                                                        dtype="datetime64[ns, UTC]"))
     if ledger is None or ledger.empty:
-        return ChangeSet(rows, rows.iloc[0:0], rows[key].iloc[0:0], 0, rows.reset_index(drop=True))
+        empty = rows[key].iloc[0:0]
+        result = rows[out].sort_values(key, ignore_index=True)
+        return ChangeSet(rows, rows.iloc[0:0], empty, 0, result, policy,
+                         rows.iloc[0:0], rows.iloc[0:0])
     ledger = ledger.reset_index(drop=True)
+    if marking and DELETED_AT not in ledger:
+        ledger[DELETED_AT] = pd.Series(pd.NaT, index=ledger.index, dtype="datetime64[ns, UTC]")
+    was_deleted = ledger[DELETED_AT].notna() if marking else pd.Series(False, index=ledger.index)
     old = pd.Series(ledger[HASH].to_numpy(), index=_key_index(ledger, key))
+    revivable = pd.Series(was_deleted.to_numpy(), index=old.index)
     keys = _key_index(rows, key)
     known = keys.isin(old.index)
     previous = old.reindex(keys[known]).to_numpy()
     same = previous == rows.loc[known, HASH].to_numpy()
+    if marking:
+        same &= ~revivable.reindex(keys[known]).to_numpy(dtype=bool)
     new = rows[~known]
     changed = rows[known][~same]
+    marked = rows.iloc[0:0]
     if full_refresh:
-        gone = ~_key_index(ledger, key).isin(keys)
+        gone = ~_key_index(ledger, key).isin(keys) & ~was_deleted
         deleted = ledger.loc[gone, key]
-        kept = ledger[~gone]
+        if marking:
+            marked = ledger.loc[gone, out].copy()
+            marked[DELETED_AT] = now if now is not None else pd.Timestamp.now(tz="UTC")
+            kept = ledger[~gone]
+        else:
+            kept = ledger[~gone]
     else:
+        gone = pd.Series(False, index=ledger.index)
         deleted = ledger[key].iloc[0:0]
         kept = ledger
+    replaced = _key_index(ledger, key).isin(_key_index(changed, key))
+    history = ledger.loc[replaced | gone.to_numpy(), columns + [HASH]]
     # The new published table: previous rows not replaced, plus this run's new and changed rows.
-    replaced = _key_index(kept, key).isin(_key_index(changed, key))
-    result = pd.concat([kept[~replaced][columns + [HASH]], changed, new], ignore_index=True)
+    kept = kept[~_key_index(kept, key).isin(_key_index(changed, key))]
+    parts = [p for p in (kept[out], changed, new, marked) if not p.empty]
+    result = pd.concat(parts, ignore_index=True) if parts else rows[out].iloc[0:0]
     result = result.sort_values(key, ignore_index=True)
-    return ChangeSet(new, changed, deleted, int(same.sum()), result)
+    return ChangeSet(new, changed, deleted, int(same.sum()), result, policy, marked, history)

@@ -1,8 +1,16 @@
 """A thin client for the CKAN action API: retries on 5xx and connection errors, one-line
-errors, no token in any message, and a count of write calls (a no-op run makes none)."""
+errors, no token in any message, and a count of write calls (a no-op run makes none).
+
+Safe to call from several threads (the tuned DataStore load sends batches in parallel): each
+thread gets its own HTTP session. `parallel_limit` is how many requests may be in flight: the
+configured number (ODP_CKAN_PARALLEL, default 4), capped by ckanapi's politeness limit for
+hosts other than this machine (CKANAPI_PARALLEL_LIMIT, default 3; CKANAPI_MY_SITES lifts it).
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,21 @@ def _remote_ckan(url: str, token: str) -> Any:
     return StatusRemoteCKAN(url, apikey=token, user_agent=USER_AGENT)
 
 
+def _post_json(client: Any, action: str, body: bytes) -> Any:
+    """POST a pre-encoded JSON body through ckanapi's session and decode like call_action."""
+    from ckanapi.common import prepare_action, reverse_apicontroller_action
+
+    path, _, headers = prepare_action(action, None, client.apikey, base_url=client.base_url)
+    headers["User-Agent"] = client.user_agent
+    url = client.address.rstrip("/") + "/" + path
+    if client.session is None:
+        import requests
+
+        client.session = requests.Session()
+    status, text = client._request_fn(url, body, headers, None, {"timeout": 300})
+    return reverse_apicontroller_action(url, status, text)
+
+
 class Portal:
     def __init__(self, city: City, attempts: int = 4, backoff: float = 0.5) -> None:
         token = city.api_token()
@@ -41,24 +64,42 @@ class Portal:
                 f"(local portal: run `odp portal start`)"
             )
         self.url = city.portal_url
-        self._ckan = _remote_ckan(self.url, token)
+        self._token = token
+        self._local = threading.local()
+        self._lock = threading.Lock()
         self.attempts = attempts
         self.backoff = backoff
         self.writes = 0
+        wanted = int(os.environ.get("ODP_CKAN_PARALLEL") or city.portal.get("parallel") or 4)
+        polite = getattr(self._client(), "parallel_limit", None)  # set for remote hosts only
+        self.parallel_limit = max(1, min(wanted, int(polite)) if polite else wanted)
 
-    def call(self, action: str, upload: Path | None = None, **data: Any) -> Any:
-        """Call an action; `upload` is a file sent as the resource's upload (reopened per try)."""
+    def _client(self) -> Any:
+        client = getattr(self._local, "ckan", None)
+        if client is None:
+            client = self._local.ckan = _remote_ckan(self.url, self._token)
+        return client
+
+    def call(
+        self, action: str, upload: Path | None = None, body: bytes | None = None, **data: Any
+    ) -> Any:
+        """Call an action; `upload` is a file sent as the resource's upload (reopened per try);
+        `body` is an already JSON-encoded request (large DataStore batches, encoded once)."""
         from ckanapi import errors
 
         if action not in READ_ACTIONS:
-            self.writes += 1
+            with self._lock:
+                self.writes += 1
+        client = self._client()
         for attempt in range(1, self.attempts + 1):
             try:
+                if body is not None:
+                    return _post_json(client, action, body)
                 if upload is None:
-                    return self._ckan.call_action(action, data, requests_kwargs={"timeout": 120})
+                    return client.call_action(action, data, requests_kwargs={"timeout": 120})
                 with upload.open("rb") as fh:
                     files = {"upload": (upload.name, fh)}
-                    return self._ckan.call_action(
+                    return client.call_action(
                         action, data, files=files, requests_kwargs={"timeout": 600}
                     )
             except (errors.NotFound, errors.ValidationError):
@@ -69,7 +110,7 @@ class Portal:
                     "rights"
                 ) from None
             except (errors.CKANAPIError, errors.ServerIncompatibleError, OSError) as exc:
-                status = self._ckan.last_status
+                status = client.last_status
                 retryable = status is None or status >= 500
                 if not retryable or attempt == self.attempts:
                     reason = f"HTTP {status}" if status else type(exc).__name__

@@ -1,0 +1,282 @@
+"""The two ways rows reach a CKAN DataStore table — same table, same result.
+
+`ApiLoader` — the action API, for any portal: `insert` for new rows and `upsert` only for changed
+keys, large batches encoded once, several requests in flight (capped for remote portals, see
+`Portal.parallel_limit`). An update that fits one request is sent as ONE `datastore_upsert`, which
+CKAN runs in one transaction: readers see the old or the new table.
+
+`CopyLoader` — PostgreSQL `COPY` straight into the DataStore's table, as CKAN's XLoader does,
+when the DataStore's write database is known (ODP_DATASTORE_WRITE_URL, the city's
+`portal.datastore_write_url_env`, or the local portal's ckan.ini). CKAN still creates the table
+(`datastore_create`: typed columns, primary key, indexes, data dictionary, `datastore_active`);
+the rows then go in with one transaction per run: new rows by `COPY`, changed rows by `COPY` into
+a temporary table + `INSERT … ON CONFLICT (key) DO UPDATE`, gone rows by `DELETE … USING`. CKAN's
+full-text trigger stays on, so `datastore_search?q=` finds the same rows as after an API load.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from odp.errors import PublishError
+from odp.publish.changes import DELETED_AT, HASH
+from odp.publish.portal import Portal
+from odp.spec import City, Dataset
+
+DATASTORE_TYPES = {
+    "string": "text",
+    "integer": "int8",
+    "number": "float8",
+    "boolean": "bool",
+    "datetime": "timestamp",
+    "date": "date",
+}
+WRITE_URL_ENV = "ODP_DATASTORE_WRITE_URL"
+LOAD_ENV = "ODP_DATASTORE_LOAD"  # api | copy | auto (default: copy when a write URL is known)
+
+Progress = Callable[[str], None]
+
+
+def fields(dataset: Dataset, columns: list[str]) -> list[dict[str, Any]]:
+    """Typed columns with their data dictionary (label, description, unit)."""
+    out = []
+    for name in columns:
+        if name == DELETED_AT:
+            out.append({"id": name, "type": "timestamp", "info": {
+                "label": "Gelöscht am (UTC)",
+                "notes": "Zeitpunkt, zu dem die Zeile aus der Quelle verschwand; leer = aktuell"}})
+            continue
+        f = dataset.schema.field(name)
+        notes = f.description
+        if f.unit:
+            notes = f"{notes} (Einheit: {f.unit})".strip()
+        info = {"label": f.title or f.name, "notes": notes}
+        out.append({"id": f.name, "type": DATASTORE_TYPES.get(f.type, "text"), "info": info})
+    return out
+
+
+class Loader(Protocol):
+    name: str
+
+    def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None: ...
+
+    def load(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+             delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
+        """Insert new rows, overwrite changed ones, delete gone keys (any may be empty).
+        `redo`: an earlier run may have written some of it already — new rows are upserted."""
+        ...
+
+
+def _create(portal: Portal, resource_id: str, fields: list[dict[str, Any]],
+            key: list[str]) -> None:
+    portal.call("datastore_create", resource_id=resource_id, force=True, fields=fields,
+                primary_key=key, indexes=key)
+
+
+def records_json(table: pd.DataFrame, columns: list[str]) -> str:
+    """A JSON array of rows: NA → null, datetimes ISO 8601 UTC."""
+    return table[columns].to_json(orient="records", date_format="iso", date_unit="s")
+
+
+class ApiLoader:
+    name = "api"
+
+    def __init__(self, portal: Portal, batch_rows: int = 20_000, atomic_rows: int = 50_000,
+                 workers: int | None = None, progress: Progress | None = None) -> None:
+        self.portal = portal
+        self.batch_rows, self.atomic_rows = batch_rows, atomic_rows
+        self.workers = min(workers or portal.parallel_limit, portal.parallel_limit)
+        self.progress = progress or (lambda _msg: None)
+
+    def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None:
+        _create(self.portal, resource_id, fields, key)
+
+    def load(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+             delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
+        insert, upsert = insert.drop(columns=[HASH], errors="ignore"), upsert.drop(
+            columns=[HASH], errors="ignore")
+        if redo:
+            insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
+        if 0 < len(insert) + len(upsert) <= self.atomic_rows:
+            # One request = one transaction in CKAN: never a half-applied update.
+            both = pd.concat([t for t in (upsert, insert) if not t.empty], ignore_index=True)
+            self._send(resource_id, [both], "insert" if upsert.empty else "upsert")
+        else:
+            self._send(resource_id, self._batches(insert), "insert")
+            self._send(resource_id, self._batches(upsert), "upsert")
+        self._delete(resource_id, delete, key)
+
+    def _batches(self, table: pd.DataFrame) -> list[pd.DataFrame]:
+        return [table.iloc[i : i + self.batch_rows] for i in range(0, len(table), self.batch_rows)]
+
+    def _send(self, resource_id: str, batches: list[pd.DataFrame], method: str) -> None:
+        batches = [b for b in batches if not b.empty]
+        if not batches:
+            return
+        head = json.dumps({"resource_id": resource_id, "method": method, "force": True,
+                           "calculate_record_count": False})[:-1]
+
+        def send(batch: pd.DataFrame) -> None:
+            body = f'{head}, "records": {records_json(batch, list(batch.columns))}}}'
+            self.portal.call("datastore_upsert", body=body.encode())
+
+        total = sum(len(b) for b in batches)
+        self.progress(f"DataStore {method}: {total} rows in {len(batches)} request(s)")
+        if self.workers <= 1 or len(batches) == 1:
+            for batch in batches:
+                send(batch)
+            return
+        with ThreadPoolExecutor(self.workers) as pool:
+            for future in [pool.submit(send, b) for b in batches]:
+                future.result()  # re-raises the first failure
+
+    def _delete(self, resource_id: str, keys: pd.DataFrame, key: list[str]) -> None:
+        if keys.empty:
+            return
+        values = json.loads(records_json(keys, key))
+        if len(key) == 1:  # one call per 1,000 keys: {"id": [..]} is SQL `IN`
+            for i in range(0, len(values), 1000):
+                chunk = [v[key[0]] for v in values[i : i + 1000]]
+                self.portal.call("datastore_delete", resource_id=resource_id,
+                                 filters={key[0]: chunk}, force=True)
+            return
+        step = max(1, 90 // (len(key) + 1))  # CKAN allows 100 filter operations per call
+        for i in range(0, len(values), step):
+            self.portal.call("datastore_delete", resource_id=resource_id,
+                             filters={"$or": values[i : i + step]}, force=True)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def copy_csv(table: pd.DataFrame, columns: list[str]) -> bytes:
+    """CSV as PostgreSQL's COPY reads it: quoted values, unquoted empty = NULL, UTC timestamps."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    out = table[columns].copy()
+    for name in columns:
+        column = out[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            out[name] = column.dt.tz_convert("UTC").dt.tz_localize(None)
+    arrow = pa.Table.from_pandas(out, preserve_index=False)
+    sink = io.BytesIO()
+    csv.write_csv(arrow, sink, csv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    return sink.getvalue()
+
+
+class CopyLoader:
+    name = "copy"
+
+    def __init__(self, portal: Portal, write_url: str, progress: Progress | None = None) -> None:
+        self.portal, self.write_url = portal, write_url
+        self.progress = progress or (lambda _msg: None)
+
+    def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None:
+        _create(self.portal, resource_id, fields, key)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.write_url, connect_timeout=15, application_name="odp")
+        except psycopg.OperationalError as exc:
+            where = urlsplit(self.write_url).hostname
+            raise PublishError(f"DataStore database at {where} refused the connection "
+                               f"({type(exc).__name__})") from None
+
+    def load(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+             delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
+        import psycopg
+
+        if redo:
+            insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
+        table = _ident(resource_id)
+        try:
+            with self._connect() as conn, conn.cursor() as cur:  # one transaction
+                if not insert.empty:
+                    self.progress(f"DataStore COPY: {len(insert)} new rows")
+                    cols = [c for c in insert.columns if c != HASH]
+                    self._copy(cur, table, cols, copy_csv(insert, cols))
+                if not upsert.empty:
+                    self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
+                    cols = [c for c in upsert.columns if c != HASH]
+                    names = ", ".join(map(_ident, cols))
+                    cur.execute(f"CREATE TEMP TABLE odp_upsert ON COMMIT DROP AS "
+                                f"SELECT {names} FROM {table} WITH NO DATA")
+                    self._copy(cur, "odp_upsert", cols, copy_csv(upsert, cols))
+                    sets = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}"
+                                     for c in cols if c not in key)
+                    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM odp_upsert "
+                                f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
+                if not delete.empty:
+                    self.progress(f"DataStore delete: {len(delete)} rows")
+                    names = ", ".join(map(_ident, key))
+                    cur.execute(f"CREATE TEMP TABLE odp_delete ON COMMIT DROP AS "
+                                f"SELECT {names} FROM {table} WITH NO DATA")
+                    self._copy(cur, "odp_delete", key, copy_csv(delete, key))
+                    match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
+                    cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
+                if len(insert) + len(upsert) > 10_000:
+                    cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as CKAN does
+        except psycopg.Error as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
+
+    @staticmethod
+    def _copy(cur: Any, table: str, columns: list[str], data: bytes) -> None:
+        sql = f"COPY {table} ({', '.join(map(_ident, columns))}) FROM STDIN WITH (FORMAT csv)"
+        with cur.copy(sql) as copy:
+            for start in range(0, len(data), 1 << 20):
+                copy.write(data[start : start + (1 << 20)])
+
+
+def _local_portal_write_url(portal_url: str) -> str | None:
+    """The local dev portal's DataStore write URL, from its ckan.ini (same host and port)."""
+    try:
+        from odp.portal.stack import portal_home
+    except ImportError:
+        return None
+    home = portal_home()
+    ini = home / "ckan.ini"
+    if not ini.is_file():
+        return None
+    parser = configparser.ConfigParser(defaults={"here": str(home)})
+    parser.read(ini)
+    if not parser.has_section("app:main"):
+        return None
+    site = parser.get("app:main", "ckan.site_url", fallback="").rstrip("/")
+    if urlsplit(site).netloc != urlsplit(portal_url).netloc:
+        return None
+    return parser.get("app:main", "ckan.datastore.write_url", fallback=None)
+
+
+def write_url(city: City) -> str | None:
+    if url := os.environ.get(WRITE_URL_ENV):
+        return url
+    if (env := city.portal.get("datastore_write_url_env")) and (url := os.environ.get(env)):
+        return url
+    return _local_portal_write_url(city.portal_url)
+
+
+def choose(portal: Portal, city: City, progress: Progress | None = None) -> Loader:
+    """COPY when the write database is known (unless ODP_DATASTORE_LOAD=api), else the API."""
+    mode = os.environ.get(LOAD_ENV, city.portal.get("datastore_load", "auto"))
+    if mode not in ("api", "copy", "auto"):
+        raise PublishError(f"{LOAD_ENV}={mode}: use api, copy or auto")
+    url = write_url(city) if mode != "api" else None
+    if mode == "copy" and not url:
+        raise PublishError(f"{LOAD_ENV}=copy but no DataStore write URL: set {WRITE_URL_ENV}")
+    if url:
+        return CopyLoader(portal, url, progress)
+    return ApiLoader(portal, progress=progress)

@@ -1,0 +1,176 @@
+"""The files published beside the DataStore table: CSV (the table resource), Parquet for
+developers, GeoJSON where rows have coordinates, and the validation report when there is one.
+
+Each file carries a content hash (resource extra `odp_hash`), so a run re-sends a file only when
+its content changed. Files are uploaded to CKAN, or — `publish.resource_mode = "link"` — copied to
+`publish.link_dir` (a folder a web server publishes as `publish.link_base_url`) and linked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odp.errors import ConfigError
+from odp.publish.changes import DELETED_AT
+from odp.spec import Dataset
+
+TABLE_ROLE = "table"  # the CSV resource that backs the DataStore table
+KINDS = ("csv", "parquet", "geojson", "report")
+# Keys of a validation report that differ on every run without saying anything new.
+VOLATILE_REPORT_KEYS = frozenset({"run_id", "generated", "generated_at", "created", "started",
+                                  "finished", "seconds", "duration"})
+
+
+@dataclass(frozen=True)
+class ResourceFile:
+    role: str  # resource extra `odp_role`: table | parquet | geojson | report
+    path: Path
+    name: str
+    format: str
+    mimetype: str
+    description: str
+    hash: str
+    keep_published: bool = False  # a version already on the portal stays (nothing new to tell)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:24]
+
+
+def _utc_text(column: pd.Series) -> pd.Series:
+    return column.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_csv(table: pd.DataFrame, columns: list[str], path: Path) -> Path:
+    """UTF-8 CSV of the published table, timestamps ISO 8601 UTC (`...Z`)."""
+    out = table[columns].copy()
+    for name in columns:
+        if pd.api.types.is_datetime64_any_dtype(out[name]):
+            out[name] = _utc_text(out[name])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
+    return path
+
+
+def write_parquet(table: pd.DataFrame, columns: list[str], path: Path) -> Path:
+    """Typed columns (timestamps UTC) for developers: pandas/arrow/duckdb read it directly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table[columns].to_parquet(path, index=False, compression="zstd")
+    return path
+
+
+def geometry_columns(dataset: Dataset) -> tuple[str, str] | None:
+    lon = dataset.georeference.get("lon", "longitude")
+    lat = dataset.georeference.get("lat", "latitude")
+    names = dataset.schema.names
+    return (lon, lat) if lon in names and lat in names else None
+
+
+def write_geojson(table: pd.DataFrame, columns: list[str], dataset: Dataset,
+                  path: Path) -> Path:
+    """An RFC 7946 FeatureCollection (the georeference stage's writer: WGS84, every column a
+    property, timestamps ISO 8601 UTC)."""
+    from odp.georeference.output import to_geojson
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_geojson(table[columns], dataset))
+    return path
+
+
+def _strip_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_volatile(v) for k, v in value.items() if k not in VOLATILE_REPORT_KEYS}
+    if isinstance(value, list):
+        return [_strip_volatile(v) for v in value]
+    return value
+
+
+def report_path(state: Path, name: str) -> Path:
+    return state / "reports" / f"{name}.json"
+
+
+def _report_hash(path: Path) -> tuple[str, bool]:
+    """The report's hash without run ids and times, and whether it validated nothing (a run
+    that found nothing new: the report already published stays)."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return _digest(path.read_bytes()), False
+    rows = content.get("rows") if isinstance(content, dict) else None
+    idle = isinstance(rows, dict) and rows.get("validated") == 0
+    return _digest(json.dumps(_strip_volatile(content), sort_keys=True).encode()), idle
+
+
+def kinds(dataset: Dataset) -> list[str]:
+    """`publish.resources` or the default: CSV, Parquet, GeoJSON for registers with
+    coordinates (a sensor's one location repeated per reading is no map), the report."""
+    configured = dataset.publish.get("resources")
+    if configured is None:
+        wanted = ["csv", "parquet", "report"]
+        if dataset.kind == "register" and geometry_columns(dataset):
+            wanted.insert(2, "geojson")
+        return wanted
+    unknown = [k for k in configured if k not in KINDS]
+    if unknown or "csv" not in configured:
+        raise ConfigError(f"{dataset.definition_path}: publish.resources must list 'csv' and "
+                          f"only {', '.join(KINDS)} (got {', '.join(map(str, configured))})")
+    return list(configured)
+
+
+def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path
+          ) -> list[ResourceFile]:
+    """Write this run's files under `state/published/` and return them with their hashes."""
+    folder = state / "published" / dataset.name
+    title = dataset.publish.get("resource_title", dataset.title)
+    base = title.removesuffix(" (CSV)")
+    files: list[ResourceFile] = []
+    for kind in kinds(dataset):
+        if kind == "csv":
+            path = write_csv(table, columns, folder / f"{dataset.name}.csv")
+            files.append(ResourceFile(TABLE_ROLE, path, title, "CSV", "text/csv",
+                                      "Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in "
+                                      "UTC nach ISO 8601).", _digest(path.read_bytes())))
+        elif kind == "parquet":
+            path = write_parquet(table, columns, folder / f"{dataset.name}.parquet")
+            files.append(ResourceFile("parquet", path, f"{base} (Parquet)", "Parquet",
+                                      "application/vnd.apache.parquet",
+                                      "Die vollständige Tabelle als Apache Parquet (typisiert).",
+                                      _digest(path.read_bytes())))
+        elif kind == "geojson" and geometry_columns(dataset):
+            current = table[table[DELETED_AT].isna()] if DELETED_AT in table else table
+            path = write_geojson(current, columns, dataset, folder / f"{dataset.name}.geojson")
+            files.append(ResourceFile("geojson", path, f"{base} (GeoJSON)", "GeoJSON",
+                                      "application/geo+json",
+                                      "Die verorteten Zeilen als GeoJSON (RFC 7946, WGS84).",
+                                      _digest(path.read_bytes())))
+        elif kind == "report" and (source := report_path(state, dataset.name)).is_file():
+            path = folder / f"{dataset.name}-validation.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
+            digest, idle = _report_hash(path)
+            files.append(ResourceFile("report", path, f"{base}: Validierungsbericht", "JSON",
+                                      "application/json",
+                                      "Ergebnis der Prüfung des letzten Laufs (Regeln, "
+                                      "abgewiesene Zeilen).", digest, keep_published=idle))
+    return files
+
+
+def link_url(dataset: Dataset, file: ResourceFile) -> str | None:
+    """Link mode: copy the file into `publish.link_dir` and return its public URL."""
+    if dataset.publish.get("resource_mode", "upload") != "link":
+        return None
+    base, folder = dataset.publish.get("link_base_url"), dataset.publish.get("link_dir")
+    if not base or not folder:
+        raise ConfigError(f"{dataset.definition_path}: resource_mode = \"link\" needs "
+                          "publish.link_base_url and publish.link_dir")
+    target = Path(folder) / dataset.name / file.path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(file.path, target)
+    return f"{base.rstrip('/')}/{dataset.name}/{file.path.name}"
