@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from odp.errors import ConfigError, GateError, SourceError
+from odp.errors import ConfigError, GateError
 from odp.sources.json_records import flatten
 from odp.spec import Dataset, TableSchema
 from odp.validate import QuarantineStore, check_gate, coerce, load_suite, validate_batch
@@ -274,6 +274,10 @@ def test_schema_drift_renamed_and_extra_columns_hold_the_batch_back(schools, tmp
     extra = schools.assign(fax="0351 123", _dlt_id="x")  # `_…` columns are not drift
     with pytest.raises(GateError, match=r"schema drift: new column 'fax' \(drift"):
         check_gate(validate_batch(extra, dataset(SCHOOLS), "r1"), dataset(SCHOOLS))
+    # Staging keeps a column the source stopped sending, empty: a required one is missing.
+    emptied = schools.assign(postcode=pd.NA, plz=schools["postcode"])
+    assert validate_batch(emptied, dataset(SCHOOLS), "r1").drift.missing == ["postcode"]
+    assert not validate_batch(schools.assign(community_part=pd.NA), dataset(SCHOOLS), "r1").drift
     gone = schools.drop(columns=["latitude", "longitude"])
     with pytest.raises(GateError, match="missing columns 'longitude', 'latitude' "):
         check_gate(validate_batch(gone, dataset(SCHOOLS), "r1"), dataset(SCHOOLS))

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,13 +16,23 @@ import pandas as pd
 import pytest
 
 from odp.errors import ConfigError, GateError
+from odp.sources.json_records import flatten
 from odp.spec import TableSchema
 from odp.validate import QuarantineStore, check_gate, coerce, load_suite, validate_batch
 from odp.validate.draft import profile, read_sample, write_draft
 from odp.validate.report import load_report, report_path, summary_markdown
 from odp.validate.settings import settings
-from tests.unit.test_validate import ELBE, NOW, SCHOOLS, UUID, dataset, elbe, hits, row_of
-from tests.unit.test_validate import school_records, schools  # noqa: F401 (fixtures)
+from tests.unit.test_validate import (
+    ELBE,
+    NOW,
+    SCHOOLS,
+    SCHOOLS_FILE,
+    UUID,
+    dataset,
+    elbe,
+    hits,
+    row_of,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "validate"
@@ -46,6 +57,13 @@ def at(start: datetime, count: int, offset: int = 0) -> list[str]:
 
 
 START = datetime(2024, 11, 20, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def schools() -> pd.DataFrame:
+    """The real register's Dresden rows, raw, as the dataset's source builds them."""
+    source = tomllib.loads((REPO / "pipelines" / f"{SCHOOLS}.toml").read_text())["source"]
+    return flatten(json.loads(SCHOOLS_FILE.read_text(encoding="utf-8")), source, SCHOOLS)
 
 
 # --- time series ---------------------------------------------------------------------------

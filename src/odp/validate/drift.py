@@ -1,7 +1,10 @@
 """Schema drift: the batch's source columns against the Table Schema, reported by name.
 
-  * new      — a column the schema does not know (columns starting with `_` are bookkeeping);
-  * missing  — a source field of the schema the batch does not have;
+  * new      — a column the schema does not know, with values (columns starting with `_` are
+               bookkeeping; staging keeps a column a past delivery had, empty ever after);
+  * missing  — a source field of the schema the batch does not have, or a required one whose
+               values are all missing in a batch of at least 10 rows (staging keeps a column the
+               source stopped sending, with empty values);
   * retyped  — at least `retyped_share` of a column's values (and at least 3) fail the schema's
                type, e.g. a number column that arrives as text or with a decimal comma.
 
@@ -21,6 +24,7 @@ from odp.validate.coerce import PASSTHROUGH_PREFIX, Coerced
 from odp.validate.infer import infer_type
 
 MIN_RETYPED_VALUES = 3
+MIN_ROWS_EMPTY_IS_MISSING = 10
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,17 @@ def columns(df: pd.DataFrame, schema: TableSchema) -> Drift:
     """New and missing columns (structure only)."""
     present = [str(c) for c in df.columns if not str(c).startswith(PASSTHROUGH_PREFIX)]
     expected = [f.name for f in schema.source_fields]
-    return Drift(
-        new=[c for c in present if c not in expected],
-        missing=[c for c in expected if c not in present],
-    )
+    required = {f.name for f in schema.source_fields if f.required}
+    missing = [c for c in expected if c not in present or (c in required and _empty(df, c))]
+    new = [c for c in present if c not in expected and not _empty(df, c, at_least=0)]
+    return Drift(new=new, missing=missing)
+
+
+def _empty(df: pd.DataFrame, column: str, at_least: int = MIN_ROWS_EMPTY_IS_MISSING) -> bool:
+    if len(df) < at_least:
+        return False
+    values = df[column]
+    return not bool((values.notna() & (values.astype("string") != "")).any())
 
 
 def retyped(df: pd.DataFrame, schema: TableSchema, coerced: Coerced, share: float) -> list[Retyped]:
