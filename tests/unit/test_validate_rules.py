@@ -164,6 +164,8 @@ def test_ranges_per_sensor_type_from_a_real_sds011_archive(tmp_path):
     assert hits(result) == {(pm10[0] + 1, "value", between, "error"),
                             (pm25 + 1, "value", between, "error")}
     assert result.total == 2 * 494 and result.rejected_rows == 2
+    reason = result.findings.loc[result.findings["row"] == pm25 + 1, "reason"].item()
+    assert reason == """'800' is outside 0 … 500 (where phenomenon=="PM2.5")"""
 
 
 # --- drift ---------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ Conventions on top of GX:
     finding; `mostly` does not spare rows (use severity "warning" for soft checks). Expectations
     without row results (expect_table_*, column aggregates) are batch-level.
   * Columns named in kwargs must be source fields of the schema (derived fields do not exist yet).
+  * Ranges per sensor type: GX's own `row_condition` (with `"condition_parser": "pandas"`), e.g.
+    `"row_condition": "phenomenon==\"PM10\""` limits an expectation to the PM10 rows.
 
 GX is imported inside `run_suite` only (importing it takes seconds; the CLI must start fast).
 """
@@ -185,7 +187,8 @@ def _collect(item: dict[str, Any], result: Any, outcome: SuiteOutcome) -> None:
     if "unexpected_index_list" in details:
         positions = np.asarray(details["unexpected_index_list"] or [], dtype=np.int64)
         if len(positions):
-            phrase = _phrase(rule, kwargs) + notes
+            where = f" (where {kwargs['row_condition']})" if kwargs.get("row_condition") else ""
+            phrase = _phrase(rule, kwargs) + where + notes
             outcome.rows.append(RowFinding(np.unique(positions), columns, rule, severity, phrase))
         return
     if not result.success:
