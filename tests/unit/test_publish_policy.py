@@ -67,6 +67,15 @@ def test_copy_csv_tells_null_from_empty_text_and_writes_utc():
     assert lines[2].startswith('"a ""quoted"", text","2024-10-27 00:30:00')
 
 
+def test_copy_csv_of_a_concatenated_frame_has_no_nul_bytes():
+    rows = pd.DataFrame({"name": pd.array(["a", "b"], dtype="string"),
+                         "n": pd.array([1, None], dtype="Int64")})
+    rows["when"] = pd.Timestamp("2024-11-21T05:00:00Z")
+    both = pd.concat([rows.iloc[0:0], rows], ignore_index=True)  # multi-chunk arrow columns
+    data = copy_csv(both, ["name", "n", "when"])
+    assert b"\x00" not in data and data.decode().splitlines()[1].startswith('"b",,')
+
+
 def test_resource_files(tmp_path):
     from odp.publish.resources import write_csv, write_parquet
 

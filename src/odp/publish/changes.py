@@ -135,4 +135,7 @@ def diff(
     parts = [p for p in (kept[out], changed, new, marked) if not p.empty]
     result = pd.concat(parts, ignore_index=True) if parts else rows[out].iloc[0:0]
     result = result.sort_values(key, ignore_index=True)
+    if marking:  # concat of all-NaT and set columns may give `object`: keep it a UTC timestamp
+        result[DELETED_AT] = pd.to_datetime(result[DELETED_AT], utc=True)
+        marked[DELETED_AT] = pd.to_datetime(marked[DELETED_AT], utc=True)
     return ChangeSet(new, changed, deleted, int(same.sum()), result, policy, marked, history)

@@ -17,7 +17,6 @@ full-text trigger stays on, so `datastore_search?q=` finds the same rows as afte
 from __future__ import annotations
 
 import configparser
-import io
 import json
 import os
 from collections.abc import Callable
@@ -169,10 +168,12 @@ def copy_csv(table: pd.DataFrame, columns: list[str]) -> bytes:
         column = out[name]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
             out[name] = column.dt.tz_convert("UTC").dt.tz_localize(None)
-    arrow = pa.Table.from_pandas(out, preserve_index=False)
-    sink = io.BytesIO()
+    # One chunk per column: pyarrow's CSV writer emitted NUL bytes for multi-chunk columns
+    # (a frame concatenated from an empty one), which COPY rightly refuses.
+    arrow = pa.Table.from_pandas(out, preserve_index=False).combine_chunks()
+    sink = pa.BufferOutputStream()
     csv.write_csv(arrow, sink, csv.WriteOptions(include_header=False, quoting_style="all_valid"))
-    return sink.getvalue()
+    return sink.getvalue().to_pybytes()
 
 
 class CopyLoader:
