@@ -74,8 +74,18 @@ def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(canonical, index=False).astype("uint64")
 
 
-def _key_index(table: pd.DataFrame, key: list[str]) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(table[key].astype("string"))
+def _key_part(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.dt.as_unit("ns").astype("int64")
+    return _canonical(column)
+
+
+def _key_index(table: pd.DataFrame, key: list[str]) -> pd.Index:
+    """The primary key as one 64-bit hash per row (fast matching of 1M-row ledgers)."""
+    parts = pd.DataFrame({k: _key_part(table[k]) for k in key}, index=table.index)
+    return pd.Index(pd.util.hash_pandas_object(parts, index=False).to_numpy())
 
 
 def diff(

@@ -40,6 +40,20 @@ def _remote_ckan(url: str, token: str) -> Any:
     return StatusRemoteCKAN(url, apikey=token, user_agent=USER_AGENT)
 
 
+def _polite_limit(url: str) -> int:
+    """ckanapi's cap on parallel requests to a portal that is not one of "my sites" (this
+    machine, or CKANAPI_MY_SITES); computed here because ckanapi's own check compares a parsed
+    URL object with host names and so caps every host."""
+    from urllib.parse import urlsplit
+
+    from ckanapi import remoteckan
+
+    host = urlsplit(url).hostname or ""
+    if host in remoteckan.MY_SITES or f"[{host}]" in remoteckan.MY_SITES:
+        return 1 << 16
+    return int(remoteckan.PARALLEL_LIMIT)
+
+
 def _post_json(client: Any, action: str, body: bytes) -> Any:
     """POST a pre-encoded JSON body through ckanapi's session and decode like call_action."""
     from ckanapi.common import prepare_action, reverse_apicontroller_action
@@ -71,8 +85,7 @@ class Portal:
         self.backoff = backoff
         self.writes = 0
         wanted = int(os.environ.get("ODP_CKAN_PARALLEL") or city.portal.get("parallel") or 4)
-        polite = getattr(self._client(), "parallel_limit", None)  # set for remote hosts only
-        self.parallel_limit = max(1, min(wanted, int(polite)) if polite else wanted)
+        self.parallel_limit = max(1, min(wanted, _polite_limit(self.url)))
 
     def _client(self) -> Any:
         client = getattr(self._local, "ckan", None)
