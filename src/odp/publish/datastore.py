@@ -77,8 +77,10 @@ class Loader(Protocol):
 
 def _create(portal: Portal, resource_id: str, fields: list[dict[str, Any]],
             key: list[str]) -> None:
+    # The primary key gets CKAN's unique index; per-column indexes only for a compound key
+    # (for a one-column key CKAN would name both indexes alike and fail with HTTP 500).
     portal.call("datastore_create", resource_id=resource_id, force=True, fields=fields,
-                primary_key=key, indexes=key)
+                primary_key=key, indexes=key if len(key) > 1 else [])
 
 
 def records_json(table: pd.DataFrame, columns: list[str]) -> str:
