@@ -74,6 +74,8 @@ def test_elbe_publishes_end_to_end_and_a_rerun_changes_nothing(project, ckan):
     assert package["organization"]["name"] == "landeshauptstadt-dresden"
     assert package["license_id"] == "dl-de-zero-2.0"
     assert {t["name"] for t in package["tags"]} >= {"Wasserstand", "Elbe"}
+    # The validation report's summary closes the description (without the run's time).
+    assert "**Validierung**: 2.885 Zeilen geprüft" in package["notes"]
     extras = {e["key"]: e["value"] for e in package["extras"]}
     # Local times across the DST change end up as UTC: first 08:00+02:00, last 08:00+01:00.
     assert extras["temporal_start"] == "2024-10-21T06:00:00Z"

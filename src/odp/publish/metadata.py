@@ -83,8 +83,11 @@ def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
     return extras
 
 
-def package_dict(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str, Any]:
-    """The desired CKAN package (without id), including the hash extra."""
+def package_dict(
+    dataset: Dataset, city: City, table: pd.DataFrame, validation_summary: str = ""
+) -> dict[str, Any]:
+    """The desired CKAN package (without id), including the hash extra; `validation_summary`
+    (Markdown from the validation report) closes the description."""
     publish = dataset.publish
     info = facts(dataset, city)
     base = city.portal_url
@@ -92,6 +95,8 @@ def package_dict(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
     notes = dataset.description.strip()
     if info.attribution:
         notes += f"\n\nQuelle: {info.attribution}"
+    if validation_summary:
+        notes += f"\n\n{validation_summary}"
     extras = _data_extras(dataset, city, table)
     package: dict[str, Any] = {
         "name": dataset.name,

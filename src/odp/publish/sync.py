@@ -126,13 +126,19 @@ class Sync:
         return diff(rows, ledger, list(ds.schema.primary_key), ds.schema.names, ds.full_refresh,
                     policy=self.policy, now=self.now)
 
+    def _validation_summary(self) -> str:
+        from odp.validate.report import load_report, summary_markdown
+
+        report = load_report(self.state, self.dataset.name)
+        return summary_markdown(report, with_time=False) if report else ""
+
     def run(self, changes: ChangeSet, dry_run: bool = False) -> PublishReport:
         ds, portal = self.dataset, self.portal
         key = list(ds.schema.primary_key)
         report = PublishReport(ds.name, f"{portal.url}/dataset/{ds.name}")
         portal.check()
         package = portal.show("package_show", ds.name)
-        desired = package_dict(ds, self.city, changes.result)
+        desired = package_dict(ds, self.city, changes.result, self._validation_summary())
         columns = changes.columns
         fields = datastore.fields(ds, columns)
         files = resources.build(ds, changes.result, columns, self.state)

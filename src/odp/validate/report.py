@@ -164,13 +164,15 @@ def _fields(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> d
 # --- the human-readable summary --------------------------------------------------------------
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
+def summary_markdown(report: dict[str, Any], with_time: bool = True) -> str:
     """A few Markdown lines (German, for the dataset description): last run, counts, share
-    passed, rules and which failed, drift, the gate's decision."""
+    passed, rules and which failed, drift, the gate's decision. `with_time=False` leaves the
+    run's time out, so the text changes only when the results do (no metadata write per run)."""
     rows, gate, rules = report["rows"], report["gate"], report["rules"]
     when = _when(report.get("finished") or report.get("started") or "")
+    heading = f"**Validierung** (letzter Lauf {when})" if with_time else "**Validierung**"
     lines = [
-        f"**Validierung** (letzter Lauf {when}): {_int(rows['validated'])} Zeilen geprüft, "
+        f"{heading}: {_int(rows['validated'])} Zeilen geprüft, "
         f"{_pct(rows['share_passed'])} bestanden, {_int(rows['rejected'])} in Quarantäne, "
         f"{_int(rows['warnings'])} Warnungen.",
     ]
