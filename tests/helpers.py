@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDINGS = REPO / "tests" / "recordings"
@@ -31,3 +32,16 @@ def make_project(tmp: Path, names: list[str]) -> tuple[Path, dict[str, str]]:
         shutil.copy(REPO / "schemas" / f"{name}.json", root / "schemas" / f"{new}.json")
         shutil.copy(REPO / "expectations" / f"{name}.json", root / "expectations" / f"{new}.json")
     return root, mapping
+
+
+def use_project(monkeypatch: Any, root: Path, state: Path, replay_url: str, portal: Any,
+                fast_retries: bool = False) -> None:
+    """Point odp at an isolated project, its own state, a replay server and the local CKAN."""
+    monkeypatch.setenv("ODP_PROJECT", str(root))
+    monkeypatch.setenv("ODP_STATE_DIR", str(state))
+    monkeypatch.setenv("ODP_REPLAY_URL", replay_url)
+    monkeypatch.setenv("ODP_CKAN_URL", portal.url)
+    monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
+    if fast_retries:
+        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
+        monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")

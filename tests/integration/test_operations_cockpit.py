@@ -18,7 +18,7 @@ from odp.operations import history
 from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +40,7 @@ def project(tmp_path: Path, portal, ckan, monkeypatch) -> Iterator[dict]:
     city.write_text(text.replace('dataset = "odp-kpi-cockpit"', f'dataset = "{cockpit}"'),
                     encoding="utf-8")
     with ReplayServer(RECORDINGS, scenario="2024-11-20") as replay:
-        monkeypatch.setenv("ODP_PROJECT", str(root))
-        monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
-        monkeypatch.setenv("ODP_REPLAY_URL", replay.url)
-        monkeypatch.setenv("ODP_CKAN_URL", portal.url)
-        monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
-        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
-        monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
+        use_project(monkeypatch, root, tmp_path / "state", replay.url, portal, fast_retries=True)
         yield {"root": root, "name": name, "replay": replay, "cockpit": cockpit,
                "state": tmp_path / "state"}
     with contextlib.suppress(Exception):  # the test may have failed before creating it

@@ -17,7 +17,7 @@ import requests
 from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +42,7 @@ def replay() -> Iterator[ReplayServer]:
 @pytest.fixture
 def project(tmp_path: Path, portal, replay: ReplayServer, monkeypatch) -> Iterator[dict]:
     root, names = make_project(tmp_path, [ELBE, SCHOOLS])
-    monkeypatch.setenv("ODP_PROJECT", str(root))
-    monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("ODP_REPLAY_URL", replay.url)
-    monkeypatch.setenv("ODP_CKAN_URL", portal.url)
-    monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
-    monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")  # keep retry tests fast
-    monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
+    use_project(monkeypatch, root, tmp_path / "state", replay.url, portal, fast_retries=True)
     yield {"root": root, "names": names, "replay": replay}
 
 

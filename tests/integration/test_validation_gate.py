@@ -16,7 +16,7 @@ import pytest
 from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,7 @@ REGISTER = RECORDINGS / "schools" / "sachsen_schools_schuldatenbank.json"
 def project(tmp_path: Path, portal, monkeypatch) -> Iterator[dict]:
     root, names = make_project(tmp_path, [SCHOOLS])
     with ReplayServer(RECORDINGS, scenario="2024-11-20") as replay:
-        monkeypatch.setenv("ODP_PROJECT", str(root))
-        monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
-        monkeypatch.setenv("ODP_REPLAY_URL", replay.url)
-        monkeypatch.setenv("ODP_CKAN_URL", portal.url)
-        monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
+        use_project(monkeypatch, root, tmp_path / "state", replay.url, portal)
         yield {"root": root, "name": names[SCHOOLS], "replay": replay,
                "state": tmp_path / "state"}
 
