@@ -27,7 +27,7 @@ import pandas as pd
 from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.incremental import bucket, keep_newer
+from odp.sources.incremental import bucket, keep_newer, merged_resource
 
 BASE_URL = "https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate"
 PRODUCTS = {  # resolution -> (folder, archive by period, station list by period)
@@ -166,11 +166,7 @@ def dwd_cdc(dataset: Any) -> Any:
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
     columns = [f.name for f in dataset.schema.source_fields]
 
-    @dlt.resource(
-        name=dataset.table_name,
-        write_disposition="merge",
-        primary_key=list(dataset.schema.primary_key),
-    )
+    @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
         last = bucket(dlt.current.resource_state(), "last")
         list_url = f"{base}/{list_name}"

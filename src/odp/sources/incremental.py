@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+import dlt
 import pandas as pd
 
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
@@ -39,3 +40,13 @@ def bucket(state: MutableMapping[str, Any], *path: str) -> dict[str, Any]:
     for key in path:
         node = node.setdefault(key, {})
     return node  # type: ignore[return-value]
+
+
+def merged_resource(dataset: Any) -> Any:
+    """The dlt resource decorator of an incremental dataset: staged under the dataset's table
+    name, re-delivered rows merged on the schema's primary key (never duplicated)."""
+    return dlt.resource(
+        name=dataset.table_name,
+        write_disposition="merge",
+        primary_key=list(dataset.schema.primary_key),
+    )

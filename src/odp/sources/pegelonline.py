@@ -17,6 +17,7 @@ import pandas as pd
 from odp.errors import SourceError
 from odp.sources.frames import as_raw_text, utc_iso
 from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.incremental import merged_resource
 from odp.spec import Dataset
 
 DEFAULT_BASE_URL = "https://www.pegelonline.wsv.de/webservices/rest-api/v2"
@@ -48,11 +49,7 @@ def pegelonline_measurements(dataset: Dataset) -> Any:
     series = source.get("timeseries", "W")
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
 
-    @dlt.resource(
-        name=dataset.table_name,
-        write_disposition="merge",
-        primary_key=list(dataset.schema.primary_key),
-    )
+    @merged_resource(dataset)
     def measurements() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
         start = state.get("last_timestamp") or source.get("initial_start", "P30D")

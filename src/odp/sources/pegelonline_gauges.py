@@ -23,7 +23,7 @@ import pandas as pd
 from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text, utc_iso
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.incremental import bucket, keep_newer
+from odp.sources.incremental import bucket, keep_newer, merged_resource
 from odp.sources.pegelonline import DEFAULT_BASE_URL, _measurements
 from odp.spec import Dataset
 
@@ -110,11 +110,7 @@ def pegelonline_gauges(dataset: Dataset) -> Any:
             )
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
 
-    @dlt.resource(
-        name=dataset.table_name,
-        write_disposition="merge",
-        primary_key=list(dataset.schema.primary_key),
-    )
+    @merged_resource(dataset)
     def gauges() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
         for station in station_list(client, base, water, stations):

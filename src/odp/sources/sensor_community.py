@@ -27,7 +27,7 @@ import pandas as pd
 from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.incremental import bucket, parse_utc
+from odp.sources.incremental import bucket, merged_resource, parse_utc
 from odp.spec import Dataset
 
 VALUE_TYPES = {
@@ -170,11 +170,7 @@ def sensor_community(dataset: Dataset) -> Any:
                 frame[column] = pd.NA
         return frame[columns]
 
-    @dlt.resource(
-        name=dataset.table_name,
-        write_disposition="merge",
-        primary_key=list(dataset.schema.primary_key),
-    )
+    @merged_resource(dataset)
     def sensors() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
         last = bucket(state, "last")

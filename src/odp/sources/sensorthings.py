@@ -23,7 +23,7 @@ import pandas as pd
 from odp.errors import SourceError
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.incremental import bucket, keep_newer
+from odp.sources.incremental import bucket, keep_newer, merged_resource
 
 STAMP_MS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -85,11 +85,7 @@ def sensorthings(dataset: Any) -> Any:
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
     columns = [f.name for f in dataset.schema.source_fields]
 
-    @dlt.resource(
-        name=dataset.table_name,
-        write_disposition="merge",
-        primary_key=list(dataset.schema.primary_key),
-    )
+    @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
         last = bucket(dlt.current.resource_state(), "last")
         things_params = {"$top": top}
