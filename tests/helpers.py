@@ -45,3 +45,19 @@ def use_project(monkeypatch: Any, root: Path, state: Path, replay_url: str, port
     if fast_retries:
         monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
         monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
+
+
+LEDGER_KEY = ["id"]
+LEDGER_COLUMNS = ["id", "name", "when"]
+
+
+def ledger_table(rows: list[tuple[int, str, str]]) -> Any:
+    """A small typed table (Int64 id, text name, UTC time) for change-detection tests."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=LEDGER_COLUMNS)
+    df["id"] = df["id"].astype("Int64")
+    df["name"] = df["name"].astype("string")
+    df["when"] = pd.to_datetime(df["when"], utc=True)
+    return df
+

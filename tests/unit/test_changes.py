@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from odp.publish.changes import diff, read_ledger, write_ledger
-
-KEY = ["id"]
-COLUMNS = ["id", "name", "when"]
-
-
-def _table(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["id"] = df["id"].astype("Int64")
-    df["name"] = df["name"].astype("string")
-    df["when"] = pd.to_datetime(df["when"], utc=True)
-    return df
+from tests.helpers import LEDGER_COLUMNS as COLUMNS
+from tests.helpers import LEDGER_KEY as KEY
+from tests.helpers import ledger_table as _table
 
 
 def test_first_run_is_all_new():

@@ -9,18 +9,13 @@ import pyarrow.parquet as pq
 
 from odp.publish.changes import DELETED_AT, diff
 from odp.publish.datastore import copy_csv
+from tests.helpers import LEDGER_COLUMNS as COLUMNS
+from tests.helpers import LEDGER_KEY as KEY
+from tests.helpers import ledger_table as _table
 
-KEY = ["id"]
-COLUMNS = ["id", "name", "when"]
 NOW = pd.Timestamp("2024-11-21T05:00:00Z")
 
 
-def _table(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["id"] = df["id"].astype("Int64")
-    df["name"] = df["name"].astype("string")
-    df["when"] = pd.to_datetime(df["when"], utc=True)
-    return df
 
 
 def _publish(rows, ledger=None, policy="mark-deleted"):

@@ -11,11 +11,11 @@ import pytest
 import shapely
 
 from odp.errors import SourceError
-from odp.replay import ReplayServer
 from odp.sources.ogcapi import read_collection
 from odp.sources.wfs import read_features
 from odp.spec import load_dataset
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS
+from tests.unit.source_env import source_env
 
 ITEMS = "https://kommisdd.dresden.de/net4/public/ogcapi/collections/L703/items"
 REAL = RECORDINGS / "ogcapi_dresden" / "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson"
@@ -24,13 +24,9 @@ WAHLBEZIRKE = "wahlbezirke-dresden"
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    root, names = make_project(tmp_path, [WAHLBEZIRKE])
-    monkeypatch.setenv("ODP_PROJECT", str(root))
-    with ReplayServer(RECORDINGS) as server:
-        monkeypatch.setenv("ODP_REPLAY_URL", server.url)
-        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
-        monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
-        yield {"dataset": load_dataset(names[WAHLBEZIRKE], root), "server": server}
+    for env in source_env(tmp_path, monkeypatch, [WAHLBEZIRKE]):
+        yield {"dataset": load_dataset(env["names"][WAHLBEZIRKE], env["root"]),
+               "server": env["server"]}
 
 
 def _with(dataset, **source):

@@ -180,17 +180,11 @@ STOPS_URL = ("https://raw.githubusercontent.com/kiliankoe/vvo/"
 
 @pytest.fixture
 def stops_dataset(tmp_path, monkeypatch):
-    from odp.replay import ReplayServer
     from odp.spec import load_dataset
-    from tests.helpers import make_project
+    from tests.unit.source_env import source_env
 
-    root, names = make_project(tmp_path, ["transit-stops-vvo"])
-    monkeypatch.setenv("ODP_PROJECT", str(root))
-    with ReplayServer(RECORDINGS) as server:
-        monkeypatch.setenv("ODP_REPLAY_URL", server.url)
-        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
-        monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
-        yield load_dataset(names["transit-stops-vvo"], root), server
+    for env in source_env(tmp_path, monkeypatch, ["transit-stops-vvo"]):
+        yield load_dataset(env["names"]["transit-stops-vvo"], env["root"]), env["server"]
 
 
 def test_stops_over_http_5xx_then_success(stops_dataset):

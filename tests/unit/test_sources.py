@@ -9,23 +9,19 @@ import pytest
 
 from odp.errors import SourceError
 from odp.extract import extract
-from odp.replay import ReplayServer
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.json_records import flatten
 from odp.spec import load_dataset
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS
+from tests.unit.source_env import source_env
 
 STATION = "https://www.pegelonline.wsv.de/webservices/rest-api/v2/stations/70272185-b2b3-4178-96b8-43bea330dcae"
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch):
-    root, names = make_project(tmp_path, ["elbe-water-level-dresden", "schools-dresden"])
-    monkeypatch.setenv("ODP_PROJECT", str(root))
-    with ReplayServer(RECORDINGS, scenario="2024-11-20") as server:
-        monkeypatch.setenv("ODP_REPLAY_URL", server.url)
-        monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
-        yield {"root": root, "names": names, "server": server, "state": tmp_path / "state"}
+    names = ["elbe-water-level-dresden", "schools-dresden"]
+    yield from source_env(tmp_path, monkeypatch, names, scenario="2024-11-20")
 
 
 def test_pegelonline_converts_local_times_to_utc_across_dst(env):
