@@ -20,6 +20,7 @@ import pandas as pd
 from odp.errors import GateError, LockedError, OdpError
 from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
+from odp.validate import quarantine_keys
 
 Progress = Callable[[str], None]
 
@@ -57,14 +58,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
 
 
-def _keys(table: pd.DataFrame, key: list[str]) -> pd.Series:
-    parts = [f"{k}=" + table[k].astype("string").fillna("") for k in key]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + "|" + part
-    return joined
-
-
 def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | None,
                 quarantined_keys: set[str]) -> pd.DataFrame:
     """Rows to validate this run: the whole register for a full refresh; for a time series the
@@ -72,8 +65,8 @@ def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | N
     if dataset.full_refresh or ledger is None or staged.empty:
         return staged
     key = list(dataset.schema.primary_key)
-    staged_keys = _keys(staged, key)
-    published = set(_keys(_published_as_text(ledger, dataset), key))
+    staged_keys = quarantine_keys(staged, key)
+    published = set(quarantine_keys(_published_as_text(ledger, dataset), key))
     fresh = ~staged_keys.isin(published) & ~staged_keys.isin(quarantined_keys)
     return staged[fresh.to_numpy()]
 
@@ -166,7 +159,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.georeferenced, report.in_city = located.located, located.in_city
     if not located.rejected.empty:  # (0, 0), swapped axes, far outside the city
         raw = batch.loc[result.valid.index]
-        keys = _keys(raw, key) if key else pd.Series("", index=raw.index)
+        keys = quarantine_keys(raw, key)
         findings = located.findings(result.valid, keys)
         store.add(dataset.name, report.run_id, findings, raw.reset_index(drop=True))
         report.quarantined += len(findings)
@@ -179,7 +172,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     published = sync.run(changes, dry_run=dry_run)
     report.plan = published.plan if dry_run else {}
     if not located.table.empty:
-        store.release(dataset.name, list(_keys(_published_as_text(located.table, dataset), key)))
+        published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
+        store.release(dataset.name, list(published_keys))
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
     report.deleted, report.write_calls = published.rows_deleted, published.write_calls

@@ -40,6 +40,7 @@ __all__ = [
     "ValidationResult",
     "check_gate",
     "coerce",
+    "quarantine_keys",
     "gate_reasons",
     "load_suite",
     "run_suite",
@@ -215,12 +216,18 @@ def _joined(rows: pd.DataFrame, columns: list[str], with_names: bool) -> pd.Seri
     return out if out is not None else pd.Series("", index=rows.index, dtype="string")
 
 
+def quarantine_keys(rows: pd.DataFrame, primary_key: list[str]) -> pd.Series:
+    """The quarantine's key of each row, `a=1|b=2` from its text values (the form `open_keys`
+    and `release` match on)."""
+    return _joined(rows, primary_key, with_names=True)
+
+
 def _with_keys(found: pd.DataFrame, raw: pd.DataFrame, primary_key: list[str]) -> pd.DataFrame:
     has_row = found["row"].notna().to_numpy()
     if not has_row.any() or not primary_key:
         return found
     positions = found.loc[has_row, "row"].to_numpy(dtype=np.int64) - 1
-    keys = _joined(raw.iloc[positions], primary_key, with_names=True)
+    keys = quarantine_keys(raw.iloc[positions], primary_key)
     found = found.copy()
     found.loc[has_row, "key"] = keys.to_numpy(dtype=object)
     return found
