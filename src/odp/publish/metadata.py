@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from odp.georeference.output import covered_districts
 from odp.publish.dcat import DcatFacts, facts
 from odp.spec import City, Dataset
 
@@ -47,12 +48,6 @@ def _temporal(table: pd.DataFrame, dataset: Dataset) -> tuple[str, str] | None:
     return values.min().strftime(fmt), values.max().strftime(fmt)
 
 
-def _districts(table: pd.DataFrame) -> str:
-    if "stadtbezirk" not in table:
-        return ""
-    return ", ".join(sorted(table["stadtbezirk"].dropna().unique()))
-
-
 def _publisher(info: DcatFacts) -> dict[str, str]:
     org = info.organization
     publisher = {
@@ -78,8 +73,8 @@ def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
         if spatial["type"] == "Polygon":
             extras["spatial_bbox"] = extras["spatial"]
         extras["spatial_text"] = city.name
-    if districts := _districts(table):
-        extras["stadtbezirke"] = districts
+    if districts := covered_districts(table)["stadtbezirke"]:
+        extras["stadtbezirke"] = ", ".join(districts)
     return extras
 
 
