@@ -17,7 +17,7 @@ import pandas as pd
 from odp.errors import SourceError
 from odp.sources.frames import as_raw_text, utc_iso
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.incremental import merged_resource
+from odp.sources.incremental import keep_newer, merged_resource
 from odp.spec import Dataset
 
 DEFAULT_BASE_URL = "https://www.pegelonline.wsv.de/webservices/rest-api/v2"
@@ -68,14 +68,10 @@ def pegelonline_measurements(dataset: Dataset) -> Any:
             },
             index=raw.index,
         )
-        frame = as_raw_text(frame)
-        parsed = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
-        if last := state.get("last_timestamp"):
-            # The API answers with timestamp >= start: drop what staging already holds.
-            seen = parsed <= pd.Timestamp(last)
-            frame, parsed = frame[~seen.to_numpy()], parsed[~seen]
-        if parsed.notna().any():
-            state["last_timestamp"] = parsed.max().strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The API answers with timestamp >= start: drop what staging already holds.
+        frame, last = keep_newer(as_raw_text(frame), "timestamp", state.get("last_timestamp"))
+        if last:
+            state["last_timestamp"] = last
         yield frame
 
     return measurements
