@@ -3,8 +3,9 @@
   baseline   naive ckanapi `datastore_upsert` (method upsert) in batches of 10k, one at a time
   api        the tuned action-API path (odp.publish.datastore.ApiLoader: `insert`, large
              batches encoded once, parallel requests)
-  copy       the COPY path (odp.publish.datastore.CopyLoader: `datastore_create`, then COPY into
-             the DataStore table with CKAN's full-text trigger on)
+  copy       the COPY path (odp.publish.datastore.CopyLoader: `datastore_create`, then the bulk
+             load — indexes dropped, COPY into a staging table, `_full_text` computed set-wise
+             with the trigger's expression, rows inserted, indexes re-created — one transaction)
   raw COPY   the limit: the same CSV bytes COPYed by psycopg (a) into a table CKAN created
              (its primary key and full-text trigger on: the DataStore's physical limit) and
              (b) into a plain table with the same columns and primary key (no trigger)
