@@ -127,7 +127,7 @@ def test_polygons_by_overlap_share_or_representative_point():
 
 def test_geojson_resource_opens_in_geopandas_with_extent_and_districts():
     table = _points([13.7416, 13.8694, None], [51.0519, 51.0085, None])
-    got = georeference(table, SCHOOLS, CITY)
+    got = georeference(table, _with_rule(crs="EPSG:4326"), CITY)
     data = to_geojson(got.table, SCHOOLS)
     frame = gpd.read_file(data)
     assert len(frame) == 3 and str(frame.crs) == "EPSG:4326"
@@ -155,3 +155,56 @@ def test_geocoding_fills_rows_without_coordinates_from_the_register():
     assert got.table["stadtteil"].iloc[0] == "Seevorstadt-Ost/Großer Garten"
     assert pd.isna(got.table["longitude"].iloc[1])
     assert got.table["nearest_address"].iloc[0] == "Struvestraße 11"
+
+
+def _real_wahlbezirke() -> pd.DataFrame:
+    """The real OGC API answer (365 Wahlbezirke) shaped as the source delivers it: WKT."""
+    path = REPO / "tests" / "recordings" / "ogcapi_dresden" / \
+        "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    shapes = [shapely.geometry.shape({k: v for k, v in f["geometry"].items() if k != "crs"})
+              for f in raw["features"]]
+    inside = [s.representative_point() for s in shapes]
+    return pd.DataFrame({
+        "feature_id": [f["id"] for f in raw["features"]],
+        "wahlbezirk_nr": [f["properties"]["wb"] for f in raw["features"]],
+        "wahlbezirk": [f["properties"]["wb_text"] for f in raw["features"]],
+        "geometry_wkt": [s.wkt for s in shapes],
+        "longitude": [p.x for p in inside], "latitude": [p.y for p in inside]})
+
+
+def test_real_wahlbezirke_are_assigned_by_overlap_and_keep_their_polygons():
+    wahlbezirke = load_dataset("wahlbezirke-dresden", REPO)
+    table = _real_wahlbezirke()
+    got = georeference(table, wahlbezirke, CITY).table
+    assert len(got) == 365 and got["stadtteil"].notna().all()
+    # The Wahlbezirk number starts with its Stadtteil's code (read from the layer's `wb`):
+    # overlap gets nearly all right; a few Wahlbezirke straddle a Stadtteil border.
+    agree = (got["wahlbezirk_nr"].str[:2] == got["stadtteil_nr"]).mean()
+    assert agree > 0.95
+    assert got["geometry_wkt"].str.match(r"^(MULTI)?POLYGON \(").all()  # still WKT, in WGS84
+    # The GeoJSON resource carries the polygons, and the extent encloses them, not just points.
+    frame = gpd.read_file(to_geojson(got, wahlbezirke))
+    assert set(frame.geom_type) == {"Polygon", "MultiPolygon"}
+    assert all(g.exterior.is_ccw for g in frame.geometry if g.geom_type == "Polygon")
+    w, s, e, n = shapely.total_bounds([shapely.from_wkt(v) for v in table["geometry_wkt"]])
+    ring = spatial_extent(got, wahlbezirke)["coordinates"][0]
+    assert ring[0] == [round(w, 6), round(s, 6)] and ring[2] == [round(e, 6), round(n, 6)]
+    assert (ring[0][0], ring[2][0]) != (round(got["longitude"].min(), 6),
+                                        round(got["longitude"].max(), 6))
+
+
+def test_schools_without_coordinates_are_geocoded_as_configured():
+    records = json.loads((REPO / "tests" / "recordings" / "schools" /
+                          "sachsen_schools_schuldatenbank.json").read_text(encoding="utf-8"))
+    dresden = [r["buildings"][0] for r in records
+               if r["buildings"][0]["community_key"] == "14612000"][:3]
+    table = _points([None, dresden[1]["longitude"], None], [None, dresden[1]["latitude"], None])
+    table["street"] = [dresden[0]["street"], dresden[1]["street"], "Gibtsnichtweg 99"]
+    table["postcode"] = [dresden[0]["postcode"], dresden[1]["postcode"], "01067"]
+    got = georeference(table, SCHOOLS, CITY).table  # the dataset's own [georeference] rule
+    assert list(got["geocode_quality"]) == ["exact", "source", "none"]
+    assert abs(got["longitude"].iloc[0] - dresden[0]["longitude"]) < 1e-6
+    assert got["stadtteil"].iloc[0] == "Seevorstadt-Ost/Großer Garten"  # Struvestraße 11
+    assert pd.isna(got["longitude"].iloc[2]) and pd.isna(got["stadtteil"].iloc[2])
+    assert "geocode_quality" in SCHOOLS.schema.names

@@ -259,7 +259,7 @@ def test_report_json_and_markdown_summary(schools, tmp_path):
     assert rules[("required", "name")]["failed"] == 0 and rules[("required", "name")]["source"] \
         == "schema"
     assert report["fields"]["longitude"] == {"type": "number", "unit": "degree",
-                                             "required": True, "present": 163,
+                                             "required": False, "present": 163,
                                              "completeness": 1.0, "errors": 1, "warnings": 0}
     summary = summary_markdown(report)
     lines = summary.splitlines()

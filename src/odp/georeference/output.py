@@ -29,7 +29,7 @@ def _geometries(table: pd.DataFrame, dataset: Dataset | None) -> list[dict[str, 
             if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
                 out.append(None)
             else:
-                out.append(_rounded(json.loads(value) if isinstance(value, str) else value))
+                out.append(_rounded(value))
         return out
     if "longitude" not in table or "latitude" not in table:
         return [None] * len(table)
@@ -43,11 +43,22 @@ def _geometries(table: pd.DataFrame, dataset: Dataset | None) -> list[dict[str, 
     ]
 
 
-def _rounded(geometry: dict[str, Any]) -> dict[str, Any]:
+def _shape(value: dict[str, Any] | str) -> Any:
+    """A geometry from GeoJSON (dict or text) or WKT text."""
     import shapely
-    from shapely.geometry import mapping, shape
+    from shapely.geometry import shape
 
-    geom = shapely.orient_polygons(shape(geometry), exterior_cw=False)  # RFC 7946 §3.1.6
+    if isinstance(value, str):
+        return shapely.from_geojson(value) if value.lstrip().startswith("{") else \
+            shapely.from_wkt(value)
+    return shape(value)
+
+
+def _rounded(geometry: dict[str, Any] | str) -> dict[str, Any]:
+    import shapely
+    from shapely.geometry import mapping
+
+    geom = shapely.orient_polygons(_shape(geometry), exterior_cw=False)  # RFC 7946 §3.1.6
     geom = shapely.transform(geom, lambda c: np.round(c, COORDINATE_DECIMALS))
     return json.loads(json.dumps(mapping(geom)))  # tuples → lists
 
@@ -102,11 +113,40 @@ def _bbox(geometries: list[dict[str, Any] | None]) -> tuple[float, ...] | None:
     return (round(float(w), 6), round(float(s), 6), round(float(e), 6), round(float(n), 6))
 
 
+def _bounds(table: pd.DataFrame, dataset: Dataset | None) -> tuple[float, ...] | None:
+    """(west, south, east, north) of the rows' geometries — or of their points — vectorised."""
+    import shapely
+
+    if column := _geometry_column(table, dataset):
+        values = table[column].dropna()
+        if values.empty:
+            return None
+        text = values.astype(str)
+        json_like = text.str.lstrip().str.startswith("{").to_numpy(dtype=bool)
+        geoms = np.empty(len(text), dtype=object)
+        geoms[json_like] = shapely.from_geojson(text[json_like].to_numpy(), on_invalid="ignore")
+        geoms[~json_like] = shapely.from_wkt(text[~json_like].to_numpy(), on_invalid="ignore")
+        bounds = shapely.total_bounds(geoms)
+    elif "longitude" in table and "latitude" in table:
+        lon = pd.to_numeric(table["longitude"], errors="coerce").to_numpy(dtype=float)
+        lat = pd.to_numeric(table["latitude"], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        if not ok.any():
+            return None
+        bounds = np.array([lon[ok].min(), lat[ok].min(), lon[ok].max(), lat[ok].max()])
+    else:
+        return None
+    if not np.isfinite(bounds).all():
+        return None
+    return tuple(round(float(v), 6) for v in bounds)
+
+
 def spatial_extent(table: pd.DataFrame, dataset: Dataset | None = None
                    ) -> dict[str, Any] | None:
     """The bounding box of the rows' locations as a GeoJSON Polygon (a Point when all rows
-    share one location; None without locations) — CKAN's `spatial` extra."""
-    bbox = _bbox(_geometries(table, dataset))
+    share one location; None without locations) — CKAN's `spatial` extra. For a dataset with a
+    geometry column (lines, polygons) the box encloses the whole geometries."""
+    bbox = _bounds(table, dataset)
     if bbox is None:
         return None
     w, s, e, n = bbox

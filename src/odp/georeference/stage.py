@@ -162,10 +162,11 @@ def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georefere
     out["latitude"] = pd.array(lat, dtype="Float64").round(8)
     out["easting"] = pd.array(east, dtype="Float64").round(2)
     out["northing"] = pd.array(north, dtype="Float64").round(2)
-    if geoms is not None:
+    if geoms is not None:  # WGS84 now, in the format it came in (WKT stays WKT)
         wgs = geoms.to_crs(crs_.WGS84)
+        as_text = _wkt_text if _is_wkt(out[rule["geometry"]]) else _geojson_text
         out[rule["geometry"]] = pd.array(
-            [None if g is None else _geojson_text(g) for g in wgs], dtype="string")
+            [None if g is None else as_text(g) for g in wgs], dtype="string")
 
     index = district_index(city)
     mode = rule.get("assign_by", ASSIGN_MODES[0])
@@ -229,6 +230,18 @@ def _floats(column: pd.Series) -> np.ndarray:
 def _require(table: pd.DataFrame, column: str, dataset: Dataset) -> None:
     if column not in table.columns:
         raise ConfigError(f"{dataset.definition_path}: georeference column '{column}' missing")
+
+
+def _is_wkt(column: pd.Series) -> bool:
+    first = column.dropna()
+    return not first.empty and isinstance(first.iloc[0], str) and \
+        not first.iloc[0].lstrip().startswith("{")
+
+
+def _wkt_text(geom: Any) -> str:
+    import shapely
+
+    return shapely.to_wkt(geom, rounding_precision=8, trim=True)
 
 
 def _geojson_text(geom: Any) -> str:

@@ -18,23 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from odp.georeference.output import covered_districts
+from odp.georeference.output import covered_districts, spatial_extent
 from odp.publish.dcat import DcatFacts, facts
 from odp.spec import City, Dataset
 
 HASH_EXTRA = "odp_metadata_hash"
 PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
-
-
-def _bbox_polygon(table: pd.DataFrame) -> dict[str, Any] | None:
-    if "longitude" not in table or table["longitude"].dropna().empty:
-        return None
-    lon, lat = table["longitude"].dropna().astype(float), table["latitude"].dropna().astype(float)
-    w, e, s, n = round(lon.min(), 6), round(lon.max(), 6), round(lat.min(), 6), round(lat.max(), 6)
-    if w == e and s == n:
-        return {"type": "Point", "coordinates": [w, s]}
-    ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
-    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def _temporal(table: pd.DataFrame, dataset: Dataset) -> tuple[str, str] | None:
@@ -68,7 +57,7 @@ def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
     }
     if temporal := _temporal(table, dataset):
         extras["temporal_start"], extras["temporal_end"] = temporal
-    if spatial := _bbox_polygon(table):
+    if spatial := spatial_extent(table, dataset):
         extras["spatial"] = json.dumps(spatial, separators=(",", ":"))
         if spatial["type"] == "Polygon":
             extras["spatial_bbox"] = extras["spatial"]
