@@ -4,6 +4,7 @@ tests never collide with the demo's datasets on the shared local CKAN."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,15 @@ def ledger_table(rows: list[tuple[int, str, str]]) -> Any:
     df["when"] = pd.to_datetime(df["when"], utc=True)
     return df
 
+
+def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+    """Debian's headless Chromium with a throw-away profile (skips the test when missing)."""
+    import pytest
+
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp / 'chromium-profile'}"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from odp.operations import history
 from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
-from tests.helpers import RECORDINGS, make_project, use_project
+from tests.helpers import RECORDINGS, chromium, make_project, use_project
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +43,6 @@ def project(tmp_path: Path, portal, ckan, monkeypatch) -> Iterator[dict]:
                "state": tmp_path / "state"}
     with contextlib.suppress(Exception):  # the test may have failed before creating it
         ckan.action.dataset_purge(id=cockpit)
-
-
-def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.skip("Debian's chromium is not installed (scripts/setup installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={tmp / 'chromium-profile'}"]
-    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
 def test_history_status_cockpit_and_status_page(project, ckan, tmp_path, capsys):
@@ -116,7 +104,7 @@ def test_history_status_cockpit_and_status_page(project, ckan, tmp_path, capsys)
     page = tmp_path / "status.html"
     assert main(["cockpit", "build", "--out", str(page)]) == 0
     assert "http://" not in page.read_text().replace("http://www.w3.org/2000/svg", "")
-    dom = _chromium("--dump-dom", page.as_uri(), tmp=tmp_path)
+    dom = chromium("--dump-dom", page.as_uri(), tmp=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     assert f'<tr data-dataset="{name}">' in html
@@ -126,7 +114,7 @@ def test_history_status_cockpit_and_status_page(project, ckan, tmp_path, capsys)
     assert card.count("<rect") == 60  # two charts × 30 days
     assert "Rows passing validation" in card and "100 % (failed)" in card
     shot = tmp_path / "status.png"
-    done = _chromium(f"--screenshot={shot}", "--window-size=1200,900", page.as_uri(),
+    done = chromium(f"--screenshot={shot}", "--window-size=1200,900", page.as_uri(),
                      tmp=tmp_path)
     assert done.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank

@@ -11,9 +11,11 @@ import subprocess
 import sys
 
 import pytest
+import shapely
+import shapely.geometry
 
 from odp.replay import ReplayServer
-from tests.helpers import RECORDINGS, REPO, make_project
+from tests.helpers import RECORDINGS, REPO, chromium, make_project
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +76,16 @@ def test_published_values_match_the_recorded_files(published, ckan):
     # wahlbezirke: feature id 12, wb 04300, a polygon in WGS84; its point lies in Dresden
     (wb,) = _search(ckan, names["wahlbezirke-dresden"], wahlbezirk_nr="04300")
     assert wb["wahlbezirk"] == "Wilsdruffer Vorstadt (Maternistr.)" and wb["feature_id"] == 12
-    assert wb["geometry_wkt"].startswith("POLYGON ((13.71914857394517 51.05045337374874")
-    assert wb["stadtbezirk"] == "Altstadt"
+    recorded = next(f for f in json.loads(
+        (RECORDINGS / "ogcapi_dresden" / "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson")
+        .read_text(encoding="utf-8"))["features"] if f["id"] == 12)
+    assert recorded["geometry"]["coordinates"][0][0] == [13.71914857394517, 51.05045337374874]
+    published_shape = shapely.from_wkt(wb["geometry_wkt"])  # WKT, WGS84, 8 decimals
+    assert published_shape.normalize().equals_exact(
+        shapely.geometry.shape({"type": "Polygon",
+                                "coordinates": recorded["geometry"]["coordinates"]}).normalize(),
+        1e-7)
+    assert wb["stadtteil_nr"] == "04" and wb["stadtbezirk"] == "Altstadt"  # by overlap share
     # stops: de:14612:1;Dresden Bahnhof Mitte;…;13,723395;51,055642 (decimal commas)
     (stop,) = _search(ckan, names["transit-stops-vvo"], stop_id="de:14612:1")
     assert (stop["longitude"], stop["latitude"]) == (13.723395, 51.055642)
@@ -97,3 +107,25 @@ def test_published_values_match_the_recorded_files(published, ckan):
     (park,) = _search(ckan, names["parking-forecast-dresden-altmarkt"],
                       timestamp="2016-10-30T00:00:00")
     assert park["free_spaces"] == 60 and park["stadtteil"] is not None
+
+
+def test_geojson_resources_open_in_ckans_map_preview(published, ckan, portal, tmp_path):
+    """CKAN's own preview (ckanext-geoview's Leaflet view, created by default with the
+    resource) draws every feature: the 365 Wahlbezirk polygons and one marker per stop."""
+    names = published["names"]
+    first = _reports(published["first"])
+    for name, marker, expected in (
+            ("wahlbezirke-dresden", 'class="leaflet-interactive"', 365),
+            ("transit-stops-vvo", "leaflet-marker-icon", first["transit-stops-vvo"]["inserted"])):
+        package = ckan.action.package_show(id=names[name])
+        by_role = {r.get("odp_role"): r for r in package["resources"]}
+        views = {v["view_type"]: v for v in ckan.action.resource_view_list(
+            id=by_role["geojson"]["id"])}
+        assert "geojson_view" in views, (name, list(views))
+        assert "datatables_view" in {v["view_type"] for v in ckan.action.resource_view_list(
+            id=by_role["table"]["id"])}
+        url = (f"{portal.url}/dataset/{names[name]}/resource/{by_role['geojson']['id']}"
+               f"/view/{views['geojson_view']['id']}")
+        done = chromium("--dump-dom", "--virtual-time-budget=20000", url, tmp=tmp_path)
+        assert "leaflet-container" in done.stdout, (name, done.stderr[-500:])
+        assert done.stdout.count(marker) == expected, name

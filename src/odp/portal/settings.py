@@ -15,10 +15,12 @@ CKAN_VERSION = "2.12.0"
 HOME_ENV = "ODP_PORTAL_HOME"
 HOME_RELATIVE = Path(".local") / "portal"  # below the project root
 
-# odp's own CKAN extension (DCAT-AP.de profile, dataset schema, Table Schema endpoint): installed
-# editable, so CKAN runs this checkout's code; its digest in CKAN_EXTRA_OPTIONS restarts CKAN
-# when the code changes. The path is relative to the portal home (the installer's working
-# folder), so checkouts sharing one portal ask for the same requirement and never reinstall.
+# odp's own CKAN extension (DCAT-AP.de profile, dataset schema, Table Schema endpoint). Installed
+# as a regular package, not editable: other extensions (ckanext-geoview) ship a `ckanext`
+# package shim that hides editable installs of the `ckanext` namespace. Its code digest is in
+# the install marker (a change reinstalls it) and in CKAN_EXTRA_OPTIONS (a change restarts
+# CKAN). The path is relative to the portal home (the installer's working folder), so
+# checkouts sharing one portal ask for the same requirement.
 CKANEXT_ODP = Path(__file__).resolve().parent / "ckanext_odp"
 _HOME = os.environ.get(HOME_ENV, "").strip() or str(CKANEXT_ODP.parents[3] / HOME_RELATIVE)
 # Installed into CKAN's own venv (CKAN pins versions that clash with the pipeline stack).
@@ -28,10 +30,13 @@ CKAN_REQUIREMENTS: tuple[str, ...] = (
     "waitress",
     "ckanext-dcat==2.4.4",  # DCAT-AP RDF endpoints (/dataset/NAME.ttl, /catalog.ttl)
     "ckanext-scheming==3.1.0",  # the DCAT-AP.de dataset fields
-    f"--editable={os.path.relpath(CKANEXT_ODP, Path(_HOME).expanduser().absolute())}",
+    "ckanext-geoview==0.3.2",  # map preview of GeoJSON resources (Leaflet, bundled)
+    os.path.relpath(CKANEXT_ODP, Path(_HOME).expanduser().absolute()),
 )
+CKANEXT_ODP_PACKAGE = "ckanext-odp"
 # Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
-CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore", "scheming_datasets", "dcat", "odp")
+CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore", "datatables_view", "geojson_view",
+                                 "scheming_datasets", "dcat", "odp")
 # Plugins with database migrations of their own (`ckan db upgrade -p NAME`).
 CKAN_PLUGIN_MIGRATIONS: tuple[str, ...] = ("activity",)
 
@@ -53,6 +58,13 @@ CKAN_EXTRA_OPTIONS: dict[str, str] = {
     "ckan.site_title": "odp – lokales Datenportal (Entwicklung und Tests)",
     "ckan.site_description": "Lokales CKAN, in das odp in Entwicklung und Tests veröffentlicht.",
     "ckanext.odp.catalog_language": "DEU",
+    # Previews created with every new resource: a table for DataStore tables, a map for
+    # GeoJSON. The map's base layer is OpenStreetMap (Stamen, geoview's default, is gone);
+    # a city sets its own tiles (e.g. its WMTS) in production.
+    "ckan.views.default_views": "datatables_view geojson_view",
+    "ckanext.spatial.common_map.type": "custom",
+    "ckanext.spatial.common_map.custom_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "ckanext.spatial.common_map.attribution": "Kartendaten © OpenStreetMap-Mitwirkende (ODbL)",
     # GIN rather than CKAN's default GiST for `_full_text`: built ~3.5× faster after a bulk load
     # (measured: 300k sensor rows 1.1 s vs 3.8 s) and faster to search; a setting worth
     # copying to production portals that hold large sensor tables.

@@ -277,10 +277,14 @@ def _roles_sql(secret: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- install steps
 
 
+def _odp_digest() -> str:
+    return settings.CKAN_EXTRA_OPTIONS["ckanext.odp.code"]
+
+
 def _ensure_venv(layout: _Layout, say: Progress) -> bool:
     """Create CKAN's venv and install CKAN_REQUIREMENTS; True if anything was installed."""
     marker = layout.venv / ".odp-requirements"
-    wanted = "\n".join(settings.CKAN_REQUIREMENTS) + "\n"
+    wanted = "\n".join(settings.CKAN_REQUIREMENTS) + f"\n# ckanext-odp {_odp_digest()}\n"
     if layout.python.exists() and marker.exists() and marker.read_text() == wanted:
         return False
     uv = require_binary("uv")
@@ -292,7 +296,8 @@ def _ensure_venv(layout: _Layout, say: Progress) -> bool:
         run([uv, "venv", "-q", "--python", sys.executable, str(layout.venv)],
             what="uv venv", cwd=layout.home, env=env)  # fmt: skip
     say("installing " + ", ".join(settings.CKAN_REQUIREMENTS) + " (about a minute the first time)")
-    run([uv, "pip", "install", "-q", "--python", str(layout.python), *settings.CKAN_REQUIREMENTS],
+    run([uv, "pip", "install", "-q", "--python", str(layout.python),
+         "--reinstall-package", settings.CKANEXT_ODP_PACKAGE, *settings.CKAN_REQUIREMENTS],
         what="uv pip install (CKAN)", cwd=layout.home, env=env, timeout=1800)  # fmt: skip
     marker.write_text(wanted)
     return True

@@ -319,6 +319,7 @@ def bulk_insert(cur: Any, resource_id: str, columns: list[str], data: bytes) -> 
     cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, _full_text "
                 f"FROM {stage}_ft")
     cur.execute(f"DROP TABLE {stage}, {stage}_ft")
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
     for name, definition in constraints:
         cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT {_ident(name)} {definition}")
     for _, statement in indexes:

@@ -185,6 +185,11 @@ class Sync:
             empty = changes.result.iloc[0:0]
             loader.load(table["id"], changes.result, empty, empty[key], key)
             report.rows_inserted = len(changes.result)
+            # The portal's default previews (e.g. the DataStore table view), as XLoader adds
+            # them after a load: at resource creation the table did not exist yet.
+            portal.call("resource_create_default_resource_views",
+                        resource=portal.call("resource_show", id=table["id"]),
+                        create_datastore_views=True)
         else:
             self._update(loader, package, table["id"], changes, key, interrupted, report)
         for file in stale:
