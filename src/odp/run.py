@@ -7,7 +7,6 @@ any orchestrator (cron today) only calls `run_dataset`.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -95,11 +94,6 @@ def rules_changed(dataset: Dataset, state: Path) -> bool:
     return previous is not None and previous != digest
 
 
-def record_history(state: Path, report: RunReport) -> None:
-    with (state / "runs.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
-
-
 def run_dataset(name: str, root: Path, city: City, progress: Progress | None = None,
                 dry_run: bool = False) -> RunReport:
     say = progress or (lambda _msg: None)
@@ -125,7 +119,6 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
         if not dry_run:
             from odp.operations.record import record_run
 
-            record_history(state, report)  # runs.jsonl: the plain report log
             record_run(state, city, report)  # SQLite history, log, incidents, alerts
     return report
 

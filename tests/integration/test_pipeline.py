@@ -218,8 +218,10 @@ def test_wrong_token_is_refused_and_never_printed(project, monkeypatch):
     assert done.returncode == 5, done.stdout + done.stderr
     output = done.stdout + done.stderr
     assert "token" in output and secret not in output
-    history = (Path(env["ODP_STATE_DIR"]) / "runs.jsonl").read_text()
-    assert secret not in history
+    state = Path(env["ODP_STATE_DIR"])  # run history, logs, reports: nowhere in the state
+    written = [p for p in state.rglob("*") if p.is_file()]
+    assert (state / "history.sqlite") in written
+    assert not [p for p in written if secret.encode() in p.read_bytes()]
 
 
 def test_cli_json_report(project):
