@@ -114,6 +114,13 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
                          else "locked" if isinstance(exc, LockedError) else "failed")
         report.error = str(exc)
         report.exit_code = exc.exit_code
+    except Exception as exc:  # a bug: recorded with its traceback; other datasets still run
+        from odp.operations.logs import ensure_file_log
+
+        ensure_file_log(state).exception(f"{name}: unexpected error in run {report.run_id}")
+        report.status, report.exit_code = "failed", 1
+        report.error = (f"unexpected error: {type(exc).__name__}: {str(exc)[:200]} "
+                        "(traceback in the log)")
     finally:
         report.seconds = round(time.monotonic() - began, 2)
         if not dry_run:

@@ -37,3 +37,15 @@ def test_incremental_keeps_rows_not_in_the_batch():
     old = diff(_table([(1, "a", "2024-01-01")]), None, KEY, COLUMNS, False).result
     changes = diff(_table([(2, "b", "2024-01-02")]), old, KEY, COLUMNS, False)
     assert changes.deleted.empty and list(changes.result["id"]) == [1, 2]
+
+
+def test_a_column_the_schema_gained_updates_every_row_without_failing(tmp_path):
+    table = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
+    write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
+    wider = table.assign(quality=["exact", None])  # e.g. a new derived column
+    wider["quality"] = wider["quality"].astype("string")
+    for policy in ("delete", "mark-deleted", "keep-history"):
+        changes = diff(wider, read_ledger(tmp_path, "d"), KEY, COLUMNS + ["quality"], True,
+                       policy)
+        assert list(changes.changed["id"]) == [1, 2] and changes.new.empty, policy
+        assert list(changes.result["quality"].fillna("-")) == ["exact", "-"]

@@ -12,6 +12,7 @@ import logging.handlers
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,9 @@ class Redactor(logging.Filter):
         for name in ("error", "detail"):
             if isinstance(getattr(record, name, None), str):
                 setattr(record, name, self.redact(getattr(record, name)))
+        if record.exc_info:  # a traceback is text like any other: redacted once, here
+            record.exc_text = self.redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
         return True
 
 
@@ -67,6 +71,8 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value not in (None, ""):
                 entry[name] = value
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -74,7 +80,8 @@ class HumanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        return f"{stamp} {level}{record.getMessage()}"
+        text = f"{stamp} {level}{record.getMessage()}"
+        return f"{text}\n{record.exc_text.rstrip()}" if record.exc_text else text
 
 
 _redactor = Redactor()

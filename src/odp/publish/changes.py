@@ -111,6 +111,9 @@ def diff(
         return ChangeSet(rows, rows.iloc[0:0], empty, 0, result, policy,
                          rows.iloc[0:0], rows.iloc[0:0])
     ledger = ledger.reset_index(drop=True)
+    for name in columns:  # a column the schema gained since the last publish: null before
+        if name not in ledger:
+            ledger[name] = pd.Series(index=ledger.index, dtype=rows[name].dtype)
     if marking and DELETED_AT not in ledger:
         ledger[DELETED_AT] = pd.Series(pd.NaT, index=ledger.index, dtype="datetime64[ns, UTC]")
     was_deleted = ledger[DELETED_AT].notna() if marking else pd.Series(False, index=ledger.index)
