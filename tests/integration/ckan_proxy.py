@@ -13,6 +13,9 @@ class FailingProxy:
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
         self.fail: dict[str, int] = {}  # action name → how many calls still fail with HTTP 500
+        # action name → how many calls CKAN still carries out but whose answer is lost (HTTP
+        # 500 instead): the client cannot tell whether its request took effect
+        self.lose_answer: dict[str, int] = {}
         self.calls: list[str] = []
         proxy = self
 
@@ -36,6 +39,10 @@ class FailingProxy:
                            if k.lower() not in ("host", "content-length")}
                 answer = requests.request(self.command, proxy.target + self.path, data=body,
                                           headers=headers, timeout=120, allow_redirects=False)
+                if proxy.lose_answer.get(action, 0) > 0:
+                    proxy.lose_answer[action] -= 1
+                    self._reply(500, b"Internal Server Error (answer lost)", "text/plain")
+                    return
                 self._reply(answer.status_code, answer.content,
                             answer.headers.get("Content-Type", "application/json"))
 

@@ -131,12 +131,24 @@ class ApiLoader:
         batches = [b for b in batches if not b.empty]
         if not batches:
             return
-        head = json.dumps({"resource_id": resource_id, "method": method, "force": True,
-                           "calculate_record_count": False})[:-1]
+        from ckanapi.errors import ValidationError
+
+        def head(how: str) -> str:
+            return json.dumps({"resource_id": resource_id, "method": how, "force": True,
+                               "calculate_record_count": False})[:-1]
 
         def send(batch: pd.DataFrame) -> None:
-            body = f'{head}, "records": {records_json(batch, list(batch.columns))}}}'
-            self.portal.call("datastore_upsert", body=body.encode())
+            records = records_json(batch, list(batch.columns))
+            try:
+                self.portal.call("datastore_upsert", body=f'{head(method)}, "records": {records}}}'
+                                 .encode())
+            except ValidationError as exc:
+                if method != "insert" or "duplicate key" not in str(exc):
+                    raise
+                # A retried insert whose first try took effect although its answer was lost
+                # (a 5xx after the commit): as an upsert it gives the same table, once.
+                self.portal.call("datastore_upsert", body=f'{head("upsert")}, "records": '
+                                 f'{records}}}'.encode())
 
         total = sum(len(b) for b in batches)
         self.progress(f"DataStore {method}: {total} rows in {len(batches)} request(s)")
