@@ -7,6 +7,9 @@ CRS the service delivered, and a representative point (`point_columns`, default
 ["longitude", "latitude"]): the point itself for points, else a point guaranteed to lie inside
 the shape (shapely's `representative_point`), in the same CRS. The dataset's `[georeference]`
 names that CRS (e.g. EPSG:4326 for OGC API's default CRS84, EPSG:25833 when requested).
+Property values stay as sent (an integer stays "67", even where other features lack it).
+`drop` lists columns not published (names as delivered, before `rename`; the geometry column
+too); a dropped property absent from a delivery is fine — features' properties are sparse.
 """
 
 from __future__ import annotations
@@ -28,7 +31,11 @@ def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: 
     id_column = source.get("id_column", "id")
     geometry_column = source.get("geometry_column", "geometry")
     lon_column, lat_column = source.get("point_columns", ["longitude", "latitude"])
-    frame = pd.DataFrame.from_records(properties, index=range(len(properties)))
+    # Column by column as object: from_records would turn an integer property that some
+    # features lack into float ("67.0").
+    names = list(dict.fromkeys(k for p in properties for k in p))
+    frame = pd.DataFrame({n: pd.Series([p.get(n) for p in properties], dtype=object)
+                          for n in names}, index=range(len(properties)))
     for column in frame.columns:
         # Nested property values (objects, lists) are kept as JSON text.
         nested = frame[column].map(lambda v: isinstance(v, (dict, list)))
@@ -60,5 +67,6 @@ def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: 
     frame[geometry_column] = text
     frame[lon_column] = pd.array(lon, dtype="Float64")
     frame[lat_column] = pd.array(lat, dtype="Float64")
+    frame = frame.drop(columns=[c for c in source.get("drop", []) if c in frame.columns])
     frame = frame.rename(columns=source.get("rename", {}))
     return as_raw_text(frame)
