@@ -19,6 +19,12 @@ Matching: method + host + path; entries of another scenario than the active one 
 entry of the active scenario beats one without scenario; then the most listed query params
 wins; then manifest order. No match gives 404 with a JSON body naming the URL.
 
+Conditional requests are answered as a real server does: when the recorded 200 carries ``ETag``
+and/or ``Last-Modified`` and the request's ``If-None-Match`` (weak comparison, ``*``; it takes
+precedence) or ``If-Modified-Since`` (Last-Modified not later) matches, the reply is
+``304 Not Modified`` without body. The request log notes the validators a request sent and the
+body bytes of its reply.
+
 CLI: ``python -m odp.replay --dir tests/recordings --port 8765 [--scenario NAME]``.
 """
 
@@ -30,8 +36,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -45,7 +52,12 @@ log = logging.getLogger("odp.replay")
 DEFAULT_DIR = Path("tests/recordings")
 MANIFEST = "recordings.json"
 # Headers the server computes itself (or that would lie about the stored, decoded body).
+NOT_MODIFIED = 304
 _SKIP_HEADERS = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+# Headers a 304 repeats from the 200 it stands for (RFC 9110, 15.4.5).
+_NOT_MODIFIED_HEADERS = {
+    "etag", "last-modified", "cache-control", "expires", "vary", "content-location", "date",
+}
 
 
 # --------------------------------------------------------------------------- URL mapping
@@ -203,6 +215,32 @@ def find_recording(
     return best
 
 
+# --------------------------------------------------------------------------- conditional GET
+
+
+def _weak(tag: str) -> str:
+    """An entity tag for the weak comparison: without its ``W/`` prefix."""
+    tag = tag.strip()
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def not_modified(recorded: Iterable[tuple[str, str]], request: Mapping[str, str]) -> bool:
+    """Whether a request's validators match the recorded response's (``request`` keys are
+    lower-case header names): If-None-Match first, else If-Modified-Since."""
+    headers = {name.lower(): value for name, value in recorded}
+    if (none_match := request.get("if-none-match")) is not None:
+        etag = headers.get("etag")
+        tags = {_weak(t) for t in none_match.split(",")}
+        return etag is not None and ("*" in tags or _weak(etag) in tags)
+    since, modified = request.get("if-modified-since"), headers.get("last-modified")
+    if not since or not modified:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):  # an unparseable date: the condition is ignored
+        return False
+
+
 # --------------------------------------------------------------------------- faults & log
 
 
@@ -213,6 +251,9 @@ class ServedRequest:
     method: str
     url: str  # path + query as requested from the replay server
     status: int
+    if_none_match: str | None = None  # validators the request sent
+    if_modified_since: str | None = None
+    body_bytes: int = 0  # length of the reply's body (0 for a 304 and for HEAD)
 
 
 @dataclass
@@ -259,11 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
-        reply = self.server.replay.respond(self.command, self.path)
+        reply = self.server.replay.respond(self.command, self.path, dict(self.headers.items()))
         self.send_response_only(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
+        if reply.status != NOT_MODIFIED:  # a 304 has no body and does not describe one
+            self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         try:
             if self.command != "HEAD":
@@ -393,15 +435,26 @@ class ReplayServer:
 
     # -- answering
 
-    def respond(self, method: str, raw_path: str) -> _Reply:
+    def respond(
+        self, method: str, raw_path: str, headers: Mapping[str, str] | None = None
+    ) -> _Reply:
         """Build the reply for one request and log it (called from handler threads)."""
+        request = {name.lower(): value for name, value in (headers or {}).items()}
         key = raw_path.lstrip("/")
         delay = self._take_delay(key)
         if delay:
             self._stopping.wait(delay)
-        reply = self._fault_reply(key) or self._recorded_reply(method, key)
+        reply = self._fault_reply(key) or self._recorded_reply(method, key, request)
+        served = ServedRequest(
+            method,
+            raw_path,
+            reply.status,
+            if_none_match=request.get("if-none-match"),
+            if_modified_since=request.get("if-modified-since"),
+            body_bytes=0 if method == "HEAD" else len(reply.body),
+        )
         with self._lock:
-            self._log.append(ServedRequest(method, raw_path, reply.status))
+            self._log.append(served)
         return reply
 
     def _take_delay(self, key: str) -> float:
@@ -428,7 +481,7 @@ class ReplayServer:
                     return _Reply(status, (("Content-Type", content_type),), body)
         return None
 
-    def _recorded_reply(self, method: str, key: str) -> _Reply:
+    def _recorded_reply(self, method: str, key: str, request: Mapping[str, str]) -> _Reply:
         location, _, query = key.partition("?")
         host, path = _split_key(location)
         params: dict[str, list[str]] = {}
@@ -450,6 +503,9 @@ class ReplayServer:
                     "scenario": self.scenario,
                 },
             )
+        if rec.status == 200 and lookup == "GET" and not_modified(rec.headers, request):
+            kept = tuple((k, v) for k, v in rec.headers if k.lower() in _NOT_MODIFIED_HEADERS)
+            return _Reply(NOT_MODIFIED, kept, b"")
         headers = tuple((k, v) for k, v in rec.headers if k.lower() not in _SKIP_HEADERS)
         return _Reply(rec.status, headers, rec.body)
 

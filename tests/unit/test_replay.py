@@ -182,6 +182,60 @@ def test_override_returns_malformed_body_until_cleared(server: ReplayServer) -> 
     assert get(server, f"{BASE}/stations.json?ids=Pirna").json()[0]["shortname"] == "PIRNA"
 
 
+# --- conditional requests ------------------------------------------------------------------
+
+
+def test_if_none_match_with_the_recorded_etag_gets_304_without_body(server: ReplayServer) -> None:
+    cassette = yaml.safe_load((PEGEL_DIR / "vcr_2014_stations_json_ids_Pirna.yml").read_text())
+    etag = cassette["http_interactions"][0]["response"]["headers"]["ETag"][0]  # REAL
+    url = f"{BASE}/stations.json?ids=Pirna"
+    for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        resp = get(server, url, headers={"If-None-Match": sent})
+        assert (resp.status_code, resp.content) == (304, b""), sent
+        assert resp.headers["ETag"] == etag and "Content-Type" not in resp.headers
+        assert resp.headers["Cache-Control"].startswith("no-transform")  # repeated from the 200
+    changed = get(server, url, headers={"If-None-Match": '"c79461"'})
+    assert changed.status_code == 200 and changed.json()[0]["shortname"] == "PIRNA"
+    logged = server.requests
+    assert [(r.status, r.if_none_match) for r in logged[-2:]] == [(304, "*"), (200, '"c79461"')]
+    assert logged[-2].body_bytes == 0 and logged[-1].body_bytes == len(changed.content)
+
+
+def test_if_modified_since_and_the_precedence_of_if_none_match(tmp_path: Path) -> None:
+    stamp = "Thu, 21 Nov 2024 08:04:12 GMT"
+    manifest = [
+        {
+            "request": {"url": "https://h.example/file.zip"},
+            "response": {"headers": {"ETag": '"a-1"', "Last-Modified": stamp}, "body": "zip"},
+        },
+        {"request": {"url": "https://h.example/plain"}, "response": {"body": "no validators"}},
+        {"request": {"url": "https://h.example/gone"}, "response": {"status": 404, "body": "x"}},
+    ]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "recordings.json").write_text(json.dumps(manifest))
+    with ReplayServer(tmp_path) as srv:
+
+        def status(path: str, **headers: str) -> int:
+            url = srv.url_for(f"https://h.example/{path}")
+            return requests.get(url, headers=headers, timeout=5).status_code
+
+        assert status("file.zip", **{"If-Modified-Since": stamp}) == 304
+        assert status("file.zip", **{"If-Modified-Since": "Fri, 22 Nov 2024 00:00:00 GMT"}) == 304
+        assert status("file.zip", **{"If-Modified-Since": "Wed, 20 Nov 2024 00:00:00 GMT"}) == 200
+        assert status("file.zip", **{"If-Modified-Since": "yesterday"}) == 200  # unparseable
+        both = {"If-None-Match": '"a-0"', "If-Modified-Since": stamp}
+        assert status("file.zip", **both) == 200  # If-None-Match decides when sent
+        assert status("file.zip") == 200
+        assert status("plain", **{"If-None-Match": "*", "If-Modified-Since": stamp}) == 200
+        assert status("gone", **{"If-None-Match": "*"}) == 404
+        srv.fail_next("https://h.example/file.zip", [503])  # faults come before validators
+        assert status("file.zip", **{"If-None-Match": '"a-1"'}) == 503
+        head = requests.head(
+            srv.url_for("https://h.example/file.zip"), headers={"If-None-Match": '"a-1"'}, timeout=5
+        )
+        assert head.status_code == 304
+
+
 # --- request log ---------------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ Deterministic: ``uv run python tests/recordings/dwd/make_constructed.py`` (fixed
 The station lists are REAL; the product files of 01048/01050/01051 are CONSTRUCTED in the
 documented format (no real Dresden product file was available), modelled byte for byte on the
 real hourly excerpt of station 00433 beside them (padded fields, CRLF, `eor`, -999).
+The validators of every response (`ETag`, `Last-Modified`) are CONSTRUCTED (fixed times, the
+ETag from the body's size and that time), so conditional requests can be replayed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import math
 import zipfile
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -26,6 +29,11 @@ ENDS = {
     None: datetime(2024, 11, 21, 6, 0, tzinfo=UTC),
     "2024-11-22": datetime(2024, 11, 22, 6, 0, tzinfo=UTC),
 }
+WRITTEN = {  # when DWD would have rewritten the recent files (Last-Modified), per scenario
+    None: datetime(2024, 11, 21, 8, 4, 12, tzinfo=UTC),
+    "2024-11-22": datetime(2024, 11, 22, 8, 3, 47, tzinfo=UTC),
+}
+LISTS_WRITTEN = datetime(2024, 11, 18, 9, 15, 30, tzinfo=UTC)  # the station lists (unchanged)
 
 
 def rain_mm_per_hour(t: datetime, k: int) -> float:
@@ -72,6 +80,17 @@ def geography(station: str) -> str:
     )
 
 
+def headers(content_type: str, body_file: str, written: datetime) -> dict[str, str]:
+    """Response headers with CONSTRUCTED validators: Last-Modified = `written`, ETag as Apache
+    httpd forms it ("size-mtime", hex, mtime in microseconds): a rewritten file gets new ones."""
+    size = (HERE / body_file).stat().st_size
+    return {
+        "Content-Type": content_type,
+        "ETag": f'"{size:x}-{int(written.timestamp()) * 1_000_000:x}"',
+        "Last-Modified": format_datetime(written, usegmt=True),
+    }
+
+
 def write_zip(name: str, members: dict[str, str]) -> None:
     with zipfile.ZipFile(HERE / name, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, text in members.items():
@@ -90,7 +109,9 @@ def main() -> None:
             },
             "response": {
                 "status": 200,
-                "headers": {"Content-Type": "text/plain"},
+                "headers": headers(
+                    "text/plain", "RR_Stundenwerte_Beschreibung_Stationen.txt", LISTS_WRITTEN
+                ),
                 "body_file": "RR_Stundenwerte_Beschreibung_Stationen.txt",
             },
             "note": "REAL hourly station list (lenamueller/radar-gauge-adjustment)",
@@ -103,7 +124,9 @@ def main() -> None:
             },
             "response": {
                 "status": 200,
-                "headers": {"Content-Type": "text/plain"},
+                "headers": headers(
+                    "text/plain", "zehn_min_rr_Beschreibung_Stationen_2019-05.txt", LISTS_WRITTEN
+                ),
                 "body_file": "zehn_min_rr_Beschreibung_Stationen_2019-05.txt",
             },
             "note": "REAL 10-minute station list of 2019-05 "
@@ -138,7 +161,7 @@ def main() -> None:
                     "request": {"method": "GET", "url": f"{BASE}/{folder}/{archive}"},
                     "response": {
                         "status": 200,
-                        "headers": {"Content-Type": "application/zip"},
+                        "headers": headers("application/zip", body, WRITTEN[scenario]),
                         "body_file": body,
                     },
                     "note": f"CONSTRUCTED {kind} product of {station} (make_constructed.py)",
@@ -165,7 +188,9 @@ def main() -> None:
             },
             "response": {
                 "status": 200,
-                "headers": {"Content-Type": "application/zip"},
+                "headers": headers(
+                    "application/zip", "hourly_00433_excerpt.zip", WRITTEN[None]
+                ),
                 "body_file": "hourly_00433_excerpt.zip",
             },
             "note": "REAL product excerpt + metadata of 00433 in a CONSTRUCTED zip",
