@@ -7,6 +7,9 @@ holding `produkt_*.txt` (`;`-separated, fields padded with blanks, `eor` ends a 
 `bis_datum`). The station list (`*Beschreibung_Stationen.txt`, ISO-8859-1, fixed width) gives
 names and coordinates. `columns` maps product fields (R1, RS_IND, QN_8 …) to published columns.
 Incremental per station (dlt state): rows up to the last extracted MESS_DATUM are dropped.
+Conditional GET (DWD rewrites the files about once a day): a zip or station list that answers
+304 Not Modified is not downloaded; an unchanged zip yields no rows, an unchanged station list
+is read from the configured stations' rows kept in state.
 
 Parameters: `resolution` ("hourly" | "10_minutes"), `period` ("recent" | "now"), `stations`,
 `columns`, `base_url`; `archive` and `station_list` (file names, `{id}` = 5-digit station id)
@@ -18,7 +21,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import dlt
@@ -26,7 +29,7 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text
-from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.http import HttpSettings, SourceClient, cache_validators
 from odp.sources.incremental import bucket, keep_newer, merged_resource
 
 BASE_URL = "https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate"
@@ -147,6 +150,27 @@ def read_archive(content: bytes, where: str) -> tuple[pd.DataFrame, dict[str, st
     return frame, location
 
 
+def listed_stations(
+    client: SourceClient,
+    url: str,
+    stations: list[str],
+    state: MutableMapping[str, Any],
+    validators: MutableMapping[str, Any],
+) -> dict[str, dict[str, str]]:
+    """The station list, fetched conditionally: on 304 the configured stations' rows kept in
+    `state` from its last download (downloaded again when one of them is not kept)."""
+    kept = bucket(state, "listed")
+    if not all(station in kept for station in stations):
+        validators.pop(url, None)
+    content = client.get_bytes_if_changed(url, validators)
+    if content is None:
+        return kept
+    known = parse_station_list(content, f"{client.dataset}: {url}")
+    kept.clear()
+    kept.update({station: known[station] for station in stations if station in known})
+    return known
+
+
 def dwd_cdc(dataset: Any) -> Any:
     source = dataset.source
     resolution, period = source.get("resolution", "hourly"), source.get("period", "recent")
@@ -168,14 +192,19 @@ def dwd_cdc(dataset: Any) -> Any:
 
     @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
-        last = bucket(dlt.current.resource_state(), "last")
+        state = dlt.current.resource_state()
+        last = bucket(state, "last")
+        validators = cache_validators(state, dataset.table_name, source)
         list_url = f"{base}/{list_name}"
-        known = parse_station_list(client.get_bytes(list_url), f"{dataset.name}: {list_url}")
+        known = listed_stations(client, list_url, stations, state, validators)
         for station in stations:
             if station not in known:
                 raise SourceError(f"{dataset.name}: {list_url}: station {station} not listed")
             url = f"{base}/{archive_name.format(id=station)}"
-            frame, location = read_archive(client.get_bytes(url), f"{dataset.name}: {url}")
+            content = client.get_bytes_if_changed(url, validators)
+            if content is None:
+                continue  # 304: unchanged since the last committed run, no rows from it
+            frame, location = read_archive(content, f"{dataset.name}: {url}")
             for field in mapping:
                 if field not in frame.columns:
                     raise SourceError(f"{dataset.name}: {url}: product has no field {field}")

@@ -3,19 +3,30 @@ clear one-line errors, and routing to the replay server in tests and offline dem
 
 Routing: ODP_REPLAY_URL set → every remote URL is served by that replay server
 (`https://HOST/PATH` → `REPLAY/HOST/PATH`). The client code is the production code either way.
+
+Conditional GET (`get_bytes_if_changed`): the validators a server sent with a file (`ETag`,
+`Last-Modified`) are kept per URL in the dataset's dlt state (`cache_validators`), so they are
+kept only when the run's extract commits; the next run sends them as `If-None-Match` /
+`If-Modified-Since` and a `304 Not Modified` means "unchanged": no body is transferred.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import dlt
 import requests
 from dlt.sources.helpers.requests import Client
 
 from odp.errors import SourceError
+
+NOT_MODIFIED = 304
+VALIDATORS = "http_validators"  # key of the validators in dlt state
 
 
 @dataclass(frozen=True)
@@ -66,10 +77,17 @@ class SourceClient:
             raise_for_status=True,
         )
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> requests.Response:
+    def get(
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
         target = routed(url)
         try:
-            return self._client.session.get(target, params=params, timeout=self.settings.timeout)
+            return self._client.session.get(
+                target, params=params, headers=headers, timeout=self.settings.timeout
+            )
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise SourceError(
@@ -96,3 +114,64 @@ class SourceClient:
 
     def get_bytes(self, url: str) -> bytes:
         return self.get(url).content
+
+    def get_bytes_if_changed(self, url: str, validators: MutableMapping[str, Any]) -> bytes | None:
+        """GET `url` conditionally. `validators` maps URLs to the validators of their last 200
+        (see `cache_validators`); only those of exactly this URL are sent. None on 304 Not
+        Modified (validators kept); on 200 the body, and the server's validators replace the
+        URL's (dropped when it sent none)."""
+        known: dict[str, str] = dict(validators.get(url) or {})
+        response = self.get(url, headers=_conditional_headers(known))
+        if response.status_code == NOT_MODIFIED:
+            if not known:
+                raise SourceError(f"{self.dataset}: {url} answered 304 to an unconditional GET")
+            return None
+        fresh = {
+            key: value
+            for key, header in (("etag", "ETag"), ("last_modified", "Last-Modified"))
+            if (value := response.headers.get(header))
+        }
+        if fresh:
+            validators[url] = fresh
+        else:
+            validators.pop(url, None)
+        return response.content
+
+
+def _conditional_headers(known: dict[str, str]) -> dict[str, str]:
+    headers = {}
+    if etag := known.get("etag"):
+        headers["If-None-Match"] = etag
+    if modified := known.get("last_modified"):
+        headers["If-Modified-Since"] = modified
+    return headers
+
+
+def cache_validators(
+    state: MutableMapping[str, Any], table: str, config: Any
+) -> dict[str, dict[str, str]]:
+    """The per-URL validators in a dataset's dlt state (resource or source state; changes are
+    kept only when the run's extract commits). Emptied when the dataset's source configuration
+    `config` changed or staging holds no rows of `table` (first run, staging removed): such a
+    run downloads every file."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    kept = state.setdefault(VALIDATORS, {})
+    if kept.get("urls") and (kept.get("config") != digest or not staged_rows(table)):
+        kept["urls"] = {}
+    kept["config"] = digest
+    return kept.setdefault("urls", {})  # type: ignore[no-any-return]
+
+
+def staged_rows(table: str) -> bool:
+    """Whether the running dlt pipeline's destination (the dataset's staging) has rows in
+    `table`; call from inside a resource. No table, or staging unreadable: False (download)."""
+    from dlt.destinations.exceptions import DatabaseException
+
+    pipeline = dlt.current.pipeline()
+    try:
+        with pipeline.sql_client() as client:
+            name = client.make_qualified_table_name(table)
+            return bool(client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1"))
+    except DatabaseException:
+        return False

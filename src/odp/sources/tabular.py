@@ -36,6 +36,10 @@ Parameters (`[source]`, type = "tabular"):
   [source.flag]       column = "…", from = "…", empty = "…", present = "…": a column telling
                       rows whose `from` cell is empty apart (e.g. daily rows among hourly ones)
 
+Files by URL are fetched conditionally (validators in dlt state, see odp.sources.http): when every
+file answers 304 Not Modified nothing is downloaded and staging stays as it is; when one changed,
+all are read again (a full refresh needs every file).
+
 Empty cells are missing values (null), never 0. Every other value is passed on as text exactly as
 sent; the Table Schema types it. A row with more cells than the header stops the run with the
 file and line named.
@@ -46,7 +50,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import dlt
@@ -55,6 +59,7 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text
+from odp.sources.http import HttpSettings, SourceClient, cache_validators
 from odp.sources.textfile import decode, read_bytes
 from odp.spec import Dataset
 
@@ -310,11 +315,37 @@ def files_of(source: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: source[k] for k in ("url", "path") if k in source}]
 
 
-def read_all(dataset: Dataset) -> pd.DataFrame:
+def fetch_all(
+    dataset: Dataset, validators: MutableMapping[str, Any] | None = None
+) -> list[tuple[bytes, str]] | None:
+    """Every file's bytes and name; with `validators`, files by URL are fetched conditionally:
+    None when all files came by URL and none changed. When some did, the unchanged ones are
+    downloaded again (a full refresh needs them all)."""
+    source, specs = dataset.source, files_of(dataset.source)
+    if validators is None or not all(spec.get("url") for spec in specs):
+        return [read_bytes(dataset.name, spec, source) for spec in specs]
+    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+    urls = [spec["url"] for spec in specs]
+    fetched = [client.get_bytes_if_changed(url, validators) for url in urls]
+    if all(data is None for data in fetched):
+        return None
+    for i, url in enumerate(urls):
+        if fetched[i] is None:
+            validators.pop(url, None)
+            fetched[i] = client.get_bytes_if_changed(url, validators)
+    return [(data or b"", url) for data, url in zip(fetched, urls, strict=True)]
+
+
+def read_all(
+    dataset: Dataset, validators: MutableMapping[str, Any] | None = None
+) -> pd.DataFrame | None:
+    """The dataset's rows from all its files; None when no file changed (see fetch_all)."""
     source = dataset.source
+    files = fetch_all(dataset, validators)
+    if files is None:
+        return None
     frames = []
-    for spec in files_of(source):
-        data, where = read_bytes(dataset.name, spec, source)
+    for spec, (data, where) in zip(files_of(source), files, strict=True):
         where = f"{dataset.name}: {where}"
         frames.append(shape(read_table(data, source, where), source, where, spec.get("add")))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -322,7 +353,16 @@ def read_all(dataset: Dataset) -> pd.DataFrame:
 
 def tabular(dataset: Dataset) -> Any:
     @dlt.resource(name=dataset.table_name, write_disposition="replace")
-    def rows() -> Iterator[pd.DataFrame]:
-        yield read_all(dataset)
+    def rows() -> Iterator[Any]:
+        # Source state: dlt resets a "replace" resource's own state at every run.
+        state = dlt.current.source_state()
+        validators = cache_validators(state, dataset.table_name, dataset.source)
+        table = read_all(dataset, validators)
+        if table is None:
+            # Unchanged: dlt truncates a "replace" table that receives nothing, so this run's
+            # disposition is "skip" and staging keeps the rows of the last download.
+            yield dlt.mark.with_hints([], dlt.mark.make_hints(write_disposition="skip"))
+            return
+        yield table
 
     return rows
