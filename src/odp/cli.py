@@ -173,9 +173,18 @@ class _Reporter:
 def _outcome(r: Any) -> str:
     if r.status in ("failed", "held-back", "locked"):
         return f"{r.dataset}: {r.status.upper()} — {r.error}"
-    return (f"{r.dataset}: {r.status} in {r.seconds:.1f} s — extracted {r.extracted}, "
-            f"validated {r.validated}, quarantined {r.quarantined}, inserted {r.inserted}, "
-            f"updated {r.updated}, deleted {r.deleted}, CKAN writes {r.write_calls} → {r.url}")
+    return (f"{r.dataset}: {r.status} in {r.seconds:.1f} s — downloaded {_size(r.downloaded)}, "
+            f"extracted {r.extracted}, validated {r.validated}, quarantined {r.quarantined}, "
+            f"inserted {r.inserted}, updated {r.updated}, deleted {r.deleted}, "
+            f"CKAN writes {r.write_calls} → {r.url}")
+
+
+def _size(nbytes: int) -> str:
+    for unit in ("B", "kB", "MB"):
+        if nbytes < 1000 or unit == "MB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return ""
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:

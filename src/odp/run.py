@@ -43,6 +43,7 @@ class RunReport:
     updated: int = 0
     deleted: int = 0
     write_calls: int = 0
+    downloaded: int = 0  # body bytes received from the source this run (0 when all 304)
     url: str = ""
     error: str = ""
     exit_code: int = 0
@@ -136,10 +137,15 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     from odp.georeference import georeference
     from odp.publish.changes import read_ledger
     from odp.publish.sync import Sync
+    from odp.sources.http import take_downloaded
     from odp.validate import QuarantineStore, check_gate, validate_batch
 
     say("extract")
-    extracted = extract(dataset, state)
+    take_downloaded(dataset.name)  # whatever an earlier, failed call left
+    try:
+        extracted = extract(dataset, state)
+    finally:
+        report.downloaded = take_downloaded(dataset.name)
     report.extracted, report.staged = extracted.new_rows, len(extracted.table)
 
     say("validate")

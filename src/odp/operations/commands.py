@@ -96,7 +96,7 @@ def _short(stamp: str | None) -> str:
 
 
 HISTORY_COLUMNS = ("run_id", "started", "seconds", "status", "extracted", "valid",
-                   "quarantined", "published", "bytes", "error")
+                   "quarantined", "published", "downloaded", "error")
 
 
 def cmd_history(args: argparse.Namespace, root: Path) -> int:

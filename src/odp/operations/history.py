@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS runs (
     deleted INTEGER DEFAULT 0,
     write_calls INTEGER DEFAULT 0,
     bytes INTEGER DEFAULT 0,        -- size of the staged table after the run
+    downloaded INTEGER DEFAULT 0,   -- body bytes received from the source during the run
     seconds REAL DEFAULT 0,
     pid INTEGER,
     url TEXT DEFAULT '',
@@ -61,7 +62,9 @@ CREATE INDEX IF NOT EXISTS open_incidents ON incidents (dataset, kind, closed);
 """
 
 COUNTS = ("extracted", "validated", "valid", "quarantined", "georeferenced", "in_city",
-          "inserted", "updated", "deleted", "write_calls")
+          "inserted", "updated", "deleted", "write_calls", "downloaded")
+# Columns added after the first release: (name, declaration) — added to older databases.
+ADDED_COLUMNS = (("downloaded", "INTEGER DEFAULT 0"),)
 
 
 def now_iso() -> str:
@@ -80,6 +83,10 @@ def connect(state: Path) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        for name, declaration in ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
         with conn:
             yield conn
     finally:

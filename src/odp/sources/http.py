@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,15 @@ from odp.errors import SourceError
 
 NOT_MODIFIED = 304
 VALIDATORS = "http_validators"  # key of the validators in dlt state
+
+_downloaded: dict[str, int] = {}  # dataset → body bytes received since its counter was taken
+_downloaded_lock = threading.Lock()
+
+
+def take_downloaded(dataset: str) -> int:
+    """Body bytes the dataset's sources received since the last call (and restart at 0)."""
+    with _downloaded_lock:
+        return _downloaded.pop(dataset, 0)
 
 
 @dataclass(frozen=True)
@@ -85,9 +95,13 @@ class SourceClient:
     ) -> requests.Response:
         target = routed(url)
         try:
-            return self._client.session.get(
+            response = self._client.session.get(
                 target, params=params, headers=headers, timeout=self.settings.timeout
             )
+            with _downloaded_lock:
+                _downloaded[self.dataset] = _downloaded.get(self.dataset, 0) + len(
+                    response.content)
+            return response
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise SourceError(
