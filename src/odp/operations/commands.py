@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
 
 
 def cmd_status(args: argparse.Namespace, root: Path) -> int:
-    from odp.operations.status import all_status, dataset_status, human_age
+    from odp.operations.status import all_status, dataset_status
 
     state, city = state_dir(root), load_city(root)
     rows = ([dataset_status(root, state, city, n) for n in args.names] if args.names
@@ -74,21 +75,56 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
     if args.json:
         _print_json([r.to_dict() for r in rows])
     else:
-        from rich.table import Table
+        console = _console()
+        console.print(_status_table(rows, wide=console.width >= 190))
+        for r in rows:
+            if r.last_status not in (None, "ok", "unchanged") and r.last_error:
+                print(f"{r.dataset}: {r.last_error}")
+    return 0 if all(r.healthy for r in rows) or not args.check else 1
 
+
+def _status_table(rows: list[Any], wide: bool) -> Any:
+    """Every column on a wide terminal; on a narrow one (80 columns) the essentials, times as
+    ages ("19 min ago", "in 31 min") and the lock only when one is held."""
+    from rich import box
+    from rich.table import Table
+
+    from odp.operations.status import human_age
+
+    def lock(r: Any) -> str:
+        return r.lock if r.lock == "free" else f"{r.lock} (pid {r.lock_holder.get('pid', '?')})"
+
+    if wide:
         table = Table("dataset", "last run", "status", "last success", "age", "expected",
                       "freshness", "quarantine", "lock", "next run")
         for r in rows:
             table.add_row(r.dataset, _short(r.last_run), r.last_status or "—",
                           _short(r.last_success), human_age(r.age_seconds),
                           human_age(r.expected_seconds), r.freshness, str(r.open_quarantine),
-                          r.lock if r.lock == "free" else f"{r.lock} (pid "
-                          f"{r.lock_holder.get('pid', '?')})", _short(r.next_run))
-        _console().print(table)
-        for r in rows:
-            if r.last_status not in (None, "ok", "unchanged") and r.last_error:
-                print(f"{r.dataset}: {r.last_error}")
-    return 0 if all(r.healthy for r in rows) or not args.check else 1
+                          lock(r), _short(r.next_run))
+        return table
+    locks = any(r.lock != "free" for r in rows)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    table.add_column("dataset", no_wrap=True)
+    for name in ("status", "last ok", "fresh", "quar.", *(["lock"] if locks else []), "next in"):
+        table.add_column(name, no_wrap=True)
+    now = datetime.now(UTC)
+    for r in rows:
+        nxt = (_compact_age((datetime.fromisoformat(r.next_run) - now).total_seconds())
+               if r.next_run else "—")
+        table.add_row(r.dataset, r.last_status or "—", _compact_age(r.age_seconds), r.freshness,
+                      str(r.open_quarantine), *([lock(r)] if locks else []), nxt)
+    return table
+
+
+def _compact_age(seconds: float | None) -> str:
+    """19 min, 13 h, 6 d: whole units, for narrow tables."""
+    if seconds is None:
+        return "—"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{round(seconds / size)} {unit}"
+    return f"{max(0, round(seconds))} s"
 
 
 def _short(stamp: str | None) -> str:
