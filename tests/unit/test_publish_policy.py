@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from odp.publish.changes import DELETED_AT, diff
-from odp.publish.datastore import copy_csv
+from odp.publish.datastore import copy_csv, csv_chunks
 from tests.helpers import LEDGER_COLUMNS as COLUMNS
 from tests.helpers import LEDGER_KEY as KEY
 from tests.helpers import ledger_table as _table
@@ -69,6 +69,15 @@ def test_copy_csv_of_a_concatenated_frame_has_no_nul_bytes():
     both = pd.concat([rows.iloc[0:0], rows], ignore_index=True)  # multi-chunk arrow columns
     data = copy_csv(both, ["name", "n", "when"])
     assert b"\x00" not in data and data.decode().splitlines()[1].startswith('"b",,')
+
+
+def test_csv_chunks_are_the_same_bytes_as_one_copy_csv():
+    table = pd.DataFrame({"name": pd.array([f"r{i}" if i % 4 else None for i in range(10)],
+                                           dtype="string"),
+                          "n": pd.array(range(10), dtype="Int64")})
+    chunks = list(csv_chunks(table, ["name", "n"], rows=3))
+    assert len(chunks) == 4  # 3 + 3 + 3 + 1 rows
+    assert b"".join(chunks) == copy_csv(table, ["name", "n"])
 
 
 def test_resource_files(tmp_path):

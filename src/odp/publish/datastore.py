@@ -27,7 +27,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -198,6 +198,21 @@ def copy_csv(table: pd.DataFrame, columns: list[str]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def csv_chunks(table: pd.DataFrame, columns: list[str], rows: int = 100_000
+               ) -> Iterator[bytes]:
+    """`copy_csv` in chunks of `rows`, the next one encoded in a thread while the caller sends
+    the current one (pyarrow releases the GIL): encoding overlaps PostgreSQL's parsing."""
+    starts = range(0, len(table), rows)
+    with ThreadPoolExecutor(1) as pool:
+        ahead = None
+        for start in starts:
+            current = ahead or pool.submit(copy_csv, table.iloc[start : start + rows], columns)
+            if start + rows < len(table):
+                ahead = pool.submit(copy_csv, table.iloc[start + rows : start + 2 * rows],
+                                    columns)
+            yield current.result()
+
+
 class CopyLoader:
     name = "copy"
 
@@ -233,10 +248,10 @@ class CopyLoader:
                     cols = [c for c in insert.columns if c != HASH]
                     if self._is_bulk(cur, resource_id, len(insert)):
                         self.progress(f"DataStore bulk COPY: {len(insert)} new rows")
-                        bulk_insert(cur, resource_id, cols, copy_csv(insert, cols))
+                        bulk_insert(cur, resource_id, cols, csv_chunks(insert, cols))
                     else:
                         self.progress(f"DataStore COPY: {len(insert)} new rows")
-                        self._copy(cur, table, cols, copy_csv(insert, cols))
+                        self._copy(cur, table, cols, csv_chunks(insert, cols))
                 if not upsert.empty:
                     self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
                     cols = [c for c in upsert.columns if c != HASH]
@@ -274,11 +289,13 @@ class CopyLoader:
         return rows >= cur.fetchone()[0]
 
     @staticmethod
-    def _copy(cur: Any, table: str, columns: list[str], data: bytes) -> None:
+    def _copy(cur: Any, table: str, columns: list[str], data: bytes | Iterable[bytes]) -> None:
         sql = f"COPY {table} ({', '.join(map(_ident, columns))}) FROM STDIN WITH (FORMAT csv)"
+        chunks = [data] if isinstance(data, bytes) else data
         with cur.copy(sql) as copy:
-            for start in range(0, len(data), 1 << 20):
-                copy.write(data[start : start + (1 << 20)])
+            for chunk in chunks:
+                for start in range(0, len(chunk), 1 << 20):
+                    copy.write(chunk[start : start + (1 << 20)])
 
 
 def full_text_expression(cur: Any, resource_id: str) -> str:
@@ -307,7 +324,8 @@ def _definitions(cur: Any, resource_id: str) -> tuple[list[tuple[str, str]],
     return constraints, cur.fetchall()
 
 
-def bulk_insert(cur: Any, resource_id: str, columns: list[str], data: bytes) -> None:
+def bulk_insert(cur: Any, resource_id: str, columns: list[str],
+                data: bytes | Iterable[bytes]) -> None:
     """Append many rows as XLoader does (see the module docstring); run inside a transaction,
     so readers see the table as it was until the commit, and a failure leaves it untouched."""
     import secrets
