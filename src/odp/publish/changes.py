@@ -117,7 +117,8 @@ def diff(
     if marking and DELETED_AT not in ledger:
         ledger[DELETED_AT] = pd.Series(pd.NaT, index=ledger.index, dtype="datetime64[ns, UTC]")
     was_deleted = ledger[DELETED_AT].notna() if marking else pd.Series(False, index=ledger.index)
-    old = pd.Series(ledger[HASH].to_numpy(), index=_key_index(ledger, key))
+    ledger_keys = _key_index(ledger, key)  # hashed once: the ledger may hold millions of rows
+    old = pd.Series(ledger[HASH].to_numpy(), index=ledger_keys)
     revivable = pd.Series(was_deleted.to_numpy(), index=old.index)
     keys = _key_index(rows, key)
     known = keys.isin(old.index)
@@ -129,7 +130,7 @@ def diff(
     changed = rows[known][~same]
     marked = rows.iloc[0:0]
     if full_refresh:
-        gone = ~_key_index(ledger, key).isin(keys) & ~was_deleted
+        gone = ~ledger_keys.isin(keys) & ~was_deleted
         deleted = ledger.loc[gone, key]
         if marking:
             marked = ledger.loc[gone, out].copy()
@@ -141,10 +142,10 @@ def diff(
         gone = pd.Series(False, index=ledger.index)
         deleted = ledger[key].iloc[0:0]
         kept = ledger
-    replaced = _key_index(ledger, key).isin(_key_index(changed, key))
+    replaced = ledger_keys.isin(_key_index(changed, key))
     history = ledger.loc[replaced | gone.to_numpy(), columns + [HASH]]
     # The new published table: previous rows not replaced, plus this run's new and changed rows.
-    kept = kept[~_key_index(kept, key).isin(_key_index(changed, key))]
+    kept = kept[~replaced[~gone.to_numpy()]]
     parts = [p for p in (kept[out], changed, new, marked) if not p.empty]
     result = pd.concat(parts, ignore_index=True) if parts else rows[out].iloc[0:0]
     result = result.sort_values(key, ignore_index=True)
