@@ -9,9 +9,11 @@ CKAN runs in one transaction: readers see the old or the new table.
 when the DataStore's write database is known (ODP_DATASTORE_WRITE_URL, the city's
 `portal.datastore_write_url_env`, or the local portal's ckan.ini). CKAN still creates the table
 (`datastore_create`: typed columns, primary key, indexes, data dictionary, `datastore_active`);
-the rows then go in with one transaction per run: new rows by `COPY`, changed rows by `COPY` into
-a temporary table + `INSERT … ON CONFLICT (key) DO UPDATE`, gone rows by `DELETE … USING`. CKAN's
-full-text trigger stays on, so `datastore_search?q=` finds the same rows as after an API load.
+the rows then go in with one transaction per run: new rows by `COPY` into a temporary table +
+one `INSERT … SELECT` computing `_full_text` with the trigger's own expression, changed rows by
+`COPY` into a temporary table + `INSERT … ON CONFLICT (key) DO UPDATE`, gone rows by `DELETE …
+USING`. CKAN's full-text trigger stays on, so `datastore_search?q=` finds the same rows as after
+an API load.
 
 A bulk load (at least `bulk_min_rows` new rows, and at least as many as the table holds) takes
 the way XLoader takes, inside the same one transaction: CKAN's indexes and key constraints are
@@ -251,7 +253,7 @@ class CopyLoader:
                         bulk_insert(cur, resource_id, cols, csv_chunks(insert, cols))
                     else:
                         self.progress(f"DataStore COPY: {len(insert)} new rows")
-                        self._copy(cur, table, cols, csv_chunks(insert, cols))
+                        insert_with_full_text(cur, resource_id, cols, csv_chunks(insert, cols))
                 if not upsert.empty:
                     self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
                     cols = [c for c in upsert.columns if c != HASH]
@@ -307,6 +309,20 @@ def full_text_expression(cur: Any, resource_id: str) -> str:
     parts = [_ident(name) if kind == "text" else f"to_json({_ident(name)}) #>> '{{}}'"
              for name, kind in cur.fetchall() if not name.startswith("_")]
     return f"to_tsvector(concat_ws(' ', {', '.join(parts)}))"
+
+
+def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
+                          data: bytes | Iterable[bytes]) -> None:
+    """Append rows with their `_full_text` computed set-wise (CKAN's trigger expression, about
+    twice as fast as the trigger's row → JSON → text per row): COPY into a temporary table,
+    then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone."""
+    table, names = _ident(resource_id), ", ".join(map(_ident, columns))
+    cur.execute(f"CREATE TEMP TABLE odp_insert ON COMMIT DROP AS SELECT {names} FROM {table} "
+                "WITH NO DATA")
+    CopyLoader._copy(cur, "odp_insert", columns, data)
+    cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
+                f"{full_text_expression(cur, resource_id)} FROM odp_insert")
+    cur.execute("DROP TABLE odp_insert")
 
 
 def _definitions(cur: Any, resource_id: str) -> tuple[list[tuple[str, str]],
