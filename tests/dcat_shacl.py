@@ -85,3 +85,15 @@ def validate(data: rdflib.Graph, profile: str) -> list[Finding]:
 
 def violations(data: rdflib.Graph, profile: str) -> list[Finding]:
     return [f for f in validate(data, profile) if f.severity == "Violation"]
+
+
+def dataset_violations(portal_url: str, name: str, token: str | None = None
+                       ) -> dict[str, list[str]]:
+    """Per profile, the violations in a published dataset's DCAT (`/dataset/NAME.ttl`)."""
+    import requests
+
+    headers = {"Authorization": token} if token else {}
+    response = requests.get(f"{portal_url}/dataset/{name}.ttl", headers=headers, timeout=60)
+    response.raise_for_status()
+    graph = rdflib.Graph().parse(data=response.text, format="turtle")
+    return {profile: [str(f) for f in violations(graph, profile)] for profile in PROFILES}

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, REPO, make_project
 
 pytestmark = pytest.mark.integration
@@ -102,3 +103,8 @@ def test_later_run_adds_only_the_newer_observations(published, ckan):
     (last,) = _rows(ckan, published, datastream_name="NO2 Dresden-Nord",
                     phenomenon_time="2018-12-30T10:00:00")
     assert last["result"] == 12
+
+
+def test_dcat_has_no_violations_on_either_govdata_profile(published, portal):
+    found = dataset_violations(portal.url, published["name"], portal.token())
+    assert found == {p: [] for p in PROFILES}, found

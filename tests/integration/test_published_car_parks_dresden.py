@@ -15,6 +15,7 @@ import pytest
 
 from odp.cli import DEMO_SCENARIO
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, REPO, make_project
 
 pytestmark = pytest.mark.integration
@@ -106,3 +107,8 @@ def test_geojson_resource_holds_the_60_points(published, ckan, portal):
     (prohlis,) = [f for f in features if f["properties"]["name"] == "Prohlis"]
     assert prohlis["geometry"]["coordinates"] == [13.79952, 50.99958]
     assert prohlis["properties"]["stadtteil"] == "Prohlis-Süd"
+
+
+def test_dcat_has_no_violations_on_either_govdata_profile(published, portal):
+    found = dataset_violations(portal.url, published["name"], portal.token())
+    assert found == {p: [] for p in PROFILES}, found

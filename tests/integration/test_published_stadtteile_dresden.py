@@ -17,6 +17,7 @@ import shapely.geometry
 
 from odp.cli import DEMO_SCENARIO
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, REPO, make_project
 
 pytestmark = pytest.mark.integration
@@ -112,3 +113,8 @@ def test_geojson_resource_holds_the_64_polygons(published, ckan, portal):
     assert {f["geometry"]["type"] for f in features} == {"MultiPolygon"}
     (inner,) = [f for f in features if f["properties"]["nummer"] == "13"]
     assert inner["properties"]["stadtteil"] == "Innere Neustadt"
+
+
+def test_dcat_has_no_violations_on_either_govdata_profile(published, portal):
+    found = dataset_violations(portal.url, published["name"], portal.token())
+    assert found == {p: [] for p in PROFILES}, found

@@ -15,6 +15,7 @@ import shapely
 import shapely.geometry
 
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, REPO, chromium, make_project
 
 pytestmark = pytest.mark.integration
@@ -129,3 +130,9 @@ def test_geojson_resources_open_in_ckans_map_preview(published, ckan, portal, tm
         done = chromium("--dump-dom", "--virtual-time-budget=20000", url, tmp=tmp_path)
         assert "leaflet-container" in done.stdout, (name, done.stderr[-500:])
         assert done.stdout.count(marker) == expected, name
+
+
+def test_dcat_of_every_dataset_has_no_violations(published, portal):
+    for name in published["names"].values():
+        found = dataset_violations(portal.url, name, portal.token())
+        assert found == {p: [] for p in PROFILES}, (name, found)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, make_project
 
 pytestmark = pytest.mark.integration
@@ -88,3 +89,11 @@ def test_dataset_is_published_with_values_as_recorded(published, ckan, dataset):
     assert ckan.action.datastore_search(resource_id=resource["id"], limit=0)["total"] == rows
     hit = ckan.action.datastore_search(resource_id=resource["id"], filters=where)["records"]
     assert len(hit) == 1 and hit[0][column] == pytest.approx(value)
+
+
+def test_dcat_of_every_dataset_has_no_violations(published, portal):
+    names, done = published
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in names.values():
+        found = dataset_violations(portal.url, name, portal.token())
+        assert found == {p: [] for p in PROFILES}, (name, found)
