@@ -74,3 +74,53 @@ def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
              "--disable-component-update", "--disable-sync", "--no-first-run",
              f"--user-data-dir={tmp / 'chromium-profile'}"]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def cli_env(root: Path, state: Path, replay_url: str, portal: Any,
+            fast_retries: bool = True) -> dict[str, str]:
+    """The environment for `odp` as a subprocess: an isolated project, its state, a replay
+    server and the local CKAN (what `use_project` sets in-process)."""
+    import os
+
+    env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(state),
+           "ODP_REPLAY_URL": replay_url, "ODP_CKAN_URL": portal.url,
+           "CKAN_API_TOKEN": portal.token()}
+    if fast_retries:
+        env["ODP_HTTP_BACKOFF_FACTOR"] = "0.05"
+    return env
+
+
+def odp_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`odp ARGS` as cron runs it: a subprocess, output captured."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "odp.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def cli_reports(done: subprocess.CompletedProcess) -> list[dict[str, Any]]:
+    """The run reports `odp run … --json` printed."""
+    import json
+
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+def cli_report(done: subprocess.CompletedProcess) -> dict[str, Any]:
+    """The one run report of `odp run NAME --json`."""
+    (report,) = cli_reports(done)
+    return report
+
+
+def table_resource(ckan: Any, name: str) -> dict[str, Any]:
+    """The dataset's DataStore table resource (`odp_role` table)."""
+    package = ckan.action.package_show(id=name)
+    return next(r for r in package["resources"] if r.get("odp_role") == "table")
+
+
+def all_rows(ckan: Any, name: str) -> list[dict[str, Any]]:
+    """Every row of a small dataset's table (at most 1,000), checked against its total."""
+    found = ckan.action.datastore_search(resource_id=table_resource(ckan, name)["id"],
+                                         limit=1000)
+    assert found["total"] == len(found["records"])
+    return found["records"]

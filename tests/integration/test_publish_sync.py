@@ -108,13 +108,20 @@ def test_resources_typed_table_and_noop(project, ckan, load_path):
     assert ckan.action.package_show(id=name)["metadata_modified"] == before
 
 
-def test_mark_deleted_keeps_gone_rows_with_a_timestamp(project, ckan, load_path):
-    _set_policy(project, "mark-deleted")
+def _published_then_delivered_again(project: dict, policy: str):
+    """Publish the register under `policy`, then a delivery with one school renamed and one
+    gone: (first run, second run, the renamed school, the removed one)."""
+    _set_policy(project, policy)
     first = _run(project)
     assert first.status == "ok", first.error
     renamed, removed = _new_delivery(project)
     second = _run(project)
     assert second.status == "ok", second.error
+    return first, second, renamed, removed
+
+
+def test_mark_deleted_keeps_gone_rows_with_a_timestamp(project, ckan, load_path):
+    first, second, renamed, removed = _published_then_delivered_again(project, "mark-deleted")
     assert second.deleted == len(removed["buildings"]) and second.updated == len(
         renamed["buildings"])
     table = _resources(ckan, project["name"])["table"]
@@ -133,12 +140,7 @@ def test_mark_deleted_keeps_gone_rows_with_a_timestamp(project, ckan, load_path)
 
 
 def test_keep_history_moves_old_versions_to_a_history_resource(project, ckan, load_path):
-    _set_policy(project, "keep-history")
-    first = _run(project)
-    assert first.status == "ok", first.error
-    renamed, removed = _new_delivery(project)
-    second = _run(project)
-    assert second.status == "ok", second.error
+    _, _, renamed, removed = _published_then_delivered_again(project, "keep-history")
     resources = _resources(ckan, project["name"])
     assert not _rows(ckan, resources["table"]["id"], school_id=removed["id"])
     history = resources["history"]["id"]

@@ -6,16 +6,19 @@ from tests/recordings/airquality_sachsen/joint_2018-12_*.csv (MEZ = UTC+1)."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, REPO, make_project
+from tests.helpers import (
+    RECORDINGS,
+    cli_env,
+    cli_report,
+    make_project,
+    odp_cli,
+    table_resource,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,33 +27,19 @@ FIRST_ROWS = 2131  # non-empty hourly NO2/O3/PM10_TEOM cells up to 2018-12-16 00
 LATER_ROWS = 2066  # the rest of December (the repeated last-seen observations are not added)
 
 
-def _odp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odp.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _report(done: subprocess.CompletedProcess) -> dict:
-    assert done.stdout, done.stderr
-    (report,) = json.loads(done.stdout)
-    return report
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, portal, ckan):
     tmp = tmp_path_factory.mktemp("sensorthings_dresden")
     root, names = make_project(tmp, [NAME])
     name = names[NAME]
     with ReplayServer(RECORDINGS, scenario="2024-11-21") as server:
-        env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-               "ODP_REPLAY_URL": server.url, "ODP_CKAN_URL": portal.url,
-               "CKAN_API_TOKEN": portal.token(), "ODP_HTTP_BACKOFF_FACTOR": "0.05"}
-        first = _report(_odp(env, "run", name, "--json"))
-        package = ckan.action.package_show(id=name)
-        table = next(r for r in package["resources"] if r.get("odp_role") == "table")
+        env = cli_env(root, tmp / "state", server.url, portal)
+        first = cli_report(odp_cli(env, "run", name, "--json"))
+        table = table_resource(ckan, name)
         first_total = ckan.action.datastore_search(resource_id=table["id"], limit=0)["total"]
-        again = _report(_odp(env, "run", name, "--json"))
+        again = cli_report(odp_cli(env, "run", name, "--json"))
         server.scenario = "2024-11-22"
-        later = _report(_odp(env, "run", name, "--json"))
+        later = cli_report(odp_cli(env, "run", name, "--json"))
     yield {"name": name, "table": table["id"], "first": first, "first_total": first_total,
            "again": again, "later": later}
     with contextlib.suppress(Exception):  # a failed run may have created nothing

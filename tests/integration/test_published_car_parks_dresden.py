@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -16,7 +13,14 @@ import pytest
 from odp.cli import DEMO_SCENARIO
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, REPO, make_project
+from tests.helpers import (
+    RECORDINGS,
+    all_rows,
+    cli_env,
+    cli_report,
+    make_project,
+    odp_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,47 +28,26 @@ NAME = "car-parks-dresden"
 REAL = RECORDINGS / "parking_dresden" / "ParkAPI_Dresden.geojson"
 
 
-def _odp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odp.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _report(done: subprocess.CompletedProcess) -> dict:
-    assert done.stdout, done.stderr
-    (report,) = json.loads(done.stdout)
-    return report
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, portal, ckan):
     tmp = tmp_path_factory.mktemp("car_parks_dresden")
     root, names = make_project(tmp, [NAME])
     with ReplayServer(RECORDINGS, scenario=DEMO_SCENARIO) as server:
-        env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-               "ODP_REPLAY_URL": server.url, "ODP_CKAN_URL": portal.url,
-               "CKAN_API_TOKEN": portal.token(), "ODP_HTTP_BACKOFF_FACTOR": "0.05"}
-        first = _odp(env, "run", names[NAME], "--json")
-        second = _odp(env, "run", names[NAME], "--json")
+        env = cli_env(root, tmp / "state", server.url, portal)
+        first = odp_cli(env, "run", names[NAME], "--json")
+        second = odp_cli(env, "run", names[NAME], "--json")
         asked = [r.url for r in server.requests]
     yield {"name": names[NAME], "first": first, "second": second, "asked": asked}
     with contextlib.suppress(Exception):  # a failed run may have created nothing
         ckan.action.dataset_purge(id=names[NAME])
 
 
-def _rows(ckan, name: str) -> list[dict]:
-    package = ckan.action.package_show(id=name)
-    table = next(r for r in package["resources"] if r.get("odp_role") == "table")
-    found = ckan.action.datastore_search(resource_id=table["id"], limit=1000)
-    assert found["total"] == len(found["records"])
-    return found["records"]
-
-
 def test_published_once_without_the_city_and_a_rerun_writes_nothing(published):
-    first = _report(published["first"])
+    first = cli_report(published["first"])
     assert first["status"] == "ok", first["error"]
     assert (first["extracted"], first["quarantined"], first["inserted"]) == (61, 1, 60)
     assert first["in_city"] == 60
-    second = _report(published["second"])
+    second = cli_report(published["second"])
     assert second["status"] == "unchanged" and second["write_calls"] == 0
     assert published["second"].returncode == 0
     assert len(published["asked"]) == 2  # one request per run: the file has no `next` link
@@ -72,12 +55,12 @@ def test_published_once_without_the_city_and_a_rerun_writes_nothing(published):
 
 def test_the_city_feature_is_rejected_by_its_type_in_the_run_output(published):
     # the run's messages (shown after its summary line) name the quarantined row and why
-    (city,) = [m for m in _report(published["first"])["messages"] if "row 1 (" in m]
+    (city,) = [m for m in cli_report(published["first"])["messages"] if "row 1 (" in m]
     assert "(name=Dresden): field 'type': 'city' is not one of Parkplatz" in city
 
 
 def test_published_values_match_the_recorded_file(published, ckan):
-    rows = _rows(ckan, published["name"])
+    rows = all_rows(ckan, published["name"])
     features = json.loads(REAL.read_text(encoding="utf-8"))["features"]
     assert len(rows) == 60
     assert sorted(r["name"] for r in rows) == sorted(

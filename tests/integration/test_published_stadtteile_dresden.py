@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 
 import pytest
@@ -18,7 +15,15 @@ import shapely.geometry
 from odp.cli import DEMO_SCENARIO
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, REPO, make_project
+from tests.helpers import (
+    RECORDINGS,
+    REPO,
+    all_rows,
+    cli_env,
+    cli_report,
+    make_project,
+    odp_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,47 +34,26 @@ BEZIRKE = {"0": "Altstadt", "1": "Neustadt", "2": "Pieschen", "3": "Klotzsche", 
            "5": "Blasewitz", "6": "Leuben", "7": "Prohlis", "8": "Plauen", "9": "Cotta"}
 
 
-def _odp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odp.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
-def _report(done: subprocess.CompletedProcess) -> dict:
-    assert done.stdout, done.stderr
-    (report,) = json.loads(done.stdout)
-    return report
-
-
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, portal, ckan):
     tmp = tmp_path_factory.mktemp("wfs_dresden")
     root, names = make_project(tmp, [NAME])
     with ReplayServer(RECORDINGS, scenario=DEMO_SCENARIO) as server:
-        env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-               "ODP_REPLAY_URL": server.url, "ODP_CKAN_URL": portal.url,
-               "CKAN_API_TOKEN": portal.token(), "ODP_HTTP_BACKOFF_FACTOR": "0.05"}
-        first = _odp(env, "run", names[NAME], "--json")
-        second = _odp(env, "run", names[NAME], "--json")
+        env = cli_env(root, tmp / "state", server.url, portal)
+        first = odp_cli(env, "run", names[NAME], "--json")
+        second = odp_cli(env, "run", names[NAME], "--json")
         asked = [r.url for r in server.requests]
     yield {"name": names[NAME], "first": first, "second": second, "asked": asked}
     with contextlib.suppress(Exception):  # a failed run may have created nothing
         ckan.action.dataset_purge(id=names[NAME])
 
 
-def _rows(ckan, name: str) -> list[dict]:
-    package = ckan.action.package_show(id=name)
-    table = next(r for r in package["resources"] if r.get("odp_role") == "table")
-    found = ckan.action.datastore_search(resource_id=table["id"], limit=1000)
-    assert found["total"] == len(found["records"])
-    return found["records"]
-
-
 def test_published_once_and_a_rerun_writes_nothing(published):
-    first = _report(published["first"])
+    first = cli_report(published["first"])
     assert first["status"] == "ok", first["error"]
     assert (first["extracted"], first["quarantined"], first["inserted"]) == (64, 0, 64)
     assert first["in_city"] == 64
-    second = _report(published["second"])
+    second = cli_report(published["second"])
     assert second["status"] == "unchanged" and second["write_calls"] == 0
     assert published["second"].returncode == 0
     # each run read the three pages of 25 (STARTINDEX 0, 25, 50) and stopped at the short one
@@ -78,7 +62,7 @@ def test_published_once_and_a_rerun_writes_nothing(published):
 
 
 def test_every_stadtteil_is_assigned_to_itself(published, ckan):
-    rows = _rows(ckan, published["name"])
+    rows = all_rows(ckan, published["name"])
     assert len(rows) == 64 and len({r["nummer"] for r in rows}) == 64
     for row in rows:  # overlap with the city's own layer: the largest share is the row itself
         assert (row["stadtteil_nr"], row["stadtteil"]) == (row["nummer"], row["name"])
@@ -86,7 +70,7 @@ def test_every_stadtteil_is_assigned_to_itself(published, ckan):
 
 
 def test_published_values_match_the_recorded_files(published, ckan):
-    (row,) = [r for r in _rows(ckan, published["name"]) if r["nummer"] == "13"]
+    (row,) = [r for r in all_rows(ckan, published["name"]) if r["nummer"] == "13"]
     assert (row["feature_id"], row["name"]) == ("Stadtteile.13", "Innere Neustadt")
     assert row["name_lang"] == "Innere Neustadt mit Antonstadt-Süd"
     assert row["stadtbezirk"] == "Neustadt"

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 import shapely
@@ -16,7 +14,15 @@ import shapely.geometry
 
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, REPO, chromium, make_project
+from tests.helpers import (
+    RECORDINGS,
+    chromium,
+    cli_env,
+    cli_reports,
+    make_project,
+    odp_cli,
+    table_resource,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +30,8 @@ DATASETS = ["wahlbezirke-dresden", "transit-stops-vvo", "air-quality-dresden",
             "population-forecast-dresden", "parking-forecast-dresden-altmarkt"]
 
 
-def _odp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "odp.cli", *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
 def _search(ckan, name: str, **filters) -> list[dict]:
-    package = ckan.action.package_show(id=name)
-    table = next(r for r in package["resources"] if r.get("odp_role") == "table")
+    table = table_resource(ckan, name)
     return ckan.action.datastore_search(resource_id=table["id"], filters=filters)["records"]
 
 
@@ -40,11 +40,9 @@ def published(tmp_path_factory, portal, ckan):
     tmp = tmp_path_factory.mktemp("admin_geo")
     root, names = make_project(tmp, DATASETS)
     with ReplayServer(RECORDINGS) as server:
-        env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-               "ODP_REPLAY_URL": server.url, "ODP_CKAN_URL": portal.url,
-               "CKAN_API_TOKEN": portal.token(), "ODP_HTTP_BACKOFF_FACTOR": "0.05"}
-        first = _odp(env, "run", *names.values(), "--json")
-        second = _odp(env, "run", *names.values(), "--json")
+        env = cli_env(root, tmp / "state", server.url, portal)
+        first = odp_cli(env, "run", *names.values(), "--json")
+        second = odp_cli(env, "run", *names.values(), "--json")
     yield {"names": names, "first": first, "second": second}
     for name in names.values():
         with contextlib.suppress(Exception):  # a failed run may have created nothing
@@ -52,8 +50,7 @@ def published(tmp_path_factory, portal, ckan):
 
 
 def _reports(done: subprocess.CompletedProcess) -> dict[str, dict]:
-    assert done.stdout, done.stderr
-    return {r["dataset"].split("-", 1)[1]: r for r in json.loads(done.stdout)}
+    return {r["dataset"].split("-", 1)[1]: r for r in cli_reports(done)}
 
 
 def test_every_dataset_is_published_and_a_rerun_writes_nothing(published):

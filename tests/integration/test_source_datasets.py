@@ -3,15 +3,11 @@ CKAN from recorded responses, with a value read by hand from the recordings."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, make_project
+from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli
 
 pytestmark = pytest.mark.integration
 
@@ -52,30 +48,13 @@ def published(portal, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sources")
     root, names = make_project(tmp, list(DATASETS))
     with ReplayServer(RECORDINGS, scenario="2024-11-21") as replay:
-        env = {
-            **os.environ,
-            "ODP_PROJECT": str(root),
-            "ODP_STATE_DIR": str(tmp / "state"),
-            "ODP_REPLAY_URL": replay.url,
-            "ODP_CKAN_URL": portal.url,
-            "CKAN_API_TOKEN": portal.token(),
-        }
+        env = cli_env(root, tmp / "state", replay.url, portal, fast_retries=False)
         others = [n for key, n in names.items() if key != "elbe-gauges-saxony"]
-        done = _odp(["run", *others], env)
+        done = odp_cli(env, "run", *others)
         if done.returncode == 0:
             replay.scenario = "2024-11-22"
-            done = _odp(["run", names["elbe-gauges-saxony"]], env)
+            done = odp_cli(env, "run", names["elbe-gauges-saxony"])
     return names, done
-
-
-def _odp(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "odp.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
