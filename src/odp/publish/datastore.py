@@ -258,19 +258,14 @@ class CopyLoader:
                     self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
                     cols = [c for c in upsert.columns if c != HASH]
                     names = ", ".join(map(_ident, cols))
-                    cur.execute(f"CREATE TEMP TABLE odp_upsert ON COMMIT DROP AS "
-                                f"SELECT {names} FROM {table} WITH NO DATA")
-                    self._copy(cur, "odp_upsert", cols, copy_csv(upsert, cols))
+                    _copy_into_stage(cur, "odp_upsert", table, cols, copy_csv(upsert, cols))
                     sets = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}"
                                      for c in cols if c not in key)
                     cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM odp_upsert "
                                 f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
                 if not delete.empty:
                     self.progress(f"DataStore delete: {len(delete)} rows")
-                    names = ", ".join(map(_ident, key))
-                    cur.execute(f"CREATE TEMP TABLE odp_delete ON COMMIT DROP AS "
-                                f"SELECT {names} FROM {table} WITH NO DATA")
-                    self._copy(cur, "odp_delete", key, copy_csv(delete, key))
+                    _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
                     match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
                     cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
                 if len(insert) + len(upsert) > 10_000:
@@ -300,6 +295,16 @@ class CopyLoader:
                     copy.write(chunk[start : start + (1 << 20)])
 
 
+def _copy_into_stage(cur: Any, stage: str, like: str, columns: list[str],
+                     data: bytes | Iterable[bytes], temporary: bool = True) -> None:
+    """A new table `stage` with `like`'s `columns` — temporary (dropped at commit) or, for
+    parallel workers, unlogged — filled by COPY."""
+    names = ", ".join(map(_ident, columns))
+    kind = f"TEMP TABLE {stage} ON COMMIT DROP" if temporary else f"UNLOGGED TABLE {stage}"
+    cur.execute(f"CREATE {kind} AS SELECT {names} FROM {like} WITH NO DATA")
+    CopyLoader._copy(cur, stage, columns, data)
+
+
 def full_text_expression(cur: Any, resource_id: str) -> str:
     """CKAN's trigger expression written set-wise: the tsvector of the row's non-underscore
     values as JSON renders them, joined by spaces in column order (NULLs skipped)."""
@@ -317,9 +322,7 @@ def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
     twice as fast as the trigger's row → JSON → text per row): COPY into a temporary table,
     then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone."""
     table, names = _ident(resource_id), ", ".join(map(_ident, columns))
-    cur.execute(f"CREATE TEMP TABLE odp_insert ON COMMIT DROP AS SELECT {names} FROM {table} "
-                "WITH NO DATA")
-    CopyLoader._copy(cur, "odp_insert", columns, data)
+    _copy_into_stage(cur, "odp_insert", table, columns, data)
     cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
                 f"{full_text_expression(cur, resource_id)} FROM odp_insert")
     cur.execute("DROP TABLE odp_insert")
@@ -355,8 +358,7 @@ def bulk_insert(cur: Any, resource_id: str, columns: list[str],
     for index, _ in indexes:
         cur.execute(f"DROP INDEX {index}")
     stage = f"odp_stage_{secrets.token_hex(6)}"  # unlogged, not temporary: parallel workers scan it
-    cur.execute(f"CREATE UNLOGGED TABLE {stage} AS SELECT {names} FROM {table} WITH NO DATA")
-    CopyLoader._copy(cur, stage, columns, data)
+    _copy_into_stage(cur, stage, table, columns, data, temporary=False)
     # Gathering the computed rows is the point here: let the planner use parallel workers.
     cur.execute("SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
     cur.execute(f"CREATE UNLOGGED TABLE {stage}_ft AS SELECT {names}, {full_text} AS _full_text "
