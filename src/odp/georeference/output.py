@@ -97,20 +97,9 @@ def to_geojson(table: pd.DataFrame, dataset: Dataset | None = None) -> bytes:
             feature["id"] = properties.get(key[0])
         features.append(feature)
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    if bbox := _bbox(geometries):
+    if bbox := _bounds(table, dataset):
         collection["bbox"] = list(bbox)
     return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _bbox(geometries: list[dict[str, Any] | None]) -> tuple[float, ...] | None:
-    import shapely
-    from shapely.geometry import shape
-
-    shapes = [shape(g) for g in geometries if g]
-    if not shapes:
-        return None
-    w, s, e, n = shapely.total_bounds(shapes)
-    return (round(float(w), 6), round(float(s), 6), round(float(e), 6), round(float(n), 6))
 
 
 def _bounds(table: pd.DataFrame, dataset: Dataset | None) -> tuple[float, ...] | None:
