@@ -180,11 +180,9 @@ def _outcome(r: Any) -> str:
 
 
 def _size(nbytes: int) -> str:
-    for unit in ("B", "kB", "MB"):
-        if nbytes < 1000 or unit == "MB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return ""
+    if nbytes < 1000:
+        return f"{nbytes} B"
+    return f"{nbytes / 1000:.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:.1f} MB"
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:

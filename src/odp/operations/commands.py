@@ -110,21 +110,11 @@ def _status_table(rows: list[Any], wide: bool) -> Any:
         table.add_column(name, no_wrap=True)
     now = datetime.now(UTC)
     for r in rows:
-        nxt = (_compact_age((datetime.fromisoformat(r.next_run) - now).total_seconds())
+        nxt = (human_age((datetime.fromisoformat(r.next_run) - now).total_seconds(), whole=True)
                if r.next_run else "—")
-        table.add_row(r.dataset, r.last_status or "—", _compact_age(r.age_seconds), r.freshness,
-                      str(r.open_quarantine), *([lock(r)] if locks else []), nxt)
+        table.add_row(r.dataset, r.last_status or "—", human_age(r.age_seconds, whole=True),
+                      r.freshness, str(r.open_quarantine), *([lock(r)] if locks else []), nxt)
     return table
-
-
-def _compact_age(seconds: float | None) -> str:
-    """19 min, 13 h, 6 d: whole units, for narrow tables."""
-    if seconds is None:
-        return "—"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{round(seconds / size)} {unit}"
-    return f"{max(0, round(seconds))} s"
 
 
 def _short(stamp: str | None) -> str:

@@ -105,11 +105,14 @@ def due_datasets(root: Path, state: Path, city: Any, now: datetime | None = None
     return due
 
 
-def human_age(seconds: float | None) -> str:
+def human_age(seconds: float | None, whole: bool = False) -> str:
+    """1.5 h, 19 min, 6 d; `whole` units only (for narrow tables): 2 h."""
     if seconds is None:
         return "—"
     seconds = max(0.0, seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
+            if whole:
+                return f"{round(seconds / size)} {unit}"
             return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
     return f"{seconds:.0f} s"
