@@ -207,7 +207,8 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
         for ds in datasets:
             out.begin(ds.name)
             try:
-                report = run_dataset(ds.name, root, city, out.stage(ds.name), dry_run=args.dry_run)
+                report = run_dataset(ds.name, root, city, out.stage(ds.name),
+                                     dry_run=args.dry_run, accept_deletes=args.accept_deletes)
             finally:
                 out.end()
             reports.append(report)
@@ -276,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--due", action="store_true", help="the datasets whose schedule is due (cron)")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.add_argument("--dry-run", action="store_true", help="run all stages but write nothing")
+    p.add_argument("--accept-deletes", action="store_true",
+                   help="accept, for this run, a full refresh deleting more than the dataset's "
+                        "max_delete_share of its published rows (recorded in the history)")
     p.add_argument(
         "--replay", choices=("never", "auto", "always"), default="never",
         help="serve recorded responses: auto = when a source host is unreachable (demo)",

@@ -13,13 +13,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from odp.errors import GateError, LockedError, OdpError
 from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
-from odp.validate import quarantine_keys
+from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
+
+if TYPE_CHECKING:  # the stages' modules load in the run, not at the CLI's start-up
+    from odp.extract import Extracted
+    from odp.georeference import Georeferenced
+    from odp.publish.changes import ChangeSet
+    from odp.publish.guard import GuardSettings
 
 Progress = Callable[[str], None]
 
@@ -44,6 +51,8 @@ class RunReport:
     deleted: int = 0
     write_calls: int = 0
     downloaded: int = 0  # body bytes received from the source this run (0 when all 304)
+    accepted_deletes: int = 0  # rows deleted beyond max_delete_share, accepted by the officer
+    kept_last_good: int = 0  # published rows quarantined this run that keep their last version
     url: str = ""
     error: str = ""
     exit_code: int = 0
@@ -96,7 +105,9 @@ def rules_changed(dataset: Dataset, state: Path) -> bool:
 
 
 def run_dataset(name: str, root: Path, city: City, progress: Progress | None = None,
-                dry_run: bool = False) -> RunReport:
+                dry_run: bool = False, accept_deletes: bool = False) -> RunReport:
+    """Run one dataset. `accept_deletes`: an officer accepts, for this run, that a full refresh
+    deletes more than `max_delete_share` of the published rows (recorded in the history)."""
     say = progress or (lambda _msg: None)
     state = state_dir(root)
     report = RunReport(run_id=new_run_id(), dataset=name,
@@ -109,7 +120,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
                 from odp.operations import history
 
                 history.begin(state, report)
-            _run_stages(dataset, city, state, report, say, dry_run)
+            _run_stages(dataset, city, state, report, say, dry_run, accept_deletes)
     except OdpError as exc:
         report.status = ("held-back" if isinstance(exc, GateError)
                          else "locked" if isinstance(exc, LockedError) else "failed")
@@ -132,13 +143,57 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
 
 
 def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, say: Progress,
-                dry_run: bool) -> None:
-    from odp.extract import extract
-    from odp.georeference import georeference
+                dry_run: bool, accept_deletes: bool) -> None:
     from odp.publish.changes import read_ledger
+    from odp.publish.guard import guard_settings
     from odp.publish.sync import Sync
+    from odp.validate import check_gate, gate_reasons, validate_batch
+
+    extracted = _extract(dataset, state, report, say)
+
+    say("validate")
+    store = QuarantineStore(state)
+    ledger = read_ledger(state, dataset.name)
+    held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
+    batch = _candidates(dataset, extracted.table, ledger, held)
+    result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
+
+    say("georeference")
+    located, result = _georeference(dataset, city, batch, result, store, report)
+    report.validated, report.valid = result.total, len(result.valid)
+    report.quarantined, report.warnings = result.rejected_rows, result.warnings
+    report.messages = result.messages() + report.messages
+
+    # The gate sees every rejected row: it runs after the last stage that can reject rows.
+    keep = None if dry_run else state  # where the gate writes reports/NAME.json
+    if gate_reasons(result, dataset):
+        check_gate(result, dataset, keep)  # raises GateError: the last good version stays
+    say("publish")
+    sync = Sync(dataset, city, state, progress=say)
+    guard = guard_settings(dataset, city)
+    rows = located.table
+    if guard.quarantined_rows == "keep-published":
+        rows = _keep_last_good(dataset, rows, result, ledger, report)
+    changes = sync.diff(rows, ledger)  # per the dataset's deletion policy
+    check_gate(result, dataset, keep,
+               _publish_reasons(dataset, rows, changes, guard, accept_deletes, report))
+
+    published = sync.run(changes, dry_run=dry_run)
+    report.plan = published.plan if dry_run else {}
+    if not located.table.empty:  # rows validated this run: their quarantine entries close
+        key = list(dataset.schema.primary_key)
+        published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
+        store.release(dataset.name, list(published_keys))
+    report.url = published.url
+    report.inserted, report.updated = published.rows_inserted, published.rows_updated
+    report.deleted, report.write_calls = published.rows_deleted, published.write_calls
+    report.messages += [f"{dataset.name}: {note}" for note in published.notes]
+    report.status = "ok" if published.changed else "unchanged"
+
+
+def _extract(dataset: Dataset, state: Path, report: RunReport, say: Progress) -> Extracted:
+    from odp.extract import extract
     from odp.sources.http import take_downloaded
-    from odp.validate import QuarantineStore, check_gate, validate_batch
 
     say("extract")
     take_downloaded(dataset.name)  # whatever an earlier, failed call left
@@ -147,40 +202,70 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     finally:
         report.downloaded = take_downloaded(dataset.name)
     report.extracted, report.staged = extracted.new_rows, len(extracted.table)
+    return extracted
 
-    say("validate")
-    store = QuarantineStore(state)
-    ledger = read_ledger(state, dataset.name)
-    held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
-    batch = _candidates(dataset, extracted.table, ledger, held)
-    result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
-    report.validated, report.valid = result.total, len(result.valid)
-    report.quarantined, report.warnings = result.rejected_rows, result.warnings
-    report.messages = result.messages()
-    check_gate(result, dataset, None if dry_run else state)  # writes reports/NAME.json
 
-    say("georeference")
-    key = list(dataset.schema.primary_key)
+def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: ValidationResult,
+                  store: QuarantineStore, report: RunReport
+                  ) -> tuple[Georeferenced, ValidationResult]:
+    """Georeference the valid rows; rows it rejects ((0, 0), swapped axes, far outside the
+    city) are quarantined and handed to the result, numbered as rows of the delivered batch."""
+    from odp.georeference import georeference
+    from odp.validate.gate import with_rejections
+
     located = georeference(result.valid, dataset, city)
     report.georeferenced, report.in_city = located.located, located.in_city
-    if not located.rejected.empty:  # (0, 0), swapped axes, far outside the city
-        raw = batch.loc[result.valid.index]
-        keys = quarantine_keys(raw, key)
-        findings = located.findings(result.valid, keys)
-        store.add(dataset.name, report.run_id, findings, raw.reset_index(drop=True))
-        report.quarantined += len(findings)
-        report.messages += located.messages(dataset.name, findings)
     report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
+    if located.rejected.empty:
+        return located, result
+    keys = quarantine_keys(batch, list(dataset.schema.primary_key))
+    findings = located.findings(batch, keys)
+    store.add(dataset.name, report.run_id, findings, batch.reset_index(drop=True))
+    return located, with_rejections(result, findings, located.rejected.index)
 
-    say("publish")
-    sync = Sync(dataset, city, state, progress=say)
-    changes = sync.diff(located.table, ledger)  # per the dataset's deletion policy
-    published = sync.run(changes, dry_run=dry_run)
-    report.plan = published.plan if dry_run else {}
-    if not located.table.empty:
-        published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
-        store.release(dataset.name, list(published_keys))
-    report.url = published.url
-    report.inserted, report.updated = published.rows_inserted, published.rows_updated
-    report.deleted, report.write_calls = published.rows_deleted, published.write_calls
-    report.status = "ok" if published.changed else "unchanged"
+
+def _keep_last_good(dataset: Dataset, rows: pd.DataFrame, result: ValidationResult,
+                    ledger: pd.DataFrame | None, report: RunReport) -> pd.DataFrame:
+    """A full refresh: published rows quarantined in this delivery keep their last good
+    version instead of vanishing from the public table."""
+    if not dataset.full_refresh or ledger is None or ledger.empty or not result.rejected_rows:
+        return rows
+    errors = result.findings[(result.findings["severity"] == "error")
+                             & result.findings["row"].notna()]
+    rejected = set(errors["key"].dropna().astype(str))
+    key = list(dataset.schema.primary_key)
+    ledger_keys = quarantine_keys(_published_as_text(ledger, dataset), key)
+    valid_keys = set(quarantine_keys(_published_as_text(rows, dataset), key)) if len(
+        rows) else set()
+    kept = ledger[(ledger_keys.isin(rejected) & ~ledger_keys.isin(valid_keys)).to_numpy()]
+    if kept.empty:
+        return rows
+    report.kept_last_good = len(kept)
+    report.messages.append(f"{dataset.name}: {len(kept)} published row(s) quarantined in this "
+                           "delivery keep their last published version")
+    columns = [c for c in rows.columns if c in kept.columns]
+    return pd.concat([rows, kept[columns].astype(rows[columns].dtypes.to_dict())],
+                     ignore_index=True)
+
+
+def _publish_reasons(dataset: Dataset, rows: pd.DataFrame, changes: ChangeSet,
+                     guard: GuardSettings, accept: bool, report: RunReport) -> list[str]:
+    """Publishing's side of the gate: never empty a published table, never delete more than
+    `max_delete_share` of it without the officer's explicit acceptance."""
+    from odp.publish.guard import deletion_reasons, empty_reasons
+    from odp.validate.settings import settings
+
+    if not dataset.full_refresh:
+        return []
+    # The current rows of the version the diff was taken against (the ledger, or the
+    # portal's own table after an interrupted run).
+    published = changes.unchanged + len(changes.changed) + len(changes.deleted)
+    may_be_empty = bool(getattr(settings(dataset), "may_be_empty", False))
+    reasons = empty_reasons(len(rows), published, may_be_empty)
+    guarded = deletion_reasons(changes, published, guard, accept=False)
+    if guarded and accept:
+        report.accepted_deletes = len(changes.deleted)
+        report.messages.append(f"{dataset.name}: accepted: {len(changes.deleted)} of {published}"
+                               " published rows deleted (--accept-deletes)")
+        guarded = []
+    return reasons + guarded

@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS runs (
     write_calls INTEGER DEFAULT 0,
     bytes INTEGER DEFAULT 0,        -- size of the staged table after the run
     downloaded INTEGER DEFAULT 0,   -- body bytes received from the source during the run
+    accepted_deletes INTEGER DEFAULT 0,  -- deletions beyond max_delete_share, --accept-deletes
+    kept_last_good INTEGER DEFAULT 0,    -- quarantined rows that kept their published version
     seconds REAL DEFAULT 0,
     pid INTEGER,
     url TEXT DEFAULT '',
@@ -62,9 +64,11 @@ CREATE INDEX IF NOT EXISTS open_incidents ON incidents (dataset, kind, closed);
 """
 
 COUNTS = ("extracted", "validated", "valid", "quarantined", "georeferenced", "in_city",
-          "inserted", "updated", "deleted", "write_calls", "downloaded")
+          "inserted", "updated", "deleted", "write_calls", "downloaded", "accepted_deletes",
+          "kept_last_good")
 # Columns added after the first release: (name, declaration) — added to older databases.
-ADDED_COLUMNS = (("downloaded", "INTEGER DEFAULT 0"),)
+ADDED_COLUMNS = (("downloaded", "INTEGER DEFAULT 0"), ("accepted_deletes", "INTEGER DEFAULT 0"),
+                 ("kept_last_good", "INTEGER DEFAULT 0"))
 
 
 def now_iso() -> str:

@@ -1,25 +1,61 @@
 """The publish gate: a batch is published only when it passes as a whole.
 
-Held back (GateError, exit 4; the last good published version stays) when any of:
+It runs after the last stage that can reject rows (validation, then georeferencing; the run
+hands the later rejections in with `with_rejections`), so every rejected row counts. Held back
+(GateError, exit 4; the last good published version stays) when any of:
   * schema drift and the dataset says `drift = "fail"`;
-  * the batch's row count is outside `[validate] min_rows … max_rows`;
+  * the rows left to publish are outside `[validate] min_rows … max_rows`;
   * a table-level expectation with severity error failed, or a field's completeness is below
     `[validate] completeness`;
-  * the share of rejected rows reaches `max_quarantine_share`.
+  * the share of rejected rows reaches `max_quarantine_share`;
+  * reasons the run adds from publishing's side (`extra`): a delivery that would empty a
+    published table, or a full refresh deleting more than `max_delete_share`
+    (see odp.publish.guard).
 With a state folder, the run's validation report is written first (odp.validate.report), so the
 reason is on record whether the batch passes or not.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from odp.errors import GateError
 from odp.spec import Dataset
 
 if TYPE_CHECKING:
     from odp.validate import ValidationResult
+
+
+def with_rejections(result: ValidationResult, findings: pd.DataFrame,
+                    rejected_index: pd.Index) -> ValidationResult:
+    """The result after a later stage rejected more rows: `findings` (rows numbered in the
+    validated batch, like the result's own), `rejected_index` their labels in `result.valid`."""
+    if findings.empty:
+        return result
+    rejected = int(result.valid.index.isin(rejected_index).sum())
+    valid = result.valid[~result.valid.index.isin(rejected_index)]
+    merged = pd.concat([result.findings, findings.astype(result.findings.dtypes.to_dict(),
+                                                         errors="ignore")],
+                       ignore_index=True)
+    merged = merged.sort_values(["row", "field", "rule"], kind="stable", ignore_index=True)
+    total_rejected = result.rejected_rows + rejected
+    return replace(result, valid=valid, findings=merged, rejected_rows=total_rejected,
+                   share_rejected=total_rejected / result.total if result.total else 0.0)
+
+
+def _row_band(result: ValidationResult, min_rows: int, max_rows: int | None) -> list[str]:
+    # A batch held back whole by drift has no valid rows: judge what was delivered.
+    rows = result.total if result.drift_blocks else len(result.valid)
+    if min_rows <= rows and (max_rows is None or rows <= max_rows):
+        return []
+    band = f"{min_rows} … {max_rows}" if max_rows is not None else f"at least {min_rows}"
+    what = f"{rows} rows" if rows == result.total else (
+        f"{rows} rows left to publish of {result.total} delivered")
+    return [f"{what}, expected {band}"]
 
 
 def gate_reasons(result: ValidationResult, dataset: Dataset) -> list[str]:
@@ -30,10 +66,7 @@ def gate_reasons(result: ValidationResult, dataset: Dataset) -> list[str]:
     reasons = []
     if result.drift and cfg.drift == "fail":
         reasons.append(f"schema drift: {result.drift.describe()} (drift = \"fail\")")
-    if result.total < cfg.min_rows or (cfg.max_rows is not None and result.total > cfg.max_rows):
-        band = f"{cfg.min_rows} … {cfg.max_rows}" if cfg.max_rows is not None else (
-            f"at least {cfg.min_rows}")
-        reasons.append(f"{result.total} rows, expected {band}")
+    reasons.extend(_row_band(result, cfg.min_rows, cfg.max_rows))
     reasons.extend(result.batch_errors)
     limit = cfg.max_quarantine_share
     if result.rejected_rows and result.share_rejected >= limit:
@@ -45,10 +78,11 @@ def gate_reasons(result: ValidationResult, dataset: Dataset) -> list[str]:
     return reasons
 
 
-def check_gate(result: ValidationResult, dataset: Dataset, state: Path | None = None) -> None:
+def check_gate(result: ValidationResult, dataset: Dataset, state: Path | None = None,
+               extra: list[str] | None = None) -> None:
     """Raise GateError (one line) if the batch must not be published. With `state`, write the
     report `state/reports/NAME.json` (the gate's decision included) before deciding."""
-    reasons = gate_reasons(result, dataset)
+    reasons = gate_reasons(result, dataset) + list(extra or [])
     if state is not None:
         from odp.validate.report import build_report, write_report
 

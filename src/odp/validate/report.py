@@ -10,8 +10,8 @@ The JSON (`"format": "odp-validation-report/1"`):
   rows        validated, valid, rejected, warnings (findings), share_rejected, share_passed
   gate        decision "publish" | "held-back", reasons, the thresholds that applied
   drift       new, missing, retyped columns, and the dataset's mode (fail | evolve)
-  rules       every rule checked: rule, field, severity, source (schema | suite | series),
-              level (row | batch), failed (rows), pass_share
+  rules       every rule checked: rule, field, severity, source (schema | suite | series |
+              georeference), level (row | batch), failed (rows), pass_share
   fields      per source field: type, unit, present, completeness, errors, warnings
   batch       batch-level findings (table expectations, completeness)
 An incremental run that validated nothing new keeps the previous report (the report describes
@@ -130,6 +130,10 @@ def _rules(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> li
                 catalog.append(("series:jump", check.column, check.severity, "series", "row"))
             if check.flat_count is not None:
                 catalog.append(("series:flat", check.column, check.severity, "series", "row"))
+    # Rules of later stages (georeferencing) and of the key check appear when they rejected rows.
+    catalog += [(rule, field, severity, _source(rule), "row")
+                for rule, field, severity in failed
+                if not any(c[:3] == (rule, field, severity) for c in catalog)]
     out = []
     batch_messages = " ".join(result.batch_errors)
     for rule, field, severity, source, level in dict.fromkeys(catalog):
@@ -142,6 +146,12 @@ def _rules(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> li
         out.append({"rule": rule, "field": field, "severity": severity, "source": source,
                     "level": level, "failed": bad, "pass_share": round(share, 6)})
     return out
+
+
+def _source(rule: str) -> str:
+    if rule.startswith("georeference:"):
+        return "georeference"
+    return "schema" if rule in ("primary_key", "required") else "other"
 
 
 def _fields(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> dict[str, Any]:
