@@ -20,6 +20,7 @@ from typing import Any
 from odp.errors import ConfigError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")  # CKAN's dataset name rule
+ROW_HASH = "row_hash"  # `odp:derived` of a key column validation fills (see odp.validate.keys)
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -113,8 +114,18 @@ class TableSchema:
         pk = (pk,) if isinstance(pk, str) else tuple(pk)
         names = {f.name for f in fields}
         for key in pk:
+            if key == f"odp:{ROW_HASH}" and key not in names:
+                raise ConfigError(
+                    f"{where}: a row-hash key is a field: add {{\"name\": \"{ROW_HASH}\", "
+                    f"\"type\": \"string\", \"odp:derived\": \"{ROW_HASH}\"}} and set "
+                    f"\"primaryKey\": [\"{ROW_HASH}\"]"
+                )
             if key not in names:
                 raise ConfigError(f"{where}: primaryKey '{key}' is not a field")
+        hashed = [f for f in fields if f.derived == ROW_HASH]
+        if len(hashed) > 1 or any(f.type != "string" for f in hashed):
+            raise ConfigError(f"{where}: at most one field may be odp:derived \"{ROW_HASH}\", "
+                              "and its type is string")
         return cls(tuple(fields), pk, raw)
 
     @property
@@ -131,6 +142,12 @@ class TableSchema:
     def source_fields(self) -> list[SchemaField]:
         """Fields the source must deliver (not filled by a later stage)."""
         return [f for f in self.fields if not f.derived]
+
+    @property
+    def row_hash(self) -> str | None:
+        """The field validation fills with a hash of the row's source values (`"odp:derived":
+        "row_hash"`, the key of a table without a natural one), if the schema has one."""
+        return next((f.name for f in self.fields if f.derived == ROW_HASH), None)
 
 
 # --- City -----------------------------------------------------------------------------------
@@ -259,18 +276,24 @@ def load_dataset(name: str, root: Path) -> Dataset:
         raise ConfigError(f"{suite_path}: file not found (every dataset needs a suite)")
     source = _require(raw, "source", definition)
     _require(source, "type", definition)
+    schema = TableSchema.from_dict(_read_json(schema_path), schema_path)
+    extract = raw.get("extract", {})
+    if schema.row_hash and extract.get("mode", "full-refresh") != "full-refresh":
+        raise ConfigError(f"{schema_path}: a row-hash key ('{schema.row_hash}') needs a "
+                          f"full-refresh dataset ({definition} [extract] mode): staging merges "
+                          "incremental rows on the key before validation computes it")
     return Dataset(
         name=name,
         title=_require(raw, "title", definition),
         description=raw.get("description", ""),
         kind=raw.get("kind", "register"),
         source=source,
-        extract=raw.get("extract", {}),
+        extract=extract,
         validate=raw.get("validate", {}),
         georeference=raw.get("georeference", {}),
         publish=raw.get("publish", {}),
         schedule=raw.get("schedule", {}),
-        schema=TableSchema.from_dict(_read_json(schema_path), schema_path),
+        schema=schema,
         suite_path=suite_path,
         definition_path=definition,
     )

@@ -5,8 +5,10 @@
     publish(result.valid)                   # last good version stays published
 
 Stages: schema drift (odp.validate.drift; `[validate] drift` = fail | evolve), `coerce` (Table
-Schema types and constraints), the GX suite (`expectations/NAME.json`, see odp.validate.suite)
-on the rows that coerced cleanly, then the time-series rules (`[validate.series]`, see
+Schema types and constraints), the primary key (odp.validate.keys: a row-hash key filled,
+missing and repeated keys found; `[validate] dedupe` = reject | first | last), the GX suite
+(`expectations/NAME.json`, see odp.validate.suite) on the rows that coerced cleanly and keep
+their key, then the time-series rules (`[validate.series]`, see
 odp.validate.series) on the rows still valid. Rows with an error finding are rejected and
 quarantined; warnings are reported only. The gate (odp.validate.gate) judges the batch as a
 whole; odp.validate.report writes the run's JSON report and its Markdown summary.
@@ -23,6 +25,7 @@ import pandas as pd
 from odp.spec import Dataset
 from odp.validate import drift as drift_check
 from odp.validate import findings as fnd
+from odp.validate import keys as key_check
 from odp.validate import series as series_check
 from odp.validate.coerce import Coerced, coerce
 from odp.validate.drift import Drift
@@ -127,28 +130,42 @@ def validate_batch(
         structure.missing,
         drift_check.retyped(raw, dataset.schema, coerced, cfg.retyped_share),
     )
+    typed = coerced.frame
+    key = list(dataset.schema.primary_key)
+    if hashed := dataset.schema.row_hash:
+        sources = [f.name for f in dataset.schema.source_fields]
+        typed = typed.assign(**{hashed: key_check.row_hash(typed, sources)})
+        raw = raw.assign(**{hashed: typed[hashed].to_numpy()})  # the quarantine's key text
     clean = np.ones(total, dtype=bool)
     clean[coerced.rejected] = False
-    outcome = _run_suite(coerced.frame[clean], dataset, now)
-    parts = [coerced.findings, *_suite_findings(outcome, raw)]
+    suite = load_suite(dataset.suite_path, dataset.schema)
+    keys = key_check.check_keys(
+        typed, key, clean, lambda at: quarantine_keys(raw.iloc[at], key), cfg.dedupe,
+        duplicates_reported=key_check.covered_by_suite(suite, key),
+    )
+    clean[keys.findings["row"].to_numpy(dtype=np.int64) - 1] = False  # rejected or left out
+    outcome = _run_suite(typed[clean], dataset, suite, now)
+    parts = [coerced.findings, keys.findings, *_suite_findings(outcome, raw)]
     if cfg.series is not None:
         suite_errors = [h.positions for h in outcome.rows if h.severity == "error"]
         if suite_errors:
             clean[np.concatenate(suite_errors)] = False
         past = None if dataset.full_refresh else history
         needed = list(dict.fromkeys(cfg.series.columns))
-        parts.extend(series_check.check(coerced.frame.loc[clean, needed], cfg.series, past))
+        parts.extend(series_check.check(typed.loc[clean, needed], cfg.series, past))
     batch_errors = [message for severity, message in outcome.batch if severity == "error"]
     batch_errors += _completeness(cfg, coerced.present, total)
     found = fnd.concat(parts)
-    found = _with_keys(found, raw, list(dataset.schema.primary_key))
+    found = _with_keys(found, raw, key)
     found = found.sort_values(["row", "field", "rule"], kind="stable", ignore_index=True)
 
     errors = found[(found["severity"] == "error") & found["row"].notna()]
     rejected = np.zeros(total, dtype=bool)
     rejected[errors["row"].to_numpy(dtype=np.int64) - 1] = True
-    valid = coerced.frame[~rejected]
-    valid.index = df.index[~rejected]
+    published = ~rejected
+    published[keys.left_out] = False  # dedupe: another row of the key is kept
+    valid = typed[published]
+    valid.index = df.index[published]
     result = ValidationResult(
         dataset=dataset.name,
         valid=valid,
@@ -183,8 +200,8 @@ def _completeness(cfg: Settings, present: dict[str, int], total: int) -> list[st
     return out
 
 
-def _run_suite(frame: pd.DataFrame, dataset: Dataset, now: datetime | None) -> SuiteOutcome:
-    suite = load_suite(dataset.suite_path, dataset.schema)
+def _run_suite(frame: pd.DataFrame, dataset: Dataset, suite: Suite,
+               now: datetime | None) -> SuiteOutcome:
     sources = [f.name for f in dataset.schema.source_fields]
     return run_suite(frame[sources], suite, now)
 

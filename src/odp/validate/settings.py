@@ -9,6 +9,11 @@
     retyped_share = 0.5           # a column is "retyped" when this share of its values (≥ 3)
                                   # fails the schema type, e.g. numbers that became text
     completeness = { water = 0.9 }  # gate: least share of non-missing values per field
+    dedupe = "reject"             # rows sharing a primary key (odp.validate.keys): "reject" all
+                                  # of them (default: which one is right is unknown), or keep
+                                  # the "first" / "last" in delivery order, the others warned
+    may_be_empty = false          # gate: a delivery of 0 rows over a non-empty published table
+                                  # is held back unless the dataset declares it may be empty
 
     [validate.series]             # time-series plausibility (see odp.validate.series)
     by = ["station_uuid"]         # columns naming one series
@@ -31,9 +36,10 @@ from odp.errors import ConfigError
 from odp.spec import Dataset
 
 DRIFT_MODES = ("fail", "evolve")
+DEDUPE_MODES = ("reject", "first", "last")
 SEVERITIES = ("error", "warning")
 _KNOWN = {"max_quarantine_share", "drift", "min_rows", "max_rows", "retyped_share",
-          "completeness", "series"}
+          "completeness", "series", "dedupe", "may_be_empty"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,12 @@ class Settings:
     retyped_share: float = 0.5
     completeness: dict[str, float] = field(default_factory=dict)
     series: SeriesRules | None = None
+    # Rows sharing a primary key: which one is right is unknown, so all are rejected unless the
+    # dataset says the source re-delivers rows and the first / last one in delivery order wins.
+    dedupe: str = "reject"
+    # A delivery of 0 rows over a non-empty published table is held back unless the dataset
+    # declares it may be empty (an empty source is more often a broken one).
+    may_be_empty: bool = False
 
 
 def settings(dataset: Dataset) -> Settings:
@@ -95,6 +107,12 @@ def settings(dataset: Dataset) -> Settings:
         _field(name, sources, f"{where} completeness")
         _share(value, f"{where} completeness.{name}")
     series = _series(raw.get("series"), sources, where) if "series" in raw else None
+    dedupe = raw.get("dedupe", "reject")
+    if dedupe not in DEDUPE_MODES:
+        raise ConfigError(f"{where} dedupe: must be 'reject', 'first' or 'last', got {dedupe!r}")
+    may_be_empty = raw.get("may_be_empty", False)
+    if not isinstance(may_be_empty, bool):
+        raise ConfigError(f"{where} may_be_empty: must be true or false, got {may_be_empty!r}")
     return Settings(
         max_quarantine_share=share,
         drift=drift,
@@ -103,6 +121,8 @@ def settings(dataset: Dataset) -> Settings:
         retyped_share=_share(raw.get("retyped_share", 0.5), f"{where} retyped_share"),
         completeness={k: float(v) for k, v in completeness.items()},
         series=series,
+        dedupe=dedupe,
+        may_be_empty=may_be_empty,
     )
 
 
