@@ -7,7 +7,10 @@ text, as sources deliver it, and profiled (odp.validate.infer):
 
   schemas/NAME.json       one field per column: type, format/decimalChar where needed,
                           required when no sampled value is missing, the primary key (the first
-                          candidate: the fewest columns whose values are unique and never missing)
+                          candidate: the fewest columns whose values are unique and never missing;
+                          when no combination of up to KEY_COLUMNS columns is unique, a row hash:
+                          a derived `row_hash` field validation fills from each row's values,
+                          see odp.validate.keys — with a warning on stderr)
   expectations/NAME.json  primary key unique (error); per number column (not ids) a band from
                           the observed min/max plus a margin (warning); date-times not in the
                           future (error); a column with few distinct values limited to them
@@ -24,6 +27,7 @@ import io
 import itertools
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.spec import ROW_HASH
 from odp.validate.infer import Inferred, infer_type, present
 
 SAMPLE_ROWS = 10_000
@@ -65,6 +70,20 @@ class Draft:
     rows: int
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def row_hash(self) -> bool:
+        """No column combination of the sample is unique: the key is a hash of the row."""
+        return not self.keys and self.rows > 0
+
+    @property
+    def warnings(self) -> list[str]:
+        if not self.row_hash:
+            return []
+        return [f"{self.name}: warning: no column (or combination of up to {KEY_COLUMNS}) of "
+                f"the sample is unique; the primary key is a row hash ('{ROW_HASH}', a hash of "
+                "each row's values): identical rows are duplicates, rejected unless "
+                "[validate] dedupe = \"first\" or \"last\", and a changed row is a new key"]
+
     def schema(self, timezone: str) -> dict[str, Any]:
         fields = []
         for c in self.columns:
@@ -76,16 +95,25 @@ class Draft:
             if c.required:
                 item["constraints"] = {"required": True}
             fields.append(item)
+        if self.row_hash:
+            fields.append({"name": ROW_HASH, "type": "string", "title": "Zeilen-Hash",
+                           "description": "Schlüssel aus den Werten der Zeile (keine eindeutige "
+                                          "Spalte in der Quelle)",
+                           "odp:derived": ROW_HASH})
+        candidates = "; ".join(" + ".join(k) for k in self.keys) or (
+            f"none found, the key is a hash of each row's values ({ROW_HASH})"
+            if self.row_hash else "none found")
         schema: dict[str, Any] = {
             "$comment": (
                 f"Drafted by `odp draft` from {self.source} ({self.rows} rows sampled). Check "
-                "types, titles, units and constraints. Primary-key candidates: "
-                + ("; ".join(" + ".join(k) for k in self.keys) or "none found")
+                f"types, titles, units and constraints. Primary-key candidates: {candidates}"
             ),
             "fields": fields,
         }
         if self.keys:
             schema["primaryKey"] = self.keys[0]
+        elif self.row_hash:
+            schema["primaryKey"] = [ROW_HASH]
         return schema
 
     def suite(self) -> dict[str, Any]:
@@ -320,4 +348,6 @@ def write_draft(draft: Draft, root: Path, timezone: str, force: bool = False) ->
     for path, content in ((schema, draft.schema(timezone)), (suite, draft.suite())):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    for warning in draft.warnings:
+        print(warning, file=sys.stderr)
     return [schema, suite]
