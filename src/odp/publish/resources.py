@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,5 +173,12 @@ def link_url(dataset: Dataset, file: ResourceFile) -> str | None:
                           "publish.link_base_url and publish.link_dir")
     target = Path(folder) / dataset.name / file.path.name
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(file.path, target)
+    # A temporary file beside the target, then a rename: the web server serves the old file
+    # or the new one, never a half-copied one.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        shutil.copyfile(file.path, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     return f"{base.rstrip('/')}/{dataset.name}/{file.path.name}"
