@@ -22,6 +22,10 @@ READ_ACTIONS = frozenset(
     {"status_show", "package_show", "organization_show", "group_show", "datastore_search"}
 )
 USER_AGENT = "odp/0.1 (city open-data pipelines)"
+# Actions that create an object: when the answer is lost (5xx or a broken connection, maybe
+# after CKAN committed), the object is looked up before the request is sent again.
+CREATE_ACTIONS = frozenset({"package_create", "resource_create", "organization_create",
+                            "group_create", "datastore_create"})
 
 
 def _remote_ckan(url: str, token: str) -> Any:
@@ -125,6 +129,13 @@ class Portal:
             except (errors.CKANAPIError, errors.ServerIncompatibleError, OSError) as exc:
                 status = client.last_status
                 retryable = status is None or status >= 500
+                if retryable and action in CREATE_ACTIONS and body is None:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    found = self._created(action, data, upload)
+                    if found is not None:
+                        return found
+                    if attempt < self.attempts:
+                        continue
                 if not retryable or attempt == self.attempts:
                     reason = f"HTTP {status}" if status else type(exc).__name__
                     raise PublishError(
@@ -133,6 +144,36 @@ class Portal:
                     ) from None
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
+
+    def _created(self, action: str, data: dict[str, Any], upload: Path | None) -> Any:
+        """What a create whose answer was lost left behind, or None (then it is sent again):
+        a package, organisation or group by name; a resource by package and `odp_role`; for
+        a `datastore_create` that creates its resource, that resource (its table is then
+        created by id: `datastore_create` on an existing resource is idempotent)."""
+        try:
+            if action in ("package_create", "organization_create", "group_create"):
+                if not data.get("name"):
+                    return None
+                return self.show(action.replace("_create", "_show"), data["name"])
+            if action == "resource_create":
+                return self._resource(data.get("package_id"), data.get("odp_role"))
+            if action == "datastore_create" and isinstance(data.get("resource"), dict):
+                spec = data["resource"]
+                resource = self._resource(spec.get("package_id"), spec.get("odp_role"))
+                if resource is None:
+                    return None
+                rest = {k: v for k, v in data.items() if k != "resource"}
+                return self.call("datastore_create", resource_id=resource["id"], **rest)
+        except (PublishError, OSError):
+            return None  # the portal is still not answering: the create is retried as it was
+        return None
+
+    def _resource(self, package_id: str | None, role: str | None) -> dict[str, Any] | None:
+        if not package_id or not role:
+            return None
+        package = self.show("package_show", package_id) or {}
+        return next((r for r in package.get("resources", []) if r.get("odp_role") == role),
+                    None)
 
     def check(self) -> str:
         """CKAN's version; a clear error when the portal is down."""
