@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from odp.errors import PublishError
+from odp.publish import limits
 from odp.publish.changes import DELETED_AT, HASH
 from odp.publish.portal import Portal
 from odp.spec import City, Dataset
@@ -75,6 +76,12 @@ def fields(dataset: Dataset, columns: list[str]) -> list[dict[str, Any]]:
 
 class Loader(Protocol):
     name: str
+    notes: list[str]  # what a load did that a reader should know (rows held back, …)
+    writes: int  # write transactions outside the action API (COPY); the API counts its own
+
+    def read(self, resource_id: str, columns: list[str]) -> Any:
+        """The table's `columns` as a pyarrow table of text (NULL stays null)."""
+        ...
 
     def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None: ...
 
@@ -107,9 +114,30 @@ class ApiLoader:
         self.batch_rows, self.atomic_rows = batch_rows, atomic_rows
         self.workers = min(workers or portal.parallel_limit, portal.parallel_limit)
         self.progress = progress or (lambda _msg: None)
+        self.notes: list[str] = []
+        self.writes = 0
 
     def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None:
         _create(self.portal, resource_id, fields, key)
+
+    def read(self, resource_id: str, columns: list[str], page: int = 10_000) -> Any:
+        """Every row through `datastore_search`, paged by `_id` (keyset, as CKAN's dump)."""
+        import pyarrow as pa
+
+        values: dict[str, list[str | None]] = {c: [] for c in columns}
+        after: dict[str, Any] = {}
+        while True:
+            found = self.portal.call("datastore_search", resource_id=resource_id,
+                                     fields=columns, sort="_id", records_format="lists",
+                                     include_total=False, include_next_page=True, limit=page,
+                                     filters=after)
+            for record in found["records"]:
+                for name, value in zip(columns, record, strict=True):
+                    values[name].append(_as_text(value))
+            if len(found["records"]) < page or not found.get("next_page"):
+                break
+            after = found["next_page"]
+        return pa.table({c: pa.array(v, type=pa.large_string()) for c, v in values.items()})
 
     def load(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
              delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
@@ -117,6 +145,10 @@ class ApiLoader:
             columns=[HASH], errors="ignore")
         if redo:
             insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
+        long_insert = limits.long_text_rows(insert, list(insert.columns))
+        long_upsert = limits.long_text_rows(upsert, list(upsert.columns))
+        long = pd.concat([insert[long_insert], upsert[long_upsert]], ignore_index=True)
+        insert, upsert = insert[~long_insert], upsert[~long_upsert]
         if 0 < len(insert) + len(upsert) <= self.atomic_rows:
             # One request = one transaction in CKAN: never a half-applied update.
             both = pd.concat([t for t in (upsert, insert) if not t.empty], ignore_index=True)
@@ -125,6 +157,42 @@ class ApiLoader:
             self._send(resource_id, self._batches(insert), "insert")
             self._send(resource_id, self._batches(upsert), "upsert")
         self._delete(resource_id, delete, key)
+        if not long.empty:
+            self._send_long(resource_id, long, key)
+
+    def _send_long(self, resource_id: str, rows: pd.DataFrame, key: list[str]) -> None:
+        """Rows whose text may overflow CKAN's full-text column, one request each. CKAN's
+        trigger computes `_full_text` from the whole row and the action API cannot set it, so
+        a row PostgreSQL refuses ("string is too long for tsvector") cannot enter the table
+        this way: it is held back (an older version of it removed, so the table never shows
+        a stale row) and named in a note — the files beside the table hold it whole. Every
+        other row is written: one such cell never blocks the dataset."""
+        from ckanapi.errors import ValidationError
+
+        held = []
+        for i in range(len(rows)):
+            row = rows.iloc[i : i + 1]
+            body = (json.dumps({"resource_id": resource_id, "method": "upsert", "force": True,
+                                "calculate_record_count": False})[:-1]
+                    + f', "records": {records_json(row, list(row.columns))}}}')
+            try:
+                self.portal.call("datastore_upsert", body=body.encode())
+            except ValidationError as exc:
+                if "too long for tsvector" not in str(exc):
+                    raise
+                held.append(i)
+        if not held:
+            return
+        gone = rows.iloc[held][key]
+        self._delete(resource_id, gone, key)
+        keys = ", ".join("/".join(str(v) for v in r) for r in gone.head(5).itertuples(
+            index=False))
+        more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+        self.notes.append(
+            f"{len(gone)} row(s) not in the DataStore table: their text is too long for "
+            f"CKAN's full-text index (PostgreSQL's tsvector holds at most 1 MB) and the action "
+            f"API cannot leave it out; the CSV and Parquet files hold them whole "
+            f"(key {keys}{more}). The COPY path (a DataStore write URL) stores them.")
 
     def _batches(self, table: pd.DataFrame) -> list[pd.DataFrame]:
         return [table.iloc[i : i + self.batch_rows] for i in range(0, len(table), self.batch_rows)]
@@ -178,6 +246,19 @@ class ApiLoader:
                              filters={"$or": values[i : i + step]}, force=True)
 
 
+def _as_text(value: Any) -> str | None:
+    """A JSON value of `datastore_search` as PostgreSQL's `::text` writes it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -223,6 +304,40 @@ class CopyLoader:
         self.portal, self.write_url = portal, write_url
         self.progress = progress or (lambda _msg: None)
         self.bulk_min_rows = bulk_min_rows
+        self.notes: list[str] = []
+        self.writes = 0
+
+    def read(self, resource_id: str, columns: list[str]) -> Any:
+        """Every row by `COPY (SELECT …) TO STDOUT`, each value as PostgreSQL's `::text`
+        writes it (NULL unquoted, every value quoted: an empty text stays an empty text)."""
+        import psycopg
+        from pyarrow import csv
+
+        select = ", ".join(f"{_ident(c)}::text" for c in columns)
+        sql = (f"COPY (SELECT {select} FROM {_ident(resource_id)}) TO STDOUT "
+               "WITH (FORMAT csv, FORCE_QUOTE *)")
+        data = bytearray()
+        try:
+            with self._connect() as conn, conn.cursor() as cur:
+                cur.execute("SET DateStyle = ISO")
+                with cur.copy(sql) as copy:
+                    for chunk in copy:
+                        data += chunk
+        except psycopg.Error as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise PublishError(f"reading DataStore table {resource_id} failed: {detail}"
+                               ) from None
+        import pyarrow as pa
+
+        if not data:
+            return pa.table({c: pa.array([], type=pa.large_string()) for c in columns})
+        return csv.read_csv(
+            pa.py_buffer(bytes(data)),
+            read_options=csv.ReadOptions(column_names=columns, block_size=1 << 24),
+            parse_options=csv.ParseOptions(newlines_in_values=True),
+            convert_options=csv.ConvertOptions(
+                column_types={c: pa.large_string() for c in columns}, null_values=[""],
+                strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def create(self, resource_id: str, fields: list[dict[str, Any]], key: list[str]) -> None:
         _create(self.portal, resource_id, fields, key)
@@ -243,6 +358,9 @@ class CopyLoader:
 
         if redo:
             insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
+        if insert.empty and upsert.empty and delete.empty:
+            return
+        self._note_long_text(insert, upsert)
         table = _ident(resource_id)
         try:
             with self._connect() as conn, conn.cursor() as cur:  # one transaction
@@ -257,12 +375,7 @@ class CopyLoader:
                 if not upsert.empty:
                     self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
                     cols = [c for c in upsert.columns if c != HASH]
-                    names = ", ".join(map(_ident, cols))
-                    _copy_into_stage(cur, "odp_upsert", table, cols, copy_csv(upsert, cols))
-                    sets = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}"
-                                     for c in cols if c not in key)
-                    cur.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM odp_upsert "
-                                f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
+                    upsert_with_full_text(cur, resource_id, cols, key, copy_csv(upsert, cols))
                 if not delete.empty:
                     self.progress(f"DataStore delete: {len(delete)} rows")
                     _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
@@ -278,6 +391,17 @@ class CopyLoader:
         except psycopg.Error as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
+        self.writes += 1
+
+    def _note_long_text(self, insert: pd.DataFrame, upsert: pd.DataFrame) -> None:
+        long = sum(int(limits.long_text_rows(t, [c for c in t.columns if c != HASH]).sum())
+                   for t in (insert, upsert) if not t.empty)
+        if long:
+            self.notes.append(
+                f"{long} row(s) with text too long for CKAN's full-text index (PostgreSQL's "
+                f"tsvector holds at most 1 MB): stored whole; their values over "
+                f"{limits.FULL_TEXT_SAFE_BYTES // 1000} kB are left out of the full-text "
+                "search (datastore_search q=), filters find them as usual")
 
     def _is_bulk(self, cur: Any, resource_id: str, rows: int) -> bool:
         if rows < self.bulk_min_rows:
@@ -311,9 +435,19 @@ def full_text_expression(cur: Any, resource_id: str) -> str:
     cur.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                 "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
                 "ORDER BY attnum", (_ident(resource_id),))
+    columns = [(name, kind) for name, kind in cur.fetchall() if not name.startswith("_")]
     parts = [_ident(name) if kind == "text" else f"to_json({_ident(name)}) #>> '{{}}'"
-             for name, kind in cur.fetchall() if not name.startswith("_")]
-    return f"to_tsvector(concat_ws(' ', {', '.join(parts)}))"
+             for name, kind in columns]
+    joined = f"concat_ws(' ', {', '.join(parts)})"
+    # A row whose text may overflow a tsvector (see odp.publish.limits) gets a reduced full
+    # text instead of failing the whole write: its values over the safe size are left out and
+    # the rest is cut to a length that always fits.
+    safe, kept = limits.FULL_TEXT_SAFE_BYTES, limits.FULL_TEXT_KEPT_CHARS
+    short = [f"CASE WHEN octet_length({p}) <= {safe} THEN {p} END" if kind == "text" else p
+             for p, (_, kind) in zip(parts, columns, strict=True)]
+    reduced = f"left(concat_ws(' ', {', '.join(short)}), {kept})"
+    return (f"to_tsvector(CASE WHEN octet_length({joined}) <= {safe} THEN {joined} "
+            f"ELSE {reduced} END)")
 
 
 def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
@@ -326,6 +460,20 @@ def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
     cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
                 f"{full_text_expression(cur, resource_id)} FROM odp_insert")
     cur.execute("DROP TABLE odp_insert")
+
+
+def upsert_with_full_text(cur: Any, resource_id: str, columns: list[str], key: list[str],
+                          data: bytes | Iterable[bytes]) -> None:
+    """Insert or overwrite rows by key, `_full_text` computed set-wise as for new rows and
+    overwritten with the row (CKAN's trigger keeps a filled `_full_text` on UPDATE, and on
+    INSERT it would compute it row by row — and fail for a row too long for a tsvector)."""
+    table, names = _ident(resource_id), ", ".join(map(_ident, columns))
+    _copy_into_stage(cur, "odp_upsert", table, columns, data)
+    sets = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}"
+                     for c in [*columns, "_full_text"] if c not in key)
+    cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
+                f"{full_text_expression(cur, resource_id)} FROM odp_upsert "
+                f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
 
 
 def _definitions(cur: Any, resource_id: str) -> tuple[list[tuple[str, str]],
