@@ -13,6 +13,19 @@ DataStore table are complete, so a failure never leaves a half dataset visible. 
 transaction on the COPY path, and one request (one transaction) on the API path whenever it fits.
 The ledger of what was published is replaced only after every write succeeded; a `pending`
 marker (holding the run's timestamp) makes the next run redo an interrupted write idempotently.
+
+A ledger that may be behind the portal is never trusted: when the pending marker exists (a run
+was interrupted, maybe after the DataStore committed) or the ledger is missing (local state
+lost) while the table exists, the diff is taken against the DataStore table itself
+(`odp.publish.reconcile`) — no rebuild, readers never see an empty table — and the run says
+that it repaired something.
+
+What the portal would refuse is known before the first write (`odp.publish.limits`): a CSV
+over the upload limit is not uploaded, its table resource points at the DataStore's dump; a
+Parquet or GeoJSON file over it is left out; a row too long for CKAN's full-text column is
+written with a reduced full text (COPY) or held back and named (action API) — never a dataset
+blocked by one cell. A run is a plan (`Sync.plan`: what to write, what the dry run prints) and
+its application (`Sync.apply`).
 """
 
 from __future__ import annotations
@@ -27,8 +40,9 @@ from typing import Any
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.publish import datastore, resources
+from odp.publish import datastore, limits, reconcile, resources
 from odp.publish.changes import (
+    DELETED_AT,
     POLICIES,
     ChangeSet,
     diff,
@@ -107,6 +121,65 @@ def metadata_diff(package: dict[str, Any] | None, desired: dict[str, Any]) -> li
     return changed
 
 
+@dataclass
+class Plan:
+    """What a run would write, from the portal's package, this run's files and the changes."""
+
+    package: dict[str, Any] | None
+    desired: dict[str, Any]
+    fields: list[dict[str, Any]]
+    fields_hash: str
+    files: list[resources.ResourceFile]  # the files to publish (within the upload limit)
+    stale: list[resources.ResourceFile]  # … of which these differ from the portal's
+    retired: list[dict[str, Any]]  # resources with a role no longer wanted
+    metadata_current: bool
+    table_dump: bool = False  # the CSV is over the upload limit: link the DataStore's dump
+    left_out: list[resources.ResourceFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> dict[str, Any] | None:
+        return _role(self.package, RESOURCE_ROLE)
+
+    @property
+    def up_to_date(self) -> bool:
+        table = self.table
+        return bool(
+            self.metadata_current and self.package and self.package.get("state") == "active"
+            and table is not None and table.get("datastore_active") and not self.stale
+            and not self.retired and table.get(FIELDS_EXTRA) == self.fields_hash
+        )
+
+    def summary(self, name: str, changes: ChangeSet, policy: str) -> dict[str, Any]:
+        stale_roles = {f.role for f in self.stale}
+
+        def action(file: resources.ResourceFile) -> str:
+            done = ("create" if _role(self.package, file.role) is None else
+                    "update" if file.role in stale_roles else "unchanged")
+            if file.role == RESOURCE_ROLE and self.table_dump and done != "unchanged":
+                done += " (link to the DataStore dump: CSV over the upload limit)"
+            return done
+
+        return {
+            "dataset": name,
+            "exists": self.package is not None,
+            "state": (self.package or {}).get("state", "new"),
+            "metadata": metadata_diff(self.package, self.desired),
+            "resources": [
+                {"role": f.role, "name": f.name, "format": f.format, "action": action(f)}
+                for f in self.files
+            ] + [{"role": f.role, "name": f.name, "format": f.format,
+                  "action": "left out (over the upload limit)"} for f in self.left_out
+                 ] + [{"role": r["odp_role"], "name": r.get("name", ""),
+                       "format": r.get("format", ""), "action": "delete"}
+                      for r in self.retired],
+            "rows": {"added": len(changes.new), "changed": len(changes.changed),
+                     "deleted": len(changes.deleted), "unchanged": changes.unchanged,
+                     "deletion_policy": policy},
+            "notes": list(self.notes),
+        }
+
+
 class Sync:
     def __init__(
         self, dataset: Dataset, city: City, state: Path,
@@ -118,13 +191,50 @@ class Sync:
         self.pending = ledger_path(state, dataset.name).with_suffix(".pending")
         self.policy = deletion_policy(dataset, city)
         # An interrupted run is redone with its own timestamp (history rows stay unique).
-        stamp = self.pending.read_text().strip() if self.pending.exists() else ""
+        self.interrupted = self.pending.exists()
+        stamp = self.pending.read_text().strip() if self.interrupted else ""
         self.now = pd.Timestamp(stamp) if stamp else pd.Timestamp.now(tz="UTC").floor("s")
+        self.reconciled = False  # the diff was taken against the portal's table
+        self.notes: list[str] = []  # what the diff found that the report must say
+        self._loader: datastore.Loader | None = None
+
+    @property
+    def loader(self) -> datastore.Loader:
+        if self._loader is None:
+            self._loader = datastore.choose(self.portal, self.city, self.progress)
+        return self._loader
 
     def diff(self, rows: pd.DataFrame, ledger: pd.DataFrame | None) -> ChangeSet:
         ds = self.dataset
+        ledger = self._trusted_ledger(ledger)
         return diff(rows, ledger, list(ds.schema.primary_key), ds.schema.names, ds.full_refresh,
                     policy=self.policy, now=self.now)
+
+    def _trusted_ledger(self, ledger: pd.DataFrame | None) -> pd.DataFrame | None:
+        """The ledger, or — when it may be behind the portal — the DataStore table itself."""
+        interrupted = self.interrupted
+        if not interrupted and ledger is not None:
+            return ledger
+        table = _role(self.portal.show("package_show", self.dataset.name), RESOURCE_ROLE)
+        if table is None or not table.get("datastore_active"):
+            return ledger  # nothing published yet: nothing the ledger could be behind
+        wanted = [*self.dataset.schema.names, DELETED_AT]
+        present = {f["id"] for f in self.portal.call(
+            "datastore_search", resource_id=table["id"], limit=0)["fields"]}
+        columns = [c for c in wanted if c in present]
+        self.progress(f"reconcile: reading the DataStore table ({self.loader.name})")
+        published = reconcile.ledger_from_table(self.loader.read(table["id"], columns),
+                                                self.dataset)
+        differing = reconcile.differences(published, ledger, self.dataset)
+        why = ("the previous publish was interrupted" if interrupted else
+               "there is no local ledger of the last publish")
+        self.notes.append(f"repair: {why}; the changes were taken against the DataStore table "
+                          f"itself ({len(published)} rows; it differed from the local ledger in "
+                          f"{differing} row(s))" if ledger is not None else
+                          f"repair: {why}; the changes were taken against the DataStore table "
+                          f"itself ({len(published)} rows)")
+        self.reconciled = True
+        return published
 
     def _validation_summary(self) -> str:
         from odp.validate.report import load_report, summary_markdown
@@ -134,78 +244,125 @@ class Sync:
 
     def run(self, changes: ChangeSet, dry_run: bool = False) -> PublishReport:
         ds, portal = self.dataset, self.portal
-        key = list(ds.schema.primary_key)
         report = PublishReport(ds.name, f"{portal.url}/dataset/{ds.name}")
         portal.check()
-        package = portal.show("package_show", ds.name)
-        desired = package_dict(ds, self.city, changes.result, self._validation_summary())
-        columns = changes.columns
-        fields = datastore.fields(ds, columns)
-        files = resources.build(ds, changes.result, columns, self.state)
-        table = _role(package, RESOURCE_ROLE)
-        stale = [f for f in files if (_role(package, f.role) or {}).get("odp_hash") != f.hash
-                 and not (f.keep_published and _role(package, f.role))]
-        wanted = {f.role for f in files} | {HISTORY_ROLE}
-        retired = [r for r in (package or {}).get("resources", [])
-                   if r.get("odp_role") and r["odp_role"] not in wanted]
-        interrupted = self.pending.exists()
-        metadata_current = package is not None and stored_hash(package) == stored_hash(desired)
-        up_to_date = (
-            metadata_current and package.get("state") == "active"
-            and table is not None and table.get("datastore_active") and not stale and not retired
-            and table.get(FIELDS_EXTRA) == _fields_hash(fields, key)
-        )
-        report.plan = self._plan(package, desired, files, stale, retired, changes)
-        if up_to_date and changes.empty and not interrupted:
+        plan = self.plan(changes)
+        report.plan = plan.summary(ds.name, changes, self.policy)
+        report.notes += self.notes + plan.notes
+        if plan.up_to_date and changes.empty and not self.interrupted:
+            if self.reconciled and not dry_run:  # the portal was right: the ledger follows it
+                write_ledger(self.state, ds.name, changes.result)
             return report  # no-op: zero write calls, metadata_modified untouched
         if dry_run:
             report.notes.append("dry run: nothing written")
             return report
+        self.apply(plan, changes, report)
+        for note in report.notes:
+            self.progress(note)
+        return report
 
+    def plan(self, changes: ChangeSet) -> Plan:
+        """What to write: the package as the portal has it against this run's metadata and
+        files (those over the portal's upload limit found before any write)."""
+        ds = self.dataset
+        package = self.portal.show("package_show", ds.name)
+        desired = package_dict(ds, self.city, changes.result, self._validation_summary())
+        fields = datastore.fields(ds, changes.columns)
+        files = resources.build(ds, changes.result, changes.columns, self.state)
+        plan = Plan(package, desired, fields, _fields_hash(fields, list(ds.schema.primary_key)),
+                    files, [], [], package is not None
+                    and stored_hash(package) == stored_hash(desired))
+        self._apply_limits(plan)
+        plan.stale = [f for f in plan.files
+                      if (_role(package, f.role) or {}).get("odp_hash") != f.hash
+                      and not (f.keep_published and _role(package, f.role))]
+        wanted = {f.role for f in plan.files} | {HISTORY_ROLE}
+        plan.retired = [r for r in (package or {}).get("resources", [])
+                        if r.get("odp_role") and r["odp_role"] not in wanted]
+        return plan
+
+    def _apply_limits(self, plan: Plan) -> None:
+        """Files over the portal's upload limit (upload mode only: linked files are not sent
+        to CKAN): the CSV is replaced by the DataStore's dump, the others are left out."""
+        if self.dataset.publish.get("resource_mode", "upload") != "upload":
+            return
+        limit = limits.max_upload_bytes(self.city)
+        for file in [f for f in plan.files if limits.too_large(f.path, limit)]:
+            size = f"{file.path.stat().st_size / limits.MB:.1f} MB"
+            if file.role == RESOURCE_ROLE:
+                plan.table_dump = True
+                plan.notes.append(f"the CSV ({size}) is over the portal's upload limit "
+                                  f"({limit / limits.MB:g} MB): the table resource links the "
+                                  "DataStore's dump of the same table instead")
+            else:
+                plan.files.remove(file)
+                plan.left_out.append(file)
+                plan.notes.append(f"{file.format} ({size}) is over the portal's upload limit "
+                                  f"({limit / limits.MB:g} MB): left out")
+
+    def apply(self, plan: Plan, changes: ChangeSet, report: PublishReport) -> None:
+        """Write the plan: the DataStore first, then the files, the metadata and — only when
+        every write succeeded — the ledger."""
         self.pending.parent.mkdir(parents=True, exist_ok=True)
         self.pending.write_text(self.now.isoformat() + "\n")
         self._ensure_organization()
+        package = plan.package
         if package is None:
-            package = portal.call("package_create", **desired, state="draft")
+            package = self.portal.call("package_create", **plan.desired, state="draft")
             report.created = True
-        fresh = table is None or not table.get("datastore_active")
-        if not fresh and not ledger_path(self.state, ds.name).exists():
-            # Local state was lost: rebuild the table rather than guess what it holds.
-            portal.call("datastore_delete", resource_id=table["id"], force=True)
-            fresh = True
-        fields_hash = _fields_hash(fields, key)
+        table = plan.table
+        stale = plan.stale
         if table is None:
-            table = self._upload(None, package["id"], files[0], **{FIELDS_EXTRA: fields_hash})
-            stale = [f for f in stale if f.role != RESOURCE_ROLE]
-        loader = datastore.choose(portal, self.city, self.progress)
-        report.loader = loader.name
-        if fresh or table.get(FIELDS_EXTRA) != fields_hash:
-            loader.create(table["id"], fields, key)  # columns, key, indexes, data dictionary
-        if fresh:
-            empty = changes.result.iloc[0:0]
-            loader.load(table["id"], changes.result, empty, empty[key], key)
-            report.rows_inserted = len(changes.result)
-            # The portal's default previews (e.g. the DataStore table view), as XLoader adds
-            # them after a load: at resource creation the table did not exist yet.
-            portal.call("resource_create_default_resource_views",
-                        resource=portal.call("resource_show", id=table["id"]),
-                        create_datastore_views=True)
-        else:
-            self._update(loader, package, table["id"], changes, key, interrupted, report)
+            table = self._create_table(plan, package["id"])
+            if not plan.table_dump:
+                stale = [f for f in stale if f.role != RESOURCE_ROLE]
+        self._write_rows(plan, package, table, changes, report)
         for file in stale:
-            self._upload(_role(package, file.role), package["id"], file,
-                         **({FIELDS_EXTRA: fields_hash} if file.role == RESOURCE_ROLE else {}))
-        if table.get(FIELDS_EXTRA) != fields_hash and RESOURCE_ROLE not in {f.role for f in stale}:
-            portal.call("resource_patch", id=table["id"], **{FIELDS_EXTRA: fields_hash})
-        for resource in retired:
-            portal.call("resource_delete", id=resource["id"])
-        if report.created or not metadata_current or package.get("state") != "active":
-            portal.call("package_patch", id=package["id"], **desired, state="active")
+            self._upload(_role(package, file.role) or (table if file.role == RESOURCE_ROLE
+                                                       else None), package["id"], file, plan)
+        if (table.get(FIELDS_EXTRA) != plan.fields_hash
+                and RESOURCE_ROLE not in {f.role for f in stale}):
+            self.portal.call("resource_patch", id=table["id"],
+                             **{FIELDS_EXTRA: plan.fields_hash})
+        for resource in plan.retired:
+            self.portal.call("resource_delete", id=resource["id"])
+        if report.created or not plan.metadata_current or package.get("state") != "active":
+            self.portal.call("package_patch", id=package["id"], **plan.desired, state="active")
             report.metadata_updated = True
-        write_ledger(self.state, ds.name, changes.result)
+        write_ledger(self.state, self.dataset.name, changes.result)
         self.pending.unlink(missing_ok=True)
-        report.write_calls = portal.writes
-        return report
+        report.write_calls = self.portal.writes + self.loader.writes
+        report.notes += self.loader.notes
+
+    def _create_table(self, plan: Plan, package_id: str) -> dict[str, Any]:
+        """The table resource: with the CSV, or — over the upload limit — without a file
+        until it links the dump (its id is known only now)."""
+        table_file = next(f for f in plan.files if f.role == RESOURCE_ROLE)
+        if plan.table_dump:
+            return self.portal.call("resource_create", package_id=package_id,
+                                    **self._meta(table_file, odp_hash="", url=""),
+                                    **{FIELDS_EXTRA: plan.fields_hash})
+        return self._upload(None, package_id, table_file, plan)
+
+    def _write_rows(self, plan: Plan, package: dict[str, Any], table: dict[str, Any],
+                    changes: ChangeSet, report: PublishReport) -> None:
+        key = list(self.dataset.schema.primary_key)
+        loader = self.loader
+        report.loader = loader.name
+        fresh = not table.get("datastore_active")
+        if fresh or table.get(FIELDS_EXTRA) != plan.fields_hash:
+            loader.create(table["id"], plan.fields, key)  # columns, key, indexes, dictionary
+        if not fresh:
+            self._update(loader, package, table["id"], changes, key, self.interrupted, report)
+            return
+        empty = changes.result.iloc[0:0]
+        loader.load(table["id"], changes.result, empty, empty[key], key)
+        report.rows_inserted = len(changes.result)
+        # The portal's default previews (e.g. the DataStore table view), as XLoader adds
+        # them after a load: at resource creation the table did not exist yet.
+        self.portal.call("resource_create_default_resource_views",
+                         resource=self.portal.call("resource_show", id=table["id"]),
+                         create_datastore_views=True)
 
     def _update(self, loader: datastore.Loader, package: dict[str, Any], resource_id: str,
                 changes: ChangeSet, key: list[str], redo: bool, report: PublishReport) -> None:
@@ -252,11 +409,24 @@ class Sync:
         loader.load(resource["id"], rows, rows.iloc[0:0], rows[history_key].iloc[0:0],
                     history_key, redo=True)
 
-    def _upload(self, resource: dict[str, Any] | None, package_id: str,
-                file: resources.ResourceFile, **extra: Any) -> dict[str, Any]:
-        meta = {"name": file.name, "format": file.format, "mimetype": file.mimetype,
+    def _meta(self, file: resources.ResourceFile, **extra: Any) -> dict[str, Any]:
+        return {"name": file.name, "format": file.format, "mimetype": file.mimetype,
                 "description": file.description, "odp_role": file.role, "odp_hash": file.hash,
                 **extra}
+
+    def _dump_url(self, resource_id: str) -> str:
+        """The DataStore's own dump of a table, on the portal's public address."""
+        site = self.portal.call("status_show").get("site_url") or self.portal.url
+        return f"{site.rstrip('/')}/datastore/dump/{resource_id}"
+
+    def _upload(self, resource: dict[str, Any] | None, package_id: str,
+                file: resources.ResourceFile, plan: Plan) -> dict[str, Any]:
+        extra = {FIELDS_EXTRA: plan.fields_hash} if file.role == RESOURCE_ROLE else {}
+        meta = self._meta(file, **extra)
+        if file.role == RESOURCE_ROLE and plan.table_dump and resource is not None:
+            self.progress("resource CSV: link to the DataStore dump (over the upload limit)")
+            return self.portal.call("resource_patch", id=resource["id"], url_type="",
+                                    url=self._dump_url(resource["id"]), **meta)
         url = resources.link_url(self.dataset, file)
         upload = None if url else file.path
         if url:
@@ -266,27 +436,6 @@ class Sync:
             return self.portal.call("resource_create", upload=upload, package_id=package_id,
                                     **meta)
         return self.portal.call("resource_patch", upload=upload, id=resource["id"], **meta)
-
-    def _plan(self, package: dict[str, Any] | None, desired: dict[str, Any],
-              files: list[resources.ResourceFile], stale: list[resources.ResourceFile],
-              retired: list[dict[str, Any]], changes: ChangeSet) -> dict[str, Any]:
-        stale_roles = {f.role for f in stale}
-        return {
-            "dataset": self.dataset.name,
-            "exists": package is not None,
-            "state": (package or {}).get("state", "new"),
-            "metadata": metadata_diff(package, desired),
-            "resources": [
-                {"role": f.role, "name": f.name, "format": f.format,
-                 "action": ("create" if _role(package, f.role) is None else
-                            "update" if f.role in stale_roles else "unchanged")}
-                for f in files
-            ] + [{"role": r["odp_role"], "name": r.get("name", ""), "format": r.get("format", ""),
-                  "action": "delete"} for r in retired],
-            "rows": {"added": len(changes.new), "changed": len(changes.changed),
-                     "deleted": len(changes.deleted), "unchanged": changes.unchanged,
-                     "deletion_policy": self.policy},
-        }
 
     def _ensure_organization(self) -> None:
         from odp.publish.catalog import ensure_organization_and_groups
