@@ -4,12 +4,28 @@ dlt keeps the incremental state (e.g. the last timestamp fetched) and merges re-
 the primary key, so staging never holds duplicates. Staging is a per-dataset DuckDB file; the
 publish stage compares it with what was last published, so a run that failed after extracting
 loses nothing: the next run publishes what staging still holds.
+
+A run killed anywhere inside dlt (extract, normalize, load) leaves staging consistent:
+- A package a killed run left pending is finished first (its state — incremental marks,
+  conditional-GET validators — is committed with it), then the current source is extracted and
+  loaded in the same run: dlt's `run()` alone would load the old package and skip the source.
+  A pending package that cannot be loaded is aborted (dlt restores the state it started from).
+- Replaced tables are loaded `insert-from-staging`: rows go to dlt's staging dataset and one
+  transaction swaps them into the table, so a kill leaves the old table or the new one. Merged
+  tables are deduplicated on the primary key by dlt's merge.
+- Every row carries `_dlt_load_id` and `_dlt_id`. A load job whose INSERT committed just before
+  the kill is executed again by the next run (dlt had not yet marked it done); its rows then
+  exist twice with the same `_dlt_id`. After each load, such exact copies are collapsed to one
+  (the newest load's), so staging never holds a record twice; rows the source itself delivered
+  twice keep their own ids and are still reported by validation.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +33,10 @@ from odp.errors import OdpError, SourceError
 from odp.spec import Dataset
 
 STAGING_SCHEMA = "staging"
+REPLACE_STRATEGY = "insert-from-staging"
+LOAD_ID, ROW_ID = "_dlt_load_id", "_dlt_id"
+
+log = logging.getLogger("odp.extract")
 
 
 @dataclass(frozen=True)
@@ -24,17 +44,35 @@ class Extracted:
     table: pd.DataFrame  # everything staging holds for the dataset (raw text + _dlt columns)
     new_rows: int  # rows the source delivered in this run (before merging on the key)
     load_id: str | None
+    finished: tuple[str, ...] = ()  # packages an interrupted run left, loaded before this one's
+    aborted: tuple[str, ...] = ()  # packages that could not be loaded (their state rolled back)
+    collapsed: int = 0  # copies of a record removed (a load job executed twice)
+
+
+def _configure_dlt() -> None:
+    """Process-wide dlt settings of odp's pipelines (set before a pipeline is made)."""
+    import dlt
+
+    # DataFrames are normalised as Arrow/Parquet: give every row its load id and a unique id,
+    # so a record re-inserted by a re-executed load job can be told from a source duplicate.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
+    # The staging dataset of insert-from-staging/merge is emptied after each load (disk).
+    dlt.config["load.truncate_staging_dataset"] = True
 
 
 def _pipeline(dataset: Dataset, state: Path):  # -> dlt.Pipeline
     import dlt
 
+    _configure_dlt()
     staging = state / "staging"
     staging.mkdir(parents=True, exist_ok=True)
     return dlt.pipeline(
         pipeline_name=f"odp_{dataset.table_name}",
         pipelines_dir=str(state / "dlt"),
-        destination=dlt.destinations.duckdb(str(staging / f"{dataset.table_name}.duckdb")),
+        destination=dlt.destinations.duckdb(
+            str(staging / f"{dataset.table_name}.duckdb"), replace_strategy=REPLACE_STRATEGY
+        ),
         dataset_name=STAGING_SCHEMA,
     )
 
@@ -51,6 +89,83 @@ def _unwrap(exc: BaseException) -> OdpError | None:
     return None
 
 
+def finish_pending(pipeline: Any, dataset: Dataset) -> tuple[list[str], list[str]]:
+    """Normalise and load the packages an interrupted run left behind, so that the current
+    source is extracted afterwards (dlt's `run()` would load them and return without
+    extracting). A package that fails to load is aborted: dlt deletes it and restores the
+    pipeline state it was extracted from, so the next extract asks the source again.
+    Returns (finished load ids, aborted load ids)."""
+    from dlt.pipeline.exceptions import PipelineStepFailed
+
+    if not pipeline.has_pending_data:
+        return [], []
+    pending = sorted({*pipeline.list_extracted_load_packages(),
+                      *pipeline.list_normalized_load_packages()})
+    log.warning("%s: finishing %d load package(s) an interrupted run left: %s",
+                dataset.name, len(pending), ", ".join(pending))
+    try:
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        while pipeline.list_normalized_load_packages():
+            before = set(pipeline.list_normalized_load_packages())
+            pipeline.load()
+            if set(pipeline.list_normalized_load_packages()) == before:
+                raise RuntimeError("dlt loaded none of the pending packages")
+        return pending, []
+    except (PipelineStepFailed, RuntimeError) as exc:
+        log.warning("%s: pending load package(s) could not be finished (%s); aborting them",
+                    dataset.name, str(exc).splitlines()[0][:200])
+        left = sorted({*pipeline.list_extracted_load_packages(),
+                       *pipeline.list_normalized_load_packages()})
+        try:
+            pipeline.abort_packages()
+        except PipelineStepFailed:
+            pass  # the abort completes inside load(), which reports it by raising
+        if pipeline.has_pending_data:
+            raise SourceError(f"{dataset.name}: staging: pending dlt load packages could not be "
+                              f"finished nor aborted ({', '.join(left)})") from None
+        return sorted(set(pending) - set(left)), left
+
+
+def collapse_copies(pipeline: Any, dataset: Dataset) -> int:
+    """Remove exact copies of a staged record (same values, same `_dlt_id`: one load job's
+    rows inserted twice), keeping the newest load's; only when a primary key occurs twice.
+    Returns the number of rows removed."""
+    from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+    table = dataset.table_name
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(table)
+        try:
+            columns = [row[0] for row in client.execute_sql(f"DESCRIBE {name}")]
+        except DatabaseUndefinedRelation:
+            return 0
+        key = [c for c in dataset.schema.primary_key if c in columns]
+        if not columns or len(key) != len(dataset.schema.primary_key):
+            return 0
+
+        def ident(column: str) -> str:
+            return client.escape_column_name(column)
+
+        keys = ", ".join(map(ident, key))
+        twice = client.execute_sql(
+            f"SELECT count(*) FROM (SELECT 1 FROM {name} GROUP BY {keys} HAVING count(*) > 1)")
+        if not twice or not twice[0][0]:
+            return 0
+        same = ", ".join(ident(c) for c in columns if c != LOAD_ID)
+        newest = f"{ident(LOAD_ID)} DESC NULLS LAST" if LOAD_ID in columns else "1"
+        copies = (f"SELECT rowid FROM (SELECT rowid, row_number() OVER (PARTITION BY {same} "
+                  f"ORDER BY {newest}) AS n FROM {name}) WHERE n > 1")
+        found = client.execute_sql(f"SELECT count(*) FROM ({copies})")
+        removed = int(found[0][0]) if found else 0
+        if removed:
+            client.execute_sql(f"DELETE FROM {name} WHERE rowid IN ({copies})")
+            log.warning("%s: staging held %d copies of records loaded twice (a load job "
+                        "re-executed after an interrupted run); collapsed to one each",
+                        dataset.name, removed)
+        return removed
+
+
 def extract(dataset: Dataset, state: Path) -> Extracted:
     from dlt.pipeline.exceptions import PipelineStepFailed
 
@@ -58,16 +173,20 @@ def extract(dataset: Dataset, state: Path) -> Extracted:
 
     pipeline = _pipeline(dataset, state)
     try:
+        finished, aborted = finish_pending(pipeline, dataset)
         info = pipeline.run(make_resource(dataset))
     except PipelineStepFailed as exc:
         ours = _unwrap(exc)
         if ours is not None:
             raise ours from None
         raise SourceError(f"{dataset.name}: extract failed in step '{exc.step}': {exc}") from None
-    load_id = info.loads_ids[0] if info.loads_ids else None
-    normalized = pipeline.last_trace.last_normalize_info
+    load_id = info.loads_ids[0] if info and info.loads_ids else None
+    trace = pipeline.last_trace
+    normalized = trace.last_normalize_info if trace else None
     new_rows = normalized.row_counts.get(dataset.table_name, 0) if normalized else 0
-    return Extracted(table=read_staging(dataset, state), new_rows=new_rows, load_id=load_id)
+    collapsed = collapse_copies(pipeline, dataset)
+    return Extracted(table=read_staging(dataset, state), new_rows=new_rows, load_id=load_id,
+                     finished=tuple(finished), aborted=tuple(aborted), collapsed=collapsed)
 
 
 def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:
