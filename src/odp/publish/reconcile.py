@@ -51,18 +51,18 @@ def column_kinds(dataset: Dataset, columns: list[str]) -> dict[str, str]:
     return kinds
 
 
-def ledger_from_table(text: Any, dataset: Dataset) -> pd.DataFrame:
-    """The rows a loader read (`Loader.read`: a pyarrow table of text) as a ledger: typed
-    columns, the row hash over the schema's columns, sorted by the primary key."""
-    kinds = column_kinds(dataset, list(text.column_names))
-    frame = pd.DataFrame({name: _typed(text.column(name).combine_chunks(), kind)
-                          for name, kind in kinds.items()})
-    names = dataset.schema.names
+def ledger_from_table(text: Any, kinds: dict[str, str], names: list[str],
+                      key: list[str]) -> pd.DataFrame:
+    """The rows a loader read (`Loader.read`: a pyarrow table of text) as a ledger: each
+    column typed by its Table Schema type (`kinds`), the row hash over the schema's `names`,
+    sorted by the primary `key`."""
+    frame = pd.DataFrame({name: _typed(text.column(name).combine_chunks(), kinds[name])
+                          for name in text.column_names})
     for name in names:  # a column the table lacks (the schema gained it): null, as in diff
         if name not in frame:
             frame[name] = pd.Series(pd.NA, index=frame.index, dtype="object")
     frame[HASH] = row_hashes(frame, names)
-    return frame.sort_values(list(dataset.schema.primary_key), ignore_index=True)
+    return frame.sort_values(key, ignore_index=True)
 
 
 def differences(table: pd.DataFrame, ledger: pd.DataFrame | None, dataset: Dataset) -> int:

@@ -223,8 +223,10 @@ class Sync:
             "datastore_search", resource_id=table["id"], limit=0)["fields"]}
         columns = [c for c in wanted if c in present]
         self.progress(f"reconcile: reading the DataStore table ({self.loader.name})")
-        published = reconcile.ledger_from_table(self.loader.read(table["id"], columns),
-                                                self.dataset)
+        ds = self.dataset
+        published = reconcile.ledger_from_table(
+            self.loader.read(table["id"], columns), reconcile.column_kinds(ds, columns),
+            ds.schema.names, list(ds.schema.primary_key))
         differing = reconcile.differences(published, ledger, self.dataset)
         why = ("the previous publish was interrupted" if interrupted else
                "there is no local ledger of the last publish")
