@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from odp.validate import findings as fnd
 from odp.validate.suite import Suite
@@ -58,8 +59,10 @@ def row_hash(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """16 hex characters per row from the typed values of `columns` (vectorised)."""
     parts = {name: _column_hash(frame[name]) for name in columns}
     combined = pd.util.hash_pandas_object(pd.DataFrame(parts, index=frame.index), index=False)
-    big_endian = combined.to_numpy(dtype=np.uint64).astype(">u8").tobytes().hex().encode()
-    text = np.frombuffer(big_endian, dtype=f"S{HASH_CHARS}").astype(str)
+    hexed = combined.to_numpy(dtype=np.uint64).astype(">u8").tobytes().hex().encode()
+    fixed = pa.FixedSizeBinaryArray.from_buffers(  # one buffer of 16-character slices
+        pa.binary(HASH_CHARS), len(combined), [None, pa.py_buffer(hexed)])
+    text = fixed.cast(pa.binary()).cast(pa.string()).to_pandas()
     return pd.Series(text, index=frame.index, dtype="string")
 
 
