@@ -23,6 +23,9 @@ Channels come from the city file's `[alerts]`; secrets only from the environment
     to = ["opendata@example.org"]
 
 A channel whose address (url / host) is empty is off.
+
+Every message is redacted (odp.redact and the known secrets) when the incident is opened and
+again when the alert is built, so an incident recorded before redaction existed is sent clean.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ class Event:
         if self.kind == "recovered":
             return f"[odp {self.city}] RECOVERED {self.dataset} ({self.incident})"
         return f"[odp {self.city}] {self.kind.upper()} {self.dataset}"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", redactor().redact(self.message or ""))
 
     def text(self) -> str:
         return f"{self.title}: {self.message}"
@@ -168,6 +174,7 @@ def _send_email(table: dict[str, Any], event: Event) -> None:
 
 
 def _open(conn: Any, dataset: str, kind: str, run_id: str, message: str) -> None:
+    message = redactor().redact(message or "")
     exists = conn.execute("SELECT 1 FROM incidents WHERE dataset = ? AND kind = ? AND closed "
                           "IS NULL", (dataset, kind)).fetchone()
     if not exists:
@@ -201,7 +208,7 @@ def note_freshness(state: Path, dataset: str, stale: bool, message: str) -> None
 def open_incidents(state: Path) -> list[dict[str, Any]]:
     with history.connect(state) as conn:
         rows = conn.execute("SELECT * FROM incidents WHERE closed IS NULL ORDER BY id").fetchall()
-    return [dict(r) for r in rows]
+    return [{**dict(r), "message": redactor().redact(r["message"] or "")} for r in rows]
 
 
 def dispatch(state: Path, channels: Channels) -> list[Event]:

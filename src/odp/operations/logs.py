@@ -1,7 +1,8 @@
 """Structured logs: JSON lines when stdout is not a terminal (cron, systemd), human lines on a
-terminal, and always JSON lines in a rotating file `STATE/logs/odp.log`. Secrets (the CKAN API
-token, alert credentials, anything shaped like a token in a URL or header) are redacted before
-any handler writes.
+terminal, and always JSON lines in a rotating file `STATE/logs/odp.log` (mode 0600, its folder
+0700). Secrets (the CKAN API token, alert credentials, a URL's userinfo and sensitive query
+parameters, `token=`/`password:`/`Authorization: Bearer` values — see odp.redact) are redacted
+before any handler writes: in the message, the structured fields and the traceback.
 """
 
 from __future__ import annotations
@@ -10,23 +11,19 @@ import json
 import logging
 import logging.handlers
 import os
-import re
 import sys
 import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from odp.redact import MASK, private_dir, private_file, redact_text
+
 LOGGER = "odp"
 MAX_BYTES = 5 * 1024 * 1024
 BACKUPS = 5
-MASK = "***"
-# key=value, "key": "value" and Authorization headers whose key names a secret.
-_PATTERNS = [
-    re.compile(r"(?i)((?:api[_-]?key|token|password|passwd|secret|authorization)"
-               r"[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)([^\s\"'&,;}]+)"),
-]
 _FIELDS = ("dataset", "run_id", "status", "exit_code", "event", "kind")
+_TEXT_FIELDS = ("error", "detail", "url")  # free text: redacted like the message
 
 log = logging.getLogger(LOGGER)
 
@@ -44,14 +41,12 @@ class Redactor(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
-        for pattern in _PATTERNS:
-            text = pattern.sub(lambda m: m.group(1) + MASK, text)
-        return text
+        return redact_text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())
         record.args = None
-        for name in ("error", "detail"):
+        for name in _TEXT_FIELDS:
             if isinstance(getattr(record, name, None), str):
                 setattr(record, name, self.redact(getattr(record, name)))
         if record.exc_info:  # a traceback is text like any other: redacted once, here
@@ -67,7 +62,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        for name in (*_FIELDS, "error", "detail"):
+        for name in (*_FIELDS, *_TEXT_FIELDS):
             value = getattr(record, name, None)
             if value not in (None, ""):
                 entry[name] = value
@@ -85,6 +80,15 @@ class HumanFormatter(logging.Formatter):
 
 
 _redactor = Redactor()
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The rotating log, each file (the current one and every new one after a rollover)
+    created 0600 — and an older world-readable one narrowed to 0600 when opened."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        private_file(Path(self.baseFilename))
+        return super()._open()
 
 
 class _Stdout:
@@ -116,9 +120,10 @@ def configure(state: Path, console: bool | None = None, secrets: Iterable[str] =
     for handler in list(log.handlers):
         log.removeHandler(handler)
         handler.close()
-    folder = state / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    file_handler = logging.handlers.RotatingFileHandler(
+    folder = private_dir(state / "logs")
+    for old in folder.glob("odp.log.*"):  # backups rotated before the files were private
+        private_file(old)
+    file_handler = PrivateRotatingFileHandler(
         folder / "odp.log", maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     file_handler.setFormatter(JsonFormatter())
     file_handler.addFilter(_redactor)
