@@ -67,11 +67,14 @@ def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
 
 
 def cmd_status(args: argparse.Namespace, root: Path) -> int:
-    from odp.operations.status import all_status, dataset_status
+    from odp.operations.status import all_status, dataset_status, human_size, state_size
 
     state, city = state_dir(root), load_city(root)
     rows = ([dataset_status(root, state, city, n) for n in args.names] if args.names
             else all_status(root, state, city))
+    size = state_size(state)
+    for r in rows:
+        r.state_bytes = size
     if args.json:
         _print_json([r.to_dict() for r in rows])
     else:
@@ -80,6 +83,7 @@ def cmd_status(args: argparse.Namespace, root: Path) -> int:
         for r in rows:
             if r.last_status not in (None, "ok", "unchanged") and r.last_error:
                 print(f"{r.dataset}: {r.last_error}")
+        print(f"state: {state} ({human_size(size)})")
     return 0 if all(r.healthy for r in rows) or not args.check else 1
 
 
@@ -127,10 +131,12 @@ HISTORY_COLUMNS = ("run_id", "started", "seconds", "status", "extracted", "valid
 
 def cmd_history(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import history
+    from odp.redact import redact_text
     from odp.spec import load_dataset
 
     load_dataset(args.name, root)
-    rows = history.runs(state_dir(root), args.name, args.limit)
+    rows = [{**r, "error": redact_text(r["error"]), "url": redact_text(r["url"])}
+            for r in history.runs(state_dir(root), args.name, args.limit)]
     if args.json:
         _print_json(rows)
         return 0

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from odp.redact import private_file
+
 DB_NAME = "history.sqlite"
 SUCCESS = ("ok", "unchanged")
 
@@ -81,8 +83,9 @@ def parse_time(text: str | None) -> datetime | None:
 
 @contextmanager
 def connect(state: Path) -> Iterator[sqlite3.Connection]:
-    """A connection in autocommit-per-block mode; WAL so `odp status` never blocks a run."""
-    conn = sqlite3.connect(state / DB_NAME, timeout=30)
+    """A connection in autocommit-per-block mode; WAL so `odp status` never blocks a run. The
+    file is the operator's only (0600; SQLite gives its -wal and -shm the same mode)."""
+    conn = sqlite3.connect(private_file(state / DB_NAME, "-wal", "-shm"), timeout=30)
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA journal_mode=WAL")

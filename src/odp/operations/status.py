@@ -1,9 +1,13 @@
 """Per dataset: last run, last success, freshness against the schedule's expected interval,
 open quarantine, lock — what `odp status` shows and what staleness alerts and the cockpit use.
+The last error is shown redacted (a row written before redaction existed included); the state
+directory's size is reported alongside (`state_size`).
 """
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +15,7 @@ from typing import Any
 
 from odp.operations import history, locks
 from odp.operations.schedule import Schedule, dataset_schedule
+from odp.redact import redact_text
 
 
 @dataclass
@@ -29,6 +34,7 @@ class DatasetStatus:
     lock: str  # free | held | stale
     lock_holder: dict[str, Any]
     next_run: str | None
+    state_bytes: int | None = None  # the whole state directory (set by `odp status`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,7 +82,7 @@ def dataset_status(root: Path, state: Path, city: Any, name: str,
     return DatasetStatus(
         dataset=name, schedule=schedule.describe(),
         last_run=(last or {}).get("started"), last_status=(last or {}).get("status"),
-        last_error=(last or {}).get("error") or "",
+        last_error=redact_text((last or {}).get("error") or ""),
         last_success=(good or {}).get("started"), age_seconds=age, expected_seconds=expected,
         stale_after_seconds=limit, freshness=label,
         open_quarantine=_quarantine_rows(state, name), lock=lock.state,
@@ -103,6 +109,24 @@ def due_datasets(root: Path, state: Path, city: Any, now: datetime | None = None
         if schedule.is_due(now, history.summary(state, name).last_attempt_started):
             due.append(name)
     return due
+
+
+def state_size(state: Path) -> int:
+    """Bytes of every file under the state directory (symbolic links not followed)."""
+    total = 0
+    for folder, _dirs, files in os.walk(state):
+        for name in files:
+            with suppress(OSError):  # removed while walking (a run in progress)
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def human_size(nbytes: int) -> str:
+    """1.2 MB, 340 kB, 12 B (decimal units, as `odp run` prints downloads)."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.1f} {unit}"
+    return f"{nbytes} B"
 
 
 def human_age(seconds: float | None, whole: bool = False) -> str:
