@@ -343,19 +343,20 @@ def test_quarantine_keeps_rows_with_reasons_and_releases_them(tmp_path):
     raw = json.loads(listed["raw"].iloc[0])
     assert raw["water_level"] == "abc" and raw["_dlt_id"] == "id0" and raw["water"] == "ELBE"
 
-    # The same bad value again: list() shows the latest run's finding, history keeps both.
+    # The same bad value again: list() shows the latest run's finding, stored once, seen twice.
     validate_batch(elbe(["abc"], times[:1]), dataset(ELBE), "run-2", store, now=NOW)
     latest = store.list(ELBE)
-    assert latest[latest["key"] == bad_key]["run_id"].tolist() == ["run-2"]
-    assert len(store.history(ELBE)) == 4
+    assert latest[latest["key"] == bad_key][["run_id", "first_run", "seen"]].values.tolist() \
+        == [["run-2", "run-1", 2]]
+    assert len(store.history(ELBE)) == 3
 
     # Fixed at the source: the run releases the key after publishing it.
     fixed = validate_batch(elbe(["98.5"], times[:1]), dataset(ELBE), "run-3", store, now=NOW)
     assert fixed.rejected_rows == 0
-    assert store.release(ELBE, [bad_key], "run-3") == 2
+    assert store.release(ELBE, [bad_key], "run-3") == 1
     assert bad_key not in set(store.list(ELBE)["key"]) and len(store.list(ELBE)) == 2
     history = store.history(ELBE)
-    assert history[history["key"] == bad_key]["released_by"].tolist() == ["run-3", "run-3"]
+    assert history[history["key"] == bad_key]["released_by"].tolist() == ["run-3"]
     assert store.open_keys(ELBE) == {f"station_uuid={UUID}|timestamp=2024-11-20T08:00:00Z"}
 
     out = tmp_path / "export" / "q.csv"

@@ -1,20 +1,29 @@
-"""Rejected rows, kept locally in SQLite at `STATE_DIR/quarantine/quarantine.sqlite`.
+"""Rejected rows, kept locally in SQLite at `STATE_DIR/quarantine/quarantine.sqlite` (the
+folder 0700, the file 0600: it holds raw source rows).
 
-Every finding ever added stays in the table (history); `list()` shows the open ones — for each
-key + field + rule the findings of the latest batch that reported it, unless released. A later
-run that validates the same key successfully releases it (`released_at`, `released_by`).
+A finding is stored once per (dataset, key, field, rule) while it stays open: a later batch
+reporting it again updates that record — its latest batch, run (`last_seen`, `last_seen_at`),
+row, value, reason and raw row — and counts the repeat (`seen`), so a full refresh held back
+run after run does not add its whole batch again. (A key repeated within one batch — duplicate
+rows — keeps one record per occurrence.) `list()` shows the open findings — for each key +
+field + rule those of the latest batch that reported it, with that run as `run_id` — unless
+released. A later run that validates the same key successfully releases it (`released_at`,
+`released_by`); a release is kept as history, and the key failing again opens a new record.
 """
 
 from __future__ import annotations
 
 import builtins
 import sqlite3
+from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+
+from odp.redact import private_dir, private_file
 
 COLUMNS = [
     "dataset",
@@ -43,10 +52,16 @@ CREATE TABLE IF NOT EXISTS quarantine (
     recorded_at TEXT NOT NULL,             -- UTC, ISO 8601
     raw         TEXT NOT NULL,             -- the whole raw row as JSON
     released_at TEXT,
-    released_by TEXT
+    released_by TEXT,
+    seen        INTEGER DEFAULT 1,         -- batches that reported it while open
+    last_seen   TEXT,                      -- run id of the latest of them
+    last_seen_at TEXT                      -- UTC, ISO 8601
 );
 CREATE INDEX IF NOT EXISTS quarantine_open ON quarantine (dataset, released_at, key);
 """
+# Columns added after the first release: (name, declaration) — added to older databases.
+ADDED_COLUMNS = (("seen", "INTEGER DEFAULT 1"), ("last_seen", "TEXT"), ("last_seen_at", "TEXT"))
+COUNT_COLUMNS = ["seen", "first_run", "last_seen_at"]
 _OPEN = """
 WITH open AS (
     SELECT *, MAX(batch) OVER (PARTITION BY key, field, rule) AS latest
@@ -54,6 +69,11 @@ WITH open AS (
 )
 SELECT {columns} FROM open WHERE batch = latest ORDER BY batch, row, field, rule
 """
+# list(): the latest run that reported a finding is its run_id; the first one is first_run.
+_LIST_COLUMNS = {"run_id": "COALESCE(last_seen, run_id) AS run_id",
+                 "first_run": "run_id AS first_run",
+                 "seen": "COALESCE(seen, 1) AS seen",
+                 "last_seen_at": "COALESCE(last_seen_at, recorded_at) AS last_seen_at"}
 
 
 def _now() -> str:
@@ -62,46 +82,81 @@ def _now() -> str:
 
 class QuarantineStore:
     def __init__(self, state_dir: Path) -> None:
-        folder = Path(state_dir) / "quarantine"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(Path(state_dir) / "quarantine")
         self.path = folder / "quarantine.sqlite"
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
+            present = {row[1] for row in db.execute("PRAGMA table_info(quarantine)")}
+            for name, declaration in ADDED_COLUMNS:
+                if name not in present:
+                    db.execute(f"ALTER TABLE quarantine ADD COLUMN {name} {declaration}")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+        # 0600 before SQLite opens it (its -journal then gets the same mode).
+        return sqlite3.connect(private_file(self.path, "-journal", "-wal", "-shm"), timeout=30)
 
     def add(
         self, dataset: str, run_id: str, findings_df: pd.DataFrame, raw_rows_df: pd.DataFrame
     ) -> int:
         """Record row findings (columns row, key, field, rule, value, reason); `row` is the
-        1-based position in `raw_rows_df`, the raw batch. Returns the number recorded."""
+        1-based position in `raw_rows_df`, the raw batch. A finding still open from an earlier
+        batch (same key, field and rule) is updated and its `seen` count raised instead of
+        stored again. Returns the number of findings recorded (new and repeated)."""
         rows = findings_df[findings_df["row"].notna()]
         if rows.empty:
             return 0
         positions = rows["row"].to_numpy(dtype="int64") - 1
         raw_json = _rows_as_json(raw_rows_df, positions)
         at = _now()
-        records = [
-            (dataset, run_id, int(r.row), r.key, r.field, r.rule, r.value, r.reason, at, raw)
-            for r, raw in zip(rows.itertuples(index=False), raw_json, strict=True)
-        ]
+        records = sorted(
+            ((int(r.row), r.key, r.field, r.rule, r.value, r.reason, raw)
+             for r, raw in zip(rows.itertuples(index=False), raw_json, strict=True)),
+            key=lambda record: record[0])
         with closing(self._connect()) as db, db:
             batch = db.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM quarantine").fetchone()[0]
+            # Open records per (key, field, rule), latest batch first: the n-th finding of a
+            # group in this batch repeats the n-th open one.
+            open_ids: dict[tuple[str, str, str], builtins.list[int]] = defaultdict(list)
+            for id_, key, field, rule in db.execute(
+                    "SELECT id, key, field, rule FROM quarantine WHERE dataset = ? AND "
+                    "released_at IS NULL ORDER BY batch DESC, row, id", (dataset,)):
+                open_ids[(key, field, rule)].append(id_)
+            taken: dict[tuple[str, str, str], int] = defaultdict(int)
+            repeats, new = [], []
+            for row, key, field, rule, value, reason, raw in records:
+                group = (key, field, rule)
+                n = taken[group]
+                taken[group] += 1
+                if n < len(open_ids.get(group, ())):
+                    repeats.append((batch, row, value, reason, raw, run_id, at,
+                                    open_ids[group][n]))
+                else:
+                    new.append((batch, dataset, run_id, row, key, field, rule, value, reason,
+                                at, raw, run_id, at))
+            db.executemany(
+                "UPDATE quarantine SET batch = ?, row = ?, value = ?, reason = ?, raw = ?,"
+                " seen = COALESCE(seen, 1) + 1, last_seen = ?, last_seen_at = ? WHERE id = ?",
+                repeats)
             db.executemany(
                 "INSERT INTO quarantine (batch, dataset, run_id, row, key, field, rule, value,"
-                " reason, recorded_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(batch, *record) for record in records],
+                " reason, recorded_at, raw, seen, last_seen, last_seen_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                new,
             )
         return len(records)
 
     def list(self, dataset: str) -> pd.DataFrame:
-        """Open findings: per key + field + rule those of the latest batch, unreleased."""
-        return self._query(_OPEN.format(columns=", ".join(COLUMNS)), (dataset,))
+        """Open findings: per key + field + rule those of the latest batch, unreleased; `run_id`
+        is the latest run that reported the finding, `first_run` the first, `seen` how many
+        batches did."""
+        columns = ", ".join(_LIST_COLUMNS.get(c, c) for c in [*COLUMNS, *COUNT_COLUMNS])
+        return self._query(_OPEN.format(columns=columns), (dataset,))
 
     def history(self, dataset: str) -> pd.DataFrame:
-        """Every finding ever recorded, released ones included."""
-        columns = ", ".join([*COLUMNS, "released_at", "released_by"])
+        """Every finding ever recorded (once per open stretch, with its `seen` count and
+        `last_seen` run), released ones included."""
+        columns = ", ".join([*COLUMNS, "seen", "last_seen", "last_seen_at", "released_at",
+                             "released_by"])
         sql = f"SELECT {columns} FROM quarantine WHERE dataset = ? ORDER BY id"
         return self._query(sql, (dataset,))
 
