@@ -8,6 +8,13 @@ Conditional GET (`get_bytes_if_changed`): the validators a server sent with a fi
 `Last-Modified`) are kept per URL in the dataset's dlt state (`cache_validators`), so they are
 kept only when the run's extract commits; the next run sends them as `If-None-Match` /
 `If-Modified-Since` and a `304 Not Modified` means "unchanged": no body is transferred.
+
+Complete deliveries only: every body is streamed under an overall `deadline` (besides the
+per-read `timeout`: a server dripping a byte every few seconds never trips a read timeout) and a
+size cap `max_bytes` (checked against Content-Length before reading, and while reading). A body
+shorter than its Content-Length is cut short: retried like a connection fault, then a one-line
+SourceError. An HTML page answered with 200 where the caller expects data (`expect`) is refused
+(see odp.sources.complete).
 """
 
 from __future__ import annotations
@@ -16,17 +23,23 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from http.client import IncompleteRead
 from typing import Any
 
 import dlt
 import requests
 from dlt.sources.helpers.requests import Client
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
 
 from odp.errors import SourceError
+from odp.sources.complete import json_error, refuse_html
 
 NOT_MODIFIED = 304
+CHUNK = 1 << 16  # bytes asked per read; a read returns what has arrived (read1)
 VALIDATORS = "http_validators"  # key of the validators in dlt state
 
 _downloaded: dict[str, int] = {}  # dataset → body bytes received since its counter was taken
@@ -45,6 +58,8 @@ class HttpSettings:
     max_attempts: int = 5
     backoff_factor: float = 1.0
     max_retry_delay: float = 60.0
+    deadline: float = 300.0  # seconds for a whole request and its body (a dripping server)
+    max_bytes: int = 512 * 1024 * 1024  # a larger body stops before memory is spent
 
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> HttpSettings:
@@ -59,6 +74,8 @@ class HttpSettings:
             max_attempts=int(pick("max_attempts", cls.max_attempts)),
             backoff_factor=pick("backoff_factor", cls.backoff_factor),
             max_retry_delay=pick("max_retry_delay", cls.max_retry_delay),
+            deadline=pick("deadline", cls.deadline),
+            max_bytes=int(pick("max_bytes", cls.max_bytes)),
         )
 
 
@@ -72,8 +89,13 @@ def routed(url: str) -> str:
     return replay_url(url, replay)
 
 
+class _BodyFault(Exception):
+    """The connection failed while a body was read (cut short, reset, read timeout): retried."""
+
+
 class SourceClient:
-    """GET with retries; names the dataset and URL in every error."""
+    """GET with retries, an overall deadline and a size cap; names the dataset and URL in every
+    error."""
 
     def __init__(self, dataset: str, settings: HttpSettings) -> None:
         self.dataset = dataset
@@ -92,16 +114,40 @@ class SourceClient:
         url: str,
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        expect: str | None = None,
     ) -> requests.Response:
-        target = routed(url)
-        try:
-            response = self._client.session.get(
-                target, params=params, headers=headers, timeout=self.settings.timeout
-            )
+        """The response with its whole body read (`.content`, `.json()` work). `expect` names
+        the format the caller parses ("CSV", "JSON", "XML" …): an HTML page instead is refused."""
+        started = time.monotonic()
+        attempts = max(1, self.settings.max_attempts)
+        for attempt in range(1, attempts + 1):
+            response = self._open(url, params, headers, started)
+            try:
+                body = self._read_body(response, url, started)
+            except _BodyFault as fault:
+                if attempt == attempts:
+                    raise SourceError(f"{fault} ({attempt} attempts)") from None
+                self._pause(attempt, url, started, response)
+                continue
+            finally:
+                response.close()
+            if expect and response.status_code != NOT_MODIFIED:
+                refuse_html(body, response.headers.get("Content-Type"), expect,
+                            f"{self.dataset}: {url}")
             with _downloaded_lock:
-                _downloaded[self.dataset] = _downloaded.get(self.dataset, 0) + len(
-                    response.content)
+                _downloaded[self.dataset] = _downloaded.get(self.dataset, 0) + len(body)
             return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open(self, url: str, params: dict[str, Any] | None, headers: dict[str, str] | None,
+              started: float) -> requests.Response:
+        """Status line and headers (dlt's session retries 429, 5xx and connection errors)."""
+        read_timeout = max(0.1, min(self.settings.timeout, self._left(started)))
+        try:
+            return self._client.session.get(
+                routed(url), params=params, headers=headers, stream=True,
+                timeout=(self.settings.timeout, read_timeout),
+            )
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise SourceError(
@@ -119,23 +165,81 @@ class SourceClient:
                 f"{self.settings.max_attempts} attempts)"
             ) from None
 
+    def _read_body(self, response: requests.Response, url: str, started: float) -> bytes:
+        """The whole body, read as it arrives; stops at the deadline or beyond max_bytes."""
+        where = f"{self.dataset}: {url}"
+        declared = _content_length(response)
+        limit = self.settings.max_bytes
+        if declared is not None and declared > limit:
+            raise SourceError(f"{where} announces {declared} bytes, more than max_bytes ({limit})")
+        raw = response.raw
+        read = getattr(raw, "read1", None) or raw.read  # read1: what has arrived, not CHUNK
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            try:
+                chunk = read(CHUNK, decode_content=True)
+            except (Urllib3Error, OSError) as exc:
+                raise _BodyFault(self._broken(exc, where, raw, declared)) from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+            if received > limit:
+                raise SourceError(f"{where} sent more than max_bytes ({limit} bytes); stopped")
+            if self._left(started) <= 0:
+                raise SourceError(f"{where} did not finish within {self.settings.deadline:g} s "
+                                  f"({received} bytes received)")
+        body = b"".join(chunks)
+        raw_read = raw.tell() if hasattr(raw, "tell") else received
+        if declared is not None and raw_read < declared:  # content length not enforced
+            raise _BodyFault(f"{where} body cut short: {raw_read} of {declared} bytes")
+        response._content = body  # what `.content`, `.text` and `.json()` return
+        response._content_consumed = True
+        return body
+
+    def _broken(self, exc: BaseException, where: str, raw: Any, declared: int | None) -> str:
+        """One line for a connection fault while reading a body."""
+        cause = exc.args[1] if len(exc.args) > 1 else exc.__context__
+        if isinstance(cause, IncompleteRead) or isinstance(exc, IncompleteRead):
+            total = declared if declared is not None else "?"
+            return f"{where} body cut short: {raw.tell()} of {total} bytes"
+        if isinstance(exc, ReadTimeoutError):
+            return f"{where} timed out after {self.settings.timeout:g} s while sending its body"
+        return f"{where} connection broken after {raw.tell()} bytes of the body"
+
+    def _left(self, started: float) -> float:
+        return self.settings.deadline - (time.monotonic() - started)
+
+    def _pause(self, attempt: int, url: str, started: float, response: Any) -> None:
+        """Back off before reading a cut body again (never past the deadline)."""
+        delay = min(self.settings.backoff_factor * 2 ** (attempt - 1),
+                    self.settings.max_retry_delay)
+        if delay >= self._left(started):
+            raise SourceError(
+                f"{self.dataset}: {url} did not finish within {self.settings.deadline:g} s "
+                f"({response.raw.tell()} bytes received)"
+            )
+        time.sleep(delay)
+
     def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        response = self.get(url, params)
+        response = self.get(url, params, expect="JSON")
         try:
             return response.json()
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise SourceError(f"{self.dataset}: {url} sent malformed JSON ({exc})") from None
+        except ValueError as exc:
+            raise json_error(exc, f"{self.dataset}: {url}") from None
 
-    def get_bytes(self, url: str) -> bytes:
-        return self.get(url).content
+    def get_bytes(self, url: str, expect: str | None = None) -> bytes:
+        return self.get(url, expect=expect).content
 
-    def get_bytes_if_changed(self, url: str, validators: MutableMapping[str, Any]) -> bytes | None:
+    def get_bytes_if_changed(self, url: str, validators: MutableMapping[str, Any],
+                             expect: str | None = None) -> bytes | None:
         """GET `url` conditionally. `validators` maps URLs to the validators of their last 200
         (see `cache_validators`); only those of exactly this URL are sent. None on 304 Not
         Modified (validators kept); on 200 the body, and the server's validators replace the
         URL's (dropped when it sent none)."""
         known: dict[str, str] = dict(validators.get(url) or {})
-        response = self.get(url, headers=_conditional_headers(known))
+        response = self.get(url, headers=_conditional_headers(known), expect=expect)
         if response.status_code == NOT_MODIFIED:
             if not known:
                 raise SourceError(f"{self.dataset}: {url} answered 304 to an unconditional GET")
@@ -150,6 +254,17 @@ class SourceClient:
         else:
             validators.pop(url, None)
         return response.content
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The announced body length, or None (absent, unreadable, or a HEAD/304 without body)."""
+    if response.status_code == NOT_MODIFIED or response.request.method == "HEAD":
+        return None
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 def _conditional_headers(known: dict[str, str]) -> dict[str, str]:

@@ -1,0 +1,143 @@
+"""Complete deliveries only: a body that ends without its format's own end, or an HTML page where
+data was expected, is a one-line SourceError naming dataset and URL or file (`where`) — never a
+register published with most of its rows missing.
+
+* HTML instead of data: the body starts with `<!DOCTYPE html` or `<html`, or the server labels
+  it text/html and it starts with markup (a CSV merely labelled text/html by a misconfigured
+  server still passes).
+* CSV: a quoted cell still open at the end, or a last line without a line end holding fewer
+  cells than the first line (the body was cut mid-record). A file that simply lacks its final
+  line end passes. A cut exactly at a line end cannot be seen here: the HTTP client's
+  Content-Length check catches that where the server announces one.
+* JSON: the document ends while an object, array or string is still open ("truncated"); any
+  other error is "malformed JSON at line L, column C: what".
+* XML: expat's "no element found", "unclosed token", "partial character" and "unclosed CDATA"
+  at the end mean the document did not close.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from odp.errors import SourceError
+
+_HTML_STARTS = (b"<!doctype html", b"<html")
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_XML_CUT = {3, 5, 6, 20}  # no element found, unclosed token, partial character, unclosed CDATA
+_EOF_IN_STRING = re.compile(r"EOF inside string starting at row (\d+)")
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+# --- HTML instead of data ----------------------------------------------------------------------
+
+
+def looks_like_html(body: bytes, content_type: str | None = None) -> bool:
+    head = body[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(_HTML_STARTS):
+        return True
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media in _HTML_TYPES and head.startswith(b"<") and not head.startswith(b"<?xml")
+
+
+def refuse_html(body: bytes, content_type: str | None, expect: str, where: str) -> None:
+    """Raise when a 200 answer is an HTML page (an error or maintenance page) instead of data."""
+    if looks_like_html(body, content_type):
+        raise SourceError(f"{where} answered an HTML page instead of {expect}")
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def _unclosed(doc: str) -> bool:
+    """Whether the text ends inside a string, object or array."""
+    bare = _STRING.sub("", doc)
+    if bare.count('"') % 2:
+        return True
+    return bare.count("{") + bare.count("[") > bare.count("}") + bare.count("]")
+
+
+def json_error(exc: ValueError, where: str) -> SourceError:
+    """One line for a JSON parse error: where it is, and whether the body was cut short."""
+    doc, pos = getattr(exc, "doc", None), getattr(exc, "pos", None)
+    if not isinstance(doc, str) or pos is None:
+        return SourceError(f"{where}: malformed JSON ({' '.join(str(exc).split())})")
+    line, column = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
+    if not doc.strip():
+        return SourceError(f"{where}: malformed JSON: the body is empty")
+    if _unclosed(doc) or pos >= len(doc.rstrip()):
+        return SourceError(f"{where}: malformed JSON at line {line}, column {column}: the body "
+                           f"is truncated ({len(doc)} characters; it ends before the JSON closes)")
+    return SourceError(f"{where}: malformed JSON at line {line}, column {column}: {exc.msg}")
+
+
+def load_json(text: str | bytes, where: str) -> Any:
+    """json.loads with the one-line errors above."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise json_error(exc, where) from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where}: not UTF-8 JSON (byte offset {exc.start})") from None
+
+
+# --- XML ---------------------------------------------------------------------------------------
+
+
+def xml_error(exc: ET.ParseError, where: str) -> SourceError:
+    line, column = exc.position
+    if exc.code in _XML_CUT:
+        return SourceError(f"{where}: malformed XML at line {line}, column {column}: the body is "
+                           "truncated (it ends before the document closes)")
+    return SourceError(f"{where}: malformed XML at line {line}, column {column}")
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def csv_error(exc: Exception, where: str) -> SourceError:
+    """One line for pandas' CSV parser error, naming the line."""
+    message = " ".join(str(exc).split())
+    if found := _EOF_IN_STRING.search(message):
+        line = int(found.group(1)) + 1
+        return SourceError(f"{where}: line {line}: a quoted cell is still open at the end of "
+                           "the body (cut short)")
+    if found := _FIELDS.search(message):
+        expected, line, saw = found.groups()
+        return SourceError(f"{where}: line {line}: {saw} cells where the first line has {expected}")
+    return SourceError(f"{where}: malformed CSV: {message}")
+
+
+def _line(data: str | bytes, start: int, end: int | None) -> str:
+    piece = data[start:end]
+    text = piece.decode("utf-8", "replace") if isinstance(piece, bytes) else piece
+    return text.lstrip("\ufeff").rstrip("\r")
+
+
+def _cells(line: str, delimiter: str, quotechar: str) -> int:
+    return len(next(csv.reader([line], delimiter=delimiter, quotechar=quotechar), []))
+
+
+def csv_complete(data: str | bytes, delimiter: str, quotechar: str, where: str) -> None:
+    """Raise when the last line has no line end and fewer cells than the first line: the body was
+    cut mid-record. (An open quoted cell is pandas' "EOF inside string", see csv_error.)"""
+    newline = b"\n" if isinstance(data, bytes) else "\n"
+    if not data or data.endswith((newline, b"\r" if isinstance(data, bytes) else "\r")):
+        return
+    last_start = data.rfind(newline) + 1
+    if last_start == 0:
+        return  # a single line: nothing to compare with
+    last = _line(data, last_start, None)
+    if not last.strip() or last.count(quotechar) % 2:
+        return  # blank, or the end of a multi-line quoted cell (pandas checks the quotes)
+    first_end = data.find(newline)
+    expected = _cells(_line(data, 0, first_end), delimiter, quotechar)
+    found = _cells(last, delimiter, quotechar)
+    if found < expected:
+        number = data.count(newline) + 1
+        raise SourceError(f"{where}: line {number}: the body ends mid-record ({found} of "
+                          f"{expected} cells, no line end): cut short")
