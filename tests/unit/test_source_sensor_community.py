@@ -139,6 +139,6 @@ def test_malformed_record_is_named():
 
 def test_malformed_body_fails_the_run_in_one_line(env):
     env["server"].override(AREA, 200, b"<html>maintenance</html>", "text/html")
-    with pytest.raises(SourceError, match="malformed JSON") as err:
+    with pytest.raises(SourceError, match="answered an HTML page instead of JSON") as err:
         extract(_dataset(env), env["state"])
     assert "\n" not in str(err.value)

@@ -28,6 +28,7 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.complete import csv_error, looks_like_html
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
 from odp.sources.incremental import bucket, keep_newer, merged_resource
@@ -65,6 +66,7 @@ def parse_station_list(content: bytes, where: str) -> dict[str, dict[str, str]]:
     lines = [line.rstrip("\r") for line in content.decode("iso-8859-1").split("\n")]
     if len(lines) < 2 or not lines[0].startswith("Stations_id") or "---" not in lines[1]:
         raise SourceError(f"{where}: malformed station list (no 'Stations_id' header and dashes)")
+    _whole_last_row(content, lines, where)
     with_abgabe = "Abgabe" in lines[0]
     out = {}
     for number, line in enumerate(lines[2:], start=3):
@@ -85,10 +87,24 @@ def parse_station_list(content: bytes, where: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def _whole_last_row(content: bytes, lines: list[str], where: str) -> None:
+    """The list is fixed width (rows padded with blanks): a last row without a line end that is
+    shorter than the rows before it was cut mid-row."""
+    if content.endswith(b"\n") or len(lines) < 4:
+        return
+    widths = {len(line) for line in lines[2:-1]}
+    if len(widths) == 1 and len(lines[-1]) < widths.pop():
+        raise SourceError(
+            f"{where}: line {len(lines)}: the body ends mid-row (no line end): cut short"
+        )
+
+
 def _semicolon_table(text: str, where: str) -> pd.DataFrame:
     try:
         frame = pd.read_csv(io.StringIO(text), sep=";", dtype="string", skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except pd.errors.ParserError as exc:
+        raise csv_error(exc, where) from None
+    except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{where}: malformed table ({' '.join(str(exc).split())})") from None
     frame.columns = [c.strip() for c in frame.columns]
     for column in frame.columns:
@@ -134,7 +150,8 @@ def read_archive(content: bytes, where: str) -> tuple[pd.DataFrame, dict[str, st
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
     except zipfile.BadZipFile:
-        raise SourceError(f"{where}: not a zip archive") from None
+        hint = " (an HTML page instead)" if looks_like_html(content) else " (or cut short)"
+        raise SourceError(f"{where}: not a zip archive{hint}") from None
     names = archive.namelist()
     product = next((n for n in names if n.startswith("produkt_")), None)
     if product is None:
@@ -162,7 +179,7 @@ def listed_stations(
     kept = bucket(state, "listed")
     if not all(station in kept for station in stations):
         validators.pop(url, None)
-    content = client.get_bytes_if_changed(url, validators)
+    content = client.get_bytes_if_changed(url, validators, expect="the station list")
     if content is None:
         return kept
     known = parse_station_list(content, f"{client.dataset}: {url}")

@@ -9,7 +9,6 @@ within `position_group`, a meta column, when one entity is split over several re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.complete import load_json
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
 from odp.spec import Dataset, project_root
@@ -31,13 +31,10 @@ def _load(dataset: Dataset) -> tuple[Any, str]:
     if path := source.get("path"):
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         try:
-            return json.loads(file.read_text(encoding="utf-8")), str(file)
+            text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise SourceError(f"{dataset.name}: {file}: file not found") from None
-        except json.JSONDecodeError as exc:
-            raise SourceError(
-                f"{dataset.name}: {file}: malformed JSON at line {exc.lineno}: {exc.msg}"
-            ) from None
+        return load_json(text, f"{dataset.name}: {file}"), str(file)
     raise ConfigError(f"{dataset.definition_path}: [source] needs 'url' or 'path'")
 
 

@@ -20,7 +20,6 @@ Dresden cardogis server) deliver the whole collection in one page.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.complete import json_error, load_json
 from odp.sources.features import feature_table
 from odp.sources.http import HttpSettings, SourceClient
 from odp.spec import Dataset, project_root
@@ -86,13 +86,13 @@ def read_pages(client: SourceClient, source: dict[str, Any]) -> Iterator[tuple[A
     seen: set[str] = set()
     max_pages = int(source.get("max_pages", 10000))
     for page in range(1, max_pages + 1):
-        response = client.get(url, params)
+        response = client.get(url, params, expect="GeoJSON")
         page_url = url if params is None else f"{url}?{urlencode(params)}"  # the remote URL
         where = f"{client.dataset}: {page_url} (page {page})"
         try:
             payload = response.json()
         except ValueError as exc:
-            raise SourceError(f"{where}: malformed JSON ({exc})") from None
+            raise json_error(exc, where) from None
         answered = _content_crs(response)
         if crs and answered and answered != crs:
             raise SourceError(f"{where}: answered in CRS {answered}, requested {crs}")
@@ -121,11 +121,9 @@ def read_collection(dataset: Dataset) -> pd.DataFrame:
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         where = f"{dataset.name}: {file}"
         try:
-            pages = iter([(json.loads(file.read_text(encoding="utf-8")), where)])
+            pages = iter([(load_json(file.read_text(encoding="utf-8"), where), where)])
         except FileNotFoundError:
             raise SourceError(f"{where}: file not found") from None
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{where}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
     else:
         raise ConfigError(f"{dataset.definition_path}: [source] needs 'url' or 'path'")
     for payload, page_where in pages:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.incremental import bucket, merged_resource, parse_utc
@@ -83,8 +84,11 @@ def archive_frame(content: bytes, value_types: dict[str, str], where: str) -> pd
         raw = pd.read_csv(
             io.BytesIO(content), sep=";", dtype="string", keep_default_na=False, encoding="utf-8"
         )
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except pd.errors.ParserError as exc:
+        raise csv_error(exc, where) from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise SourceError(f"{where}: malformed CSV ({' '.join(str(exc).split())})") from None
+    csv_complete(content, ";", '"', where)
     needed = {"sensor_id", "sensor_type", "location", "lat", "lon", "timestamp"}
     if missing := sorted(needed - set(raw.columns)):
         raise SourceError(f"{where}: malformed CSV: missing column(s) {', '.join(missing)}")
@@ -216,7 +220,7 @@ def sensor_community(dataset: Dataset) -> Any:
 def _get_if_exists(client: SourceClient, url: str) -> bytes | None:
     """The body, or None when the server has no such file (404)."""
     try:
-        return client.get_bytes(url)
+        return client.get_bytes(url, expect="CSV")
     except SourceError as exc:
         if "answered HTTP 404 " in str(exc):
             return None

@@ -26,11 +26,13 @@ class Decoded:
     encoding: str  # what was found: "utf-8-sig", "utf-8", or the named encoding
 
 
-def read_bytes(dataset: str, spec: dict[str, Any], settings: dict[str, Any]) -> tuple[bytes, str]:
-    """The file named by `url` or `path` in `spec` (a relative path is relative to the project)."""
+def read_bytes(dataset: str, spec: dict[str, Any], settings: dict[str, Any],
+               expect: str | None = None) -> tuple[bytes, str]:
+    """The file named by `url` or `path` in `spec` (a relative path is relative to the project).
+    `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
     if url := spec.get("url"):
         client = SourceClient(dataset, HttpSettings.from_source(settings))
-        return client.get_bytes(url), url
+        return client.get_bytes(url, expect), url
     if path := spec.get("path"):
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         try:

@@ -30,6 +30,7 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.complete import xml_error
 from odp.sources.features import feature_table
 from odp.sources.http import HttpSettings, SourceClient
 from odp.spec import Dataset
@@ -117,8 +118,7 @@ def parse_page(body: bytes, source: dict[str, Any], where: str
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
-        line, column = exc.position
-        raise SourceError(f"{where}: malformed XML at line {line}, column {column}") from None
+        raise xml_error(exc, where) from None
     if _local(root.tag) == "ExceptionReport":
         texts = [" ".join((t.text or "").split()) for t in root.iter(f"{{{OWS}}}ExceptionText")]
         raise SourceError(f"{where}: the service reports an exception: {'; '.join(texts)}")
@@ -185,7 +185,7 @@ def read_features(dataset: Dataset) -> pd.DataFrame:
     geoms: list[Any] = []
     for page in range(1, int(source.get("max_pages", 10000)) + 1):
         where = f"{dataset.name}: {url} (page {page})"
-        body = client.get(url, params).content
+        body = client.get(url, params, expect="XML").content
         page_ids, page_props, page_geoms, following = parse_page(body, source, where)
         ids += page_ids
         props += page_props
