@@ -25,6 +25,13 @@ precedence) or ``If-Modified-Since`` (Last-Modified not later) matches, the repl
 ``304 Not Modified`` without body. The request log notes the validators a request sent and the
 body bytes of its reply.
 
+Faults are injected per URL prefix: ``fail_next`` (status codes), ``delay_next``, ``override``
+(a fixed body), and faults of the delivery itself, applied to the reply a request would get
+(the recorded real body): ``cut`` (the body stops after ``keep`` bytes and the connection
+closes — with a Content-Length announcing the whole body, or without one, so the close looks
+like the end), ``drip`` (``size`` bytes every ``every`` seconds) and ``html_page`` (an HTML error
+page with status 200).
+
 CLI: ``python -m odp.replay --dir tests/recordings --port 8765 [--scenario NAME]``.
 """
 
@@ -263,9 +270,17 @@ class _Fault:
     retry_after: int | None = None
     delay: float = 0.0  # delay_next: one-shot
     override: tuple[int, bytes, str] | None = None  # persistent until clear_faults
+    # Faults of the delivery (cut, drip, html_page): until clear_faults, or `times` replies.
+    cut: tuple[int, bool] | None = None  # bytes kept (negative: from the end), Content-Length?
+    drip: tuple[int, float] | None = None  # bytes per step, seconds between steps
+    html: bytes | None = None
+    times: int | None = None
 
     def applies(self, key: str) -> bool:
         return key.startswith(self.prefix)
+
+
+WHOLE = -1  # _Reply.length: Content-Length is the body's length
 
 
 @dataclass(frozen=True)
@@ -273,6 +288,18 @@ class _Reply:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    length: int | None = WHOLE  # Content-Length sent; None: none, the connection close ends it
+    drip: tuple[int, float] | None = None
+
+
+_HTML_PAGE = b"""<!DOCTYPE html>
+<html lang="de">
+<head><meta charset="utf-8"><title>Wartungsarbeiten</title></head>
+<body><h1>Wartungsarbeiten</h1>
+<p>Dieser Dienst ist wegen Wartungsarbeiten vor\xc3\xbcbergehend nicht erreichbar.</p>
+</body>
+</html>
+"""
 
 
 def _json_reply(status: int, payload: dict[str, Any], extra: tuple = ()) -> _Reply:
@@ -305,13 +332,32 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         if reply.status != NOT_MODIFIED:  # a 304 has no body and does not describe one
-            self.send_header("Content-Length", str(len(reply.body)))
+            if reply.length is None:
+                self.send_header("Connection", "close")  # the close ends the body
+            else:
+                length = len(reply.body) if reply.length == WHOLE else reply.length
+                self.send_header("Content-Length", str(length))
+                if length > len(reply.body):
+                    self.close_connection = True  # cut short: the connection closes early
         self.end_headers()
         try:
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                return
+            if reply.drip:
+                self._drip(reply.body, *reply.drip)
+            else:
                 self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
             log.debug("client went away before the reply to %s", self.path)
+
+    def _drip(self, body: bytes, size: int, every: float) -> None:
+        """The body, `size` bytes every `every` seconds (stops when the server stops)."""
+        for start in range(0, len(body), max(1, size)):
+            if start and self.server.replay._stopping.wait(every):
+                self.close_connection = True
+                return
+            self.wfile.write(body[start:start + max(1, size)])
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         log.debug("%s - %s", self.address_string(), format % args)
@@ -429,6 +475,33 @@ class ReplayServer:
         with self._lock:
             self._faults.append(fault)
 
+    def cut(self, url_prefix: str, keep: int, *, content_length: bool = True,
+            times: int | None = None) -> None:
+        """Send only the first ``keep`` bytes of the body a matching request would get (negative:
+        all but the last ``-keep``), then close the connection. ``content_length``: the header
+        announces the whole body (the client can tell it was cut); else no Content-Length (the
+        close looks like the end of the body). Until ``clear_faults()``, or ``times`` replies."""
+        fault = _Fault(_prefix_key(url_prefix), cut=(keep, content_length), times=times)
+        with self._lock:
+            self._faults.append(fault)
+
+    def drip(self, url_prefix: str, size: int, every: float, *,
+             times: int | None = None) -> None:
+        """Send the body of a matching reply ``size`` bytes at a time, every ``every`` seconds
+        (Content-Length announces the whole body): a slow server that never trips a read
+        timeout. Until ``clear_faults()``, or ``times`` replies."""
+        fault = _Fault(_prefix_key(url_prefix), drip=(size, every), times=times)
+        with self._lock:
+            self._faults.append(fault)
+
+    def html_page(self, url_prefix: str, body: bytes = _HTML_PAGE, *,
+                  times: int | None = None) -> None:
+        """Answer matching requests with status 200 and an HTML page (``text/html``), as a
+        portal's maintenance or error page does. Until ``clear_faults()``, or ``times``."""
+        fault = _Fault(_prefix_key(url_prefix), html=body, times=times)
+        with self._lock:
+            self._faults.append(fault)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -445,6 +518,7 @@ class ReplayServer:
         if delay:
             self._stopping.wait(delay)
         reply = self._fault_reply(key) or self._recorded_reply(method, key, request)
+        reply = self._delivery_fault(key, reply)
         served = ServedRequest(
             method,
             raw_path,
@@ -480,6 +554,34 @@ class ReplayServer:
                     status, body, content_type = fault.override
                     return _Reply(status, (("Content-Type", content_type),), body)
         return None
+
+    def _take(self, key: str, kind: str) -> _Fault | None:
+        """The first fault of this kind (cut, drip, html) applying to `key`; counts its use."""
+        with self._lock:
+            for fault in self._faults:
+                if getattr(fault, kind) is not None and fault.applies(key):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _delivery_fault(self, key: str, reply: _Reply) -> _Reply:
+        """The reply as delivered: an HTML page instead, cut short, or dripping."""
+        if reply.status == NOT_MODIFIED:
+            return reply
+        if html := self._take(key, "html"):
+            headers = (("Content-Type", "text/html; charset=utf-8"),)
+            reply = _Reply(200, headers, html.html or b"")
+        if cut := self._take(key, "cut"):
+            keep, announce = cut.cut or (0, True)
+            whole = len(reply.body)
+            kept = reply.body[:keep] if keep >= 0 else reply.body[:max(0, whole + keep)]
+            reply = _Reply(reply.status, reply.headers, kept, whole if announce else None)
+        if drip := self._take(key, "drip"):
+            reply = _Reply(reply.status, reply.headers, reply.body, reply.length, drip.drip)
+        return reply
 
     def _recorded_reply(self, method: str, key: str, request: Mapping[str, str]) -> _Reply:
         location, _, query = key.partition("?")
