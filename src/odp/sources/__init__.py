@@ -23,6 +23,7 @@ SOURCE_TYPES: dict[str, str] = {
     "sensor_community": "odp.sources.sensor_community:sensor_community",
     "sensorthings": "odp.sources.sensorthings:sensorthings",
     "dwd_cdc": "odp.sources.dwd_cdc:dwd_cdc",
+    "derived": "odp.sources.derived:derived",
 }
 
 
