@@ -5,7 +5,8 @@ the run history, incidents and alerts, `odp status`/`odp history`/`odp run --jso
   sensitive query (or fragment) parameter becomes `***`. Everything else is kept byte for byte
   (no re-encoding, no reordering).
 - `redact_text(text)`: every URL inside the text as above, and `name=value` / `name: value` /
-  `"name": "value"` pairs whose name is sensitive (an `Authorization: Bearer …` header too).
+  `"name": "value"` pairs whose name is sensitive (an `Authorization: Bearer …` header too;
+  an unquoted `name: word` in lower-case letters is prose — "no API token: set …" — and kept).
 
 A parameter name is sensitive when, ignoring case and URL-encoding, it contains one of
 token, password, passwd, secret, signature, credential, session, apikey, auth (not "author"),
@@ -43,8 +44,8 @@ _PATH_USERINFO = re.compile(r"(?<=/)[^/?#@:]+:[^/?#@]*@")
 # name=value, name: value, "name": "value", Authorization: Bearer value — the name and its
 # separator; the value (up to whitespace, a quote, &, comma, semicolon or a bracket) follows.
 _PAIR = re.compile(
-    r"(?<![\w%.-])[\"']?(?P<name>[A-Za-z][\w.%-]*)[\"']?\s*(?:=|:(?!//))\s*[\"']?"
-    r"(?:(?:bearer|basic|token|digest)\s+)?", re.IGNORECASE)
+    r"(?<![\w%.-])[\"']?(?P<name>[A-Za-z][\w.%-]*)[\"']?\s*(?P<sep>=|:(?!//))\s*"
+    r"(?P<quote>[\"']?)(?P<scheme>(?:bearer|basic|token|digest)\s+)?", re.IGNORECASE)
 _VALUE = re.compile(r"[^\s\"'&,;}<>)\]]+")
 
 
@@ -131,6 +132,9 @@ def _redact_pairs(text: str) -> str:
         value = _VALUE.match(text, match.end())
         if value is None or value.group(0) == MASK:
             continue
+        if (match.group("sep") == ":" and not match.group("quote") and not match.group("scheme")
+                and value.group(0).isalpha() and value.group(0).islower()):
+            continue  # prose ("no API token: set CKAN_API_TOKEN"), not a value
         out += [text[done:match.end()], MASK]
         done = value.end()
     return "".join(out) + text[done:] if out else text

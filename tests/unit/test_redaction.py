@@ -105,6 +105,7 @@ def test_messages_without_secrets_are_unchanged():
         "quarantine key=stop_id=de:14612:28 rule=required; 3 of 1141 rows rejected (0.3%)",
         "elbe: HTTP 503 from https://www.pegelonline.wsv.de/webservices/rest-api/v2/x.json",
         "author: Landeshauptstadt Dresden, session-less run, time: 12:30:00",
+        "no CKAN API token: set CKAN_API_TOKEN or CKAN_API_TOKEN_FILE",
         "", "no equals sign or colon at all",
     ]:
         assert redact_text(text) == text
