@@ -214,9 +214,11 @@ def windows(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int,
     `precipitation`, `sum_{h}h`, `count_{h}h`, `completeness_{h}h`, `level`)."""
     steps = {h: _steps(h, step) for h in config.hours}
     reach = (max(steps.values()) - 1) * step
+    hi -= (hi - lo) % step
     grid = _on_grid(times, values, lo - reach, hi, step)
     first = reach // step
-    out: dict[str, np.ndarray] = {"timestamp": np.arange(lo, hi + 1, step, dtype=np.int64),
+    stamps = lo + step * np.arange((hi - lo) // step + 1, dtype=np.int64)  # exact (no floats)
+    out: dict[str, np.ndarray] = {"timestamp": stamps,
                                   "precipitation": grid[first:]}
     sums, counts = {}, {}
     for h, k in steps.items():

@@ -225,7 +225,7 @@ def changes(new: pd.DataFrame, old: pd.DataFrame, key: list[str],
     marked = old.assign(__staged=True)
     both = new.merge(marked[key + values + ["__staged"]], on=key, how="left",
                      suffixes=("", "__old"))
-    same = both["__staged"].fillna(False).to_numpy(dtype=bool)
+    same = np.array(both["__staged"].fillna(False), dtype=bool)  # a writable copy
     for column in values:
         a, b = both[column], both[f"{column}__old"]
         same &= ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
