@@ -22,6 +22,16 @@ with exactly the trigger's expression (PostgreSQL may spread that over parallel 
 rows go in with it (the trigger leaves a filled `_full_text` alone), and every index and
 constraint is re-created from its own definition. CKAN's per-row trigger (row → JSON → tsvector)
 and index maintenance row by row otherwise cap COPY into a DataStore table at ~30k rows/s.
+
+A row whose text may be too long for a tsvector (`odp.publish.limits`) never blocks a dataset:
+on the COPY path every `_full_text` is computed by odp (inserts, bulk loads and upserts alike),
+and for such a row from its values up to the safe size, cut to a length that always fits — the
+row is stored whole, only its over-long values are not found by `q=`. CKAN's action API cannot
+set `_full_text` (its trigger computes it from the whole row), so `ApiLoader` sends such rows one
+by one and holds back, with a note naming them, the ones PostgreSQL refuses.
+
+Both loaders read a table back (`read`: COPY TO, or `datastore_search` paged by `_id`) for
+`odp.publish.reconcile`.
 """
 
 from __future__ import annotations

@@ -227,14 +227,14 @@ class Sync:
         published = reconcile.ledger_from_table(
             self.loader.read(table["id"], columns), reconcile.column_kinds(ds, columns),
             ds.schema.names, list(ds.schema.primary_key))
-        differing = reconcile.differences(published, ledger, self.dataset)
         why = ("the previous publish was interrupted" if interrupted else
                "there is no local ledger of the last publish")
+        found = f"{len(published)} rows"
+        if ledger is not None:
+            differing = reconcile.differences(published, ledger, self.dataset)
+            found += f"; {differing} of them differed from the local ledger"
         self.notes.append(f"repair: {why}; the changes were taken against the DataStore table "
-                          f"itself ({len(published)} rows; it differed from the local ledger in "
-                          f"{differing} row(s))" if ledger is not None else
-                          f"repair: {why}; the changes were taken against the DataStore table "
-                          f"itself ({len(published)} rows)")
+                          f"itself ({found})")
         self.reconciled = True
         return published
 
