@@ -327,6 +327,24 @@ def test_a_late_value_is_sent_again_only_in_the_windows_that_hold_it(derived):
     assert sent.empty and len(staged) == 48
 
 
+def test_a_new_value_at_one_station_adds_one_row_per_station_and_deletes_none(derived):
+    series = tempelhof()
+    other = series.assign(station_id="00434")
+    both = pd.concat([series, other], ignore_index=True)
+    write_ledger(derived["state"], derived["rain"], _ledger(both))
+    staged, _ = derived["run"](WINDOWS)
+    assert len(staged) == 96
+    new = series.iloc[[-1]].assign(timestamp=pd.Timestamp("2020-11-01T00:00Z"), value=0.2)
+    write_ledger(derived["state"], derived["rain"], _ledger(pd.concat([both, new])))
+    staged, sent = derived["run"](WINDOWS)
+    # the new hour at 00433, and 00434's grid reaching it without a value (not yet delivered)
+    assert sorted(zip(sent.station_id, sent.timestamp)) == [
+        ("00433", "2020-11-01T00:00:00Z"), ("00434", "2020-11-01T00:00:00Z")]
+    assert len(staged) == 98
+    waiting = staged[(staged.station_id == "00434")].set_index("timestamp").iloc[-1]
+    assert pd.isna(waiting.precipitation) and waiting.level_name == "unbestimmt"
+
+
 def test_each_row_names_the_input_version_it_was_computed_from(derived):
     write_ledger(derived["state"], derived["rain"], _ledger(tempelhof()))
     staged, _ = derived["run"](WINDOWS)

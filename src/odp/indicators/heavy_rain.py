@@ -239,9 +239,9 @@ def compute_windows(series: pd.DataFrame, step: int, changed: Mapping[str, list[
     parts, spans = [], []
     for station, intervals in changed.items():
         times, values = stations.get(station, (np.empty(0, np.int64), np.empty(0)))
-        merged = _merge([(lo, hi - 1 + reach) for lo, hi in intervals], reach)
+        merged = _merge([(_ceil(lo, step), hi - 1 + reach) for lo, hi in intervals], reach)
         for lo, hi in merged:
-            spans.append((station, lo, hi))
+            spans.append((station, lo, hi))  # on the grid: a row before lo is not recomputed
             if not len(times):
                 continue
             a, b = _ceil(max(lo, int(times[0])), step), min(hi, grid_end)
@@ -350,7 +350,7 @@ def compute_events(series: pd.DataFrame, step: int, changed: Mapping[str, list[t
     parts, spans = [], []
     for station, intervals in changed.items():
         times, values = stations.get(station, (np.empty(0, np.int64), np.empty(0)))
-        wide = [(lo - reach, hi - 1 + reach) for lo, hi in intervals]
+        wide = [(_ceil(lo, step) - reach, hi - 1 + reach) for lo, hi in intervals]
         if not len(times):
             spans.extend((station, lo, hi) for lo, hi in _merge(wide, reach))
             continue
