@@ -118,9 +118,11 @@ def day_hashes(stations: pd.Series, times: pd.Series,
     ns = times.dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
     codes, names = pd.factorize(stations.astype("string"), sort=True)
     day = ns // DAY
-    order = np.lexsort((day, codes))
-    codes, day = codes[order], day[order]
-    values = hashes.to_numpy(dtype=np.uint64)[order]
+    values = hashes.to_numpy(dtype=np.uint64)
+    group = codes.astype(np.int64) * (1 << 32) + day
+    if len(group) > 1 and (np.diff(group) < 0).any():  # a ledger is sorted by its key
+        order = np.argsort(group, kind="stable")
+        codes, day, values = codes[order], day[order], values[order]
     starts = np.flatnonzero(np.r_[True, (np.diff(codes) != 0) | (np.diff(day) != 0)])
     sums = np.add.reduceat(values, starts) & np.uint64(0xFFFFFFFFFFFF)
     out: dict[str, dict[str, str]] = {str(n): {} for n in names}
@@ -188,10 +190,12 @@ def staged_rows(staging: Path, table: str, columns: list[str], spans: pd.DataFra
     with duckdb.connect(str(staging), read_only=True) as con:
         con.register("spans", spans)
         wanted = ", ".join(f't."{c}"' for c in columns if c in present)
+        # a join (not a correlated subquery); the time bounds let DuckDB skip row groups
         frame = con.execute(
-            f'SELECT {wanted} FROM {STAGING_SCHEMA}."{table}" t WHERE EXISTS (SELECT 1 FROM '
-            f'spans s WHERE t.station_id = s.station_id AND t.{RESOLUTION} = s.{RESOLUTION} '
-            f'AND t."{time_column}" >= s.lo AND t."{time_column}" <= s.hi)').df()
+            f'SELECT DISTINCT {wanted} FROM {STAGING_SCHEMA}."{table}" t JOIN spans s '
+            f'ON t.station_id = s.station_id AND t.{RESOLUTION} = s.{RESOLUTION} '
+            f'AND t."{time_column}" BETWEEN s.lo AND s.hi WHERE t."{time_column}" BETWEEN ? '
+            'AND ?', [str(spans["lo"].min()), str(spans["hi"].max())]).df()
     for column in columns:
         frame[column] = frame[column].astype("string") if column in frame else pd.NA
     return frame[columns].astype("string")
@@ -323,7 +327,7 @@ def derived_rows(
                                    "value": frame[value].astype("Float64")})
             result = compute(series, step, changed, new_end, settings)
             yield from _delta(result, frame, version, inputs[version.name], dataset, columns,
-                              key, time_column, Path(staging), station, carry)
+                              key, time_column, Path(staging), station, time, carry)
         seen_all[version.name] = {"version": [version.mtime_ns, version.size], "end": new_end,
                                   "days": days}
 
@@ -350,15 +354,25 @@ def _read_input(version: InputVersion, wanted: list[str], dataset: str) -> pd.Da
     return frame
 
 
+def _newest(frame: pd.DataFrame, station: str, time: str) -> pd.DataFrame:
+    """Each station's newest row (a ledger is sorted by its key: station, time)."""
+    codes = pd.factorize(frame[station])[0]
+    stamps = frame[time].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
+    if len(codes) and (np.diff(codes) >= 0).all() and (
+            (np.diff(codes) > 0) | (stamps[1:] >= stamps[:-1])).all():
+        return frame.iloc[np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])]
+    return frame.sort_values([station, time], kind="stable").groupby(station).tail(1)
+
+
 def _delta(result: Any, frame: pd.DataFrame, version: InputVersion, resolution: str,
            dataset: str, columns: list[str], key: list[str], time_column: str, staging: Path,
-           station: str, carry: list[str]) -> Iterator[pa.Table]:
+           station: str, time: str, carry: list[str]) -> Iterator[pa.Table]:
     """The computed rows with station attributes, resolution and lineage; only those staging
     does not hold with these values, and deletions of staged rows in the spans not produced."""
     rows = result.rows
     present = [c for c in carry if c in frame.columns]
     if present and len(rows):
-        newest = frame.groupby(station, sort=False).tail(1)
+        newest = _newest(frame, station, time)
         attributes = newest[[station, *present]].rename(columns={station: "station_id"})
         attributes["station_id"] = attributes["station_id"].astype("string")
         rows = rows.astype({"station_id": "string"}).merge(attributes, on="station_id",
