@@ -1,4 +1,5 @@
-"""Pure helpers of the local portal: ckan.ini editing, ports and home from the environment."""
+"""Pure helpers of the local portal: ckan.ini editing, ports and home from the environment,
+the Solr core's files and command."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from odp.portal import ckanconf, settings, stack
+from odp.portal import ckanconf, settings, solr, stack
+from odp.portal.procs import PortalError
 
 INI = """[DEFAULT]
 debug = false
@@ -67,3 +69,56 @@ def test_token_jti_reads_the_jwt_payload(tmp_path: Path) -> None:
     assert stack._token_jti(layout) == "a_bc-123"
     layout.token.write_text("garbage")
     assert stack._token_jti(layout) is None
+
+
+CKAN_SCHEMA = """<?xml version="1.0" encoding="UTF-8" ?>
+<schema name="ckan-2.12" version="1.6">
+<fields>
+    <field name="index_id" type="string" indexed="true" stored="true" required="true" />
+</fields>
+<uniqueKey>index_id</uniqueKey>
+</schema>
+"""
+
+
+def test_solr_schema_is_ckans_own_plus_the_four_bbox_fields_of_ckanext_spatial() -> None:
+    out = solr.schema_xml(CKAN_SCHEMA)
+    assert out.startswith(CKAN_SCHEMA.split("<fields>")[0])  # name ckan-2.12 kept
+    for name in ("minx", "maxx", "miny", "maxy"):
+        line = f'<field name="{name}" type="float" indexed="true" stored="true" />'
+        assert out.index(line) < out.index("</fields>")
+    assert out.count("<field ") == 5
+
+
+def test_solr_schema_without_a_fields_section_is_refused() -> None:
+    with pytest.raises(PortalError, match="</fields>"):
+        solr.schema_xml('<schema name="ckan-2.12"></schema>')
+
+
+def test_solr_core_files_are_rewritten_only_when_they_differ(tmp_path: Path) -> None:
+    assert solr.write_core(tmp_path, CKAN_SCHEMA) is True
+    assert (tmp_path / "solr.xml").is_file()
+    assert (tmp_path / "ckan" / "core.properties").read_text() == "name=ckan\n"
+    conf = tmp_path / "ckan" / "conf"
+    assert sorted(p.name for p in conf.iterdir()) == [
+        "protwords.txt", "schema.xml", "solrconfig.xml", "synonyms.txt"
+    ]  # fmt: skip
+    assert solr.write_core(tmp_path, CKAN_SCHEMA) is False
+    assert solr.write_core(tmp_path, CKAN_SCHEMA.replace("2.12", "2.13")) is True
+    assert not solr.index_exists(tmp_path)
+
+
+def test_solr_build_is_not_current_until_built(tmp_path: Path) -> None:
+    build = solr.Build(tmp_path)
+    assert build.dir == tmp_path / ".local" / "solr"
+    assert not build.current()
+    build.dir.mkdir(parents=True)
+    build.marker.write_text('{"digest": "stale", "jars": []}')
+    assert not build.current()
+
+
+def test_solr_runs_the_launcher_with_a_small_heap_on_the_given_port(tmp_path: Path) -> None:
+    cmd = solr.Build(tmp_path).command(59999, tmp_path / "home", tmp_path / "logs")
+    assert f"-Xmx{settings.SOLR_HEAP}" in cmd
+    assert cmd[-3:] == [solr.MAIN_CLASS, "59999", str(tmp_path / "home")]
+    assert f"@{tmp_path / '.local' / 'solr' / 'classpath.args'}" in cmd

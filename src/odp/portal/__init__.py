@@ -1,4 +1,4 @@
-"""The local CKAN portal the project starts itself (PostgreSQL, Redis, Solr stand-in, CKAN).
+"""The local CKAN portal the project starts itself (PostgreSQL, Redis, Solr, CKAN).
 
 See `odp.portal.stack` for the API and `python -m odp.portal start|stop|status|install`.
 """

@@ -1,4 +1,7 @@
-"""`python -m odp.portal start|stop|status|install`: the local CKAN portal from the shell.
+"""`python -m odp.portal start|stop|status|install|build-solr`: the local CKAN from the shell.
+
+`build-solr` only resolves Apache Solr's jars and compiles its launcher (`scripts/setup` runs
+it, so that tests start from a machine that has everything).
 
 Plain output lines, never a secret. Exit codes: 0 ok, 1 failure (reason on stderr),
 2 usage error, 3 `status` found a service stopped.
@@ -10,7 +13,7 @@ import argparse
 import sys
 import time
 
-from odp.portal import stack
+from odp.portal import solr, stack
 from odp.portal.procs import PortalError
 
 _BEGAN = time.monotonic()
@@ -33,7 +36,7 @@ def _print_status() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m odp.portal", description=__doc__)
-    parser.add_argument("command", choices=["start", "stop", "status", "install"])
+    parser.add_argument("command", choices=["start", "stop", "status", "install", "build-solr"])
     args = parser.parse_args(argv)
     try:
         if args.command == "install":
@@ -42,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "start":
             info = stack.start(_say)
             _say(f"CKAN is up at {info.url} (API token in {info.token_file})")
+        elif args.command == "build-solr":
+            build = solr.Build(stack.project_root())
+            built = build.ensure(_say)
+            _say(f"Apache Solr {'built' if built else 'already built'} in {build.dir}")
         elif args.command == "stop":
             stack.stop()
             _say("stopped")

@@ -30,6 +30,9 @@ INSTALL_HINTS = {
     "pg_config": "apt-get install libpq-dev",
     "uv": "pip install uv",
     "runuser": "apt-get install util-linux",
+    "java": "apt-get install openjdk-17-jdk-headless (Solr 9 needs Java 11 or newer)",
+    "javac": "apt-get install openjdk-17-jdk-headless (a JDK, not only a JRE)",
+    "mvn": "apt-get install maven",
 }
 
 

@@ -92,6 +92,8 @@ SOLR_CORE = "ckan"
 PG_OS_USER = "postgres"  # PostgreSQL refuses root: its binaries run as this user when we are root
 WAITRESS_THREADS = 6
 
+SOLR_HEAP = "512m"  # -Xmx of Solr's JVM (a dev index of a few thousand datasets needs far less)
+SOLR_START_TIMEOUT_S = 90.0  # JVM start and loading the core: ~3 s warm
 START_TIMEOUT_S = 120.0  # CKAN's first start after install loads/compiles a lot
 STOP_TIMEOUT_S = 20.0
 

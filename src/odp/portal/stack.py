@@ -5,10 +5,13 @@ Four services, all on 127.0.0.1 with non-default ports (see `settings`), all sta
 
     venv/        CKAN's own virtualenv (CKAN pins versions that clash with the pipelines)
     pgdata/      PostgreSQL cluster (owned by `postgres` when we run as root)
-    redis/       Redis working dir          solr/     Solr stand-in index
+    redis/       Redis working dir          solr/     Solr home: the `ckan` core and its index
     storage/     CKAN file storage          logs/     one log per service
     run/         pid files, PostgreSQL socket, lock
     ckan.ini     wsgi.py     secrets.json (DB passwords, 0600)     api-token (0600)
+
+Search is Apache Solr 9 (`odp.portal.solr`: Solr's embedded Jetty runner in a JVM, CKAN's own
+schema.xml), built once per checkout into `<project root>/.local/solr/`.
 
 `start()` installs what is missing, then starts what is not running; a warm start (after
 `stop()`) takes seconds because nothing is installed again. The API token of the sysadmin
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from odp.portal import settings
+from odp.portal import settings, solr
 from odp.portal.ckanconf import WSGI_PY, escape, set_options
 from odp.portal.procs import (
     PortalError,
@@ -60,8 +63,6 @@ from odp.portal.settings import HOST, Ports
 __all__ = ["PortalError", "PortalInfo", "install", "portal_home", "start", "status", "stop"]
 
 Progress = Callable[[str], None]
-SOLR_STANDIN_MODULE = "odp.portal.solr_standin"
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `odp/`
 
 
 @dataclass(frozen=True)
@@ -455,13 +456,19 @@ class _Installed:
     pg: _Postgres
     pg_started: bool  # PostgreSQL was started by this install
     restart_ckan: bool  # config or code changed: a running CKAN must be restarted
+    datasets: int  # datasets in CKAN's database (a new Solr index must be filled with them)
 
 
-def _install(layout: _Layout, ports: Ports, say: Progress) -> _Installed:
-    """All idempotent install steps; leaves PostgreSQL running."""
+def _install(
+    layout: _Layout, ports: Ports, say: Progress, after_venv: Callable[[], None]
+) -> _Installed:
+    """All idempotent install steps; leaves PostgreSQL running. `after_venv` runs as soon as
+    CKAN's venv is installed (Solr needs CKAN's schema.xml from it)."""
     layout.make_dirs()
     pg = _Postgres(layout, ports.postgresql)  # checks the PostgreSQL binaries first
+    solr.Build(project_root()).ensure(say)
     upgraded = _ensure_venv(layout, say)
+    after_venv()
     secret = _ensure_secrets(layout)
     created, changed = _ensure_ini(layout, ports, secret, say)
     if not pg.exists():
@@ -474,7 +481,8 @@ def _install(layout: _Layout, ports: Ports, say: Progress) -> _Installed:
         pg_started = True
     pg.psql(_roles_sql(secret))
     _ensure_ckan_db(layout, pg, secret, created, upgraded, say)
-    return _Installed(pg, pg_started, restart_ckan=changed or upgraded)
+    datasets = int(pg.psql("SELECT count(*) FROM package;", settings.DB_NAME) or 0)
+    return _Installed(pg, pg_started, restart_ckan=changed or upgraded, datasets=datasets)
 
 
 # --------------------------------------------------------------------------- services
@@ -484,11 +492,31 @@ def _pid_file(layout: _Layout, name: str) -> Path:
     return layout.run / f"{name}.pid"
 
 
-_NEEDLES = {"redis": "redis-server", "solr": "solr_standin", "ckan": "wsgi.py"}
+_NEEDLES = {"redis": "redis-server", "solr": solr.MAIN_CLASS, "ckan": "wsgi.py"}
+# The Python stand-in for Solr that earlier versions ran. A portal that still runs it keeps it
+# until `stop()`; the next `start()` brings up Apache Solr and fills its index.
+_OLD_SOLR = "odp.portal.solr_standin"
+
+
+def _needle(layout: _Layout, name: str) -> str:
+    """What the command line of the service's running process contains."""
+    if name == "solr" and pid_alive(read_pid(_pid_file(layout, name)), _OLD_SOLR):
+        return _OLD_SOLR
+    return _NEEDLES[name]
+
+
+def former_solr_stand_in_runs() -> bool:
+    """Whether this portal still runs the Python Solr stand-in of earlier versions (tests that
+    need Apache Solr skip then)."""
+    return _needle(_Layout(portal_home()), "solr") == _OLD_SOLR
+
+
+def _alive(layout: _Layout, name: str) -> bool:
+    return pid_alive(read_pid(_pid_file(layout, name)), _needle(layout, name))
 
 
 def _daemon_running(layout: _Layout, name: str, port: int) -> bool:
-    return pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name]) and port_open(HOST, port)
+    return _alive(layout, name) and port_open(HOST, port)
 
 
 def _refuse_foreign_port(name: str, port: int) -> None:
@@ -505,7 +533,7 @@ def _check_ports(layout: _Layout, ports: Ports) -> None:
     if not pid_alive(read_pid(layout.pgdata / "postmaster.pid"), "postgres"):
         _refuse_foreign_port("postgresql", ports.postgresql)
     for name in ("redis", "solr", "ckan"):
-        if not pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name]):
+        if not _alive(layout, name):
             _refuse_foreign_port(name, getattr(ports, name))
 
 
@@ -539,40 +567,59 @@ def _start_redis(layout: _Layout, port: int, say: Progress) -> None:
         )
 
 
-def solr_standin_available() -> bool:
-    """Whether the stdlib Solr stand-in module is present in this checkout."""
-    return (Path(__file__).parent / "solr_standin.py").exists()
+class _Solr:
+    """Starting Apache Solr: the core is written once CKAN's venv (and its schema.xml) exists,
+    the JVM starts while PostgreSQL is being set up, `wait()` waits for the core to answer."""
 
+    def __init__(self, layout: _Layout, port: int, say: Progress) -> None:
+        self.layout = layout
+        self.port = port
+        self.say = say
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.new_index = False  # the core had no index yet: CKAN's datasets must be indexed
 
-def _spawn_solr(layout: _Layout, port: int, say: Progress) -> subprocess.Popen[bytes] | None:
-    """Start the Solr stand-in in the background if it is present and not running yet."""
-    if _daemon_running(layout, "solr", port):
-        return None
-    if not solr_standin_available():
-        say(f"{SOLR_STANDIN_MODULE} not present: search and dataset writes will fail")
-        return None
-    _stop_daemon(layout, "solr")  # a stale pid file, or still up on another port
-    _refuse_foreign_port("solr", port)
-    say(f"starting the Solr stand-in on {HOST}:{port}")
-    cmd = [
-        sys.executable, "-m", SOLR_STANDIN_MODULE,
-        "--host", HOST, "--port", str(port), "--data-dir", str(layout.solr),
-    ]  # fmt: skip
-    env = child_env({"PYTHONPATH": str(_PACKAGE_ROOT)})
-    proc = spawn(cmd, log=layout.logs / "solr.log", cwd=layout.home, env=env)
-    _pid_file(layout, "solr").write_text(f"{proc.pid}\n")
-    return proc
+    def write_core(self) -> bool:
+        schema = solr.ckan_schema_source(self.layout.venv).read_text()
+        return solr.write_core(self.layout.solr, schema)
 
+    def spawn(self) -> None:
+        """Write the core; start Solr unless it runs with this very configuration."""
+        changed = self.write_core()
+        layout = self.layout
+        if _needle(layout, "solr") == _OLD_SOLR and _daemon_running(layout, "solr", self.port):
+            self.say("the former Solr stand-in still runs: `odp portal stop`, then `start`, "
+                     "switches to Apache Solr")  # fmt: skip
+            return
+        if _daemon_running(layout, "solr", self.port):
+            if not changed:
+                return
+            self.say("restarting Solr to pick up its changed configuration")
+        _stop_daemon(layout, "solr", self.port)  # stale pid file, changed config or port
+        _refuse_foreign_port("solr", self.port)
+        (layout.solr / "ckan.json").unlink(missing_ok=True)  # the former stand-in's data
+        self.new_index = not solr.index_exists(layout.solr)
+        self.say(f"starting Apache Solr on {HOST}:{self.port}")
+        cmd = solr.Build(project_root()).command(self.port, layout.solr, layout.logs)
+        self.proc = spawn(cmd, log=layout.logs / "solr.log", cwd=layout.home, env=child_env())
+        _pid_file(layout, "solr").write_text(f"{self.proc.pid}\n")
 
-def _wait_solr(layout: _Layout, proc: subprocess.Popen[bytes], port: int) -> None:
-    def up() -> bool:
-        if proc.poll() is not None:
-            log = layout.logs / "solr.log"
-            raise PortalError(f"the Solr stand-in exited ({proc.returncode}):\n{tail(log)}")
-        return port_open(HOST, port)
+    def wait(self) -> None:
+        """Return once the core answers a search; PortalError (with the log's tail) if the JVM
+        exits or the core does not answer in time."""
+        proc = self.proc
+        if proc is None:
+            return
+        log = self.layout.logs / "solr.log"
 
-    if not wait_until(up, 30):
-        raise PortalError(f"the Solr stand-in did not listen on port {port}")
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise PortalError(f"Solr exited during start-up ({proc.returncode}):\n{tail(log)}")
+            return solr.answers(self.port)
+
+        if not wait_until(up, settings.SOLR_START_TIMEOUT_S, interval=0.2):
+            raise PortalError(
+                f"Solr did not answer within {settings.SOLR_START_TIMEOUT_S:.0f} s; see {log}"
+            )
 
 
 def _api_status(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -607,11 +654,16 @@ def _start_ckan(layout: _Layout, ports: Ports, say: Progress) -> None:
         raise PortalError(f"CKAN did not answer within {settings.START_TIMEOUT_S:.0f} s; see {log}")
 
 
-def _stop_daemon(layout: _Layout, name: str) -> None:
+def _stop_daemon(layout: _Layout, name: str, port: int | None = None) -> None:
+    """Stop the service if its pid file names it; with `port`, also wait (a few seconds at
+    most) until the port is free, so that it can be started again at once."""
     pid_file = _pid_file(layout, name)
     pid = read_pid(pid_file)
     if pid:
-        terminate(pid, _NEEDLES[name], settings.STOP_TIMEOUT_S)
+        running = _alive(layout, name)
+        terminate(pid, _needle(layout, name), settings.STOP_TIMEOUT_S)
+        if running and port:
+            wait_until(lambda: not port_open(HOST, port), 10)
     pid_file.unlink(missing_ok=True)
 
 
@@ -626,6 +678,7 @@ def _check_binaries() -> None:
     """Fail early, with an install hint, when a service binary is missing."""
     pg_bin_dir()
     require_binary("redis-server")
+    solr.require_java()
     if os.geteuid() == 0:
         require_binary("runuser")
 
@@ -633,22 +686,24 @@ def _check_binaries() -> None:
 def install(progress: Progress | None = None) -> None:
     """Install the local portal, skipping every step that is already done.
 
-    Creates CKAN's venv, ckan.ini, the PostgreSQL cluster, roles and databases, runs
-    `db init` and the activity migrations, sets DataStore permissions, creates the sysadmin
-    `odp-admin` and its API token file. PostgreSQL is left as it was (stopped again if this
-    call had to start it). `progress` receives one line per step taken.
+    Builds the Solr launcher (once per checkout), creates CKAN's venv, ckan.ini, the Solr
+    core, the PostgreSQL cluster, roles and databases, runs `db init` and the activity
+    migrations, sets DataStore permissions, creates the sysadmin `odp-admin` and its API token
+    file. PostgreSQL is left as it was (stopped again if this call had to start it). `progress`
+    receives one line per step taken.
     """
     layout = _Layout(portal_home())
+    ports = settings.ports()
     with _locked(layout):
         say = progress or _quiet
-        done = _install(layout, settings.ports(), say)
+        done = _install(layout, ports, say, after_venv=_Solr(layout, ports.solr, say).write_core)
         if done.pg_started:
             say("stopping PostgreSQL again")
             done.pg.stop()
 
 
 def start(progress: Progress | None = None) -> PortalInfo:
-    """Install what is missing and start PostgreSQL, Redis, the Solr stand-in and CKAN.
+    """Install what is missing and start PostgreSQL, Redis, Solr and CKAN.
 
     Returns once `status_show` answers. Services that already run are left alone (a running
     CKAN is restarted only when its configuration or code changed), so calling this again is
@@ -662,21 +717,23 @@ def start(progress: Progress | None = None) -> PortalInfo:
         _check_ports(layout, ports)
         layout.make_dirs()
         _start_redis(layout, ports.redis, say)
-        solr = _spawn_solr(layout, ports.solr, say)  # starts while PostgreSQL is being set up
-        done = _install(layout, ports, say)
-        if solr:
-            _wait_solr(layout, solr, ports.solr)
+        search = _Solr(layout, ports.solr, say)
+        done = _install(layout, ports, say, after_venv=search.spawn)  # Solr starts meanwhile
+        search.wait()  # before CKAN, whose start-up checks Solr's schema
+        if search.new_index and done.datasets:
+            say(f"indexing CKAN's {done.datasets} datasets in the new Solr core")
+            _ckan(layout, "search-index", "rebuild", what="search-index rebuild")
         if _daemon_running(layout, "ckan", ports.ckan) and done.restart_ckan:
             say("restarting CKAN to pick up changed configuration")
-            _stop_daemon(layout, "ckan")
+            _stop_daemon(layout, "ckan", ports.ckan)
         if not (_daemon_running(layout, "ckan", ports.ckan) and _api_status(_url(ports))):
-            _stop_daemon(layout, "ckan")  # a stale or hung process
+            _stop_daemon(layout, "ckan", ports.ckan)  # a stale or hung process
             _start_ckan(layout, ports, say)
     return PortalInfo(url=_url(ports), token_file=layout.token, home=layout.home)
 
 
 def stop() -> None:
-    """Stop CKAN, the Solr stand-in, Redis and PostgreSQL; services already stopped are fine."""
+    """Stop CKAN, Solr, Redis and PostgreSQL; services already stopped are fine."""
     layout = _Layout(portal_home())
     if not layout.home.exists():
         return

@@ -1,0 +1,110 @@
+"""Search on the local portal is Apache Solr with CKAN's own schema (`odp.portal.solr`).
+
+What CKAN's schema does with German words, measured here: its `text` fields (title, notes, the
+catch-all `text`) stem with Solr's *English* Snowball stemmer, then fold accents
+(ASCIIFoldingFilter). German plurals are found only where English rules happen to fit:
+"Wasserstand" finds "Wasserstände" (final "e" dropped, "ä" folded to "a"), "Parkhaus" finds
+"Parkhäuser" ("-er" dropped), but "Schule" does not find "Schulen" nor "Haltestelle"
+"Haltestellen" (English has no "-en" plural). Folding runs after stemming, so "Straße" is
+indexed as "strasse" and "Strasse" as "strass": the two spellings do not find each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import ckanapi
+import pytest
+import requests
+
+from odp.portal import settings, solr, stack
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        stack.former_solr_stand_in_runs(),
+        reason="the portal still runs the former Solr stand-in: odp portal stop, then start",
+    ),
+]
+
+def _name(prefix: str) -> str:
+    return f"test-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def organization(ckan: ckanapi.RemoteCKAN) -> Iterator[dict]:
+    org = ckan.action.organization_create(name=_name("solr"))
+    yield org
+    for pkg in ckan.action.package_search(fq=f"owner_org:{org['id']}", rows=1000)["results"]:
+        ckan.action.dataset_purge(id=pkg["id"])
+    ckan.action.organization_purge(id=org["id"])
+
+
+def _solr_select(**params: str) -> dict:
+    resp = requests.get(
+        f"{solr.core_url(settings.ports().solr)}/select", params={**params, "wt": "json"},
+        timeout=10,
+    )  # fmt: skip
+    resp.raise_for_status()
+    return resp.json()["response"]
+
+
+def _search(ckan: ckanapi.RemoteCKAN, org: dict, **params: str) -> list[str]:
+    found = ckan.action.package_search(fq=f"owner_org:{org['id']}", rows=100, **params)
+    return sorted(pkg["name"] for pkg in found["results"])
+
+
+def test_solr_is_apache_solr_with_ckans_schema(portal: stack.PortalInfo) -> None:
+    url = solr.core_url(settings.ports().solr)
+    schema = requests.get(f"{url}/schema?wt=schema.xml", timeout=10)
+    assert schema.ok
+    assert '<schema name="ckan-2.12"' in schema.text
+    system = requests.get(f"{url}/admin/system?wt=json", timeout=10).json()
+    assert system["lucene"]["solr-spec-version"].startswith("9.")
+    assert url.startswith("http://127.0.0.1:")
+
+
+def test_a_new_dataset_is_in_solr_at_once(
+    ckan: ckanapi.RemoteCKAN, organization: dict
+) -> None:
+    name = _name("ds")
+    ckan.action.package_create(name=name, title="Pegelstände", owner_org=organization["id"])
+    docs = _solr_select(q=f'name:"{name}"', fl="name,title,site_id")
+    assert docs["numFound"] == 1
+    assert docs["docs"][0]["title"] == "Pegelstände"
+    ckan.action.dataset_purge(id=name)
+    assert _solr_select(q=f'name:"{name}"')["numFound"] == 0
+
+
+def test_wasserstand_finds_wasserstaende_in_solr_and_through_package_search(
+    ckan: ckanapi.RemoteCKAN, organization: dict
+) -> None:
+    name = _name("elbe")
+    ckan.action.package_create(
+        name=name, title="Wasserstände der Elbe", owner_org=organization["id"]
+    )
+    direct = _solr_select(q="text:Wasserstand", fq=f"owner_org:{organization['id']}", fl="name")
+    assert [doc["name"] for doc in direct["docs"]] == [name]
+    assert _search(ckan, organization, q="Wasserstand") == [name]
+
+
+def test_parkhaus_finds_parkhaeuser_as_the_english_stemmer_drops_er(
+    ckan: ckanapi.RemoteCKAN, organization: dict
+) -> None:
+    name = _name("parken")
+    ckan.action.package_create(
+        name=name, title="Parkhäuser in Dresden", owner_org=organization["id"]
+    )
+    assert _search(ckan, organization, q="Parkhaus") == [name]
+
+
+def test_schule_does_not_find_schulen_because_the_schema_stems_english(
+    ckan: ckanapi.RemoteCKAN, organization: dict
+) -> None:
+    name = _name("schulen")
+    ckan.action.package_create(name=name, title="Schulen in Dresden", owner_org=organization["id"])
+    assert _search(ckan, organization, q="Schulen") == [name]
+    assert _search(ckan, organization, q="Schule") == []
+    direct = _solr_select(q="title:Schule", fq=f"owner_org:{organization['id']}")
+    assert direct["numFound"] == 0
