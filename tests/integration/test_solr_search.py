@@ -7,17 +7,26 @@ catch-all `text`) stem with Solr's *English* Snowball stemmer, then fold accents
 "Parkhäuser" ("-er" dropped), but "Schule" does not find "Schulen" nor "Haltestelle"
 "Haltestellen" (English has no "-en" plural). Folding runs after stemming, so "Straße" is
 indexed as "strasse" and "Strasse" as "strass": the two spellings do not find each other.
+
+Spatial search (ckanext-spatial, `solr-bbox`): `ext_bbox` finds the datasets whose `spatial`
+extent, as the publisher computes it from the rows, intersects the box.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import ckanapi
+import pandas as pd
 import pytest
 import requests
+import shapely
+from shapely.geometry import shape
 
+from odp.georeference.output import spatial_extent
 from odp.portal import settings, solr, stack
 
 pytestmark = [
@@ -27,6 +36,9 @@ pytestmark = [
         reason="the portal still runs the former Solr stand-in: odp portal stop, then start",
     ),
 ]
+
+STADTTEILE = Path(__file__).resolve().parents[2] / "reference" / "dresden" / "stadtteile.geojson"
+
 
 def _name(prefix: str) -> str:
     return f"test-{prefix}-{uuid.uuid4().hex[:10]}"
@@ -108,3 +120,54 @@ def test_schule_does_not_find_schulen_because_the_schema_stems_english(
     assert _search(ckan, organization, q="Schule") == []
     direct = _solr_select(q="title:Schule", fq=f"owner_org:{organization['id']}")
     assert direct["numFound"] == 0
+
+
+def _stadtteile() -> dict[str, shapely.Geometry]:
+    features = json.loads(STADTTEILE.read_text())["features"]
+    return {f["properties"]["name"]: shape(f["geometry"]) for f in features}
+
+
+def _rows_inside(area: shapely.Geometry, count: int = 5) -> pd.DataFrame:
+    """`count` points inside `area` (rows with longitude/latitude, as the publisher gets them)."""
+    west, south, east, north = area.bounds
+    points = [area.representative_point()]
+    steps = 20
+    for i in range(1, steps):
+        for j in range(1, steps):
+            point = shapely.Point(
+                west + (east - west) * i / steps, south + (north - south) * j / steps
+            )
+            if len(points) < count and area.contains(point):
+                points.append(point)
+    return pd.DataFrame({"longitude": [p.x for p in points], "latitude": [p.y for p in points]})
+
+
+def _create_with_rows(
+    ckan: ckanapi.RemoteCKAN, org: dict, prefix: str, rows: pd.DataFrame
+) -> str:
+    name = _name(prefix)
+    extent = spatial_extent(rows)  # the publisher's `spatial` extra
+    assert extent is not None
+    ckan.action.package_create(
+        name=name, owner_org=org["id"],
+        extras=[{"key": "spatial", "value": json.dumps(extent, separators=(",", ":"))}],
+    )  # fmt: skip
+    return name
+
+
+def test_a_box_around_one_stadtteil_finds_the_dataset_with_rows_there_only(
+    ckan: ckanapi.RemoteCKAN, organization: dict
+) -> None:
+    areas = _stadtteile()
+    altstadt, klotzsche = areas["Innere Altstadt"], areas["Klotzsche"]
+    assert not shapely.box(*altstadt.bounds).intersects(shapely.box(*klotzsche.bounds))
+    in_altstadt = _create_with_rows(ckan, organization, "altstadt", _rows_inside(altstadt))
+    _create_with_rows(ckan, organization, "klotzsche", _rows_inside(klotzsche))
+
+    box = ",".join(f"{v:.6f}" for v in altstadt.bounds)  # minx,miny,maxx,maxy
+    assert _search(ckan, organization, ext_bbox=box) == [in_altstadt]
+
+    indexed = _solr_select(q=f'name:"{in_altstadt}"', fl="minx,miny,maxx,maxy")["docs"][0]
+    west, south, east, north = altstadt.bounds
+    assert west <= indexed["minx"] <= indexed["maxx"] <= east
+    assert south <= indexed["miny"] <= indexed["maxy"] <= north

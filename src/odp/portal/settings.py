@@ -31,12 +31,14 @@ CKAN_REQUIREMENTS: tuple[str, ...] = (
     "ckanext-dcat==2.4.4",  # DCAT-AP RDF endpoints (/dataset/NAME.ttl, /catalog.ttl)
     "ckanext-scheming==3.1.0",  # the DCAT-AP.de dataset fields
     "ckanext-geoview==0.3.2",  # map preview of GeoJSON resources (Leaflet, bundled)
+    "ckanext-spatial==2.3.2",  # package_search(ext_bbox=…) over the `spatial` extra
     os.path.relpath(CKANEXT_ODP, Path(_HOME).expanduser().absolute()),
 )
 CKANEXT_ODP_PACKAGE = "ckanext-odp"
 # Order matters to CKAN; extend with CKAN_REQUIREMENTS (e.g. "dcat", "scheming_datasets").
 CKAN_PLUGINS: tuple[str, ...] = ("activity", "datastore", "datatables_view", "geojson_view",
-                                 "scheming_datasets", "dcat", "odp")
+                                 "scheming_datasets", "dcat", "spatial_metadata", "spatial_query",
+                                 "odp")
 # Plugins with database migrations of their own (`ckan db upgrade -p NAME`).
 CKAN_PLUGIN_MIGRATIONS: tuple[str, ...] = ("activity",)
 
@@ -62,6 +64,10 @@ CKAN_EXTRA_OPTIONS: dict[str, str] = {
     # GeoJSON. The map's base layer is OpenStreetMap (Stamen, geoview's default, is gone);
     # a city sets its own tiles (e.g. its WMTS) in production.
     "ckan.views.default_views": "datatables_view geojson_view",
+    # Spatial search (ckanext-spatial): the envelope of each dataset's `spatial` extra is
+    # indexed as minx/maxx/miny/maxy floats (fields odp.portal.solr adds to CKAN's schema);
+    # `ext_bbox=minx,miny,maxx,maxy` finds the datasets whose envelope intersects the box.
+    "ckanext.spatial.search_backend": "solr-bbox",
     "ckanext.spatial.common_map.type": "custom",
     "ckanext.spatial.common_map.custom_url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "ckanext.spatial.common_map.attribution": "Kartendaten © OpenStreetMap-Mitwirkende (ODbL)",
