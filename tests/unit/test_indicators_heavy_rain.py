@@ -338,7 +338,7 @@ def test_a_new_value_at_one_station_adds_one_row_per_station_and_deletes_none(de
     write_ledger(derived["state"], derived["rain"], _ledger(pd.concat([both, new])))
     staged, sent = derived["run"](WINDOWS)
     # the new hour at 00433, and 00434's grid reaching it without a value (not yet delivered)
-    assert sorted(zip(sent.station_id, sent.timestamp)) == [
+    assert sorted(zip(sent.station_id, sent.timestamp, strict=True)) == [
         ("00433", "2020-11-01T00:00:00Z"), ("00434", "2020-11-01T00:00:00Z")]
     assert len(staged) == 98
     waiting = staged[(staged.station_id == "00434")].set_index("timestamp").iloc[-1]
