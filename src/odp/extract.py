@@ -22,6 +22,7 @@ A run killed anywhere inside dlt (extract, normalize, load) leaves staging consi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,10 +118,8 @@ def finish_pending(pipeline: Any, dataset: Dataset) -> tuple[list[str], list[str
                     dataset.name, str(exc).splitlines()[0][:200])
         left = sorted({*pipeline.list_extracted_load_packages(),
                        *pipeline.list_normalized_load_packages()})
-        try:
+        with contextlib.suppress(PipelineStepFailed):  # load() reports a done abort so
             pipeline.abort_packages()
-        except PipelineStepFailed:
-            pass  # the abort completes inside load(), which reports it by raising
         if pipeline.has_pending_data:
             raise SourceError(f"{dataset.name}: staging: pending dlt load packages could not be "
                               f"finished nor aborted ({', '.join(left)})") from None

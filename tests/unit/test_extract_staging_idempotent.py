@@ -115,6 +115,24 @@ def test_a_register_killed_inside_dlt_is_then_extracted_from_the_current_source(
     assert after.table["_dlt_id"].is_unique
 
 
+def test_a_left_package_that_cannot_be_loaded_is_aborted_and_the_current_source_extracted(
+        offline):
+    name = offline["names"][REGISTER]
+    dataset = load_dataset(name, offline["root"])
+    extract(dataset, offline["state"])
+    offline["server"].override(SOURCE_URL, 200, variant(2), "text/csv")
+    _killed_run(offline["env"], name, "dlt.normalized")
+    jobs = list((offline["state"] / "dlt").glob("*/load/normalized/*/new_jobs/*.parquet"))
+    assert jobs
+    for job in jobs:  # the left package's load job is broken: it can never load
+        job.write_bytes(b"not parquet")
+    offline["server"].clear_faults()
+    offline["server"].override(SOURCE_URL, 200, variant(3), "text/csv")
+    after = extract(dataset, offline["state"])
+    assert len(after.aborted) == 1 and not after.finished
+    assert sorted(after.table[KEY].fillna("")) == delivery_keys(variant(3))
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, portal) -> Iterator[Reference]:  # noqa: F811
     ref = Reference(tmp_path_factory.mktemp("reference"), portal)
