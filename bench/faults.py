@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tests.faults.harness import (  # noqa: E402
     NAMED_POINTS,
+    PATH_ONLY,
     SOURCE_URL,
     FaultProject,
     Outcome,
@@ -171,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n== {path} path, {args.rows} rows (constructed) ==", flush=True)
                 if "named" in parts:
                     for point in NAMED_POINTS:
-                        if (path == "api" and point == "copy.committed") or (
-                                path == "copy" and point == "api.loaded"):
+                        if PATH_ONLY.get(point, path) != path:
                             continue
                         bench.cycle(point, path, kill=point, fresh=any(f in point for f in FRESH))
                 if "random" in parts and args.random:

@@ -53,8 +53,14 @@ NAMED_POINTS = [
     "portal.before:datastore_create", "portal.after:datastore_create",
     "portal.before:resource_patch", "portal.after:resource_patch",
     "portal.before:package_patch", "portal.after:package_patch",
+    "portal.before:datastore_upsert", "portal.after:datastore_upsert",
+    "portal.after:datastore_delete",
     "copy.committed", "api.loaded", "ledger.before", "ledger.after",
 ]
+# points only one DataStore path reaches
+PATH_ONLY = {"copy.committed": "copy", "api.loaded": "api",
+             "portal.before:datastore_upsert": "api", "portal.after:datastore_upsert": "api",
+             "portal.after:datastore_delete": "api"}
 
 
 # --------------------------------------------------------------------------- deliveries
