@@ -345,6 +345,17 @@ def test_a_new_value_at_one_station_adds_one_row_per_station_and_deletes_none(de
     assert pd.isna(waiting.precipitation) and waiting.level_name == "unbestimmt"
 
 
+def test_a_changed_threshold_in_the_city_file_reclassifies_at_the_next_run(derived):
+    write_ledger(derived["state"], derived["rain"], _ledger(tempelhof()))
+    derived["run"](WINDOWS)
+    city = derived["root"] / "cities" / "dresden.toml"
+    city.write_text(city.read_text().replace("1h = 15.0 ", "1h = 1.5  "))  # markant: > 1.5 mm
+    staged, sent = derived["run"](WINDOWS)
+    # R1 above 1.5 mm: 2020-10-30T08:00 (1.9) and 13:00 (1.6); their 1-hour windows only
+    assert sorted(sent.timestamp) == ["2020-10-30T08:00:00Z", "2020-10-30T13:00:00Z"]
+    assert set(sent.level_name) == {"markant"} and len(staged) == 48
+
+
 def test_each_row_names_the_input_version_it_was_computed_from(derived):
     write_ledger(derived["state"], derived["rain"], _ledger(tempelhof()))
     staged, _ = derived["run"](WINDOWS)
