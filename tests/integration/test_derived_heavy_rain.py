@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from odp.replay import ReplayServer
+from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, all_rows, cli_env, cli_reports, make_project, odp_cli
 from tests.unit.test_indicators_heavy_rain import heavy_rain_product
 
@@ -116,6 +117,13 @@ def test_a_second_run_is_unchanged_with_no_ckan_writes(runs):
     assert again.returncode == 0, again.stdout + again.stderr
     for report in cli_reports(again):
         assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
+
+
+def test_dcat_of_both_heavy_rain_datasets_has_no_violations(runs, portal):
+    names, *_ = runs
+    for name in (names[WINDOWS], names[EVENTS]):
+        found = dataset_violations(portal.url, name, portal.token())
+        assert found == {p: [] for p in PROFILES}, (name, found)
 
 
 def all_rows_of(ckan, name: str) -> list[dict]:
