@@ -387,6 +387,13 @@ def test_an_event_that_grows_into_the_next_one_replaces_both(derived):
     assert len(sent) == 1  # the grown event; the second one was deleted from staging
 
 
+def test_an_input_off_its_declared_time_step_fails_clearly(derived):
+    series = series_of(parse_product(dresden_10min("01051"), "01051"), "RWS_10")
+    write_ledger(derived["state"], derived["rain"], _ledger(series))  # 10-minute values, "1h"
+    with pytest.raises(SourceError, match=r"155 of 186 times are not on its 1h UTC grid"):
+        derived["run"](WINDOWS)
+
+
 def test_run_order_puts_inputs_before_the_datasets_derived_from_them():
     names = ["heavy-rain-dresden-events", "heavy-rain-dresden-windows", "schools-dresden",
              "precipitation-dresden-10min", "precipitation-dresden-hourly"]

@@ -318,6 +318,11 @@ def derived_rows(
         step = _step(inputs[version.name], dataset)
         frame = _read_input(version, [station, time, value, *carry], dataset)
         ns = frame[time].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
+        off = int((ns.to_numpy() % step != 0).sum())
+        if off:
+            raise SourceError(f"{dataset}: input {version.name}: {off} of {len(ns)} times are "
+                              f"not on its {inputs[version.name]} UTC grid (is the step in "
+                              "[source.inputs] right?)")
         new_end = int(ns.max()) if len(frame) else int(seen.get("end") or 0)
         days = day_hashes(frame[station], frame[time], frame[HASH])
         changed = changed_intervals(seen.get("days", {}), days, seen.get("end"), new_end)
