@@ -5,9 +5,10 @@ An indicator is a pair of pure, vectorised functions the `derived` source type
 itself. The `derived` source decides which time ranges to recompute (only those new or
 late-arriving input rows touch) and merges the result into staging.
 
-An indicator module offers, per output (e.g. `heavy_rain_windows`):
+An indicator (registered below) is a compute function and a configuration parser:
 
     compute(series, step, changed, grid_end, config) -> Computed
+    parse(table, where) -> config
 
 `series`: the input's rows (station, UTC time, value, station attributes), `step`: the input's
 regular time step, `changed`: per station the input intervals whose rows are new, changed or
@@ -19,22 +20,37 @@ on the output's time column): rows of staging inside a span and not among `rows`
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 from odp.errors import ConfigError
 
-# indicator -> ("module:compute function", configuration table in the city file's [indicators])
-INDICATORS: dict[str, tuple[str, str]] = {
-    "heavy_rain_windows": ("odp.indicators.heavy_rain:compute_windows", "heavy_rain"),
-    "heavy_rain_events": ("odp.indicators.heavy_rain:compute_events", "heavy_rain"),
+# indicator -> (compute function, configuration parser, table of the city file's [indicators])
+INDICATORS: dict[str, tuple[str, str, str]] = {
+    "heavy_rain_windows": ("odp.indicators.heavy_rain:compute_windows",
+                           "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
+    "heavy_rain_events": ("odp.indicators.heavy_rain:compute_events",
+                          "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
 }
 
 
-def indicator(name: str, where: str) -> tuple[Any, str]:
-    """The compute function of an indicator and the name of its configuration table."""
+@dataclass(frozen=True)
+class Indicator:
+    name: str
+    compute: Any  # (series, step, changed, grid_end, config) -> Computed
+    parse: Any  # (configuration table, where) -> the typed configuration
+    table: str  # default configuration table: the city file's [indicators.TABLE]
+
+
+def _load(target: str) -> Any:
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def indicator(name: str, where: str) -> Indicator:
+    """An indicator by name (imported only when a dataset of it runs)."""
     if name not in INDICATORS:
         known = ", ".join(sorted(INDICATORS))
         raise ConfigError(f"{where}: unknown indicator '{name}' (known: {known})")
-    target, table = INDICATORS[name]
-    module, function = target.split(":")
-    return getattr(importlib.import_module(module), function), table
+    compute, parse, table = INDICATORS[name]
+    return Indicator(name, _load(compute), _load(parse), table)

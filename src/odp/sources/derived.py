@@ -296,9 +296,9 @@ def derived_rows(
     """
     from odp.indicators import indicator as find
 
-    compute, _ = find(indicator, dataset)
-    parse = _parser(indicator)
-    settings = parse(config, f"{dataset}: [indicators] configuration")
+    found = find(indicator, dataset)
+    compute = found.compute
+    settings = found.parse(config, f"{dataset}: [indicators] configuration")
     carry = list(CARRY if carry is None else carry)
     state = dlt.current.resource_state()
     digest = hashlib.sha256(json.dumps([indicator, config, inputs, columns, key, station, time,
@@ -335,13 +335,6 @@ def derived_rows(
                               key, time_column, Path(staging), station, time, carry)
         seen_all[version.name] = {"version": [version.mtime_ns, version.size], "end": new_end,
                                   "days": days}
-
-
-def _parser(indicator: str) -> Any:
-    from odp.indicators import heavy_rain
-
-    return {"heavy_rain_windows": heavy_rain.parse_config,
-            "heavy_rain_events": heavy_rain.parse_config}[indicator]
 
 
 def _read_input(version: InputVersion, wanted: list[str], dataset: str) -> pd.DataFrame:
@@ -453,7 +446,9 @@ def derived(dataset: Any) -> Any:
         _step(step, where)
         if name == dataset.name:
             raise ConfigError(f"{where}: a derived dataset cannot be its own input")
-    _, table = find(str(source.get("indicator", "")), where)
+    found = find(str(source.get("indicator", "")), where)
+    config = indicator_config(dataset, str(source.get("config", found.table)))
+    found.parse(config, f"[indicators.{source.get('config', found.table)}]")  # checked early
     key = list(dataset.schema.primary_key)
     if "station_id" not in key or RESOLUTION not in key:
         raise ConfigError(f"{where}: the primary key must contain station_id and {RESOLUTION}")
@@ -462,7 +457,7 @@ def derived(dataset: Any) -> Any:
         dataset=dataset.name,
         inputs=dict(inputs),
         indicator=str(source["indicator"]),
-        config=indicator_config(dataset, str(source.get("config", table))),
+        config=config,
         columns=[f.name for f in dataset.schema.source_fields],
         key=key,
         time_column=str(source.get("time_column", key[-1])),
