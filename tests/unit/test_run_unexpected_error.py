@@ -19,7 +19,7 @@ def test_unexpected_error_fails_one_dataset_and_the_others_still_run(tmp_path, m
     monkeypatch.setenv("ODP_STATE_DIR", str(state))
     ran: list[str] = []
 
-    def stages(dataset, city, state, report, say, dry_run):  # stands in for a buggy stage
+    def stages(dataset, city, state, report, say, dry_run, accept_deletes):  # a buggy stage
         if dataset.name == names["schools-dresden"]:
             raise KeyError("geocode_quality")
         ran.append(dataset.name)

@@ -208,7 +208,8 @@ def test_evolve_reports_new_columns_keeps_them_out_and_goes_on(schools, tmp_path
 
 
 def test_row_band_and_settings_errors(schools, tmp_path):
-    doubled = pd.concat([schools] * 7, ignore_index=True)
+    doubled = pd.concat([schools.assign(building_no=(schools["building_no"].astype(int) + 10 * copy).astype(str))
+                         for copy in range(7)], ignore_index=True)  # 1141 distinct keys
     result = validate_batch(doubled, dataset(SCHOOLS, max_quarantine_share=1.0), "r1", now=NOW)
     with pytest.raises(GateError, match=r"1141 rows, expected 100 … 1000"):
         check_gate(result, dataset(SCHOOLS, max_quarantine_share=1.0))
@@ -274,7 +275,7 @@ def test_report_json_and_markdown_summary(schools, tmp_path):
                    dataset(SCHOOLS), tmp_path)
     held = load_report(tmp_path, SCHOOLS)
     assert held["gate"]["decision"] == "held-back" and held["run_id"] == "run-8"
-    assert "5 rows, expected 100 … 1000" in summary_markdown(held)
+    assert "3 rows left to publish of 5 delivered, expected 100 … 1000" in summary_markdown(held)
 
 
 def test_an_empty_incremental_run_keeps_the_last_report(tmp_path):
