@@ -188,10 +188,12 @@ def _size(nbytes: int) -> str:
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import commands as ops
     from odp.run import run_dataset
+    from odp.sources.derived import run_order
 
     names = ops.due_names(root) if args.due else dataset_names(root) if args.all else args.names
     if not names and not args.due:
         raise OdpError("name one or more datasets, or use --all or --due (see `odp list`)")
+    names = run_order(names, root)  # derived datasets after their inputs
     datasets = [load_dataset(n, root) for n in names]
     city = load_city(root)
     out = _Reporter(args.json)

@@ -218,6 +218,8 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
     report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
     if located.rejected.empty:
         return located, result
+    if hashed := dataset.schema.row_hash:  # a derived key: the batch as delivered has none
+        batch = batch.assign(**{hashed: result.valid[hashed].reindex(batch.index)})
     keys = quarantine_keys(batch, list(dataset.schema.primary_key))
     findings = located.findings(batch, keys)
     store.add(dataset.name, report.run_id, findings, batch.reset_index(drop=True))
@@ -260,8 +262,7 @@ def _publish_reasons(dataset: Dataset, rows: pd.DataFrame, changes: ChangeSet,
     # The current rows of the version the diff was taken against (the ledger, or the
     # portal's own table after an interrupted run).
     published = changes.unchanged + len(changes.changed) + len(changes.deleted)
-    may_be_empty = bool(getattr(settings(dataset), "may_be_empty", False))
-    reasons = empty_reasons(len(rows), published, may_be_empty)
+    reasons = empty_reasons(len(rows), published, settings(dataset).may_be_empty)
     guarded = deletion_reasons(changes, published, guard, accept=False)
     if guarded and accept:
         report.accepted_deletes = len(changes.deleted)

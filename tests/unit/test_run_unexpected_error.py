@@ -38,3 +38,21 @@ def test_unexpected_error_fails_one_dataset_and_the_others_still_run(tmp_path, m
     assert row["status"] == "failed"
     log = "".join(p.read_text() for p in (state / "logs").glob("*"))
     assert "Traceback" in log and "KeyError" in log
+
+
+def test_odp_run_runs_derived_datasets_after_their_inputs_whatever_order_they_are_named_in(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
+    ran: list[str] = []
+
+    def stages(dataset, city, state, report, say, dry_run, accept_deletes):
+        ran.append(dataset.name)
+        report.status = "unchanged"
+
+    monkeypatch.setattr(run, "_run_stages", stages)
+    code = main(["run", "heavy-rain-dresden-events", "heavy-rain-dresden-windows",
+                 "precipitation-dresden-hourly", "precipitation-dresden-10min", "--json"])
+    assert code == 0
+    assert ran == ["precipitation-dresden-hourly", "precipitation-dresden-10min",
+                   "heavy-rain-dresden-events", "heavy-rain-dresden-windows"]
+    assert [r["dataset"] for r in json.loads(capsys.readouterr().out)] == ran

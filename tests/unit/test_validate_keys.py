@@ -276,3 +276,28 @@ def test_bad_dedupe_or_may_be_empty_names_file_and_key(tmp_path):
     assert (settings(project(tmp_path)).dedupe, settings(project(tmp_path)).may_be_empty) == (
         "reject", False)
 
+
+
+def test_rows_georeferencing_rejects_under_a_row_hash_key_are_quarantined_by_their_hash(
+        tmp_path):
+    import dataclasses
+
+    from odp.run import RunReport, _georeference
+    from odp.spec import load_city
+    from tests.helpers import REPO
+
+    fields = [{"name": "name", "type": "string"}, {"name": "longitude", "type": "number"},
+              {"name": "latitude", "type": "number"},
+              {"name": "row_hash", "type": "string", "odp:derived": "row_hash"}]
+    spec = dataclasses.replace(project(tmp_path, "trees", fields, ["row_hash"]),
+                               georeference={"lon": "longitude", "lat": "latitude"})
+    batch = pd.DataFrame({"name": ["Frauenkirche", "swapped"], "longitude": ["13.7416", "51.0519"],
+                          "latitude": ["51.0519", "13.7416"]}, dtype="string")
+    store = QuarantineStore(tmp_path / "state")
+    result = validate_batch(batch, spec, "r1", store)
+    report = RunReport(run_id="r1", dataset="trees")
+    located, result = _georeference(spec, load_city(REPO), batch, result, store, report)
+    assert len(located.table) == 1 and result.rejected_rows == 1
+    held = store.list("trees")
+    assert held["key"].tolist() == [f"row_hash={result.findings['key'].iloc[0][9:]}"]
+    assert held["key"].iloc[0].startswith("row_hash=") and len(held["key"].iloc[0]) == 25

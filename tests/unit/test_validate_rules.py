@@ -208,7 +208,8 @@ def test_evolve_reports_new_columns_keeps_them_out_and_goes_on(schools, tmp_path
 
 
 def test_row_band_and_settings_errors(schools, tmp_path):
-    doubled = pd.concat([schools.assign(building_no=(schools["building_no"].astype(int) + 10 * copy).astype(str))
+    building = schools["building_no"].astype(int)
+    doubled = pd.concat([schools.assign(building_no=(building + 10 * copy).astype(str))
                          for copy in range(7)], ignore_index=True)  # 1141 distinct keys
     result = validate_batch(doubled, dataset(SCHOOLS, max_quarantine_share=1.0), "r1", now=NOW)
     with pytest.raises(GateError, match=r"1141 rows, expected 100 … 1000"):
