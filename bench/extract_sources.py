@@ -7,7 +7,7 @@
   (repeated to get a stable figure: the snapshot's pages hold 100 observations each).
 * DWD CDC: a generated 10-minute product file in the documented format (a decade for one
   station, ~525,000 rows, ~26 MB) → `parse_product` inside a zip → `read_archive`.
-* PEGELONLINE: the 30-day DRESDEN series (2,885 points) through `_measurements`' frame path.
+* PEGELONLINE: the 30-day DRESDEN series (2,885 points) through `measurements_of`' frame path.
 Parsing is timed, not HTTP (the replay server would dominate).
 """
 

@@ -93,3 +93,43 @@ def test_json_records_flattens_one_row_per_building(env):
 def test_json_records_rejects_a_non_list():
     with pytest.raises(SourceError, match="expected a JSON list of objects"):
         flatten({"schools": []}, {}, "file.json")
+
+
+def _with_source(name: str, **change) -> object:
+    import dataclasses
+
+    from tests.helpers import REPO
+
+    spec = load_dataset(name, REPO)
+    return dataclasses.replace(spec, source={**spec.source, **change})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"stationn": "x"}, r"\[source\] unknown key 'stationn' \(known: base_url, initial_start, "
+                        r"station, timeseries\)"),
+    ({"timeseries": 7}, r"\[source\] timeseries: input should be a valid string \(got 7\)"),
+    ({"initial_start": ["P30D"]}, r"\[source\] initial_start: input should be a valid string"),
+])
+def test_a_source_table_that_does_not_fit_its_type_s_parameters_names_file_and_key(change,
+                                                                                   message):
+    from odp.errors import ConfigError
+    from odp.sources import make_resource
+
+    with pytest.raises(ConfigError, match=r"elbe-water-level-dresden\.toml: " + message):
+        make_resource(_with_source("elbe-water-level-dresden", **change))
+
+
+def test_a_source_without_a_required_parameter_says_which_and_shared_keys_reach_http():
+    from odp.errors import ConfigError
+    from odp.sources import make_resource, source_arguments
+    from odp.sources.pegelonline import pegelonline_measurements
+
+    spec = _with_source("elbe-water-level-dresden")
+    spec.source.pop("station")
+    with pytest.raises(ConfigError, match=r"\[source\] needs 'station'"):
+        make_resource(spec)
+    args = source_arguments(_with_source("elbe-water-level-dresden", timeout=7, deadline=9),
+                            pegelonline_measurements)
+    assert args["http"].timeout == 7 and args["http"].deadline == 9
+    assert args["station"] == "70272185-b2b3-4178-96b8-43bea330dcae"
+    assert set(args) == {"station", "timeseries", "initial_start", "base_url", "http"}

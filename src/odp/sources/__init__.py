@@ -1,13 +1,24 @@
 """Source types. Each module turns a dataset's `[source]` table into a dlt resource that yields
 pandas DataFrames of raw text columns (validation types them from the Table Schema).
 
-A new source type: a module here with a factory `(Dataset) -> dlt resource`, registered below
-(one line), a dataset definition using it, recordings and tests."""
+A new source type: a module here with a factory, registered below (one line), a dataset
+definition using it, recordings and tests. The factory takes the dataset (its name, schema and
+extract mode) and the source's settings as typed keyword parameters, documented under `Args:`
+as dlt's verified sources do:
+
+    def gauge(dataset: Dataset, *, station: str, initial_start: str = "P30D",
+              http: HttpSettings) -> Any:
+
+`make_resource` checks the `[source]` table against that signature: an unknown key, a missing
+one or a value of the wrong type is a ConfigError naming the file and the key. The keys every
+HTTP source shares (`timeout`, `deadline`, … and `auth`) arrive as one `http` parameter.
+Factories that still take only `(dataset)` read `dataset.source` themselves."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import inspect
+from typing import Any, get_type_hints
 
 from odp.errors import ConfigError
 from odp.spec import Dataset
@@ -36,5 +47,41 @@ def make_resource(dataset: Dataset) -> Any:
             f"{dataset.definition_path}: unknown source type '{dataset.source_type}' "
             f"(known: {known})"
         )
-    module, factory = target.split(":")
-    return getattr(importlib.import_module(module), factory)(dataset)
+    module, name = target.split(":")
+    factory = getattr(importlib.import_module(module), name)
+    return factory(dataset, **source_arguments(dataset, factory))
+
+
+SHARED_KEYS = frozenset({"type", "auth", "timeout", "max_attempts", "backoff_factor",
+                         "max_retry_delay", "deadline", "max_bytes"})
+
+
+def source_arguments(dataset: Dataset, factory: Any) -> dict[str, Any]:
+    """The `[source]` table as the factory's keyword arguments, each checked against its type."""
+    import pydantic
+
+    params = {n: p for n, p in inspect.signature(factory).parameters.items()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    if not params:
+        return {}
+    where = f"{dataset.definition_path}: [source]"
+    given = {k: v for k, v in dataset.source.items() if k not in SHARED_KEYS}
+    if unknown := sorted(set(given) - set(params)):
+        known = ", ".join(sorted(set(params) - {"http"}))
+        raise ConfigError(f"{where} unknown key '{unknown[0]}' (known: {known})")
+    hints = get_type_hints(factory)
+    args: dict[str, Any] = {}
+    for name, param in params.items():
+        if name == "http":
+            from odp.sources.http import HttpSettings
+
+            args[name] = HttpSettings.from_source(dataset.source)
+        elif name in given:
+            try:
+                args[name] = pydantic.TypeAdapter(hints[name]).validate_python(given[name])
+            except pydantic.ValidationError as exc:
+                problem = exc.errors()[0]["msg"].lower()
+                raise ConfigError(f"{where} {name}: {problem} (got {given[name]!r})") from None
+        elif param.default is inspect.Parameter.empty:
+            raise ConfigError(f"{where} needs '{name}'")
+    return args

@@ -31,7 +31,8 @@ def _station(client: SourceClient, base: str, uuid: str) -> dict[str, Any]:
     return station
 
 
-def _measurements(client: SourceClient, url: str, start: str) -> pd.DataFrame:
+def measurements_of(client: SourceClient, url: str, start: str) -> pd.DataFrame:
+    """One series' measurements since `start` (an ISO 8601 time or period) as raw text."""
     payload = client.get_json(url, params={"start": start})
     if not isinstance(payload, list):
         raise SourceError(f"{client.dataset}: {url}: expected a JSON list of measurements")
@@ -42,29 +43,39 @@ def _measurements(client: SourceClient, url: str, start: str) -> pd.DataFrame:
     return as_raw_text(frame)
 
 
-def pegelonline_measurements(dataset: Dataset) -> Any:
-    source = dataset.source
-    base = source.get("base_url", DEFAULT_BASE_URL).rstrip("/")
-    uuid = source["station"]
-    series = source.get("timeseries", "W")
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+def pegelonline_measurements(dataset: Dataset, *, station: str, timeseries: str = "W",
+                             initial_start: str = "P30D", base_url: str = DEFAULT_BASE_URL,
+                             http: HttpSettings) -> Any:
+    """One gauge's series as rows of water levels, incremental by timestamp.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        station: the gauge's PEGELONLINE UUID (e.g. DRESDEN's 70272185-…).
+        timeseries: the series shortname (W = water level).
+        initial_start: how far back the first run asks (ISO 8601 period; the API keeps about
+            31 days).
+        base_url: the REST API v2 root.
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    base = base_url.rstrip("/")
+    client = SourceClient(dataset.name, http)
 
     @merged_resource(dataset)
     def measurements() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
-        start = state.get("last_timestamp") or source.get("initial_start", "P30D")
-        station = _station(client, base, uuid)
-        url = f"{base}/stations/{uuid}/{series}/measurements.json"
-        raw = _measurements(client, url, start)
+        start = state.get("last_timestamp") or initial_start
+        gauge = _station(client, base, station)
+        url = f"{base}/stations/{station}/{timeseries}/measurements.json"
+        raw = measurements_of(client, url, start)
         frame = pd.DataFrame(
             {
-                "station_uuid": station.get("uuid"),
-                "station_name": station.get("shortname"),
-                "water": (station.get("water") or {}).get("shortname"),
+                "station_uuid": gauge.get("uuid"),
+                "station_name": gauge.get("shortname"),
+                "water": (gauge.get("water") or {}).get("shortname"),
                 "timestamp": utc_iso(raw["timestamp"]),
                 "water_level": raw["value"],
-                "longitude": station.get("longitude"),
-                "latitude": station.get("latitude"),
+                "longitude": gauge.get("longitude"),
+                "latitude": gauge.get("latitude"),
             },
             index=raw.index,
         )

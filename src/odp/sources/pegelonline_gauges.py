@@ -24,7 +24,7 @@ from odp.errors import ConfigError, SourceError
 from odp.sources.frames import as_raw_text, utc_iso
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.incremental import bucket, keep_newer, merged_resource
-from odp.sources.pegelonline import DEFAULT_BASE_URL, _measurements
+from odp.sources.pegelonline import DEFAULT_BASE_URL, measurements_of
 from odp.spec import Dataset
 
 STATION_COLUMNS = (
@@ -94,63 +94,86 @@ def _station_row(station: dict[str, Any], gauge_zero: dict[str, Any]) -> dict[st
     }
 
 
-def pegelonline_gauges(dataset: Dataset) -> Any:
-    source = dataset.source
-    base = source.get("base_url", DEFAULT_BASE_URL).rstrip("/")
-    water = source.get("water")
-    stations = [str(s) for s in source.get("stations", [])]
-    series_columns: dict[str, str] = dict(source.get("timeseries", {"W": "water_level"}))
-    if not water and not stations:
+def pegelonline_gauges(dataset: Dataset, *, water: str | None = None,
+                       stations: list[str] | None = None,
+                       timeseries: dict[str, str] | None = None, initial_start: str = "P30D",
+                       base_url: str = DEFAULT_BASE_URL, http: HttpSettings) -> Any:
+    """Several gauges' series, one row per gauge and timestamp, incremental per gauge.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        water: all gauges of this water (e.g. ELBE); with `stations` a filter.
+        stations: gauge numbers, UUIDs or shortnames.
+        timeseries: series shortname -> column of the schema (default W -> water_level).
+        initial_start: how far back the first run asks (ISO 8601 period).
+        base_url: the REST API v2 root.
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    base = base_url.rstrip("/")
+    wanted = [str(s) for s in stations or []]
+    columns = dict(timeseries or {"W": "water_level"})
+    if not water and not wanted:
         raise ConfigError(f"{dataset.definition_path}: [source] needs 'water' or 'stations'")
-    for column in series_columns.values():
+    for column in columns.values():
         if column not in dataset.schema.names:
-            raise ConfigError(
-                f"{dataset.definition_path}: timeseries column '{column}' "
-                "is not a field of the schema"
-            )
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+            raise ConfigError(f"{dataset.definition_path}: timeseries column '{column}' "
+                              "is not a field of the schema")
+    client = SourceClient(dataset.name, http)
 
     @merged_resource(dataset)
     def gauges() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
-        for station in station_list(client, base, water, stations):
-            frame = _station_frame(station, bucket(state, "last", station["uuid"]))
-            if frame is not None and len(frame):
-                yield frame
-
-    def _station_frame(station: dict[str, Any], last: dict[str, Any]) -> pd.DataFrame | None:
-        uuid, name = station["uuid"], station.get("shortname", station["uuid"])
-        offered = {t.get("shortname"): t for t in station.get("timeseries") or []}
-        since = min(last.values()) if last else None  # the gauge's last complete timestamp
-        parts, gauge_zero = [], {}
-        for series, column in series_columns.items():
-            meta = offered.get(series)
-            if meta is None:
-                continue  # this gauge does not measure the series (e.g. no discharge)
-            expected = _unit(dataset.schema.field(column).unit)
-            if expected and _unit(meta.get("unit", "")) != expected:
-                raise SourceError(
-                    f"{dataset.name}: station {name}: series {series} comes in "
-                    f"'{meta.get('unit')}', the schema's {column} is in '{expected}'"
-                )
-            gauge_zero = gauge_zero or (meta.get("gaugeZero") or {})
-            url = f"{base}/stations/{uuid}/{series}/measurements.json"
-            raw = _measurements(client, url, since or source.get("initial_start", "P30D"))
-            raw = pd.DataFrame({"timestamp": utc_iso(raw["timestamp"]), column: raw["value"]})
-            raw, top = keep_newer(raw, "timestamp", since)
-            if top:
-                last[series] = top
-            parts.append(raw.set_index("timestamp"))
-        if not parts:
-            return None
-        wide = pd.concat(parts, axis=1).reset_index()
-        for column in series_columns.values():
-            if column not in wide:
-                wide[column] = pd.NA
-        info = _station_row(station, gauge_zero)
-        for key in STATION_COLUMNS:
-            wide[key] = info[key]
-        wanted = [c for c in dataset.schema.names if c in wide.columns]
-        return as_raw_text(wide[wanted])
+        for station in station_list(client, base, water, wanted):
+            last = bucket(state, "last", station["uuid"])
+            since = min(last.values()) if last else None  # the gauge's last complete time
+            parts, gauge_zero = [], {}
+            for series, column in columns.items():
+                part = _series(client, dataset, f"{base}/stations/{station['uuid']}", station,
+                               (series, column), last, (since, initial_start))
+                if part is not None:
+                    parts.append(part[0])
+                    gauge_zero = gauge_zero or part[1]
+            if parts:
+                yield _station_frame(dataset, station, parts, columns, gauge_zero)
 
     return gauges
+
+
+def _series(client: SourceClient, dataset: Dataset, station_url: str, station: dict[str, Any],
+            series_column: tuple[str, str], last: dict[str, Any],
+            since_or_initial: tuple[str | None, str]
+            ) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """One series of a gauge since the gauge's last complete timestamp (or the initial period),
+    indexed by timestamp, and the series' gauge zero; None when the gauge does not measure it
+    (e.g. no discharge). `last` records the series' newest timestamp."""
+    series, column = series_column
+    since, initial_start = since_or_initial
+    offered = {t.get("shortname"): t for t in station.get("timeseries") or []}
+    meta = offered.get(series)
+    if meta is None:
+        return None
+    expected = _unit(dataset.schema.field(column).unit)
+    if expected and _unit(meta.get("unit", "")) != expected:
+        name = station.get("shortname", station["uuid"])
+        raise SourceError(f"{dataset.name}: station {name}: series {series} comes in "
+                          f"'{meta.get('unit')}', the schema's {column} is in '{expected}'")
+    url = f"{station_url}/{series}/measurements.json"
+    raw = measurements_of(client, url, since or initial_start)
+    raw = pd.DataFrame({"timestamp": utc_iso(raw["timestamp"]), column: raw["value"]})
+    raw, top = keep_newer(raw, "timestamp", since)
+    if top:
+        last[series] = top
+    return raw.set_index("timestamp"), meta.get("gaugeZero") or {}
+
+
+def _station_frame(dataset: Dataset, station: dict[str, Any], parts: list[pd.DataFrame],
+                   columns: dict[str, str], gauge_zero: dict[str, Any]) -> pd.DataFrame:
+    wide = pd.concat(parts, axis=1).reset_index()
+    for column in columns.values():
+        if column not in wide:
+            wide[column] = pd.NA
+    info = _station_row(station, gauge_zero)
+    for key in STATION_COLUMNS:
+        wide[key] = info[key]
+    wanted = [c for c in dataset.schema.names if c in wide.columns]
+    return as_raw_text(wide[wanted])
