@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -157,15 +158,43 @@ def _days(start: date, end: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
-def sensor_community(dataset: Dataset) -> Any:
-    source = dataset.source
-    value_types = dict(source.get("value_types", VALUE_TYPES))
-    feed_url, archive = source.get("feed_url"), source.get("archive_sensors", [])
+@dataclass(frozen=True)
+class ArchiveSensor:
+    """One sensor of the daily archive: its number and type (e.g. 15092, sds011)."""
+
+    id: int
+    type: str
+
+
+def sensor_community(dataset: Dataset, *, feed_url: str | None = None,
+                     value_types: dict[str, str] | None = None,
+                     area: tuple[float, float, float] | None = None,
+                     archive_sensors: list[ArchiveSensor] | None = None,
+                     archive_start: date | None = None, archive_end: date | None = None,
+                     archive_url: str = ARCHIVE_URL, http: HttpSettings) -> Any:
+    """Citizen sensors from the live feed and/or the daily archive, incremental per sensor.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        feed_url: the live API's filter URL (e.g. `/airrohr/v1/filter/area=51.05,13.74,12`).
+        value_types: sensor value type -> column (default P1 -> pm10, P2 -> pm2_5, …).
+        area: `[lat, lon, km]`: keep only sensors within km of the point (a world-wide feed).
+        archive_sensors: sensors to backfill from the archive (`{ id = 15092, type = "sds011" }`).
+        archive_start: the first archive day of the first run.
+        archive_end: the last archive day (default yesterday, UTC).
+        archive_url: the archive's file URL template ({date}, {type}, {id}).
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    types = dict(value_types or VALUE_TYPES)
+    archive = list(archive_sensors or [])
     if not feed_url and not archive:
         raise ConfigError(
             f"{dataset.definition_path}: [source] needs 'feed_url' or 'archive_sensors'"
         )
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+    if archive and archive_start is None:
+        raise ConfigError(f"{dataset.definition_path}: [source] needs 'archive_start' with "
+                          "'archive_sensors'")
+    client = SourceClient(dataset.name, http)
     columns = [c for c in dataset.schema.names if not dataset.schema.field(c).derived]
 
     def shaped(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,11 +210,9 @@ def sensor_community(dataset: Dataset) -> Any:
         if archive:
             yield from _archive(bucket(state, "archive_next"), last, shaped)
         if feed_url:
-            frame = live_frame(
-                client.get_json(feed_url), value_types, f"{dataset.name}: {feed_url}"
-            )
-            if area := source.get("area"):
-                frame = within(frame, area)
+            frame = live_frame(client.get_json(feed_url), types, f"{dataset.name}: {feed_url}")
+            if area:
+                frame = within(frame, list(area))
             frame = only_new(frame, last)
             if len(frame):
                 yield shaped(frame)
@@ -193,24 +220,17 @@ def sensor_community(dataset: Dataset) -> Any:
     def _archive(
         next_day: dict[str, Any], last: dict[str, Any], shaped: Any
     ) -> Iterator[pd.DataFrame]:
-        template = source.get("archive_url", ARCHIVE_URL)
-        end = (
-            date.fromisoformat(source["archive_end"])
-            if source.get("archive_end")
-            else datetime.now(UTC).date() - timedelta(days=1)
-        )
+        end = archive_end or datetime.now(UTC).date() - timedelta(days=1)
         for sensor in archive:
-            key = f"{sensor['type']}_{sensor['id']}"
-            first = date.fromisoformat(next_day.get(key) or source["archive_start"])
+            key = f"{sensor.type}_{sensor.id}"
+            first = date.fromisoformat(next_day[key]) if key in next_day else archive_start
             for day in _days(first, end):
-                url = template.format(date=day.isoformat(), type=sensor["type"], id=sensor["id"])
+                url = archive_url.format(date=day.isoformat(), type=sensor.type, id=sensor.id)
                 content = _get_if_exists(client, url)
                 next_day[key] = (day + timedelta(days=1)).isoformat()
                 if content is None:
                     continue
-                frame = only_new(
-                    archive_frame(content, value_types, f"{dataset.name}: {url}"), last
-                )
+                frame = only_new(archive_frame(content, types, f"{dataset.name}: {url}"), last)
                 if len(frame):
                     yield shaped(frame)
 

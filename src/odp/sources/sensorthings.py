@@ -24,6 +24,7 @@ from odp.errors import SourceError
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.incremental import bucket, keep_newer, merged_resource
+from odp.spec import Dataset
 
 STAMP_MS = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -77,20 +78,30 @@ def observations_frame(values: list[dict[str, Any]], where: str) -> pd.DataFrame
     return frame
 
 
-def sensorthings(dataset: Any) -> Any:
-    source = dataset.source
-    base = str(source["base_url"]).rstrip("/")
-    top = int(source.get("top", 1000))
-    max_pages = int(source.get("max_pages", 10000))
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
+def sensorthings(dataset: Dataset, *, base_url: str, things_filter: str | None = None,
+                 top: int = 1000, initial_start: str | None = None, max_pages: int = 10000,
+                 http: HttpSettings) -> Any:
+    """Observations of every Datastream of the chosen Things, incremental per Datastream.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        base_url: the service root (…/v1.1).
+        things_filter: an OData `$filter` on Things (e.g. `properties/operator eq 'LfULG'`).
+        top: page size (`$top`); further pages follow `@iot.nextLink`.
+        initial_start: ISO 8601 instant: observations before it are not asked on the first run.
+        max_pages: per collection, a guard against endless next links.
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    base = base_url.rstrip("/")
+    client = SourceClient(dataset.name, http)
     columns = [f.name for f in dataset.schema.source_fields]
 
     @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
         last = bucket(dlt.current.resource_state(), "last")
         things_params = {"$top": top}
-        if flt := source.get("things_filter"):
-            things_params["$filter"] = flt
+        if things_filter:
+            things_params["$filter"] = things_filter
         for things in pages(client, f"{base}/Things", things_params, max_pages):
             for thing in things:
                 yield from _thing(thing, last)
@@ -107,7 +118,7 @@ def sensorthings(dataset: Any) -> Any:
         for streams in pages(client, _link(thing, "Datastreams", base), None, max_pages):
             for stream in streams:
                 key = str(stream.get("@iot.id"))
-                since = last.get(key) or source.get("initial_start")
+                since = last.get(key) or initial_start
                 params: dict[str, Any] = {"$orderby": "phenomenonTime asc", "$top": top}
                 if since:
                     params["$filter"] = f"phenomenonTime gt {since}"
