@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ class RunReport:
     exit_code: int = 0
     messages: list[str] = field(default_factory=list)
     plan: dict[str, object] = field(default_factory=dict)  # dry run: what publish would write
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage (extract, …)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -65,6 +67,18 @@ class RunReport:
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
+
+
+@contextmanager
+def _stage(report: RunReport, say: Progress, name: str) -> Iterator[None]:
+    """Announce a stage and add its seconds to the report."""
+    say(name)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        spent = report.stages.get(name, 0.0) + time.monotonic() - began
+        report.stages[name] = round(spent, 3)
 
 
 def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | None,
@@ -149,17 +163,18 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     from odp.publish.sync import Sync
     from odp.validate import check_gate, gate_reasons, validate_batch
 
-    extracted = _extract(dataset, state, report, say)
+    with _stage(report, say, "extract"):
+        extracted = _extract(dataset, state, report)
 
-    say("validate")
-    store = QuarantineStore(state)
-    ledger = read_ledger(state, dataset.name)
-    held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
-    batch = _candidates(dataset, extracted.table, ledger, held)
-    result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
+    with _stage(report, say, "validate"):
+        store = QuarantineStore(state)
+        ledger = read_ledger(state, dataset.name)
+        held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
+        batch = _candidates(dataset, extracted.table, ledger, held)
+        result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
 
-    say("georeference")
-    located, result = _georeference(dataset, city, batch, result, store, report)
+    with _stage(report, say, "georeference"):
+        located, result = _georeference(dataset, city, batch, result, store, report)
     report.validated, report.valid = result.total, len(result.valid)
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages
@@ -168,22 +183,22 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     keep = None if dry_run else state  # where the gate writes reports/NAME.json
     if gate_reasons(result, dataset):
         check_gate(result, dataset, keep)  # raises GateError: the last good version stays
-    say("publish")
-    sync = Sync(dataset, city, state, progress=say)
-    guard = guard_settings(dataset, city)
-    rows = located.table
-    if guard.quarantined_rows == "keep-published":
-        rows = _keep_last_good(dataset, rows, result, ledger, report)
-    changes = sync.diff(rows, ledger)  # per the dataset's deletion policy
-    check_gate(result, dataset, keep,
-               _publish_reasons(dataset, rows, changes, guard, accept_deletes, report))
+    with _stage(report, say, "publish"):
+        sync = Sync(dataset, city, state, progress=say)
+        guard = guard_settings(dataset, city)
+        rows = located.table
+        if guard.quarantined_rows == "keep-published":
+            rows = _keep_last_good(dataset, rows, result, ledger, report)
+        changes = sync.diff(rows, ledger)  # per the dataset's deletion policy
+        check_gate(result, dataset, keep,
+                   _publish_reasons(dataset, rows, changes, guard, accept_deletes, report))
 
-    published = sync.run(changes, dry_run=dry_run)
-    report.plan = published.plan if dry_run else {}
-    if not located.table.empty:  # rows validated this run: their quarantine entries close
-        key = list(dataset.schema.primary_key)
-        published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
-        store.release(dataset.name, list(published_keys))
+        published = sync.run(changes, dry_run=dry_run)
+        report.plan = published.plan if dry_run else {}
+        if not located.table.empty:  # rows validated this run: their quarantine entries close
+            key = list(dataset.schema.primary_key)
+            published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
+            store.release(dataset.name, list(published_keys))
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
     report.deleted, report.write_calls = published.rows_deleted, published.write_calls
@@ -191,11 +206,10 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.status = "ok" if published.changed else "unchanged"
 
 
-def _extract(dataset: Dataset, state: Path, report: RunReport, say: Progress) -> Extracted:
+def _extract(dataset: Dataset, state: Path, report: RunReport) -> Extracted:
     from odp.extract import extract
     from odp.sources.http import take_downloaded
 
-    say("extract")
     take_downloaded(dataset.name)  # whatever an earlier, failed call left
     try:
         extracted = extract(dataset, state)
