@@ -77,8 +77,8 @@ def test_a_swapped_projected_pair_is_detected_too():
 def test_unknown_keys_and_crs_are_configuration_errors():
     with pytest.raises(ConfigError, match="unknown key 'lng'"):
         georeference(_points([13.74], [51.05]), _with_rule(lng="x"), CITY)
-    with pytest.raises(ConfigError, match="EPSG:2056 is not accepted"):
-        georeference(_points([13.74], [51.05]), _with_rule(crs="EPSG:2056"), CITY)
+    with pytest.raises(ConfigError, match=r"\[georeference\] crs: CRS EPSG:4978 .*Geocentric"):
+        georeference(_points([13.74], [51.05]), _with_rule(crs="EPSG:4978"), CITY)
     with pytest.raises(ConfigError, match="no polygon layer 'kitas'"):
         georeference(_points([13.74], [51.05]), _with_rule(layers=["kitas"]), CITY)
 
@@ -208,3 +208,15 @@ def test_schools_without_coordinates_are_geocoded_as_configured():
     assert got["stadtteil"].iloc[0] == "Seevorstadt-Ost/Großer Garten"  # Struvestraße 11
     assert pd.isna(got["longitude"].iloc[2]) and pd.isna(got["stadtteil"].iloc[2])
     assert "geocode_quality" in SCHOOLS.schema.names
+
+
+def test_projected_output_columns_are_rounded_to_a_millimetre():
+    lon, lat = [13.7416, 13.738831783620387], [51.0519, 51.05445972641962]
+    got = georeference(_points(lon, lat), _with_rule(lon="longitude", lat="latitude",
+                                                     crs="EPSG:4326"), CITY).table
+    east, north = transform(lon, lat, "EPSG:4326", "EPSG:25833")
+    for column, exact in (("easting", east), ("northing", north)):
+        values = got[column].to_numpy(float)
+        assert (values == values.round(3)).all()  # no 5701472.482999999
+        assert abs(values - exact).max() <= 0.0005 + 1e-9
+    assert got["easting"].iloc[1] == pytest.approx(411609.46, abs=0.001)

@@ -5,6 +5,7 @@ RFC 7946 winding order, empty geometries flagged, and points checked against the
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -14,7 +15,18 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.georeference.crs import WGS84, CrsError, crs_of_geojson, crs_of_gml, normalise, transform
+from odp.georeference.crs import (
+    WGS84,
+    AxisOrder,
+    CrsError,
+    crs_of_geojson,
+    crs_of_gml,
+    normalise,
+    settle_axis_order,
+    transform,
+)
+
+log = logging.getLogger("odp.georeference")
 
 # Rules of the findings a point check produces (all quarantine the row).
 NULL_ISLAND = "georeference:null_island"
@@ -36,6 +48,7 @@ def read_features(data: bytes, declared_crs: str | None = None) -> Any:
             raise CrsError("GML without srsName and no declared CRS")
         if crs is not None:
             frame = frame.set_crs(normalise(crs), allow_override=True)
+            frame = _axes_settled(frame, crs)
         return frame.to_crs(WGS84)
     obj = json.loads(data)
     crs = crs_of_geojson(obj) or (normalise(declared_crs) if declared_crs else WGS84)
@@ -47,6 +60,30 @@ def read_features(data: bytes, declared_crs: str | None = None) -> Any:
     if "id" not in frame and all("id" in f for f in features):
         frame.insert(0, "id", [f["id"] for f in features])
     return frame.to_crs(WGS84)
+
+
+def _axes_settled(frame: Any, srs_name: str) -> Any:
+    """GDAL reads GML in the axis order its srsName states; a file whose positions lie in the
+    CRS's area of use only the other way round (northing first under `EPSG:25833`) is swapped,
+    and the log says so."""
+    import shapely
+
+    points = frame.geometry.dropna().representative_point()
+    if points.empty:
+        return frame
+    order = AxisOrder(srs_name, False, "as GDAL read it")
+    settled = settle_axis_order(order, points.x.to_numpy(), points.y.to_numpy())
+    if not settled.north_first:
+        return frame
+    log.info("GML in %s: %s", srs_name, settled.describe)
+    swapped = shapely.transform(frame.geometry.to_numpy(), lambda c: c[:, ::-1])
+    return frame.set_geometry(gpd_series(swapped, frame))
+
+
+def gpd_series(geoms: Any, frame: Any) -> Any:
+    import geopandas as gpd
+
+    return gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs)
 
 
 def parse_geometries(values: pd.Series, crs: str = WGS84) -> tuple[Any, pd.Series]:

@@ -158,10 +158,10 @@ def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georefere
     if address := rule.get("address"):
         lon, lat, east, north = _geocode(out, address, city, lon, lat, east, north, dataset)
 
-    out["longitude"] = pd.array(lon, dtype="Float64").round(8)
-    out["latitude"] = pd.array(lat, dtype="Float64").round(8)
-    out["easting"] = pd.array(east, dtype="Float64").round(2)
-    out["northing"] = pd.array(north, dtype="Float64").round(2)
+    out["longitude"] = pd.array(lon, dtype="Float64").round(crs_.DEGREE_DECIMALS)
+    out["latitude"] = pd.array(lat, dtype="Float64").round(crs_.DEGREE_DECIMALS)
+    out["easting"] = pd.array(east, dtype="Float64").round(crs_.PROJECTED_DECIMALS)  # mm
+    out["northing"] = pd.array(north, dtype="Float64").round(crs_.PROJECTED_DECIMALS)
     if geoms is not None:  # WGS84 now, in the format it came in (WKT stays WKT)
         wgs = geoms.to_crs(crs_.WGS84)
         as_text = _wkt_text if _is_wkt(out[rule["geometry"]]) else _geojson_text

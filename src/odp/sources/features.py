@@ -24,8 +24,10 @@ from odp.sources.frames import as_raw_text
 
 
 def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: list[Any],
-                  source: dict[str, Any], where: str) -> pd.DataFrame:
-    """`geometries`: shapely geometries or None (a feature without geometry)."""
+                  source: dict[str, Any], where: str, decimals: int | None = None
+                  ) -> pd.DataFrame:
+    """`geometries`: shapely geometries or None (a feature without geometry); `decimals`
+    rounds the representative point (3: a millimetre in a projected CRS)."""
     import shapely
 
     id_column = source.get("id_column", "id")
@@ -62,6 +64,8 @@ def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: 
             raise SourceError(f"{where}: a geometry cannot be used ({exc})") from None
         positions = present.nonzero()[0]
         xs, ys = shapely.get_x(points), shapely.get_y(points)
+        if decimals is not None:
+            xs, ys = xs.round(decimals), ys.round(decimals)
         for i, pos in enumerate(positions):
             text[pos], lon[pos], lat[pos] = rendered[i], float(xs[i]), float(ys[i])
     frame[geometry_column] = text

@@ -37,6 +37,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from odp.errors import SourceError
 from odp.sources.complete import json_error, refuse_html
+from odp.sources.local import is_local, local_response
 
 NOT_MODIFIED = 304
 CHUNK = 1 << 16  # bytes asked per read; a read returns what has arrived (read1)
@@ -118,6 +119,8 @@ class SourceClient:
     ) -> requests.Response:
         """The response with its whole body read (`.content`, `.json()` work). `expect` names
         the format the caller parses ("CSV", "JSON", "XML" …): an HTML page instead is refused."""
+        if is_local(url):  # a file of the project instead of a URL (odp.sources.local)
+            return local_response(self.dataset, url)
         started = time.monotonic()
         attempts = max(1, self.settings.max_attempts)
         for attempt in range(1, attempts + 1):
