@@ -53,7 +53,8 @@ def make_resource(dataset: Dataset) -> Any:
 
 
 SHARED_KEYS = frozenset({"type", "auth", "timeout", "max_attempts", "backoff_factor",
-                         "max_retry_delay", "deadline", "max_bytes"})
+                         "max_retry_delay", "deadline", "max_bytes",
+                         "max_unpacked_bytes", "max_ratio"})  # the last two: archives.py
 
 
 def source_arguments(dataset: Dataset, factory: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ register published with most of its rows missing.
   line end passes. A cut exactly at a line end cannot be seen here: the HTTP client's
   Content-Length check catches that where the server announces one.
 * JSON: the document ends while an object, array or string is still open ("truncated"); any
-  other error is "malformed JSON at line L, column C: what".
+  other error is "malformed JSON at line L, column C: what"; arrays or objects nested deeper
+  than the parser follows (a nesting bomb) are malformed too.
 * XML: expat's "no element found", "unclosed token", "partial character" and "unclosed CDATA"
   at the end mean the document did not close.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -83,6 +85,9 @@ def load_json(text: str | bytes, where: str) -> Any:
         raise json_error(exc, where) from None
     except UnicodeDecodeError as exc:
         raise SourceError(f"{where}: not UTF-8 JSON (byte offset {exc.start})") from None
+    except RecursionError:
+        raise SourceError(f"{where}: malformed JSON: nested deeper than the parser follows "
+                          f"(about {sys.getrecursionlimit()} levels)") from None
 
 
 # --- XML ---------------------------------------------------------------------------------------

@@ -13,14 +13,14 @@ is read from the configured stations' rows kept in state.
 
 Parameters: `resolution` ("hourly" | "10_minutes"), `period` ("recent" | "now"), `stations`,
 `columns`, `base_url`; `archive` and `station_list` (file names, `{id}` = 5-digit station id)
-override the defaults.
+override the defaults; `max_unpacked_bytes` and `max_ratio` bound what a zip may unpack to
+(odp.sources.archives: checked before anything is unpacked, and while it is).
 """
 
 from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -28,6 +28,7 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.archives import ArchiveLimits, open_zip, read_member
 from odp.sources.complete import csv_error, looks_like_html
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
@@ -119,7 +120,8 @@ def parse_product(text: str, where: str) -> pd.DataFrame:
         if needed not in frame.columns:
             raise SourceError(f"{where}: malformed product file (no column {needed})")
     stamp = frame["MESS_DATUM"]
-    fmt = {10: "%Y%m%d%H", 12: "%Y%m%d%H%M"}.get(int(stamp.str.len().max() or 0))
+    longest = stamp.str.len().max()
+    fmt = {10: "%Y%m%d%H", 12: "%Y%m%d%H%M"}.get(int(longest) if pd.notna(longest) else 0)
     parsed = pd.to_datetime(stamp, format=fmt, errors="coerce", utc=True) if fmt else None
     if parsed is None or parsed.isna().all():
         raise SourceError(f"{where}: malformed MESS_DATUM (expected yyyymmddHH[MM])")
@@ -146,21 +148,24 @@ def current_location(text: str, where: str) -> dict[str, str]:
     }
 
 
-def read_archive(content: bytes, where: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-    except zipfile.BadZipFile:
-        hint = " (an HTML page instead)" if looks_like_html(content) else " (or cut short)"
-        raise SourceError(f"{where}: not a zip archive{hint}") from None
+def read_archive(content: bytes, where: str, limits: ArchiveLimits | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The product table and the current location of one station zip, unpacked within
+    `limits` (a zip bomb is refused before its content takes memory)."""
+    limits = limits or ArchiveLimits()
+    if looks_like_html(content):
+        raise SourceError(f"{where}: not a zip archive (an HTML page instead)")
+    archive = open_zip(content, limits, where)
     names = archive.namelist()
     product = next((n for n in names if n.startswith("produkt_")), None)
     if product is None:
         raise SourceError(f"{where}: no produkt_*.txt in the archive")
-    text = archive.read(product).decode("iso-8859-1")
+    text = read_member(archive, product, limits, where).decode("iso-8859-1")
     frame = parse_product(text, f"{where}: {product}")
     meta = next((n for n in names if n.startswith("Metadaten_Geographie")), None)
     location = (
-        current_location(archive.read(meta).decode("iso-8859-1"), f"{where}: {meta}")
+        current_location(read_member(archive, meta, limits, where).decode("iso-8859-1"),
+                         f"{where}: {meta}")
         if meta
         else {}
     )
@@ -205,6 +210,7 @@ def dwd_cdc(dataset: Any) -> Any:
     if not stations or not mapping:
         raise ConfigError(f"{dataset.definition_path}: [source] needs 'stations' and 'columns'")
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
+    limits = ArchiveLimits.from_source(source, f"{dataset.definition_path}: [source]")
     columns = [f.name for f in dataset.schema.source_fields]
 
     @merged_resource(dataset)
@@ -221,7 +227,7 @@ def dwd_cdc(dataset: Any) -> Any:
             content = client.get_bytes_if_changed(url, validators)
             if content is None:
                 continue  # 304: unchanged since the last committed run, no rows from it
-            frame, location = read_archive(content, f"{dataset.name}: {url}")
+            frame, location = read_archive(content, f"{dataset.name}: {url}", limits)
             for field in mapping:
                 if field not in frame.columns:
                     raise SourceError(f"{dataset.name}: {url}: product has no field {field}")

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
@@ -81,6 +82,7 @@ def read_table(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
     trailing empty columns removed); missing cells are NA."""
     fmt = source.get("format") or ("xlsx" if where.lower().endswith(".xlsx") else "csv")
     if fmt == "xlsx":
+        check_zip(data, ArchiveLimits.from_source(source, where), where)  # an XLSX is a zip
         rows = _xlsx_rows(data, source.get("sheet"), where)
     elif fmt == "csv":
         rows = _csv_rows(data, source, where)

@@ -17,6 +17,7 @@ MultiLineString, MultiSurface, MultiPolygon; `pos`/`posList`/`coordinates`; srsD
 x and y. Axis order follows the CRS: URN/URI forms of EPSG:4326 and 4258 are latitude first and
 are swapped to lon/lat; projected CRSs (EPSG:25832/25833) are easting, northing.
 `numberReturned` is not trusted (some servers send 0 with features present): members are counted.
+Answers are parsed with DTDs, entities and network access off (odp.sources.safexml).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
-from odp.sources.complete import xml_error
 from odp.sources.features import feature_table
 from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.safexml import parse_xml
 from odp.spec import Dataset
 
 GML = "http://www.opengis.net/gml/3.2"
@@ -115,10 +116,7 @@ def to_shape(element: ET.Element, swap: bool, where: str) -> Any:
 def parse_page(body: bytes, source: dict[str, Any], where: str
                ) -> tuple[list[Any], list[dict[str, Any]], list[Any], str | None]:
     """One GetFeature answer → (ids, properties, geometries, next URL or None)."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise xml_error(exc, where) from None
+    root = parse_xml(body, where)  # DTDs, entities and network access off
     if _local(root.tag) == "ExceptionReport":
         texts = [" ".join((t.text or "").split()) for t in root.iter(f"{{{OWS}}}ExceptionText")]
         raise SourceError(f"{where}: the service reports an exception: {'; '.join(texts)}")
