@@ -49,3 +49,40 @@ def test_a_column_the_schema_gained_updates_every_row_without_failing(tmp_path):
                        policy)
         assert list(changes.changed["id"]) == [1, 2] and changes.new.empty, policy
         assert list(changes.result["quality"].fillna("-")) == ["exact", "-"]
+
+
+def _text_hashes(table):
+    """Row hashes as ledgers before hash version 2 held them (timestamps formatted as text)."""
+    import pandas as pd
+
+    canonical = pd.DataFrame({
+        c: (table[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
+            if pd.api.types.is_datetime64_any_dtype(table[c])
+            else table[c].astype("Float64") if c == "id" else table[c].astype("string"))
+        for c in COLUMNS})
+    return pd.util.hash_pandas_object(canonical, index=False).astype("uint64")
+
+
+def test_a_ledger_with_text_hashed_timestamps_is_migrated_and_finds_nothing_changed(tmp_path):
+    table = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
+    old = diff(table, None, KEY, COLUMNS, True).result
+    old["_row_hash"] = _text_hashes(old)
+    path = tmp_path / "published" / "d.parquet"
+    path.parent.mkdir()
+    old.to_parquet(path, index=False)  # as written before: no hash version in the metadata
+    again = diff(table, read_ledger(tmp_path, "d"), KEY, COLUMNS, True)
+    assert again.empty and again.unchanged == 2
+    write_ledger(tmp_path, "d", again.result)  # now marked: read as written
+    assert read_ledger(tmp_path, "d")["_row_hash"].tolist() == again.result["_row_hash"].tolist()
+
+
+def test_a_timestamp_one_second_later_is_a_change_the_same_instant_elsewhere_is_not():
+    import pandas as pd
+
+    table = _table([(1, "a", "2024-01-01T10:00:00"), (2, "b", "2024-01-02T10:00:00")])
+    old = diff(table, None, KEY, COLUMNS, True).result
+    moved = table.copy()
+    moved.loc[1, "when"] += pd.Timedelta(seconds=1)
+    assert list(diff(moved, old, KEY, COLUMNS, True).changed["id"]) == [2]
+    berlin = table.assign(when=table["when"].dt.tz_convert("Europe/Berlin").dt.as_unit("us"))
+    assert diff(berlin, old, KEY, COLUMNS, True).empty

@@ -45,17 +45,47 @@ def ledger_path(state: Path, name: str) -> Path:
     return state / "published" / f"{name}.parquet"
 
 
+HASH_VERSION = b"2"  # 1 (no mark): timestamps hashed as text; 2: as integers (ns, UTC)
+_VERSION_KEY = b"odp_hash_version"
+
+
 def read_ledger(state: Path, name: str) -> pd.DataFrame | None:
+    """The ledger; one written before timestamps were hashed as integers has its row hashes
+    recomputed (the same values give the same hashes as this run's rows)."""
+    import pyarrow.parquet as pq
+
     path = ledger_path(state, name)
-    return pd.read_parquet(path) if path.exists() else None
+    if not path.exists():
+        return None
+    stored = pq.read_table(path)
+    ledger = stored.to_pandas()
+    if (stored.schema.metadata or {}).get(_VERSION_KEY) != HASH_VERSION and HASH in ledger:
+        hashed = [c for c in ledger.columns if c not in (HASH, DELETED_AT)]
+        ledger[HASH] = row_hashes(ledger, hashed)
+    return ledger
 
 
 def write_ledger(state: Path, name: str, table: pd.DataFrame) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     path = ledger_path(state, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    table.to_parquet(tmp, index=False)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}),
+                                           _VERSION_KEY: HASH_VERSION})
+    pq.write_table(arrow, tmp)
     tmp.replace(path)  # atomic: the ledger is old or new, never half
+
+
+def _instants(column: pd.Series) -> pd.Series:
+    """Timestamps as integer nanoseconds since the epoch, UTC (NaT: the smallest int64), so
+    the same instant gives the same number whatever its resolution or time zone."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = column.to_numpy(dtype="datetime64[ns]").view("int64")
+    return pd.Series(values, index=column.index)
 
 
 def _canonical(column: pd.Series) -> pd.Series:
@@ -63,7 +93,7 @@ def _canonical(column: pd.Series) -> pd.Series:
     if isinstance(column.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(
         column
     ):
-        return column.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
+        return _instants(column)
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column.astype("Float64")
     return column.astype("string")
@@ -75,10 +105,6 @@ def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def _key_part(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return column.dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
-    if pd.api.types.is_datetime64_any_dtype(column):
-        return column.dt.as_unit("ns").astype("int64")
     return _canonical(column)
 
 
