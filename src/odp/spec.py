@@ -153,14 +153,107 @@ class TableSchema:
 # --- City -----------------------------------------------------------------------------------
 
 
+PARENT_BY = ("code_prefix", "parent_field", "containment")
+
+
 @dataclass(frozen=True)
-class ReferenceLayer:
-    """A polygon layer rows are assigned to (e.g. Stadtteile)."""
+class DistrictLevel:
+    """One level of the city's district hierarchy (`[districts.NAME]` in the city file).
+
+    The smallest level has polygons (`path`); every row is assigned to the one it lies in. Each
+    further level is the parent of the one before it in `[districts] levels`; the lower level
+    says how its units find their parent (`parent_by`): by the first `prefix_length` characters
+    of their code, by a field of theirs holding the parent's code (`parent_field`), or by the
+    parent polygon holding the largest share of theirs (`containment`, the parent needs a
+    `path`). A parent's names come from its own file or a `names` table (code → name)."""
 
     name: str
-    path: Path
-    code_field: str
-    name_field: str
+    code_column: str  # the output column of the unit's code ("" = not published)
+    name_column: str  # the output column of the unit's name ("" = not published)
+    path: Path | None = None
+    code_field: str = "code"
+    name_field: str = "name"
+    names: dict[str, str] = field(default_factory=dict)
+    parent_by: str = ""
+    prefix_length: int = 0
+    parent_field: str = ""
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.code_column, self.name_column) if c]
+
+
+def _projected_crs(city: dict[str, Any], path: Path) -> str:
+    from odp.georeference import crs as crs_
+
+    name = city.get("crs", "EPSG:25833")
+    try:
+        if not crs_.is_projected(name):
+            raise crs_.CrsError(f"{crs_.normalise(name)} is not projected (metres are needed "
+                                "for distances, buffers and areas)")
+        return crs_.normalise(name)
+    except crs_.CrsError as exc:
+        raise ConfigError(f"{path}: [city] crs: {exc}") from None
+
+
+def _district_level(name: str, raw: Any, path: Path, root: Path) -> DistrictLevel:
+    where = f"{path}: [districts.{name}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: missing (every name in [districts] levels needs a table)")
+    known = {"path", "code_field", "name_field", "names", "columns", "parent_by",
+             "prefix_length", "parent_field"}
+    if unknown := sorted(set(raw) - known):
+        raise ConfigError(f"{where} unknown key '{unknown[0]}' (known: {', '.join(sorted(known))})")
+    columns = raw.get("columns", [f"{name}_nr", name])
+    if not (isinstance(columns, list) and len(columns) == 2 and any(columns)
+            and all(isinstance(c, str) for c in columns)):
+        raise ConfigError(f"{where} columns: two output column names [code, name] are needed "
+                          f"(\"\" leaves one out; got {columns!r})")
+    parent_by = raw.get("parent_by", "")
+    if parent_by and parent_by not in PARENT_BY:
+        raise ConfigError(f"{where} parent_by: '{parent_by}' is not one of {', '.join(PARENT_BY)}")
+    prefix = raw.get("prefix_length", 0)
+    if parent_by == "code_prefix" and not (isinstance(prefix, int) and prefix > 0):
+        raise ConfigError(f"{where} prefix_length: a whole number > 0 is needed with parent_by "
+                          f"= \"code_prefix\" (got {prefix!r})")
+    if parent_by == "parent_field" and not raw.get("parent_field"):
+        raise ConfigError(f"{where}: missing required key 'parent_field' "
+                          "(parent_by = \"parent_field\")")
+    names = raw.get("names", {})
+    if not isinstance(names, dict):
+        raise ConfigError(f"{where} names: a table code = \"name\" is needed")
+    return DistrictLevel(
+        name=name, code_column=columns[0], name_column=columns[1],
+        path=(root / raw["path"]) if raw.get("path") else None,
+        code_field=raw.get("code_field", "code"), name_field=raw.get("name_field", "name"),
+        names={str(k): str(v) for k, v in names.items()}, parent_by=parent_by,
+        prefix_length=int(prefix or 0), parent_field=raw.get("parent_field", ""))
+
+
+def _district_levels(raw: dict[str, Any], path: Path, root: Path) -> tuple[DistrictLevel, ...]:
+    table = _require(raw, "districts", path)
+    names = _require(table, "levels", path)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path}: [districts] levels: a list of level names, smallest first")
+    levels = tuple(_district_level(n, table.get(n), path, root) for n in names)
+    if levels[0].path is None:
+        raise ConfigError(f"{path}: [districts.{levels[0].name}]: missing required key 'path' "
+                          "(the smallest level needs its polygons)")
+    for child, parent in zip(levels, levels[1:], strict=False):
+        where = f"{path}: [districts.{child.name}]"
+        if not child.parent_by:
+            raise ConfigError(f"{where}: missing required key 'parent_by' (how its units find "
+                              f"their {parent.name}: {', '.join(PARENT_BY)})")
+        if child.parent_by == "containment" and parent.path is None:
+            raise ConfigError(f"{path}: [districts.{parent.name}]: missing required key 'path' "
+                              f"([districts.{child.name}] parent_by = \"containment\")")
+        if child.parent_by == "parent_field" and child.path is None:
+            raise ConfigError(f"{where}: missing required key 'path' (its parent_field is read "
+                              "from its file)")
+    if levels[-1].parent_by:
+        raise ConfigError(f"{path}: [districts.{levels[-1].name}] parent_by: the last level of "
+                          "[districts] levels has no parent")
+    return levels
 
 
 @dataclass(frozen=True)
@@ -175,8 +268,7 @@ class City:
     token_file: Path | None
     organization: dict[str, Any]
     defaults: dict[str, Any]
-    stadtteile: ReferenceLayer
-    stadtbezirk_names: dict[str, str]  # first digit of the Stadtteil code -> Stadtbezirk name
+    districts: tuple[DistrictLevel, ...]  # smallest level first
     path: Path
     portal: dict[str, Any] = field(default_factory=dict)  # the [portal] table (publish options)
 
@@ -185,27 +277,19 @@ class City:
         raw = _read_toml(path)
         city = _require(raw, "city", path)
         portal = _require(raw, "portal", path)
-        layers = _require(raw, "reference_layers", path)
-        st = _require(layers, "stadtteile", path)
         token_file = portal.get("token_file")
         return cls(
             slug=_require(city, "slug", path),
             name=_require(city, "name", path),
             timezone=city.get("timezone", "Europe/Berlin"),
             regional_key=str(city.get("regional_key", "")),
-            crs=city.get("crs", "EPSG:25833"),
+            crs=_projected_crs(city, path),
             portal_url=os.environ.get("ODP_CKAN_URL", _require(portal, "url", path)).rstrip("/"),
             token_env=portal.get("token_env", "CKAN_API_TOKEN"),
             token_file=(root / token_file) if token_file else None,
             organization=_require(raw, "organization", path),
             defaults=raw.get("defaults", {}),
-            stadtteile=ReferenceLayer(
-                name="stadtteile",
-                path=root / _require(st, "path", path),
-                code_field=st.get("code_field", "code"),
-                name_field=st.get("name_field", "name"),
-            ),
-            stadtbezirk_names={str(k): v for k, v in layers.get("stadtbezirke", {}).items()},
+            districts=_district_levels(raw, path, root),
             path=path,
             portal=portal,
         )

@@ -1,10 +1,8 @@
 """The city's reference layers, from `[reference_layers]` in the city file.
 
-    [reference_layers.stadtteile]            # polygons: code + name columns per row
-    path = "reference/dresden/stadtteile.geojson"
-    code_field = "blocknr"
-    name_field = "name"
-    [reference_layers.wahlbezirke]           # any further polygon layer a dataset may ask for
+    [reference_layers.wahlbezirke]           # any polygon layer a dataset may ask for
+                                             # (the district hierarchy: [districts], see
+                                             #  odp.georeference.districts)
     path = "…"; code_field = "wb"; name_field = "wb_text"
     columns = ["wahlbezirk_nr", "wahlbezirk"]  # output columns (default NAME_nr, NAME)
     [reference_layers.city_boundary]         # the extent points are checked against
@@ -74,14 +72,15 @@ def polygon_layer_config(city: City, name: str) -> LayerConfig:
 class PolygonLayer:
     """Polygons in the city's CRS, sorted by code, prepared for fast point queries."""
 
-    def __init__(self, config: LayerConfig, crs: str) -> None:
+    def __init__(self, config: LayerConfig, crs: str, extra: tuple[str, ...] = ()) -> None:
+        """`extra`: further properties kept per polygon (e.g. a parent's code)."""
         import geopandas as gpd
         import shapely
 
         if not config.path.is_file():
             raise ConfigError(f"{config.path}: reference layer '{config.name}' not found")
         frame = gpd.read_file(config.path)
-        for column in (config.code_field, config.name_field):
+        for column in (config.code_field, config.name_field, *extra):
             if column not in frame.columns:
                 raise ConfigError(f"{config.path}: no property '{column}' "
                                   f"(layer '{config.name}')")
@@ -91,6 +90,7 @@ class PolygonLayer:
         self.config, self.crs = config, crs
         self.codes = frame["_code"].to_numpy(dtype=object)
         self.names = frame[config.name_field].astype(str).to_numpy(dtype=object)
+        self.extra = {f: frame[f].to_numpy(dtype=object) for f in extra}
         self.geoms = shapely.make_valid(frame.geometry.to_numpy())
         shapely.prepare(self.geoms)
         self.bounds = shapely.bounds(self.geoms)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from odp.spec import Dataset
+from odp.spec import City, Dataset
 
 COORDINATE_DECIMALS = 7  # ~1 cm; RFC 7946 §11.2 advises not to publish more
 
@@ -144,10 +144,16 @@ def spatial_extent(table: pd.DataFrame, dataset: Dataset | None = None
     return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
 
 
-def covered_districts(table: pd.DataFrame) -> dict[str, list[str]]:
-    """The Stadtteile and Stadtbezirke the rows lie in (sorted, each once)."""
+def covered_districts(table: pd.DataFrame, city: City | None = None) -> dict[str, list[str]]:
+    """The districts the rows lie in per level of the city's hierarchy (sorted, each once; by
+    name, or by code where a level publishes no name). Without a city: Dresden's columns,
+    {"stadtteile": [...], "stadtbezirke": [...]}."""
+    levels = [("stadtteile", "stadtteil"), ("stadtbezirke", "stadtbezirk")]
+    if city is not None:
+        levels = [(level.name, level.name_column or level.code_column)
+                  for level in city.districts]
     out: dict[str, list[str]] = {}
-    for column, key in (("stadtteil", "stadtteile"), ("stadtbezirk", "stadtbezirke")):
+    for key, column in levels:
         if column in table:
             out[key] = sorted(str(v) for v in table[column].dropna().unique())
         else:

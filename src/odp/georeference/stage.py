@@ -6,7 +6,7 @@
     crs = "EPSG:4326"            # … and their CRS (4326, 25832, 25833, 31468, 31469, 3857)
     geometry = "geometry"        # or a column of GeoJSON/WKT lines or polygons instead
     assign_by = "representative_point"   # or "overlap" (largest share) for lines/polygons
-    layers = ["wahlbezirke"]     # further polygon layers of the city, besides the Stadtteile
+    layers = ["wahlbezirke"]     # further polygon layers of the city, besides its districts
     outside = "quarantine"       # rows far outside the city: quarantine (default) or keep
     buffer_m = 2000              # overrides the city's buffer around its boundary
     address = { street = "street", housenumber = "", postcode = "postcode" }
@@ -44,7 +44,7 @@ DEFAULT_BUFFER_M = 2000.0
 class Georeferenced:
     table: pd.DataFrame  # rows kept, with the georeference columns
     located: int  # rows with coordinates
-    in_city: int  # rows inside a Stadtteil
+    in_city: int  # rows inside a district of the smallest level (Dresden: a Stadtteil)
     rejected: pd.DataFrame = field(default_factory=lambda: _rejected([], [], [], [], []))
     warnings: list[str] = field(default_factory=list)
 
@@ -196,7 +196,7 @@ def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georefere
                          checked["reason"].to_numpy(dtype=object)[bad])
     kept = out[~bad]
     return Georeferenced(kept, int(kept["easting"].notna().sum()),
-                         int(kept["stadtteil_nr"].notna().sum()), rejected, warnings)
+                         int(kept[index.unit_column].notna().sum()), rejected, warnings)
 
 
 def _geocode(out: pd.DataFrame, address: dict[str, str], city: City, lon: np.ndarray,
