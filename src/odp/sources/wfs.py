@@ -12,17 +12,24 @@ Parameters (`[source]`, type = "wfs"):
   max_pages         a safety stop (default 10000)
   id_column, rename, geometry_column, geometry_format, point_columns — see odp.sources.features
 
+  path              instead of url: a GetFeature answer saved as a file (relative to the
+                    project), read as one page — for files received by e-mail or on a share
+
 GML: Point, LineString, Polygon (with holes), LinearRing, MultiPoint, MultiCurve,
 MultiLineString, MultiSurface, MultiPolygon; `pos`/`posList`/`coordinates`; srsDimension 3 keeps
-x and y. Axis order follows the CRS: URN/URI forms of EPSG:4326 and 4258 are latitude first and
-are swapped to lon/lat; projected CRSs (EPSG:25832/25833) are easting, northing.
+x and y. Any srsName pyproj knows (URN, URL or `EPSG:` form). Axis order
+(odp.georeference.crs.gml_axis_order): `axisLabels` wins, a URN/URL srsName means the EPSG axis
+order (latitude first for EPSG:4326/4258, northing first for EPSG:3044 or 31468; easting first
+for EPSG:25832/25833), a short `EPSG:` form x = east; when every position lies in the CRS's area
+of use only the other way round the axes are swapped and the log says so. Coordinates are
+written x = east, y = north; projected ones rounded to a millimetre.
 `numberReturned` is not trusted (some servers send 0 with features present): members are counted.
 Answers are parsed with DTDs, entities and network access off (odp.sources.safexml).
 """
 
 from __future__ import annotations
 
-import re
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -31,8 +38,10 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
+from odp.georeference import crs as crs_
 from odp.sources.features import feature_table
 from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.local import local_file
 from odp.sources.safexml import parse_xml
 from odp.spec import Dataset
 
@@ -41,7 +50,7 @@ WFS = "http://www.opengis.net/wfs/2.0"
 OWS = "http://www.opengis.net/ows/1.1"
 _GEOMETRIES = {"Point", "LineString", "Polygon", "LinearRing", "MultiPoint", "MultiCurve",
                "MultiLineString", "MultiSurface", "MultiPolygon", "Surface", "Curve"}
-_LAT_FIRST = re.compile(r"(?:urn:ogc:def:crs:EPSG::|/def/crs/EPSG/0/)(4326|4258)$")
+log = logging.getLogger("odp.sources.wfs")
 
 
 def _local(tag: str) -> str:
@@ -127,6 +136,7 @@ def parse_page(body: bytes, source: dict[str, Any], where: str
     ids: list[Any] = []
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
+    orders: dict[tuple[str, str], bool] = {}
     for n, member in enumerate(root.iter(f"{{{WFS}}}member"), start=1):
         feature = next(iter(member), None)
         if feature is None:
@@ -149,11 +159,52 @@ def parse_page(body: bytes, source: dict[str, Any], where: str
                 raise SourceError(
                     f"{at}: field '{name}': geometry in {srs}, asked for {wanted_srs}"
                 )
-            geometry = to_shape(element, bool(_LAT_FIRST.search(srs)), f"{at}: field '{name}'")
+            swap = _north_first(element, root, srs, orders, f"{at}: field '{name}'")
+            geometry = _rounded(to_shape(element, swap, f"{at}: field '{name}'"), srs)
         ids.append(feature.get(f"{{{GML}}}id"))
         props.append(values)
         geoms.append(geometry)
     return ids, props, geoms, root.get("next")
+
+
+def _north_first(element: ET.Element, root: ET.Element, srs: str,
+                 orders: dict[tuple[str, str], bool], where: str) -> bool:
+    """Whether this geometry's coordinates are written north first: decided once per srsName
+    and axisLabels of a page (by the first geometry's positions too), and logged."""
+    labels = element.get("axisLabels") or root.get("axisLabels") or ""
+    if (srs, labels) not in orders:
+        if not srs:
+            orders[(srs, labels)] = False
+            return False
+        try:
+            order = crs_.gml_axis_order(srs, labels or None)
+        except crs_.CrsError as exc:
+            raise SourceError(f"{where}: srsName: {exc}") from None
+        first = [p for e in element.iter() if _local(e.tag) in ("Point", "LinearRing", "LineString")
+                 for p in _coordinates(e, False, where)][:50]
+        order = crs_.settle_axis_order(order, [p[0] for p in first], [p[1] for p in first])
+        log.info("%s: %s", where.split(": feature")[0], order.describe)
+        orders[(srs, labels)] = order.north_first
+    return orders[(srs, labels)]
+
+
+def _rounded(geometry: Any, srs: str) -> Any:
+    """Projected coordinates to a millimetre (no float noise such as 5701472.482999999)."""
+    import numpy as np
+    import shapely
+
+    if not srs or not crs_.is_projected(srs):
+        return geometry
+    return shapely.transform(geometry, lambda c: np.round(c, crs_.PROJECTED_DECIMALS))
+
+
+def _decimals(source: dict[str, Any], body: bytes) -> int | None:
+    """Decimals of the representative point: a millimetre (projected) or 1e-8° (degrees)."""
+    try:
+        srs = source.get("srsname") or crs_.crs_of_gml(body)
+        return crs_.decimals(srs) if srs else None
+    except crs_.CrsError:
+        return None
 
 
 def _params(source: dict[str, Any], start: int) -> dict[str, Any]:
@@ -175,6 +226,11 @@ def _params(source: dict[str, Any], start: int) -> dict[str, Any]:
 
 def read_features(dataset: Dataset) -> pd.DataFrame:
     source = dataset.source
+    if file := local_file(dataset.name, source, dataset.definition_path):
+        where = f"{dataset.name}: {file}"
+        body = file.read_bytes()
+        ids, props, geoms, _ = parse_page(body, source, where)
+        return feature_table(ids, props, geoms, source, where, _decimals(source, body))
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
     url, count = source["url"], int(source.get("count", 1000))
     params: dict[str, Any] | None = _params(source, 0)
@@ -193,7 +249,8 @@ def read_features(dataset: Dataset) -> pd.DataFrame:
         elif len(page_ids) >= count:
             params = _params(source, len(ids))
         else:
-            return feature_table(ids, props, geoms, source, f"{dataset.name}: {source['url']}")
+            return feature_table(ids, props, geoms, source, f"{dataset.name}: {source['url']}",
+                                 _decimals(source, body))
     raise SourceError(f"{dataset.name}: more than {source.get('max_pages', 10000)} pages")
 
 
