@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from odp.errors import ConfigError
 from odp.georeference.crs import WGS84, transform
 
 QUALITIES = ("exact", "normalised", "street-only", "none")
@@ -127,14 +128,25 @@ class AddressRegister:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, fields: dict[str, str] | None = None,
                    city_crs: str = "EPSG:25833") -> AddressRegister:
-        """Rows with street, housenumber (or one `address` column), postcode, lon/lat."""
-        f = {"street": "street", "housenumber": "housenumber", "postcode": "postcode",
-             "address": "address", "longitude": "longitude", "latitude": "latitude",
-             **(fields or {})}
-        if f["street"] in frame:
+        """Rows with street, housenumber (+ suffix) or one `address` column, postcode, WGS84
+        lon/lat; `fields` maps these names to the frame's columns (checked by the caller:
+        odp.georeference.register.check_fields)."""
+        f = {"street": "street", "housenumber": "housenumber", "suffix": "suffix",
+             "postcode": "postcode", "address": "address", "longitude": "longitude",
+             "latitude": "latitude", **(fields or {})}
+        for needed in ([f["street"]] if f["street"] in frame else [f["address"]]) + [
+                f["longitude"], f["latitude"]]:
+            if needed not in frame:
+                raise ConfigError(f"address register: no column '{needed}' (columns: "
+                                  f"{', '.join(map(str, frame.columns))})")
+        blank = pd.Series("", index=frame.index)
+        if f["street"] in frame and "address" not in (fields or {}):
             streets = frame[f["street"]].fillna("").astype(str)
             numbers = (frame[f["housenumber"]].fillna("").astype(str) if f["housenumber"] in frame
-                       else pd.Series("", index=frame.index))
+                       else blank)
+            if f["suffix"] in frame:  # 12 + "a" → "12a"
+                suffix = frame[f["suffix"]].fillna("").astype(str).str.strip()
+                numbers = numbers.str.strip() + suffix
         else:
             pairs = [split_address(a) for a in frame[f["address"]].fillna("").astype(str)]
             streets = pd.Series([p[0] for p in pairs], index=frame.index)

@@ -42,12 +42,13 @@ class LayerConfig:
 
 
 def city_layers(city: City) -> dict[str, dict[str, Any]]:
-    """The raw `[reference_layers]` tables of the city file."""
-    return _read_layers(city.path)
+    """The raw `[reference_layers]` tables of the city file (read again when it changed)."""
+    stat = city.path.stat()
+    return _read_layers(city.path, stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=8)
-def _read_layers(path: Path) -> dict[str, dict[str, Any]]:
+def _read_layers(path: Path, _mtime: int, _size: int) -> dict[str, dict[str, Any]]:
     with path.open("rb") as fh:
         layers = tomllib.load(fh).get("reference_layers", {})
     return {k: v for k, v in layers.items() if isinstance(v, dict)}
