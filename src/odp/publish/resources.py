@@ -20,6 +20,7 @@ import pandas as pd
 
 from odp.errors import ConfigError
 from odp.publish.changes import DELETED_AT
+from odp.publish.formulas import neutralise
 from odp.spec import Dataset
 
 TABLE_ROLE = "table"  # the CSV resource that backs the DataStore table
@@ -55,6 +56,7 @@ def write_csv(table: pd.DataFrame, columns: list[str], path: Path) -> Path:
     for name in columns:
         if pd.api.types.is_datetime64_any_dtype(out[name]):
             out[name] = _utc_text(out[name])
+    out = neutralise(out)  # text cells starting with = + - @ tab CR: a leading ' (formulas.py)
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
     return path

@@ -5,8 +5,10 @@
     publish(result.valid)                   # last good version stays published
 
 Stages: schema drift (odp.validate.drift; `[validate] drift` = fail | evolve), `coerce` (Table
-Schema types and constraints), the primary key (odp.validate.keys: a row-hash key filled,
-missing and repeated keys found; `[validate] dedupe` = reject | first | last), the GX suite
+Schema types and constraints), cells longer than `[validate] max_cell_chars` and text cells a
+spreadsheet would run as a formula (odp.validate.cells), the primary key (odp.validate.keys: a
+row-hash key filled, missing and repeated keys found; `[validate] dedupe` = reject | first |
+last), the GX suite
 (`expectations/NAME.json`, see odp.validate.suite) on the rows that coerced cleanly and keep
 their key, then the time-series rules (`[validate.series]`, see
 odp.validate.series) on the rows still valid. Rows with an error finding are rejected and
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from odp.spec import Dataset
+from odp.validate import cells
 from odp.validate import drift as drift_check
 from odp.validate import findings as fnd
 from odp.validate import keys as key_check
@@ -138,6 +141,8 @@ def validate_batch(
         raw = raw.assign(**{hashed: typed[hashed].to_numpy()})  # the quarantine's key text
     clean = np.ones(total, dtype=bool)
     clean[coerced.rejected] = False
+    too_long = cells.long_cells(raw, dataset.schema, cfg.max_cell_chars)
+    clean[cells.positions(too_long)] = False
     suite = load_suite(dataset.suite_path, dataset.schema)
     keys = key_check.check_keys(
         typed, key, clean, lambda at: quarantine_keys(raw.iloc[at], key), cfg.dedupe,
@@ -145,7 +150,8 @@ def validate_batch(
     )
     clean[keys.findings["row"].to_numpy(dtype=np.int64) - 1] = False  # rejected or left out
     outcome = _run_suite(typed[clean], dataset, suite, now)
-    parts = [coerced.findings, keys.findings, *_suite_findings(outcome, raw)]
+    parts = [coerced.findings, *too_long, keys.findings, *_suite_findings(outcome, raw),
+             *cells.formula_cells(raw, dataset.schema)]
     if cfg.series is not None:
         suite_errors = [h.positions for h in outcome.rows if h.severity == "error"]
         if suite_errors:
@@ -183,7 +189,7 @@ def validate_batch(
         present=dict(coerced.present),
     )
     if store is not None and not result.drift_blocks:
-        store.add(dataset.name, run_id, errors, raw)
+        store.add(dataset.name, run_id, errors, cells.shortened(raw, cfg.max_cell_chars))
     return result
 
 

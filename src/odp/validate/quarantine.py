@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from odp.publish.formulas import neutralise
 from odp.redact import private_dir, private_file
 
 COLUMNS = [
@@ -181,8 +182,10 @@ class QuarantineStore:
 
     def export_csv(self, dataset: str, path: Path, history: bool = False) -> int:
         """Write the open findings (`history`: all, released ones too) to `path` (UTF-8 CSV,
-        one row per finding with the whole raw row as JSON); returns the number of rows."""
+        one row per finding with the whole raw row as JSON; text cells that a spreadsheet would
+        run as a formula get a leading '); returns the number of rows."""
         frame = self.history(dataset) if history else self.list(dataset)
+        frame = neutralise(frame)  # a spreadsheet file: formulas escaped (odp.publish.formulas)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path, index=False, encoding="utf-8")
         return len(frame)

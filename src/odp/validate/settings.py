@@ -14,6 +14,7 @@
                                   # the "first" / "last" in delivery order, the others warned
     may_be_empty = false          # gate: a delivery of 0 rows over a non-empty published table
                                   # is held back unless the dataset declares it may be empty
+    max_cell_chars = 1000000      # a longer cell is quarantined (rule max_cell_chars)
 
     [validate.series]             # time-series plausibility (see odp.validate.series)
     by = ["station_uuid"]         # columns naming one series
@@ -39,7 +40,12 @@ DRIFT_MODES = ("fail", "evolve")
 DEDUPE_MODES = ("reject", "first", "last")
 SEVERITIES = ("error", "warning")
 _KNOWN = {"max_quarantine_share", "drift", "min_rows", "max_rows", "retyped_share",
-          "completeness", "series", "dedupe", "may_be_empty"}
+          "completeness", "series", "dedupe", "may_be_empty", "max_cell_chars"}
+# The longest real cell today is a Wahlbezirk's polygon as WKT (about 80,000 characters); a
+# cell of a million characters is no register value or measurement but a broken file (a stray
+# quote swallowing the lines after it) or a hostile one, and would also be cut by spreadsheets
+# (32,767 characters a cell) and left out of CKAN's full-text index.
+MAX_CELL_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class Settings:
     # A delivery of 0 rows over a non-empty published table is held back unless the dataset
     # declares it may be empty (an empty source is more often a broken one).
     may_be_empty: bool = False
+    max_cell_chars: int = MAX_CELL_CHARS
 
 
 def settings(dataset: Dataset) -> Settings:
@@ -123,6 +130,8 @@ def settings(dataset: Dataset) -> Settings:
         series=series,
         dedupe=dedupe,
         may_be_empty=may_be_empty,
+        max_cell_chars=_positive(raw.get("max_cell_chars", MAX_CELL_CHARS),
+                                 f"{where} max_cell_chars"),
     )
 
 
@@ -178,3 +187,9 @@ def _count(value: Any, where: str) -> int:
     if not isinstance(value, int) or value < 0:
         raise ConfigError(f"{where}: must be a whole number ≥ 0, got {value!r}")
     return value
+
+
+def _positive(value: Any, where: str) -> int:
+    if _count(value, where) < 1:
+        raise ConfigError(f"{where}: must be a whole number ≥ 1, got {value!r}")
+    return int(value)
