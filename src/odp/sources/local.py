@@ -4,12 +4,12 @@ Every source type that reads from a URL also reads a local file:
 
 * single-file sources (`tabular`, `json_records`, `ogcapi_features`, `wfs`): `path = "…"` in
   `[source]` (or in an entry of `files`) instead of `url`;
-* API sources (`pegelonline`, `pegelonline_gauges`, `dwd_cdc`, `sensorthings`,
-  `sensor_community`): their `base_url`/`feed_url`/`archive_url` may name a file or a folder of
-  the project instead of `https://…`: a request then reads the file at the request's path
-  below that folder (its query is not part of the name), e.g. `base_url = "data/pegelonline"`
-  answers `…/stations/UUID/W/measurements.json` from
-  `data/pegelonline/stations/UUID/W/measurements.json`.
+* API sources (`pegelonline`, `pegelonline_gauges`, `dwd_cdc`, `sensor_community`): their
+  `base_url`/`feed_url`/`archive_url` may name a file or a folder of the project instead of
+  `https://…`: a request then reads the file at the request's path below that folder (its
+  query is not part of the name), e.g. `base_url = "data/pegelonline"` answers
+  `…/stations/UUID/W/measurements.json` from `data/pegelonline/stations/UUID/W/measurements.json`.
+  (SensorThings pages by absolute `@iot.nextLink` URLs: not covered.)
 
 A relative path is relative to the project (the folder holding `pipelines/`), never to the
 working directory. A missing file is a SourceError naming the dataset and the file; `path` and
