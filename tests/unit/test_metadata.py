@@ -122,3 +122,18 @@ def test_licence_aliases_and_iris_map_to_active_dcat_ap_de_licences():
     # Every alias points at an active licence of the DCAT-AP.de list.
     for alias in dcat.LICENSE_ALIASES:
         assert dcat.dcat_licenses()[dcat.license_uri(alias, "x")]["status"] == "active"
+
+
+def test_the_covered_districts_extra_is_named_by_the_city_s_coarsest_level(project):
+    import dataclasses
+
+    root, names = project
+    extras = {e["key"]: e["value"] for e in _package(root, names[ELBE])["extras"]}
+    assert extras["stadtbezirke"] == "Altstadt, Neustadt"
+    city = load_city(root)
+    other = dataclasses.replace(city, districts=(
+        city.districts[0], dataclasses.replace(city.districts[1], name="bezirke")))
+    table = _table().assign(stadtbezirk=["Mitte", "Mitte"])
+    package = package_dict(load_dataset(names[ELBE], root), other, table)
+    extras = {e["key"]: e["value"] for e in package["extras"]}
+    assert extras["bezirke"] == "Mitte" and "stadtbezirke" not in extras

@@ -62,8 +62,10 @@ def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
         if spatial["type"] == "Polygon":
             extras["spatial_bbox"] = extras["spatial"]
         extras["spatial_text"] = city.name
-    if districts := covered_districts(table)["stadtbezirke"]:
-        extras["stadtbezirke"] = ", ".join(districts)
+    # The city's coarsest district level the rows lie in (Dresden: its Stadtbezirke).
+    levels = covered_districts(table, city)
+    if levels and (top := list(levels)[-1]) and levels[top]:
+        extras[top] = ", ".join(levels[top])
     return extras
 
 
