@@ -57,6 +57,15 @@ CKAN_EXTRA_OPTIONS: dict[str, str] = {
     "scheming.dataset_schemas": "ckanext.odp:dataset.yaml",
     "scheming.presets": "ckanext.scheming:presets.json",
     "ckanext.dcat.rdf.profiles": "euro_dcat_ap_2 euro_dcat_ap_scheming dcatap_de",
+    # A German portal, as a German city runs it: pages in German (CKAN's own translation and
+    # the German labels of the dataset schema), English offered beside it; times shown in the
+    # city's zone.
+    "ckan.locale_default": "de",
+    "ckan.locales_offered": "de en",
+    "ckan.display_timezone": "Europe/Berlin",
+    # Deleted datasets stay in the search index (searches still show only active ones unless
+    # `include_deleted` asks), so the test suite finds and purges what its runs deleted.
+    "ckan.search.remove_deleted_packages": "false",
     "ckan.site_title": "odp – lokales Datenportal (Entwicklung und Tests)",
     "ckan.site_description": "Lokales CKAN, in das odp in Entwicklung und Tests veröffentlicht.",
     "ckanext.odp.catalog_language": "DEU",
@@ -98,6 +107,10 @@ SOLR_CORE = "ckan"
 PG_OS_USER = "postgres"  # PostgreSQL refuses root: its binaries run as this user when we are root
 WAITRESS_THREADS = 6
 
+# Snowball stemmer of the `text` field type (title, notes, tags, the catch-all `text`). CKAN's
+# schema stems English; the portal's texts are German. German2 is Snowball's German variant that
+# also reads "ae", "oe", "ue" as "ä", "ö", "ü" (Strasse/Straße, Groesse/Größe find each other).
+SOLR_STEMMER_LANGUAGE = "German2"
 SOLR_HEAP = "512m"  # -Xmx of Solr's JVM (a dev index of a few thousand datasets needs far less)
 SOLR_START_TIMEOUT_S = 90.0  # JVM start and loading the core: ~3 s warm
 START_TIMEOUT_S = 120.0  # CKAN's first start after install loads/compiles a lot

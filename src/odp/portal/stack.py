@@ -577,6 +577,7 @@ class _Solr:
         self.say = say
         self.proc: subprocess.Popen[bytes] | None = None
         self.new_index = False  # the core had no index yet: CKAN's datasets must be indexed
+        self.reindex = False  # the schema changed under an existing index: index them again
 
     def write_core(self) -> bool:
         schema = solr.ckan_schema_source(self.layout.venv).read_text()
@@ -584,8 +585,12 @@ class _Solr:
 
     def spawn(self) -> None:
         """Write the core; start Solr unless it runs with this very configuration."""
-        changed = self.write_core()
         layout = self.layout
+        schema = layout.solr / settings.SOLR_CORE / "conf" / "schema.xml"
+        before = schema.read_text() if schema.is_file() else None
+        changed = self.write_core()
+        self.reindex = (before is not None and schema.read_text() != before
+                        and solr.index_exists(layout.solr))
         if _needle(layout, "solr") == _OLD_SOLR and _daemon_running(layout, "solr", self.port):
             self.say("the former Solr stand-in still runs: `odp portal stop`, then `start`, "
                      "switches to Apache Solr")  # fmt: skip
@@ -720,8 +725,9 @@ def start(progress: Progress | None = None) -> PortalInfo:
         search = _Solr(layout, ports.solr, say)
         done = _install(layout, ports, say, after_venv=search.spawn)  # Solr starts meanwhile
         search.wait()  # before CKAN, whose start-up checks Solr's schema
-        if search.new_index and done.datasets:
-            say(f"indexing CKAN's {done.datasets} datasets in the new Solr core")
+        if (search.new_index or search.reindex) and done.datasets:
+            why = "new Solr core" if search.new_index else "Solr core (its schema changed)"
+            say(f"indexing CKAN's {done.datasets} datasets in the {why}")
             _ckan(layout, "search-index", "rebuild", what="search-index rebuild")
         if _daemon_running(layout, "ckan", ports.ckan) and done.restart_ckan:
             say("restarting CKAN to pick up changed configuration")

@@ -12,9 +12,11 @@ home of the checkout):
 
 The core lives in the portal home's `solr/` folder (`solr.xml`, `ckan/core.properties`,
 `ckan/conf/`, `ckan/data/`): CKAN's own `schema.xml`, copied from the CKAN package installed in
-the portal's venv, plus the four float fields ckanext-spatial's `solr-bbox` backend indexes
-(its documented fields, added the way CKAN's official `ckan/ckan-solr` spatial image adds
-them), and the minimal `solrconfig.xml` of this folder.
+the portal's venv, with one change — its `text` field type stems German (Snowball German2)
+instead of English, as the portal's texts are German — plus the four float fields
+ckanext-spatial's `solr-bbox` backend indexes (its documented fields, added the way CKAN's
+official `ckan/ckan-solr` spatial image adds them), and the minimal `solrconfig.xml` of this
+folder. When the schema changes, the index is rebuilt at the next start.
 """
 
 from __future__ import annotations
@@ -166,10 +168,26 @@ def ckan_schema_source(venv: Path) -> Path:
     return found[-1]
 
 
+_ENGLISH_STEMMER = 'class="solr.SnowballPorterFilterFactory" language="English"'
+
+
+def german_stemming(ckan_schema: str) -> str:
+    """CKAN's schema with its `text` field type stemming German (settings.SOLR_STEMMER_LANGUAGE)
+    instead of English: the one filter CKAN's schema names a language in, in the index and the
+    query analyzer alike. Everything else (tokenizer, word splitting, folding) stays CKAN's."""
+    if ckan_schema.count(_ENGLISH_STEMMER) != 2:
+        raise PortalError("CKAN's schema.xml does not have the two English Snowball filters of "
+                          "its `text` field type: unknown schema layout")
+    german = _ENGLISH_STEMMER.replace("English", settings.SOLR_STEMMER_LANGUAGE)
+    return ckan_schema.replace(_ENGLISH_STEMMER, german)
+
+
 def schema_xml(ckan_schema: str) -> str:
-    """CKAN's schema with ckanext-spatial's bounding-box fields added inside <fields>."""
+    """CKAN's schema, stemming German, with ckanext-spatial's bounding-box fields added inside
+    <fields>."""
     if "</fields>" not in ckan_schema:
         raise PortalError("CKAN's schema.xml has no </fields>: unknown schema layout")
+    ckan_schema = german_stemming(ckan_schema)
     lines = "".join(
         f'    <field name="{name}" type="float" indexed="true" stored="true" />\n'
         for name in SPATIAL_FIELDS
