@@ -1,4 +1,5 @@
-"""The local CKAN stack: API up, sysadmin token, DataStore, and datasets with search."""
+"""The local CKAN stack: API up, sysadmin token, DataStore, datasets with search, and a German
+portal (dataset pages rendered by headless Chromium)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import stat
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import ckanapi
 import pytest
 import requests
 
 from odp.portal import settings, stack
+from tests.helpers import chromium
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +104,22 @@ def test_datastore_create_and_search(ckan: ckanapi.RemoteCKAN, organization: dic
     assert [(r["station"], r["level_cm"]) for r in rows] == [("Dresden", 112), ("Pirna", 98)]
     sql = ckan.action.datastore_search_sql(sql=f'SELECT sum(level_cm) AS s FROM "{rid}"')
     assert int(sql["records"][0]["s"]) == 210  # sqlsearch enabled, read-only role works
+
+
+def test_dataset_page_is_german_in_chromium_and_english_on_request(
+    portal: stack.PortalInfo, ckan: ckanapi.RemoteCKAN, organization: dict, tmp_path: Path
+) -> None:
+    name = _name("de")
+    ckan.action.package_create(name=name, title="Wasserstand der Elbe", license_id="cc-by",
+                               owner_org=organization["id"])
+    status = requests.get(f"{portal.url}/api/3/action/status_show", timeout=10).json()
+    assert status["result"]["locale_default"] == "de"
+    done = chromium("--dump-dom", f"{portal.url}/dataset/{name}", tmp=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    page = done.stdout
+    assert '<html lang="de"' in page
+    assert "Wasserstand der Elbe" in page
+    # CKAN's own German translation (not a label of the project's dataset schema).
+    assert "Zusätzliche Informationen" in page and "Additional Info" not in page
+    english = requests.get(f"{portal.url}/en/dataset/{name}", timeout=30).text
+    assert '<html lang="en"' in english and "Additional Info" in english
