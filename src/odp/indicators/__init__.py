@@ -31,6 +31,10 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
                            "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
     "heavy_rain_events": ("odp.indicators.heavy_rain:compute_events",
                           "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
+    "flood_levels": ("odp.indicators.flood:compute_levels", "odp.indicators.flood:parse_config",
+                     "flood"),
+    "flood_crossings": ("odp.indicators.flood:compute_crossings",
+                        "odp.indicators.flood:parse_config", "flood"),
 }
 
 

@@ -33,9 +33,20 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
+from odp.indicators.series import (
+    DAY,
+    MINUTE,
+    Computed,
+    ceil_to,
+    merge,
+    on_grid,
+    spans_frame,
+    station_arrays,
+    utc_times,
+)
 
-MINUTE = 60 * 10**9  # ns
-DAY = 1440 * MINUTE
+__all__ = ["MINUTE", "Computed", "compute_events", "compute_windows", "parse_config"]
+
 _WINDOW = re.compile(r"^([1-9][0-9]*)h$")
 
 
@@ -97,15 +108,6 @@ def parse_config(table: Mapping[str, Any], where: str) -> HeavyRainConfig:
                            str(table.get("undetermined", "unbestimmt")))
 
 
-@dataclass(frozen=True)
-class Computed:
-    """`rows` are complete within `spans` (station_id, lo, hi: inclusive UTC bounds on the
-    output's time column): rows staged there that are not among them are gone."""
-
-    rows: pd.DataFrame
-    spans: pd.DataFrame
-
-
 # --- the grid and its windows -----------------------------------------------------------------
 
 
@@ -116,15 +118,6 @@ def _steps(hours: int, step: int) -> int:
     return hours * 60 // minutes
 
 
-def _on_grid(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
-    """The station's values on the grid lo, lo+step … hi (ns); NaN where nothing was delivered.
-    Times off the grid (not a multiple of the step) are ignored."""
-    out = np.full((hi - lo) // step + 1, np.nan)
-    a, b = np.searchsorted(times, lo, "left"), np.searchsorted(times, hi, "right")
-    offset = times[a:b] - lo
-    aligned = offset % step == 0
-    out[offset[aligned] // step] = values[a:b][aligned]
-    return out
 
 
 def _window(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,41 +157,14 @@ def _level_names(level: np.ndarray, config: HeavyRainConfig) -> pd.Series:
     return pd.Series(names, dtype="string")
 
 
-def _merge(spans: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
-    """Inclusive intervals merged when they overlap or lie within `gap` of each other."""
-    out: list[tuple[int, int]] = []
-    for lo, hi in sorted(spans):
-        if out and lo <= out[-1][1] + gap:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
-        else:
-            out.append((lo, hi))
-    return out
 
 
-def _ceil(t: int, step: int) -> int:
-    return -((-t) // step) * step
 
 
-def _stations(series: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """station -> (sorted UTC times in ns, values with NaN for missing)."""
-    times = series["timestamp"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64").to_numpy()
-    values = series["value"].to_numpy(dtype=float, na_value=np.nan)
-    out = {}
-    for station, at in series.groupby("station_id", sort=False).indices.items():
-        order = np.argsort(times[at], kind="stable")
-        out[str(station)] = (times[at][order], values[at][order])
-    return out
 
 
-def _times(ns: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
 
 
-def _spans_frame(spans: list[tuple[str, int, int]]) -> pd.DataFrame:
-    frame = pd.DataFrame(spans, columns=["station_id", "lo", "hi"])
-    frame["lo"] = pd.to_datetime(frame["lo"].astype("int64"), unit="ns", utc=True)
-    frame["hi"] = pd.to_datetime(frame["hi"].astype("int64"), unit="ns", utc=True)
-    return frame.astype({"station_id": "string"})
 
 
 # --- windows ------------------------------------------------------------------------------------
@@ -215,7 +181,7 @@ def windows(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int,
     steps = {h: _steps(h, step) for h in config.hours}
     reach = (max(steps.values()) - 1) * step
     hi -= (hi - lo) % step
-    grid = _on_grid(times, values, lo - reach, hi, step)
+    grid = on_grid(times, values, lo - reach, hi, step)
     first = reach // step
     stamps = lo + step * np.arange((hi - lo) // step + 1, dtype=np.int64)  # exact (no floats)
     out: dict[str, np.ndarray] = {"timestamp": stamps,
@@ -234,21 +200,21 @@ def compute_windows(series: pd.DataFrame, step: int, changed: Mapping[str, list[
                     grid_end: int, config: HeavyRainConfig) -> Computed:
     """The windows whose values the changed input intervals ([lo, hi) in ns, per station) touch:
     those ending from lo to hi − 1 + the longest window (clipped to the station's grid)."""
-    stations = _stations(series)
+    stations = station_arrays(series)
     reach = (max(_steps(h, step) for h in config.hours) - 1) * step
     parts, spans = [], []
     for station, intervals in changed.items():
         times, values = stations.get(station, (np.empty(0, np.int64), np.empty(0)))
-        merged = _merge([(_ceil(lo, step), hi - 1 + reach) for lo, hi in intervals], reach)
+        merged = merge([(ceil_to(lo, step), hi - 1 + reach) for lo, hi in intervals], reach)
         for lo, hi in merged:
             spans.append((station, lo, hi))  # on the grid: a row before lo is not recomputed
             if not len(times):
                 continue
-            a, b = _ceil(max(lo, int(times[0])), step), min(hi, grid_end)
+            a, b = ceil_to(max(lo, int(times[0])), step), min(hi, grid_end)
             if a > b:
                 continue
             part = windows(times, values, a, b, step, config)
-            frame = pd.DataFrame({"timestamp": _times(part["timestamp"]),
+            frame = pd.DataFrame({"timestamp": utc_times(part["timestamp"]),
                                   "precipitation": part["precipitation"]})
             for h in config.sums:
                 frame[f"sum_{h}h"] = part[f"sum_{h}h"]
@@ -260,7 +226,7 @@ def compute_windows(series: pd.DataFrame, step: int, changed: Mapping[str, list[
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["station_id", "timestamp", "precipitation", *window_columns(config), "level",
                  "level_name"])
-    return Computed(rows, _spans_frame(spans))
+    return Computed(rows, spans_frame(spans))
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -327,8 +293,8 @@ def events_in(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int
     if step != 10 * MINUTE:  # a 10-minute peak is known from 10-minute values only
         peak = np.full(len(first), np.nan)
     out = pd.DataFrame({
-        "start_time": _times(begin),
-        "end_time": _times(end),
+        "start_time": utc_times(begin),
+        "end_time": utc_times(end),
         "duration_min": pd.array((end - begin) // MINUTE, dtype="Int64"),
         "total": np.round(sums[last + 1] - sums[first], 2),
         "completeness": np.round((counts[last + 1] - counts[first]) / (last - first + 1), 4),
@@ -345,28 +311,28 @@ def compute_events(series: pd.DataFrame, step: int, changed: Mapping[str, list[t
     """The events the changed input intervals ([lo, hi) in ns, per station) can touch: an input
     value changes the windows (and so the events) up to the longest criterion window around it;
     that range is widened until no event crosses its ends. Spans are on `start_time`."""
-    stations = _stations(series)
+    stations = station_arrays(series)
     reach = max(_steps(h, step) for h in config.criteria) * step
     parts, spans = [], []
     for station, intervals in changed.items():
         times, values = stations.get(station, (np.empty(0, np.int64), np.empty(0)))
-        wide = [(_ceil(lo, step) - reach, hi - 1 + reach) for lo, hi in intervals]
+        wide = [(ceil_to(lo, step) - reach, hi - 1 + reach) for lo, hi in intervals]
         if not len(times):
-            spans.extend((station, lo, hi) for lo, hi in _merge(wide, reach))
+            spans.extend((station, lo, hi) for lo, hi in merge(wide, reach))
             continue
         first = int(times[0])
         grown = []
-        for lo, hi in _merge(wide, reach):
-            a, b = _ceil(max(lo, first), step), min(hi - hi % step, grid_end)
+        for lo, hi in merge(wide, reach):
+            a, b = ceil_to(max(lo, first), step), min(hi - hi % step, grid_end)
             if a > b:
                 spans.append((station, lo, hi))
                 continue
             grown.append(_grown(times, values, a, b, first, step, config, grid_end))
             spans.append((station, min(lo, grown[-1][0] - step), max(hi, grown[-1][1])))
-        for a, b in _merge(grown, 0):
+        for a, b in merge(grown, 0):
             found = events_in(times, values, a, b, step, config, grid_end)
             if len(found):
                 found.insert(0, "station_id", station)
                 parts.append(found)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=EVENT_COLUMNS)
-    return Computed(rows, _spans_frame(spans))
+    return Computed(rows, spans_frame(spans))
