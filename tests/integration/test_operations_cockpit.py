@@ -85,6 +85,9 @@ def test_history_status_cockpit_and_status_page(project, ckan, tmp_path, capsys)
     assert main(["cockpit", "publish"]) == 0
     capsys.readouterr()
     package = ckan.action.package_show(id=project["cockpit"])
+    # Its metadata came from the same path as every dataset's (DCAT-AP.de licence IRI).
+    assert package["license_uri"] == "http://dcat-ap.de/def/licenses/dl-by-de/2.0"
+    assert package["contributor_id"].startswith("http://dcat-ap.de/def/contributors/")
     roles = {r.get("odp_role"): r for r in package["resources"]}
     assert set(roles) == {"kpis", "status-page"} and roles["status-page"]["format"] == "HTML"
     found = ckan.action.datastore_search(resource_id=roles["kpis"]["id"],
@@ -107,12 +110,13 @@ def test_history_status_cockpit_and_status_page(project, ckan, tmp_path, capsys)
     dom = chromium("--dump-dom", page.as_uri(), tmp=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
+    assert '<html lang="de">' in html
     assert f'<tr data-dataset="{name}">' in html
     row = html.split(f'<tr data-dataset="{name}">', 1)[1].split("</tr>", 1)[0]
-    assert "status-held-back" in row and ">held-back<" in row
+    assert "status-held-back" in row and ">zurückgehalten<" in row
     card = html.split(f'id="ds-{name}"', 1)[1].split("</section>", 1)[0]
     assert card.count("<rect") == 60  # two charts × 30 days
-    assert "Rows passing validation" in card and "100 % (failed)" in card
+    assert "Zeilen, die die Prüfung bestehen" in card and "100 % (fehlgeschlagen)" in card
     shot = tmp_path / "status.png"
     done = chromium(f"--screenshot={shot}", "--window-size=1200,900", page.as_uri(),
                      tmp=tmp_path)

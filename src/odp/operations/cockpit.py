@@ -3,6 +3,10 @@ validation, georeferenced share, publish latency (duration of publishing runs), 
 (share of runs the source answered), freshness — as a CKAN dataset with a DataStore table,
 and a static HTML status page (inline SVG charts of the last 30 days: no script, no CDN).
 
+The page is German (`lang="de"`), as the portal is. The CKAN dataset goes through the same
+metadata path as every published dataset (`odp.publish.metadata.package_dict`: DCAT-AP.de
+fields, licence IRI, contributor ID, publisher, Table Schema of the KPI table).
+
 Configured in the city file:
 
     [cockpit]
@@ -11,6 +15,8 @@ Configured in the city file:
     days = 30
     update_each_run = true          # `odp run --due` / `--all` refresh it after the runs
     publish_page = true             # upload the status page as a resource too
+    themes = ["GOVE"]               # EU data themes (dcat:theme), as in a dataset's [publish]
+    frequency = "DAILY"             # dct:accrualPeriodicity: one KPI row per dataset and day
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from odp.operations import history
+from odp.spec import Dataset, TableSchema
 
 TEMPLATE = Path(__file__).parent / "templates" / "cockpit.html"
 KPI_ROLE, PAGE_ROLE = "kpis", "status-page"
@@ -44,20 +51,53 @@ KPI_FIELDS = [
 ]
 
 
+# DataStore type -> Table Schema type of the KPI table's fields.
+FRICTIONLESS_TYPES = {"text": "string", "date": "date", "int4": "integer", "float8": "number"}
+NOTES = ("Kennzahlen der Open-Data-Pipelines ({city}) je Datensatz und Tag: Aktualität, Anteil "
+         "gültiger und verorteter Zeilen, Veröffentlichungsdauer, Verfügbarkeit der Quellen. "
+         "Wird nach jedem geplanten Lauf aktualisiert.")
+
+
 @dataclass(frozen=True)
 class CockpitConfig:
     dataset: str = ""
-    title: str = "Open-data operations cockpit"
+    title: str = "Open-Data-Cockpit"
     days: int = 30
     update_each_run: bool = True
     publish_page: bool = True
+    themes: tuple[str, ...] = ("GOVE",)  # the pipelines' operation: public sector
+    frequency: str = "DAILY"  # one KPI row per dataset and day
 
     @classmethod
     def from_city(cls, city: Any) -> CockpitConfig:
         with Path(city.path).open("rb") as fh:
             raw = tomllib.load(fh).get("cockpit", {})
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        if "themes" in known:
+            known["themes"] = tuple(known["themes"])
         return cls(**known)
+
+
+def kpi_schema(where: Path) -> TableSchema:
+    """The KPI table as a Frictionless Table Schema (published like every dataset's)."""
+    fields = [{"name": name, "type": FRICTIONLESS_TYPES[kind], "title": notes}
+              for name, kind, notes in KPI_FIELDS]
+    return TableSchema.from_dict({"fields": fields, "primaryKey": ["dataset", "day"]}, where)
+
+
+def cockpit_dataset(city: Any, config: CockpitConfig) -> Dataset:
+    """The cockpit as a dataset definition, so that its CKAN metadata comes from the same path
+    as every dataset's: licence, attribution, contact and DCAT-AP.de facts from the city file's
+    [defaults] and [dcat], publisher from its [organization]. Errors name [cockpit]."""
+    where = Path(city.path)
+    return Dataset(
+        name=config.dataset, title=config.title or f"Open-Data-Cockpit {city.name}",
+        description=NOTES.format(city=city.name), kind="register", source={"type": "cockpit"},
+        extract={}, validate={}, georeference={},
+        publish={"themes": list(config.themes), "frequency": config.frequency,
+                 "tags": ["Open Data", "Kennzahlen"]},
+        schedule={}, schema=kpi_schema(where), suite_path=where, definition_path=where,
+    )  # fmt: skip
 
 
 @dataclass
@@ -131,6 +171,15 @@ def _day(name: str, day: date, zone: ZoneInfo, runs: list[dict[str, Any]], now: 
 
 COLORS = {"ok": "#2e7d32", "held-back": "#ef8f00", "failed": "#c62828", "none": "#d0d0d0",
           "stale": "#8e24aa", "never run": "#757575", "running": "#1565c0", "killed": "#c62828"}
+# What the page shows for each state (the state itself stays in class names and data).
+LABELS = {"ok": "ok", "held-back": "zurückgehalten", "failed": "fehlgeschlagen",
+          "none": "kein Lauf", "stale": "veraltet", "never run": "nie gelaufen",
+          "running": "läuft", "killed": "abgebrochen"}
+
+
+def _de(text: str) -> str:
+    """German decimal comma: 99.5 % -> 99,5 %."""
+    return text.replace(".", ",")
 
 
 def _bars(values: list[tuple[str, float | None, str]], top: float, label: str, unit: str
@@ -145,7 +194,8 @@ def _bars(values: list[tuple[str, float | None, str]], top: float, label: str, u
     for i, (day, value, status) in enumerate(values):
         shown = 0.0 if value is None else max(0.0, min(value / top if top else 0, 1.0))
         h = max(shown * height, 2.0)
-        text = f"{day}: {'—' if value is None else f'{value:g}{unit}'} ({status})"
+        shown_value = "—" if value is None else _de(f"{value:g}{unit}")
+        text = f"{day}: {shown_value} ({LABELS.get(status, status)})"
         parts.append(f'<rect x="{i * bar:.1f}" y="{height - h:.1f}" width="{bar - gap:.1f}" '
                      f'height="{h:.1f}" fill="{COLORS.get(status, "#999")}">'
                      f'<title>{html.escape(text)}</title></rect>')
@@ -158,7 +208,7 @@ def _bars(values: list[tuple[str, float | None, str]], top: float, label: str, u
 
 
 def _fmt(value: float | None, unit: str = "", scale: float = 1.0, digits: int = 1) -> str:
-    return "—" if value is None else f"{value * scale:.{digits}f}{unit}"
+    return "—" if value is None else _de(f"{value * scale:.{digits}f}{unit}")
 
 
 def render_page(title: str, city: str, statuses: list[Any], kpis: list[DayKpi],
@@ -175,12 +225,12 @@ def render_page(title: str, city: str, statuses: list[Any], kpis: list[DayKpi],
         counted = [d for d in days if d.runs]
         uptime = _ratio(sum((d.source_uptime or 0) * d.runs for d in counted),
                         sum(d.runs for d in counted))
-        name = html.escape(st.dataset)
+        name, label = html.escape(st.dataset), LABELS[state]
         rows.append(
             f'<tr data-dataset="{name}"><td class="name">{name}</td>'
             f'<td><span class="badge status-{state}" style="background:{COLORS[state]}">'
-            f'{state}</span></td><td>{_when(st.last_success)}</td>'
-            f'<td>{human_age(st.age_seconds)} / {human_age(st.expected_seconds)}</td>'
+            f'{label}</span></td><td>{_when(st.last_success)}</td>'
+            f'<td>{_de(human_age(st.age_seconds))} / {_de(human_age(st.expected_seconds))}</td>'
             f'<td>{st.open_quarantine}</td><td>{_fmt(uptime, " %", 100)}</td></tr>')
         valid = [(d.day, None if d.share_valid is None else round(d.share_valid * 100, 1),
                   d.status) for d in days]
@@ -188,15 +238,17 @@ def render_page(title: str, city: str, statuses: list[Any], kpis: list[DayKpi],
         top = max([v for _, v, _ in latency if v is not None] or [1.0])
         cards.append(
             f'<section class="card" id="ds-{name}"><h2>{name} '
-            f'<span class="badge" style="background:{COLORS[state]}">{state}</span></h2>'
+            f'<span class="badge" style="background:{COLORS[state]}">{label}</span></h2>'
             f'<p class="schedule">{html.escape(st.schedule)}</p>'
-            f'<h3>Rows passing validation (%)</h3>{_bars(valid, 100, "share valid", " %")}'
-            f'<h3>Publish latency (s)</h3>{_bars(latency, top, "publish latency", " s")}'
-            f'<p>georeferenced (last day with data): '
+            f'<h3>Zeilen, die die Prüfung bestehen (%)</h3>'
+            f'{_bars(valid, 100, "Anteil gültiger Zeilen", " %")}'
+            f'<h3>Dauer der Veröffentlichung (s)</h3>'
+            f'{_bars(latency, top, "Dauer der Veröffentlichung", " s")}'
+            f'<p>verortet (letzter Tag mit Daten): '
             f'{_fmt(_last(days, "georeferenced_share"), " %", 100)}</p></section>')
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=html.escape(title), city=html.escape(city), rows="\n".join(rows),
-        cards="\n".join(cards), generated=generated.strftime("%Y-%m-%d %H:%M UTC"),
+        cards="\n".join(cards), generated=generated.strftime("%d.%m.%Y %H:%M UTC"),
         days=str(len({k.day for k in kpis})))
 
 
@@ -227,7 +279,7 @@ def build(root: Path, state: Path, city: Any, config: CockpitConfig,
     now = now or datetime.now(UTC)
     statuses = all_status(root, state, city, now)
     kpis = daily_kpis(state, [s.dataset for s in statuses], city.timezone, config.days, now)
-    title = config.title or f"{city.name}: open-data operations"
+    title = config.title or f"Open-Data-Cockpit {city.name}"
     return render_page(title, city.name, statuses, kpis, now), kpis
 
 
@@ -246,29 +298,36 @@ def _role(package: dict[str, Any] | None, role: str) -> dict[str, Any] | None:
                 None)
 
 
+def _ensure_package(portal: Any, city: Any, config: CockpitConfig,
+                    kpis: list[DayKpi]) -> dict[str, Any]:
+    """The cockpit dataset with the metadata every dataset gets (`package_dict`), written only
+    when its metadata hash changed (a no-op refresh leaves `metadata_modified` alone)."""
+    import pandas as pd
+
+    from odp.publish.catalog import ensure_organization_and_groups
+    from odp.publish.metadata import package_dict, stored_hash
+
+    dataset = cockpit_dataset(city, config)
+    desired = package_dict(dataset, city, pd.DataFrame([asdict(k) for k in kpis]))
+    package = portal.show("package_show", dataset.name)
+    if package is None:
+        ensure_organization_and_groups(portal, dataset, city)
+        return portal.call("package_create", **desired)
+    if stored_hash(package) != stored_hash(desired):
+        ensure_organization_and_groups(portal, dataset, city)
+        return portal.call("package_patch", id=package["id"], **desired)
+    return package
+
+
 def publish(root: Path, state: Path, city: Any, config: CockpitConfig) -> str:
-    """Create or update the cockpit dataset: the KPI DataStore table (upsert on dataset + day)
-    and, with publish_page, the status page. Returns the dataset's URL."""
+    """Create or update the cockpit dataset: its metadata, the KPI DataStore table (upsert on
+    dataset + day) and, with publish_page, the status page. Returns the dataset's URL."""
     from odp.publish.portal import Portal
 
     page, kpis = build(root, state, city, config)
     portal = Portal(city)
     name = config.dataset
-    package = portal.show("package_show", name)
-    if package is None:
-        org = city.organization
-        if portal.show("organization_show", org["name"]) is None:
-            portal.call("organization_create", name=org["name"],
-                        title=org.get("title", org["name"]))
-        package = portal.call(
-            "package_create", name=name, title=config.title, owner_org=org["name"],
-            license_id=city.defaults.get("license_id", ""),
-            maintainer=city.defaults.get("maintainer", ""),
-            maintainer_email=city.defaults.get("maintainer_email", ""),
-            notes=(f"Kennzahlen der Open-Data-Pipelines ({city.name}) je Datensatz und Tag: "
-                   "Aktualität, Anteil gültiger und verorteter Zeilen, Veröffentlichungsdauer, "
-                   "Verfügbarkeit der Quellen. Wird nach jedem geplanten Lauf aktualisiert."),
-            tags=[{"name": "Open Data"}, {"name": "Kennzahlen"}])
+    package = _ensure_package(portal, city, config, kpis)
     table = _role(package, KPI_ROLE)
     if table is None or not table.get("datastore_active"):
         target: dict[str, Any] = (
