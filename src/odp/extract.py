@@ -25,29 +25,41 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from odp.errors import OdpError, SourceError
+from odp.errors import OdpError, SourceError, disk_full, error_chain, one_line
 from odp.spec import Dataset
 
 STAGING_SCHEMA = "staging"
 REPLACE_STRATEGY = "insert-from-staging"
 LOAD_ID, ROW_ID = "_dlt_load_id", "_dlt_id"
+TRACE_FILE = "trace.pickle"  # dlt.pipeline.trace.TRACE_FILE_NAME: removed after each extract
 
 log = logging.getLogger("odp.extract")
 
 
 @dataclass(frozen=True)
 class Extracted:
-    table: pd.DataFrame  # everything staging holds for the dataset (raw text + _dlt columns)
+    dataset: Dataset
+    state: Path
     new_rows: int  # rows the source delivered in this run (before merging on the key)
     load_id: str | None
     finished: tuple[str, ...] = ()  # packages an interrupted run left, loaded before this one's
     aborted: tuple[str, ...] = ()  # packages that could not be loaded (their state rolled back)
     collapsed: int = 0  # copies of a record removed (a load job executed twice)
+    staged: int = 0  # rows staging holds for the dataset
+    newest_load: str | None = None  # the newest load id among them (with `staged`: a mark of
+    # staging's content: dlt gives every loaded or merged row the id of its load)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """Everything staging holds for the dataset (raw text + _dlt columns), read on first
+        use: a run that finds nothing new never reads it."""
+        return read_staging(self.dataset, self.state)
 
 
 def _configure_dlt() -> None:
@@ -88,6 +100,20 @@ def _unwrap(exc: BaseException) -> OdpError | None:
         seen.add(id(current))
         current = getattr(current, "exception", None) or current.__cause__ or current.__context__
     return None
+
+
+def _one_line(exc: Any, dataset: Dataset) -> OdpError:
+    """A dlt step's failure as one line: our own error raised inside it, a full disk, or the
+    step and the first line of dlt's message (the whole text goes to the log)."""
+    ours = _unwrap(exc) or disk_full(exc, f"{dataset.name}: extract")
+    if ours is not None:
+        return ours
+    log.error("%s: extract failed in dlt step '%s': %s", dataset.name, exc.step, exc)
+    root = list(error_chain(exc))[-1]
+    first = next((line for line in str(root).splitlines() if line.strip()), "")
+    cause = f"{type(root).__name__}: {first}" if first else type(root).__name__
+    return SourceError(f"{dataset.name}: extract failed in step '{exc.step}': "
+                       f"{one_line(cause, 200)} (details in the log)")
 
 
 def finish_pending(pipeline: Any, dataset: Dataset) -> tuple[list[str], list[str]]:
@@ -175,17 +201,32 @@ def extract(dataset: Dataset, state: Path) -> Extracted:
         finished, aborted = finish_pending(pipeline, dataset)
         info = pipeline.run(make_resource(dataset))
     except PipelineStepFailed as exc:
-        ours = _unwrap(exc)
-        if ours is not None:
-            raise ours from None
-        raise SourceError(f"{dataset.name}: extract failed in step '{exc.step}': {exc}") from None
+        raise _one_line(exc, dataset) from None
+    finally:  # dlt's pickled trace holds exception texts and resolved configuration
+        (Path(pipeline.working_dir) / TRACE_FILE).unlink(missing_ok=True)
     load_id = info.loads_ids[0] if info and info.loads_ids else None
     trace = pipeline.last_trace
     normalized = trace.last_normalize_info if trace else None
     new_rows = normalized.row_counts.get(dataset.table_name, 0) if normalized else 0
     collapsed = collapse_copies(pipeline, dataset)
-    return Extracted(table=read_staging(dataset, state), new_rows=new_rows, load_id=load_id,
-                     finished=tuple(finished), aborted=tuple(aborted), collapsed=collapsed)
+    staged, newest = staging_mark(pipeline, dataset)
+    return Extracted(dataset, state, new_rows=new_rows, load_id=load_id,
+                     finished=tuple(finished), aborted=tuple(aborted), collapsed=collapsed,
+                     staged=staged, newest_load=newest)
+
+
+def staging_mark(pipeline: Any, dataset: Dataset) -> tuple[int, str | None]:
+    """How many rows staging holds for the dataset and the newest load id among them (None:
+    no table, or rows without load ids)."""
+    from dlt.destinations.exceptions import DatabaseException
+
+    with pipeline.sql_client() as client:
+        name = client.make_qualified_table_name(dataset.table_name)
+        try:
+            found = client.execute_sql(f"SELECT count(*), max({LOAD_ID}) FROM {name}")
+        except DatabaseException:
+            return 0, None
+    return (int(found[0][0]), found[0][1]) if found else (0, None)
 
 
 def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:

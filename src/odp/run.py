@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from odp.errors import GateError, LockedError, OdpError
+from odp import unchanged
+from odp.errors import GateError, LockedError, OdpError, classified
 from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
 from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
@@ -134,7 +135,8 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
                 from odp.operations import history
 
                 history.begin(state, report)
-            _run_stages(dataset, city, state, report, say, dry_run, accept_deletes)
+            with classified(name):  # e.g. a full disk: its own exit code, not "unexpected"
+                _run_stages(dataset, city, state, report, say, dry_run, accept_deletes)
     except OdpError as exc:
         report.status = ("held-back" if isinstance(exc, GateError)
                          else "locked" if isinstance(exc, LockedError) else "failed")
@@ -165,6 +167,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
     with _stage(report, say, "extract"):
         extracted = _extract(dataset, state, report)
+    if not dry_run and _nothing_new(dataset, city, state, extracted, report):
+        return  # report.status "unchanged", and why
 
     with _stage(report, say, "validate"):
         store = QuarantineStore(state)
@@ -195,15 +199,38 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
         published = sync.run(changes, dry_run=dry_run)
         report.plan = published.plan if dry_run else {}
-        if not located.table.empty:  # rows validated this run: their quarantine entries close
-            key = list(dataset.schema.primary_key)
-            published_keys = quarantine_keys(_published_as_text(located.table, dataset), key)
-            store.release(dataset.name, list(published_keys))
+        _release(dataset, store, located.table, report.run_id)
+        if not dry_run:  # the next run that finds nothing new may stop after extracting
+            unchanged.record(dataset, city, state, extracted, sync.portal)
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
     report.deleted, report.write_calls = published.rows_deleted, published.write_calls
     report.messages += [f"{dataset.name}: {note}" for note in published.notes]
     report.status = "ok" if published.changed else "unchanged"
+
+
+def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,
+             run_id: str) -> None:
+    """Rows validated and published this run close their keys' quarantine entries (the keys
+    are spelled out only when the quarantine holds any of the dataset's)."""
+    if published.empty or not store.open_keys(dataset.name):
+        return
+    key = list(dataset.schema.primary_key)
+    store.release(dataset.name, quarantine_keys(_published_as_text(published, dataset), key),
+                  run_id)
+
+
+def _nothing_new(dataset: Dataset, city: City, state: Path, extracted: Extracted,
+                 report: RunReport) -> bool:
+    """Whether the run can end after extracting (see odp.unchanged); then the report says
+    why. Otherwise the mark of the last publish is dropped until this run publishes."""
+    why = unchanged.why_unchanged(dataset, city, state, extracted)
+    if why is None:
+        unchanged.forget(state, dataset.name)
+        return False
+    report.status = "unchanged"
+    report.messages.append(f"{dataset.name}: unchanged: {why}")
+    return True
 
 
 def _extract(dataset: Dataset, state: Path, report: RunReport) -> Extracted:
@@ -215,7 +242,7 @@ def _extract(dataset: Dataset, state: Path, report: RunReport) -> Extracted:
         extracted = extract(dataset, state)
     finally:
         report.downloaded = take_downloaded(dataset.name)
-    report.extracted, report.staged = extracted.new_rows, len(extracted.table)
+    report.extracted, report.staged = extracted.new_rows, extracted.staged
     return extracted
 
 

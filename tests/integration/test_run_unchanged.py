@@ -1,0 +1,128 @@
+"""A run that finds nothing new ends after extracting — without validating, georeferencing or
+writing — and says why; an interrupted publish, leftovers in staging, a changed definition,
+schema or suite and a dataset changed on the portal are never skipped (odp.unchanged)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from odp.extract import Extracted
+from odp.publish.changes import ledger_path
+from odp.replay import ReplayServer
+from odp.run import run_dataset
+from odp.spec import load_city, load_dataset
+from odp.unchanged import mark_path, why_unchanged
+from tests.helpers import RECORDINGS, make_project, use_project
+
+pytestmark = pytest.mark.integration
+
+ELBE = "elbe-water-level-dresden"
+STOPS = "transit-stops-vvo"
+STOPS_FILE = RECORDINGS / "transit_vvo" / "vvo_haltestellen_2019.csv"
+SKIPPED = ("validate", "georeference", "publish")
+
+
+@pytest.fixture
+def project(tmp_path: Path, portal, monkeypatch) -> Iterator[dict]:
+    root, names = make_project(tmp_path, [ELBE, STOPS])
+    with ReplayServer(RECORDINGS, scenario="2024-11-20") as replay:
+        use_project(monkeypatch, root, tmp_path / "state", replay.url, portal, fast_retries=True)
+        yield {"root": root, "names": names, "state": tmp_path / "state"}
+
+
+def _run(project: dict, name: str):
+    root = project["root"]
+    report = run_dataset(project["names"][name], root, load_city(root))
+    assert report.status in ("ok", "unchanged"), report.error
+    return report
+
+
+def _short_circuited(report) -> bool:
+    said = any(": unchanged: the source delivered nothing new" in m for m in report.messages)
+    skipped = not set(SKIPPED) & set(report.stages)
+    assert said == skipped, (report.messages, report.stages)
+    return said
+
+
+def test_a_run_with_nothing_new_ends_unchanged_without_validating_and_says_why(project, ckan):
+    first = _run(project, ELBE)
+    assert first.inserted == 2885 and not _short_circuited(first)
+
+    second = _run(project, ELBE)
+    assert second.status == "unchanged" and _short_circuited(second)
+    assert second.validated == 0 and second.georeferenced == 0 and second.write_calls == 0
+    assert second.extracted == 0 and second.staged == 2885
+    assert "nothing validated, georeferenced or written" in second.messages[-1]
+
+    # Changed on the portal since: the next run is not skipped (it compares with the portal).
+    ckan.action.package_patch(id=project["names"][ELBE], title="edited by hand")
+    third = _run(project, ELBE)
+    assert not _short_circuited(third) and third.validated == 0  # incremental: nothing new
+    assert _short_circuited(_run(project, ELBE))
+
+
+def test_staging_leftovers_of_an_interrupted_extract_are_not_skipped(project):
+    _run(project, ELBE)
+    root, name = project["root"], project["names"][ELBE]
+    dataset, city = load_dataset(name, root), load_city(root)
+    mark = json.loads(mark_path(project["state"], name).read_text())["staging"]
+    same = Extracted(dataset, project["state"], new_rows=0, load_id=None,
+                     staged=mark["staged"], newest_load=mark["newest_load"])
+    assert why_unchanged(dataset, city, project["state"], same) is not None
+    for leftover in (replace(same, finished=("1733000000.1",)),
+                     replace(same, aborted=("1733000000.1",)), replace(same, collapsed=3),
+                     replace(same, staged=mark["staged"] + 1),
+                     replace(same, newest_load="1733000000.2"), replace(same, new_rows=1)):
+        assert why_unchanged(dataset, city, project["state"], leftover) is None, leftover
+
+
+def test_an_interrupted_publish_is_not_skipped(project):
+    _run(project, ELBE)
+    name = project["names"][ELBE]
+    pending = ledger_path(project["state"], name).with_suffix(".pending")
+    pending.write_text("2024-11-20T08:00:00+00:00\n")  # as a run killed mid-publish leaves it
+    report = _run(project, ELBE)
+    assert not _short_circuited(report)
+    assert any("the previous publish was interrupted" in m for m in report.messages)
+    assert not pending.exists() and _short_circuited(_run(project, ELBE))
+
+
+def test_a_changed_suite_schema_or_definition_is_not_skipped(project):
+    _run(project, ELBE)
+    root, name = project["root"], project["names"][ELBE]
+    suite = root / "expectations" / f"{name}.json"
+    schema = root / "schemas" / f"{name}.json"
+    definition = root / "pipelines" / f"{name}.toml"
+    for path, edit in ((suite, lambda t: t.replace('"notes"', '"notes"', 1) + "\n"),
+                       (schema, lambda t: t.replace('"title"', '"title"', 1) + " "),
+                       (definition, lambda t: t + "\n# a comment is a change too\n")):
+        path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+        assert not _short_circuited(_run(project, ELBE)), path.name
+        assert _short_circuited(_run(project, ELBE)), path.name
+
+
+def test_a_local_file_read_again_with_the_same_bytes_is_unchanged(project, ckan, tmp_path):
+    source = tmp_path / "stops.csv"
+    source.write_bytes(STOPS_FILE.read_bytes())
+    name = project["names"][STOPS]
+    definition = project["root"] / "pipelines" / f"{name}.toml"
+    text = definition.read_text(encoding="utf-8")
+    url = next(line for line in text.splitlines() if line.startswith("url = "))
+    definition.write_text(text.replace(url, f'path = "{source}"'), encoding="utf-8")
+    first = _run(project, STOPS)
+    assert first.inserted > 4000
+
+    source.write_bytes(STOPS_FILE.read_bytes())  # written again: a new time, the same bytes
+    again = _run(project, STOPS)
+    assert _short_circuited(again) and again.extracted == 0 and again.staged == first.staged
+
+    renamed = STOPS_FILE.read_bytes().replace(b"Dresden Prager Stra", b"Dresden Prager-Stra")
+    source.write_bytes(renamed)
+    changed = _run(project, STOPS)
+    assert not _short_circuited(changed) and changed.extracted == first.extracted
+    assert changed.updated == 1 and changed.inserted == 0 and changed.deleted == 0
