@@ -1,6 +1,6 @@
 """Validation rules beyond types: time-series plausibility, retyped drift and evolve, the gate's
-batch checks (row band, completeness), ranges per sensor type, the report and its summary, and
-`odp draft` — on real fixtures (tests/fixtures/validate/SOURCES.md) with injected faults."""
+batch checks (row band, completeness), ranges per sensor type, the report and its summary — on
+real fixtures (tests/fixtures/validate/SOURCES.md) with injected faults."""
 
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import pytest
 from odp.errors import ConfigError, GateError
 from odp.sources.json_records import flatten
 from odp.spec import TableSchema
-from odp.validate import QuarantineStore, check_gate, coerce, load_suite, validate_batch
-from odp.validate.draft import profile, read_sample, write_draft
+from odp.validate import QuarantineStore, check_gate, coerce, validate_batch
 from odp.validate.report import load_report, report_path, summary_markdown
 from odp.validate.settings import settings
 from tests.unit.test_validate import (
@@ -37,8 +36,6 @@ from tests.unit.test_validate import (
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "validate"
 SDS011 = FIXTURES / "2019-01-08_sds011_sensor_15092.csv"
-VVO = FIXTURES / "vvo_haltestellen_2019.csv"
-GEMEINDEN = FIXTURES / "sachsen_gemeindeverzeichnis_lds.csv"
 
 
 def published(levels: list[float], start: datetime) -> pd.DataFrame:
@@ -309,75 +306,6 @@ def test_decimal_comma_and_german_date_formats():
     assert coerced.findings[["row", "field"]].values.tolist() == [
         [2, "day"], [3, "at"], [3, "day"], [3, "y"]]  # "12.5" with a decimal comma: no
     assert "does not match the format %d.%m.%Y" in coerced.findings["reason"].iloc[0]
-
-
-# --- odp draft -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", [VVO, GEMEINDEN, SDS011], ids=lambda p: p.stem)
-def test_draft_profiles_real_files_and_its_schema_and_suite_pass_the_sample(path, tmp_path):
-    frame, notes = read_sample(str(path))
-    draft = profile(frame, "drafted", path.name)
-    written = write_draft(draft, tmp_path, "Europe/Berlin")
-    assert [p.name for p in written] == ["drafted.json", "drafted.json"]
-    with pytest.raises(ConfigError, match="exists already"):
-        write_draft(draft, tmp_path, "Europe/Berlin")
-    schema = TableSchema.from_dict(json.loads(written[0].read_text()), written[0])
-    suite = load_suite(written[1], schema)
-    assert suite.expectations
-    spec = dataset(ELBE, json.loads(written[0].read_text()))
-    spec = type(spec)(**{**spec.__dict__, "name": "drafted", "suite_path": written[1],
-                         "validate": {"max_rows": 100_000}})
-    result = validate_batch(frame.astype("string"), spec, "r1")  # now: the files' times are past
-    errors = result.findings[result.findings["severity"] == "error"]
-    assert errors.empty, errors.head().to_dict("records")
-    assert not result.drift
-
-
-def test_draft_recognises_german_conventions_and_keys():
-    frame, notes = read_sample(str(VVO))
-    assert "CSV, delimiter ';'" in notes and any("'Tarifzone 1 '" in n for n in notes)
-    columns = {c.name: c for c in profile(frame, "vvo", "vvo").columns}
-    assert columns["WGS84_X"].inferred.options == {"decimalChar": ","}
-    assert columns["Tarifzone 1"].inferred.type == "string"  # "0100": a code, zeros kept
-    frame, notes = read_sample(str(GEMEINDEN))
-    assert any("empty column" in n for n in notes)  # the trailing `;` of every line
-    draft = profile(frame, "gemeinden", "g")
-    columns = {c.name: c for c in draft.columns}
-    assert columns["BEARB_STAND"].inferred.options == {"format": "%d.%m.%Y %H:%M:%S"}
-    assert columns["PLZ"].inferred.type == "string"
-    assert draft.keys[0] == ["ID"]
-    schema = draft.schema("Europe/Berlin")
-    stand = next(f for f in schema["fields"] if f["name"] == "BEARB_STAND")
-    assert stand["odp:timezone"] == "Europe/Berlin"
-
-
-def test_draft_reads_a_json_list_of_records(tmp_path):
-    records = json.loads((REPO / "tests" / "recordings" / "schools"
-                          / "sachsen_schools_schuldatenbank.json").read_text(encoding="utf-8"))
-    path = tmp_path / "schools.json"
-    path.write_text(json.dumps(records[:300]), encoding="utf-8")
-    frame, notes = read_sample(str(path))
-    draft = profile(frame, "schools", "schools.json")
-    assert draft.keys[0] == ["id"]
-    assert {c.name: c.inferred.type for c in draft.columns}["id"] == "integer"
-
-
-def test_draft_command_writes_files_and_refuses_to_overwrite(tmp_path):
-    root = tmp_path / "project"
-    for folder in ("pipelines", "cities"):
-        (root / folder).mkdir(parents=True)
-    env = {"ODP_PROJECT": str(root), "PATH": ""}
-    cmd = [sys.executable, "-m", "odp.cli", "draft", "stops", "--from", str(VVO)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "primary-key candidates: Name mit Ort" in done.stdout
-    assert (root / "schemas" / "stops.json").is_file()
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert again.returncode == 2 and "--force" in again.stderr
-    forced = subprocess.run([*cmd, "--force"], capture_output=True, text=True, env=env,
-                            timeout=120)
-    assert forced.returncode == 0, forced.stderr
 
 
 def test_quarantine_csv_download_via_the_command(tmp_path):

@@ -132,6 +132,7 @@ def validate_batch(
         structure.new,
         structure.missing,
         drift_check.retyped(raw, dataset.schema, coerced, cfg.retyped_share),
+        structure.renamed,
     )
     typed = coerced.frame
     key = list(dataset.schema.primary_key)

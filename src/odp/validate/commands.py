@@ -26,11 +26,13 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="the whole JSON report")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("draft", help="profile a sample and write a first schema and suite")
-    p.add_argument("name", help="dataset name: writes schemas/NAME.json, expectations/NAME.json")
+    p = sub.add_parser("draft", help="profile a file and write a dataset that runs")
+    p.add_argument("name", help="dataset name: writes pipelines/NAME.toml, schemas/NAME.json, "
+                                "expectations/NAME.json")
     p.add_argument("--from", dest="source", required=True, metavar="FILE_OR_URL",
-                   help="a CSV or JSON sample (file path or http(s) URL)")
-    p.add_argument("--rows", type=int, default=10_000, help="rows to profile (default 10000)")
+                   help="a CSV, XLSX or JSON file (path or http(s) URL)")
+    p.add_argument("--rows", type=int, default=None,
+                   help="profile only the first N rows (default: every row)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.set_defaults(func=cmd_draft)
 
@@ -89,27 +91,36 @@ def cmd_report(args: argparse.Namespace, root: Path) -> int:
 def cmd_draft(args: argparse.Namespace, root: Path) -> int:
     from odp.errors import ConfigError
     from odp.spec import NAME_PATTERN, load_city
-    from odp.validate.draft import profile, read_sample, write_draft
+    from odp.validate.draft import profile, read_source, write_draft
 
     if not NAME_PATTERN.match(args.name):
         raise ConfigError(f"'{args.name}' is not a valid dataset name (a-z, 0-9, -)")
-    frame, notes = read_sample(args.source, args.rows)
-    draft = profile(frame, args.name, args.source)
+    sample = read_source(args.source, root)
     try:
-        timezone = load_city(root).timezone
+        city = load_city(root)
     except ConfigError:
-        timezone = "Europe/Berlin"
+        city = None  # no city file yet: no georeferencing checks, Europe/Berlin times
+    frame = sample.frame if args.rows is None else sample.frame.head(args.rows)
+    draft = profile(frame, args.name, args.source, city, sample)
+    timezone = city.timezone if city is not None else "Europe/Berlin"
     written = write_draft(draft, root, timezone, force=args.force)
-    print(f"{args.name}: profiled {draft.rows} rows, {len(draft.columns)} columns "
-          f"({'; '.join(notes)})")
+    _print_draft(draft, written, root)
+    return 0
+
+
+def _print_draft(draft: Any, written: list[Path], root: Path) -> None:
+    print(f"{draft.name}: profiled {draft.rows} rows, {len(draft.columns)} columns "
+          f"({'; '.join(draft.notes)})")
     for c in draft.columns:
         flags = " required" if c.required else ""
-        band = f" {c.low:g} … {c.high:g}" if c.low is not None else ""
-        print(f"  {c.name}: {c.inferred.label}{flags}{band}")
+        band = f" {c.low:g} … {c.high:g}" if c.low is not None and c.numeric else ""
+        renamed = f" (from '{c.source}')" if c.source != c.name else ""
+        print(f"  {c.name}{renamed}: {c.inferred.label}{flags}{band}")
     keys = "; ".join(" + ".join(k) for k in draft.keys) or "none (no unique column combination)"
     print(f"  primary-key candidates: {keys}")
+    if draft.geo is not None:
+        print(f"  coordinates: {draft.geo.x}, {draft.geo.y} in {draft.geo.crs} "
+              f"({draft.geo.reason})")
     for path in written:
         print(f"wrote {path.relative_to(root) if path.is_relative_to(root) else path}")
-    print("Edit both files (titles, units, bands), then add pipelines/"
-          f"{args.name}.toml for the source.")
-    return 0
+    print(f"Check the guesses marked CHECK, then: odp run {draft.name}")

@@ -2,8 +2,10 @@
 
 The most specific type every present value fits, tried in this order: boolean (true/false),
 integer (digits with a leading zero stay text: postcodes, keys), number (decimal point; or
-decimal comma, with "." as thousands separator), date (ISO 8601 or German dd.mm.yyyy), datetime
-(ISO 8601 with or without offset, or German dd.mm.yyyy hh:mm[:ss]), else string.
+decimal comma, with "." as thousands separator), date (ISO 8601, or day first: dd.mm.yyyy,
+dd.mm.yy, dd-mm-yyyy, dd-mm-yy, dd/mm/yyyy, dd/mm/yy — every value must be a real calendar day),
+datetime (ISO 8601 with or without offset, or one of those dates with hh:mm or hh:mm:ss), else
+string. Two-digit years are read as strptime's %y does: 69–99 → 1969–1999, 00–68 → 2000–2068.
 The options returned are the Frictionless field keys
 odp.validate.coerce understands (`decimalChar`, `groupChar`, `format`).
 """
@@ -20,10 +22,27 @@ _INTEGER = r"[+-]?[0-9]{1,18}"
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMBER_COMMA = r"[+-]?[0-9]{1,3}(?:\.?[0-9]{3})*(?:,[0-9]+)?|[+-]?[0-9]+,[0-9]+"
 _ISO_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_DE_DATE = r"[0-9]{2}\.[0-9]{2}\.[0-9]{4}"
 _ISO_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
 _OFFSET = r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)"
-_DE_TIME = r"[0-9]{2}\.[0-9]{2}\.[0-9]{4} [0-9]{2}:[0-9]{2}(?::[0-9]{2})?"
+_DAY = r"(?:0?[1-9]|[12][0-9]|3[01])"
+_MONTH = r"(?:0?[1-9]|1[0-2])"
+_HM, _HMS = r"[0-9]{1,2}:[0-9]{2}", r"[0-9]{1,2}:[0-9]{2}:[0-9]{2}"
+
+
+def _day_first() -> list[tuple[str, str, str]]:
+    """(pattern, type, strptime format) of day-first dates: dd.mm.yyyy, dd.mm.yy, dd-mm-yyyy,
+    dd-mm-yy, dd/mm/yyyy, dd/mm/yy, each alone or with hh:mm or hh:mm:ss (seconds first)."""
+    out = []
+    for sep in (".", "-", "/"):
+        for year, code in (("[0-9]{4}", "%Y"), ("[0-9]{2}", "%y")):
+            date = f"{_DAY}\\{sep}{_MONTH}\\{sep}{year}"
+            fmt = f"%d{sep}%m{sep}{code}"
+            out += [(date, "date", fmt), (f"{date} {_HMS}", "datetime", f"{fmt} %H:%M:%S"),
+                    (f"{date} {_HM}", "datetime", f"{fmt} %H:%M")]
+    return out
+
+
+_DAY_FIRST = _day_first()
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,10 @@ def present(values: pd.Series) -> pd.Series:
     return text[text.notna() & (text != "")]
 
 
+def _parses(text: pd.Series, fmt: str) -> bool:
+    return bool(pd.to_datetime(text, format=fmt, errors="coerce").notna().all())
+
+
 def infer_type(values: pd.Series) -> Inferred:
     text = present(values)
     if text.empty:
@@ -71,14 +94,11 @@ def infer_type(values: pd.Series) -> Inferred:
         return Inferred("number", {"decimalChar": ","} | ({"groupChar": "."} if grouped else {}))
     if every(_ISO_DATE):
         return Inferred("date")
-    if every(_DE_DATE):
-        return Inferred("date", {"format": "%d.%m.%Y"})
     if every(f"{_ISO_TIME}{_OFFSET}"):
         return Inferred("datetime")
     if every(_ISO_TIME):
         return Inferred("datetime", naive=True)
-    if every(_DE_TIME):
-        seconds = bool(text.str.fullmatch(r".* [0-9]{2}:[0-9]{2}:[0-9]{2}").all())
-        fmt = "%d.%m.%Y %H:%M:%S" if seconds else "%d.%m.%Y %H:%M"
-        return Inferred("datetime", {"format": fmt}, naive=True)
+    for pattern, kind, fmt in _DAY_FIRST:
+        if every(pattern) and _parses(text, fmt):
+            return Inferred(kind, {"format": fmt}, naive=kind == "datetime")
     return Inferred("string")
