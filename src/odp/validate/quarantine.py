@@ -14,6 +14,7 @@ released. A later run that validates the same key successfully releases it (`rel
 from __future__ import annotations
 
 import builtins
+import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
@@ -167,17 +168,19 @@ class QuarantineStore:
             return {k for (k,) in db.execute(sql, (dataset,))}
 
     def release(self, dataset: str, keys: Iterable[str], run_id: str = "") -> int:
-        """Mark the open findings of `keys` released; returns the number of findings released."""
-        wanted = sorted(set(keys))
-        if not wanted:
-            return 0
-        at = _now()
+        """Mark the open findings of `keys` released; returns the number of findings released.
+        Only keys the quarantine holds open are touched, in one statement."""
         with closing(self._connect()) as db, db:
-            cursor = db.executemany(
-                "UPDATE quarantine SET released_at = ?, released_by = ?"
-                " WHERE dataset = ? AND key = ? AND released_at IS NULL",
-                [(at, run_id, dataset, key) for key in wanted],
-            )
+            held = {k for (k,) in db.execute(
+                "SELECT DISTINCT key FROM quarantine WHERE dataset = ? AND released_at IS NULL",
+                (dataset,))}
+            wanted = sorted(held.intersection(keys)) if held else []
+            if not wanted:
+                return 0
+            cursor = db.execute(
+                "UPDATE quarantine SET released_at = ?, released_by = ? WHERE dataset = ?"
+                " AND released_at IS NULL AND key IN (SELECT value FROM json_each(?))",
+                (_now(), run_id, dataset, json.dumps(wanted)))
             return cursor.rowcount
 
     def export_csv(self, dataset: str, path: Path, history: bool = False) -> int:
