@@ -41,6 +41,8 @@ def _load(dataset: Dataset) -> tuple[Any, str]:
 def flatten(records: Any, source: dict[str, Any], where: str) -> pd.DataFrame:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise SourceError(f"{where}: expected a JSON list of objects")
+    if not records:
+        return pd.DataFrame()  # no rows: the gate decides (0 rows, or may_be_empty)
     record_path = source.get("record_path")
     meta = source.get("meta", [])
     if record_path:

@@ -37,6 +37,7 @@ from odp.spec import Dataset, project_root
 
 def parse_page(payload: Any, where: str) -> tuple[list[Any], list[dict[str, Any]], list[Any]]:
     """One GeoJSON FeatureCollection → (ids, properties, shapely geometries or None)."""
+    from shapely.errors import ShapelyError
     from shapely.geometry import shape
 
     if not isinstance(payload, dict) or not isinstance(payload.get("features"), list):
@@ -53,8 +54,10 @@ def parse_page(payload: Any, where: str) -> tuple[list[Any], list[dict[str, Any]
         geometry = feature.get("geometry")
         try:
             # A non-standard `crs` member inside a geometry (cardogis) is ignored by shape().
-            geoms.append(shape(geometry) if geometry else None)
-        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            parsed = shape(geometry) if geometry else None
+            geoms.append(None if parsed is None or parsed.is_empty else parsed)  # empty: none
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError,
+                ShapelyError) as exc:
             raise SourceError(
                 f"{where}: feature {i} (id {feature.get('id')}): field 'geometry': "
                 f"malformed {(geometry or {}).get('type', 'geometry')} ({exc})"

@@ -4,6 +4,8 @@
   value but a broken or hostile file — a stray quote that swallowed the lines after it, a
   padded field — and is quarantined with its length. The finding and the quarantined row keep
   only the cell's first characters (`shortened`), so a giant cell does not fill the state.
+* `nul_character` (error): a cell holding a NUL character (U+0000), which PostgreSQL's text
+  type cannot store: the DataStore would refuse the whole write.
 * `formula` (warning): a text cell beginning with `=`, `+`, `-`, `@`, tab or carriage return is
   written to the CSV file with a leading single quote (odp.publish.formulas); the DataStore
   keeps it as delivered. The report lists each one, so the officer knows why the file differs.
@@ -25,13 +27,16 @@ from odp.validate import findings as fnd
 KEPT_CHARS = 200  # characters of an over-long cell kept in the finding and the quarantine
 
 
+def _text(column: pd.Series) -> pa.Array:
+    try:
+        return pa.array(column, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # objects of several kinds: as text
+        return pa.array(column.astype("string"), type=pa.large_string(), from_pandas=True)
+
+
 def _lengths(column: pd.Series) -> np.ndarray:
     """Characters per cell (missing: 0)."""
-    try:
-        text = pa.array(column, type=pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        text = pa.array(column.astype("string"), type=pa.large_string(), from_pandas=True)
-    return pc.utf8_length(text).fill_null(0).to_numpy(zero_copy_only=False)
+    return pc.utf8_length(_text(column)).fill_null(0).to_numpy(zero_copy_only=False)
 
 
 def _cut(values: pd.Series) -> pd.Series:
@@ -40,21 +45,31 @@ def _cut(values: pd.Series) -> pd.Series:
 
 
 def long_cells(raw: pd.DataFrame, schema: TableSchema, limit: int) -> list[pd.DataFrame]:
-    """One error finding per source cell longer than `limit` characters."""
+    """One error finding per source cell longer than `limit` characters or holding a NUL."""
     out = []
     for f in schema.source_fields:
         if f.name not in raw.columns:
             continue
         lengths = _lengths(raw[f.name])
         positions = np.flatnonzero(lengths > limit)
-        if not len(positions):
-            continue
-        values = _cut(raw[f.name].iloc[positions])
-        reasons = pd.Series([f"is {n} characters long, more than max_cell_chars ({limit})"
-                             for n in lengths[positions]], dtype="string")
-        out.append(fnd.frame(positions, f.name, "max_cell_chars", "error", values,
-                             fnd.quoted(values).reset_index(drop=True) + " " + reasons))
+        if len(positions):
+            values = _cut(raw[f.name].iloc[positions])
+            reasons = pd.Series([f"is {n} characters long, more than max_cell_chars ({limit})"
+                                 for n in lengths[positions]], dtype="string")
+            out.append(fnd.frame(positions, f.name, "max_cell_chars", "error", values,
+                                 fnd.quoted(values).reset_index(drop=True) + " " + reasons))
+        nul = np.flatnonzero(_holds_nul(raw[f.name]) & (lengths <= limit))
+        if len(nul):
+            values = raw[f.name].iloc[nul].astype("string").str.replace("\x00", "\\0")
+            out.append(fnd.frame(nul, f.name, "nul_character", "error", values,
+                                 fnd.quoted(values) + " holds a NUL character (U+0000), which "
+                                 "PostgreSQL text cannot store"))
     return out
+
+
+def _holds_nul(column: pd.Series) -> np.ndarray:
+    found = pc.match_substring(_text(column), "\x00")
+    return found.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def formula_cells(raw: pd.DataFrame, schema: TableSchema) -> list[pd.DataFrame]:
