@@ -179,29 +179,34 @@ def _value(value: Any) -> str:
     return _str(str(value))
 
 
+def _c(code: str, comment: str) -> str:
+    """A TOML line with its comment in the comment column."""
+    return f"{code:<30}# {comment}" if len(code) < 30 else f"{code}  # {comment}"
+
+
 def pipeline_toml(draft: Draft, timezone: str, now: datetime) -> str:
     assert draft.sample is not None
     lines = [
         f"# Drafted by `odp draft` on {now:%Y-%m-%d} from {draft.source}: {draft.rows} rows, "
         f"{len(draft.columns)} columns.",
         "# Every guess is marked CHECK; edit titles and descriptions before publishing for real.",
-        f"title = {_str(draft.name)}                 # CHECK: the title shown on the portal",
+        _c(f"title = {_str(draft.name)}", "CHECK: the title shown on the portal"),
         f"description = {_str('Drafted from ' + draft.source.rsplit('/', 1)[-1] + '.')}",
         'kind = "register"',
         "",
         *_source_lines(draft),
         "",
         "[extract]",
-        'mode = "full-refresh"         # the whole file every run; only changed rows are written',
+        _c('mode = "full-refresh"', "the whole file every run; only changed rows are written"),
         "",
         *_validate_lines(draft),
         *_georeference_lines(draft),
         *_time_lines(draft, timezone),
         "[schedule]",
-        'cron = "0 5 * * 1"            # CHECK: Mondays 05:00 (how often does the file change?)',
+        _c('cron = "0 5 * * 1"', "CHECK: Mondays 05:00 (how often does the file change?)"),
         "",
         "[publish]",
-        "tags = []                     # CHECK: a few words users search for",
+        _c("tags = []", "CHECK: a few words users search for"),
     ]
     if url := draft.sample.source.get("url"):
         lines.append(f"source_url = {_str(url)}")
@@ -217,8 +222,8 @@ def _source_lines(draft: Draft) -> list[str]:
              if table.get("encoding") == "auto" else "the bytes are not UTF-8",
              "header": "the first line holds values, not names"}
     for key, value in table.items():
-        comment = f"  # {notes[key]}" if key in notes else ""
-        lines.append(f"{key} = {_value(value)}{comment}")
+        line = f"{key} = {_value(value)}"
+        lines.append(_c(line, notes[key]) if key in notes else line)
     lines += ["", "# The file's column names → readable ASCII snake_case, the names the run keeps "
               "(umlauts spelled out).", "[source.rename]"]
     lines += [f"{_str(c.source)} = {_str(c.name)}" for c in draft.columns]
@@ -230,17 +235,16 @@ def _validate_lines(draft: Draft) -> list[str]:
     high = max(low, math.ceil(draft.rows * MAX_FACTOR))
     lines = [
         "[validate]",
-        f"max_quarantine_share = {MAX_QUARANTINE_SHARE}   # more rejected rows hold the batch "
-        "back",
-        'drift = "fail"                # a renamed or retyped column holds the batch back',
-        f"min_rows = {low}               # the drafted file had {draft.rows} rows: fewer than "
-        "half is a cut-off delivery",
-        f"max_rows = {high}              # more than twice as many is another file or repeated "
-        "rows",
+        _c(f"max_quarantine_share = {MAX_QUARANTINE_SHARE}",
+           "more rejected rows hold the batch back"),
+        _c('drift = "fail"', "a renamed or retyped column holds the batch back"),
+        _c(f"min_rows = {low}",
+           f"the drafted file had {draft.rows} rows: fewer than half is a cut-off delivery"),
+        _c(f"max_rows = {high}", "more than twice as many is another file or repeated rows"),
     ]
     if draft.row_hash and draft.duplicates:
-        lines.append(f'dedupe = "first"              # {draft.duplicates} rows repeat another '
-                     "row exactly: one of each is published")
+        lines.append(_c('dedupe = "first"', f"{draft.duplicates} rows repeat another row "
+                        "exactly: one of each is published"))
     return [*lines, ""]
 
 
@@ -252,8 +256,8 @@ def _georeference_lines(draft: Draft) -> list[str]:
              "[georeference]", f"lon = {_str(geo.x)}", f"lat = {_str(geo.y)}",
              f"crs = {_str(geo.crs)}"]
     if geo.outside_keep:
-        lines.append('outside = "keep"              # a regional dataset: rows beyond the city '
-                     "keep no district")
+        lines.append(_c('outside = "keep"', "a regional dataset: rows beyond the city keep "
+                        "no district"))
     for rule, count in geo.predicted.items():
         lines.append(f"# every run rejects {count} rows: {rule}")
     return [*lines, ""]
