@@ -173,7 +173,8 @@ class _Reporter:
 def _outcome(r: Any) -> str:
     if r.status in ("failed", "held-back", "locked"):
         return f"{r.dataset}: {r.status.upper()} — {r.error}"
-    return (f"{r.dataset}: {r.status} in {r.seconds:.1f} s — downloaded {_size(r.downloaded)}, "
+    status = "dry run, would write (nothing written)" if r.status == "dry-run" else r.status
+    return (f"{r.dataset}: {status} in {r.seconds:.1f} s — downloaded {_size(r.downloaded)}, "
             f"extracted {r.extracted}, validated {r.validated}, quarantined {r.quarantined}, "
             f"inserted {r.inserted}, updated {r.updated}, deleted {r.deleted}, "
             f"CKAN writes {r.write_calls} → {r.url}")

@@ -206,7 +206,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
     report.deleted, report.write_calls = published.rows_deleted, published.write_calls
     report.messages += [f"{dataset.name}: {note}" for note in published.notes]
-    report.status = "ok" if published.changed else "unchanged"
+    would_write = dry_run and published.plan.get("would_write")  # counts: what it would do
+    report.status = "dry-run" if would_write else "ok" if published.changed else "unchanged"
 
 
 def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,

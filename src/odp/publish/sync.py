@@ -255,7 +255,12 @@ class Sync:
             if self.reconciled and not dry_run:  # the portal was right: the ledger follows it
                 write_ledger(self.state, ds.name, changes.result)
             return report  # no-op: zero write calls, metadata_modified untouched
-        if dry_run:
+        if dry_run:  # the rows a run would write, counted as apply() counts them
+            fresh = not (plan.table or {}).get("datastore_active")
+            report.rows_inserted = len(changes.result if fresh else changes.new)
+            report.rows_updated = 0 if fresh else len(changes.changed)
+            report.rows_deleted = 0 if fresh else len(changes.deleted)
+            report.plan["would_write"] = True
             report.notes.append("dry run: nothing written")
             return report
         self.apply(plan, changes, report)
