@@ -110,3 +110,10 @@ def test_no_module_parses_xml_except_through_safexml():
                  for n, line in enumerate(path.read_text().splitlines(), start=1)
                  if raw.search(line)]
     assert offenders == []
+
+
+def test_gml_read_through_gdal_is_checked_by_the_same_rule_first():
+    from odp.georeference.geometry import read_features
+
+    with pytest.raises(SourceError, match=r"^GML: XML with a DOCTYPE \('lolz', declaring"):
+        read_features(LAUGHS)

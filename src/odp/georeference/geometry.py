@@ -42,7 +42,10 @@ def read_features(data: bytes, declared_crs: str | None = None) -> Any:
 
     text = data.lstrip()
     if text.startswith(b"<"):
-        frame = gpd.read_file(BytesIO(data))
+        from odp.sources.safexml import parse_xml
+
+        parse_xml(data, "GML")  # a DOCTYPE, entities or external references: refused first
+        frame = gpd.read_file(BytesIO(data), DOWNLOAD_SCHEMA="NO")  # GDAL fetches nothing
         crs = crs_of_gml(data) or declared_crs
         if crs is None and frame.crs is None:
             raise CrsError("GML without srsName and no declared CRS")
