@@ -35,6 +35,8 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
                      "flood"),
     "flood_crossings": ("odp.indicators.flood:compute_crossings",
                         "odp.indicators.flood:parse_config", "flood"),
+    "air_quality_days": ("odp.indicators.air_quality:compute_days",
+                         "odp.indicators.air_quality:parse_config", "air_quality"),
 }
 
 

@@ -14,8 +14,9 @@ through the same chain as any dataset: validate, georeference, publish.
     precipitation-dresden-hourly = "1h"
 
 Optional: `station`, `time`, `value` (the inputs' columns; default station_id, timestamp,
-precipitation), `carry` (station columns copied from the input's newest row of each station),
-`config` (another table of `[indicators]`).
+precipitation; `value` may be a list of columns, which the indicator then gets under their own
+names instead of `value`, e.g. the pollutants of an air-quality table), `carry` (station columns
+copied from the input's newest row of each station), `config` (another table of `[indicators]`).
 
 Incremental (dlt resource state, per input): the ledger's modification time and size (an
 unchanged ledger is not read at all), its newest time, and a hash per station and UTC day of its
@@ -271,7 +272,7 @@ def derived_rows(
     staging: str,
     station: str = "station_id",
     time: str = "timestamp",
-    value: str = "precipitation",
+    value: str | list[str] = "precipitation",
     carry: list[str] | None = None,
 ) -> Iterator[pa.Table]:
     """Rows of an indicator over published datasets, recomputed where their inputs changed.
@@ -288,7 +289,7 @@ def derived_rows(
         staging: the dataset's staging DuckDB file (rows it holds are compared, not re-sent).
         station: the inputs' station column.
         time: the inputs' UTC time column (end of each interval).
-        value: the inputs' value column.
+        value: the inputs' value column, or a list of columns the indicator reads by name.
         carry: station columns copied from each station's newest input row.
 
     Yields:
@@ -316,7 +317,8 @@ def derived_rows(
         if seen.get("version") == [version.mtime_ns, version.size]:
             continue  # the ledger is unchanged since the last committed run
         step = _step(inputs[version.name], dataset)
-        frame = _read_input(version, [station, time, value, *carry], dataset)
+        values = [value] if isinstance(value, str) else list(value)
+        frame = _read_input(version, [station, time, *values], carry, dataset)
         ns = frame[time].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
         off = int((ns.to_numpy() % step != 0).sum())
         if off:
@@ -327,9 +329,7 @@ def derived_rows(
         days = day_hashes(frame[station], frame[time], frame[HASH])
         changed = changed_intervals(seen.get("days", {}), days, seen.get("end"), new_end)
         if changed:
-            series = pd.DataFrame({"station_id": frame[station].astype("string"),
-                                   "timestamp": frame[time],
-                                   "value": frame[value].astype("Float64")})
+            series = _series(frame, station, time, value)
             result = compute(series, step, changed, new_end, settings)
             yield from _delta(result, frame, version, inputs[version.name], dataset, columns,
                               key, time_column, Path(staging), station, time, carry)
@@ -337,15 +337,30 @@ def derived_rows(
                                   "days": days}
 
 
-def _read_input(version: InputVersion, wanted: list[str], dataset: str) -> pd.DataFrame:
+def _series(frame: pd.DataFrame, station: str, time: str, value: str | list[str]) -> pd.DataFrame:
+    """The indicator's input: station_id, timestamp and `value` (or each listed column by its
+    name: numbers as Float64, anything else as text)."""
+    series = pd.DataFrame({"station_id": frame[station].astype("string"), "timestamp": frame[time]})
+    if isinstance(value, str):
+        series["value"] = frame[value].astype("Float64")
+        return series
+    for column in value:
+        numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
+            frame[column])
+        series[column] = frame[column].astype("Float64" if numeric else "string")
+    return series
+
+
+def _read_input(version: InputVersion, needed: list[str], carry: list[str],
+                dataset: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     names = set(pq.read_schema(version.path).names)
-    missing = [c for c in wanted[:3] if c not in names]
+    missing = [c for c in needed if c not in names]
     if missing:
         raise SourceError(f"{dataset}: input {version.name}: {version.path.name} has no column "
                           f"{', '.join(missing)}")
-    columns = [c for c in dict.fromkeys(wanted) if c in names]
+    columns = [c for c in dict.fromkeys([*needed, *carry]) if c in names]
     frame = pd.read_parquet(version.path, columns=columns + ([HASH] if HASH in names else []))
     if HASH not in frame:
         frame[HASH] = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
@@ -465,11 +480,20 @@ def derived(dataset: Any) -> Any:
         staging=str(state / "staging" / f"{dataset.table_name}.duckdb"),
         station=str(source.get("station", "station_id")),
         time=str(source.get("time", "timestamp")),
-        value=str(source.get("value", "precipitation")),
+        value=_value(source.get("value", "precipitation"), where),
         carry=list(source.get("carry", CARRY)),
     ).with_name(dataset.table_name)
     resource.apply_hints(primary_key=key)
     return resource
+
+
+def _value(given: Any, where: str) -> str | list[str]:
+    if isinstance(given, str) and given:
+        return given
+    if isinstance(given, list) and given and all(isinstance(c, str) and c for c in given):
+        return list(given)
+    raise ConfigError(f"{where}: [source] value must name the input's value column or list the "
+                      "columns the indicator reads")
 
 
 def inputs_of(dataset: Any) -> list[str]:
