@@ -1,38 +1,124 @@
-"""Test helpers: an isolated copy of the project's configuration with unique dataset names, so
-tests never collide with the demo's datasets on the shared local CKAN."""
+"""Test helpers: an isolated copy of the project's configuration with unique dataset names, in
+organisations of this test session's own, so tests never collide with the demo's datasets on
+the shared local CKAN and leave nothing behind (`purge_session`, run at the end of the session).
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import tomllib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDINGS = REPO / "tests" / "recordings"
+# Every organisation of a test session's copies is named `odp-test-<session>-NAME`; the session's
+# datasets are `t<id>-NAME` (one id per make_project call, recorded in TAGS).
+ORG_PREFIX = "odp-test-"
+SESSION = ORG_PREFIX + uuid.uuid4().hex[:8]
+TAGS: set[str] = set()
+STALE_AFTER = timedelta(hours=6)  # a test organisation older than this is a killed session's
+
+
+def session_org(name: str) -> str:
+    """The CKAN name of the city file's organisation `name` in this session's copies."""
+    return f"{SESSION}-{name}"
+
+
+def _own_organisations(city: Path) -> None:
+    """Rename the copied city file's organisations to this session's own."""
+    text = city.read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    default = raw["organization"]["name"]
+    text = re.sub(r'(?m)^(\[organization\]\n(?:[^\[\n].*\n)*?name = ")' + re.escape(default) + '"',
+                  lambda m: m.group(1) + session_org(default) + '"', text, count=1)
+    for key in raw.get("organizations", {}):
+        text = text.replace(f"[organizations.{key}]", f"[organizations.{session_org(key)}]")
+    city.write_text(text, encoding="utf-8")
+    renamed = tomllib.loads(text)
+    assert renamed["organization"]["name"] == session_org(default), city
+    assert all(k.startswith(SESSION) for k in renamed.get("organizations", {})), city
+
+
+def _copy_definition(source: Path, target: Path, mapping: dict[str, str]) -> None:
+    """A dataset definition with its organisation and its derived inputs renamed."""
+    text = source.read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    if org := raw.get("publish", {}).get("organization"):
+        text = text.replace(f'organization = "{org}"', f'organization = "{session_org(org)}"')
+    for name in raw.get("source", {}).get("inputs", {}):
+        if name in mapping:
+            text = text.replace(f"\n{name} =", f"\n{mapping[name]} =")
+    target.write_text(text, encoding="utf-8")
 
 
 def make_project(tmp: Path, names: list[str]) -> tuple[Path, dict[str, str]]:
     """Copy city, reference layers and the named datasets' three files into `tmp`, each dataset
-    renamed `t<id>-NAME`. Returns the project root and the name mapping."""
+    renamed `t<id>-NAME`, every organisation `odp-test-<session>-NAME` (derived datasets read
+    the renamed inputs). Returns the project root and the name mapping."""
     tag = "t" + uuid.uuid4().hex[:8]
+    TAGS.add(tag)
     root = tmp / "project"
     for folder in ("pipelines", "schemas", "expectations"):
         (root / folder).mkdir(parents=True)
     shutil.copytree(REPO / "cities", root / "cities")
+    for city in (root / "cities").glob("*.toml"):
+        _own_organisations(city)
     (root / "reference").symlink_to(REPO / "reference")
     (root / "tests").mkdir()
     (root / "tests" / "recordings").symlink_to(RECORDINGS)
     shutil.copy(REPO / "odp.toml", root / "odp.toml")
-    mapping = {}
-    for name in names:
-        new = f"{tag}-{name}"
-        mapping[name] = new
-        shutil.copy(REPO / "pipelines" / f"{name}.toml", root / "pipelines" / f"{new}.toml")
+    mapping = {name: f"{tag}-{name}" for name in names}
+    for name, new in mapping.items():
+        _copy_definition(REPO / "pipelines" / f"{name}.toml", root / "pipelines" / f"{new}.toml",
+                         mapping)
         shutil.copy(REPO / "schemas" / f"{name}.json", root / "schemas" / f"{new}.json")
         shutil.copy(REPO / "expectations" / f"{name}.json", root / "expectations" / f"{new}.json")
     return root, mapping
+
+
+def _everything(**query: Any) -> dict[str, Any]:
+    """package_search arguments that see private, draft and deleted datasets too."""
+    return {"include_private": True, "include_drafts": True, "include_deleted": True,
+            "rows": 1000, **query}
+
+
+def purge_organisation(ckan: Any, name: str) -> int:
+    """Purge an organisation and every dataset in it (active, private, draft or deleted);
+    returns how many datasets were purged."""
+    purged = 0
+    while found := ckan.action.package_search(**_everything(fq=f'organization:"{name}"',
+                                                             fl="id"))["results"]:
+        for package in found:
+            ckan.action.dataset_purge(id=package["id"])
+            purged += 1
+    ckan.action.organization_purge(id=name)
+    return purged
+
+
+def session_organisations(ckan: Any, older_than: timedelta | None = None) -> list[str]:
+    """Test organisations on the portal: this session's, or (`older_than`) any session's that
+    was created longer ago than that (a session killed before it could clean up)."""
+    orgs = ckan.action.organization_list(all_fields=True, limit=1000)
+    if older_than is None:
+        return [o["name"] for o in orgs if o["name"].startswith(SESSION)]
+    cutoff = datetime.now(UTC).replace(tzinfo=None) - older_than
+    return [o["name"] for o in orgs if o["name"].startswith(ORG_PREFIX)
+            and datetime.fromisoformat(o["created"]) < cutoff]
+
+
+def leftovers(ckan: Any) -> list[str]:
+    """This session's datasets (`t<id>-…` of its make_project calls) and organisations that
+    are still on the portal."""
+    names = [f"{org} (organisation)" for org in session_organisations(ckan)]
+    for tag in sorted(TAGS):
+        found = ckan.action.package_search(**_everything(fq=f"name:{tag}-*", fl="name"))
+        names += [p["name"] for p in found["results"]]
+    return names
 
 
 def use_project(monkeypatch: Any, root: Path, state: Path, replay_url: str, portal: Any,

@@ -17,7 +17,7 @@ import requests
 from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
-from tests.helpers import RECORDINGS, make_project, use_project
+from tests.helpers import RECORDINGS, make_project, session_org, use_project
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ def test_elbe_publishes_end_to_end_and_a_rerun_changes_nothing(project, ckan):
     name = project["names"][ELBE]
     package, search = _datastore(ckan, name)
     assert package["state"] == "active"
-    assert package["organization"]["name"] == "landeshauptstadt-dresden"
+    assert package["organization"]["name"] == session_org("landeshauptstadt-dresden")
     assert package["license_id"] == "dl-de-zero-2.0"
     assert {t["name"] for t in package["tags"]} >= {"Wasserstand", "Elbe"}
     # The validation report's summary closes the description (without the run's time).
