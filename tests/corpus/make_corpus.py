@@ -89,6 +89,8 @@ def tabular_csv() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "cp1252-undeclared.csv", VVO.decode("utf-8").encode("cp1252"), "source", ("not UTF-8",)
     yield "utf8-bom.csv", codecs.BOM_UTF8 + VVO, "ok", ()
     yield "utf16-bom.csv", VVO.decode("utf-8").encode("utf-16"), "ok", ()
+    yield "utf16-bom-cut.csv", VVO.decode("utf-8").encode("utf-16")[:1001], "source", (
+        "not utf-16", "cut short")
     yield "bom-then-latin1.csv", codecs.BOM_UTF8 + VVO.decode().encode("latin-1"), "source", (
         "byte-order mark", "is not UTF-8")
     yield "nul-bytes.csv", VVO[:3000] + b"\x00\x00\x00" + VVO[3000:], "quarantine", (

@@ -49,7 +49,7 @@ def decode(data: bytes, encoding: str, where: str) -> Decoded:
             raise SourceError(f"{where}: starts with a UTF-8 byte-order mark, not {encoding}")
         return Decoded(_utf8(data[3:], where), "utf-8-sig")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return Decoded(data.decode("utf-16"), "utf-16")
+        return Decoded(_named(data, "utf-16", where), "utf-16")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -58,7 +58,7 @@ def decode(data: bytes, encoding: str, where: str) -> Decoded:
                 f"{where}: not UTF-8 (byte 0x{data[exc.start]:02X} at offset {exc.start}); "
                 "name the file's encoding in [source], e.g. encoding = \"iso-8859-1\""
             ) from None
-        return Decoded(data.decode(wanted), wanted)
+        return Decoded(_named(data, wanted, where), wanted)
     if wanted in _LATIN and not text.isascii():
         raise SourceError(f"{where}: is UTF-8 with non-ASCII characters, not {encoding}")
     return Decoded(text, "utf-8")
@@ -72,3 +72,15 @@ def _utf8(data: bytes, where: str) -> str:
             f"{where}: has a UTF-8 byte-order mark but byte 0x{data[exc.start]:02X} at offset "
             f"{exc.start + 3} is not UTF-8"
         ) from None
+
+
+def _named(data: bytes, encoding: str, where: str) -> str:
+    """The bytes in a named encoding (a UTF-16 byte-order mark names UTF-16)."""
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise ConfigError(f"{where}: unknown encoding '{encoding}'") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where}: not {encoding} (byte 0x{data[exc.start]:02X} at offset "
+                          f"{exc.start}{': cut short' if exc.start >= len(data) - 3 else ''})"
+                          ) from None

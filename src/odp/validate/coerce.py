@@ -189,14 +189,15 @@ def _as_datetime(text: pd.Series, opts: dict[str, Any]) -> tuple[pd.Series, list
         aware = np.full(len(text), "%z" in pattern, dtype=bool)
     else:
         aware = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
-    values = pd.to_datetime(
-        text.where(aware), utc=True, format=pattern or "ISO8601", errors="coerce"
-    ).astype("datetime64[ns, UTC]")
-    naive = pd.to_datetime(text.where(~aware), format=pattern or "ISO8601", errors="coerce")
+    values, beyond = _nanoseconds(pd.to_datetime(
+        text.where(aware), utc=True, format=pattern or "ISO8601", errors="coerce"))
+    naive, naive_beyond = _nanoseconds(
+        pd.to_datetime(text.where(~aware), format=pattern or "ISO8601", errors="coerce"))
+    beyond = beyond | naive_beyond
     naive_ok = naive.notna().to_numpy()
-    unparsed = (aware & values.isna().to_numpy()) | (~aware & ~naive_ok)
+    unparsed = ((aware & values.isna().to_numpy()) | (~aware & ~naive_ok)) & ~beyond
     expected = f"does not match the format {pattern}" if pattern else "is not an ISO 8601 date-time"
-    failures: list[Failure] = [(unparsed, expected)]
+    failures: list[Failure] = [(unparsed, expected), (beyond, _BEYOND)]
     if tz:
         local = naive.astype("datetime64[ns]").dt.tz_localize(
             tz, ambiguous="NaT", nonexistent="NaT"
@@ -208,6 +209,20 @@ def _as_datetime(text: pd.Series, opts: dict[str, Any]) -> tuple[pd.Series, list
     else:
         failures.append((~aware & naive_ok, "has no UTC offset (naive date-time)"))
     return values, failures
+
+
+_BEYOND = "is outside the years 1677 to 2262 (the nanosecond range of pandas)"
+
+
+def _nanoseconds(parsed: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Parsed date-times in nanoseconds; those outside that range (year 2263, 0001 …) → NaT,
+    and their mask (pandas keeps such a column in seconds, and a cast to ns would raise)."""
+    utc = getattr(parsed.dt, "tz", None) is not None
+    low, high = pd.Timestamp.min, pd.Timestamp.max
+    if utc:
+        low, high = low.tz_localize("UTC"), high.tz_localize("UTC")
+    beyond = (parsed.notna() & ((parsed < low) | (parsed > high))).to_numpy(dtype=bool)
+    return parsed.mask(beyond).astype("datetime64[ns, UTC]" if utc else "datetime64[ns]"), beyond
 
 
 def _as_date(text: pd.Series, opts: dict[str, Any]) -> tuple[pd.Series, list[Failure]]:
