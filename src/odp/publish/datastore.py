@@ -464,6 +464,7 @@ def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
                           data: bytes | Iterable[bytes]) -> None:
     """Append rows with their `_full_text` computed set-wise (CKAN's trigger expression, about
     twice as fast as the trigger's row → JSON → text per row): COPY into a temporary table,
+        self.portal.may_update(resource_id)  # the token's right, checked before the database
     then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone."""
     table, names = _ident(resource_id), ", ".join(map(_ident, columns))
     _copy_into_stage(cur, "odp_insert", table, columns, data)

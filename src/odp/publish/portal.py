@@ -1,6 +1,20 @@
 """A thin client for the CKAN action API: retries on 5xx and connection errors, one-line
 errors, no token in any message, and a count of write calls (a no-op run makes none).
 
+Errors by class (odp.errors): the token refused (NotAuthorized) → PublishError; CKAN refusing
+what was sent (ValidationError) → CkanValidationError, or NameConflictError when the name is
+taken — one line naming the action, the dataset and CKAN's reason per field. Both are also
+ckanapi's ValidationError, so callers that inspect CKAN's refusal keep working.
+
+Transport: the token travels only over https://, or plain http:// to this machine (the local
+portal). A remote http:// portal is refused unless `[portal] allow_http = true` (or
+ODP_CKAN_ALLOW_HTTP=1) overrides it for a network protected otherwise; each run logs that.
+
+Authority (`may_update`): before odp writes a DataStore table directly in its database (the
+COPY path, which needs no token), the token's right to update that resource is checked by
+CKAN itself: `datastore_upsert` with no records and `dry_run` — the same authorisation as a
+real write (`resource_update` on the dataset), the transaction rolled back, nothing written.
+
 Safe to call from several threads (the tuned DataStore load sends batches in parallel): each
 thread gets its own HTTP session. `parallel_limit` is how many requests may be in flight: the
 configured number (ODP_CKAN_PARALLEL, default 4), capped by ckanapi's politeness limit for
@@ -9,19 +23,23 @@ hosts other than this machine (CKANAPI_PARALLEL_LIMIT, default 3; CKANAPI_MY_SIT
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from odp.errors import PublishError
+from odp.errors import CkanValidationError, ConfigError, NameConflictError, PublishError, one_line
 from odp.spec import City
 
 READ_ACTIONS = frozenset(
     {"status_show", "package_show", "organization_show", "group_show", "datastore_search"}
 )
 USER_AGENT = "odp/0.1 (city open-data pipelines)"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+ALLOW_HTTP_ENV = "ODP_CKAN_ALLOW_HTTP"
+_TAKEN = ("already in use", "already exists")  # CKAN's words for a name that is taken
 # Actions that create an object: when the answer is lost (5xx or a broken connection, maybe
 # after CKAN committed), the object is looked up before the request is sent again.
 CREATE_ACTIONS = frozenset({"package_create", "resource_create", "organization_create",
@@ -73,8 +91,69 @@ def _post_json(client: Any, action: str, body: bytes) -> Any:
     return reverse_apicontroller_action(url, status, text)
 
 
+def check_transport(url: str, allow_http: bool) -> None:
+    """The portal URL must be https:// unless it is this machine; `allow_http` overrides (a
+    network protected otherwise), with a warning in the log."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.hostname or "") in LOCAL_HOSTS:
+        return
+    if parts.scheme != "http":
+        raise ConfigError(f"portal URL {url}: use https://")
+    if not allow_http:
+        raise ConfigError(f"portal URL {url}: the API token would travel unencrypted; use "
+                          f"https:// (or set [portal] allow_http = true / {ALLOW_HTTP_ENV}=1 "
+                          "when the network is protected otherwise)")
+    import logging
+
+    logging.getLogger("odp").warning(
+        f"portal {url}: the API token is sent over plain http:// (allow_http is set)",
+        extra={"event": "insecure-portal"})
+
+
+def _allow_http(city: City) -> bool:
+    env = os.environ.get(ALLOW_HTTP_ENV)
+    if env is not None:
+        return env.strip().lower() in ("1", "true", "yes")
+    return city.portal.get("allow_http") is True
+
+
+def _refusal(action: str, data: dict[str, Any], exc: Any) -> Exception:
+    """CKAN's ValidationError as one line, classified: a taken name or another refusal. The
+    error is both ours and ckanapi's ValidationError (with its `error_dict`)."""
+    errors = exc.error_dict if isinstance(getattr(exc, "error_dict", None), dict) else {}
+    reasons = []
+    for field, problem in errors.items():
+        if field.startswith("__"):
+            continue
+        text = "; ".join(map(str, problem)) if isinstance(problem, list) else str(problem)
+        reasons.append(f"{field}: {one_line(text, 200)}")
+    what = data.get("name") or data.get("id") or data.get("resource_id") or ""
+    subject = f" for {what}" if what else ""
+    message = f"CKAN refused '{action}'{subject}: {'; '.join(reasons) or one_line(str(exc))}"
+    taken = any(word in str(errors.get("name", "")).lower() for word in _TAKEN)
+    base = NameConflictError if taken else CkanValidationError
+    if taken:
+        message += " (the name is taken: a deleted dataset still holding it is purged by an " \
+                   "admin; else choose another name)"
+    refusal = _both(base)(message)
+    refusal.error_dict = errors
+    return refusal
+
+
+@functools.cache
+def _both(base: type[CkanValidationError]) -> type[Exception]:
+    """`base` that is also ckanapi's ValidationError (its message: ours, one line)."""
+    from ckanapi.errors import ValidationError
+
+    return type(base.__name__, (base, ValidationError), {"__str__": base.__str__,
+                                                         "__module__": __name__})
+
+
 class Portal:
     def __init__(self, city: City, attempts: int = 4, backoff: float = 0.5) -> None:
+        check_transport(city.portal_url, _allow_http(city))
         token = city.api_token()
         if not token:
             raise PublishError(
@@ -104,7 +183,7 @@ class Portal:
         `body` is an already JSON-encoded request (large DataStore batches, encoded once)."""
         from ckanapi import errors
 
-        if action not in READ_ACTIONS:
+        if action not in READ_ACTIONS and not data.get("dry_run"):
             with self._lock:
                 self.writes += 1
         client = self._client()
@@ -119,8 +198,10 @@ class Portal:
                     return client.call_action(
                         action, data, files=files, requests_kwargs={"timeout": 600}
                     )
-            except (errors.NotFound, errors.ValidationError):
+            except errors.NotFound:
                 raise
+            except errors.ValidationError as exc:
+                raise _refusal(action, data, exc) from None
             except errors.NotAuthorized:
                 raise PublishError(
                     f"CKAN at {self.url} refused '{action}': the API token is wrong or lacks "
@@ -174,6 +255,21 @@ class Portal:
         package = self.show("package_show", package_id) or {}
         return next((r for r in package.get("resources", []) if r.get("odp_role") == role),
                     None)
+
+    def may_update(self, resource_id: str) -> None:
+        """Raise PublishError unless the token may write the resource's DataStore table (and
+        so update its dataset): asked of CKAN without writing (see the module docstring)."""
+        from ckanapi import errors
+
+        try:
+            self.call("datastore_upsert", resource_id=resource_id, records=[], force=True,
+                      method="upsert", dry_run=True, calculate_record_count=False)
+        except PublishError as exc:
+            raise PublishError(f"{exc}; nothing written to the DataStore table "
+                               f"{resource_id}") from None
+        except errors.NotFound:
+            raise PublishError(f"CKAN at {self.url} does not know the DataStore table "
+                               f"{resource_id}; nothing written") from None
 
     def check(self) -> str:
         """CKAN's version; a clear error when the portal is down."""
