@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HASH = "_row_hash"
@@ -84,7 +85,7 @@ def _instants(column: pd.Series) -> pd.Series:
     the same instant gives the same number whatever its resolution or time zone."""
     if isinstance(column.dtype, pd.DatetimeTZDtype):
         column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-    values = column.to_numpy(dtype="datetime64[ns]").view("int64")
+    values = column.to_numpy(dtype="datetime64[ns]").view("int64").copy()  # may be read-only
     return pd.Series(values, index=column.index)
 
 
@@ -117,8 +118,11 @@ def _key_index(table: pd.DataFrame, key: list[str]) -> pd.Index:
 def diff(
     rows: pd.DataFrame, ledger: pd.DataFrame | None, key: list[str], columns: list[str],
     full_refresh: bool, policy: str = "delete", now: pd.Timestamp | None = None,
+    carried: np.ndarray | None = None,
 ) -> ChangeSet:
-    """`rows` are this run's publishable rows (all of them for a full refresh). `policy` says
+    """`rows` are this run's publishable rows (all of them for a full refresh, except those
+    `carried`: the key hashes (`_key_index`) of rows delivered exactly as last published,
+    which stay as the ledger holds them). `policy` says
     what happens to rows gone from the source: `delete` removes them; `mark-deleted` keeps
     them with DELETED_AT set (a row that comes back is revived); `keep-history` removes them
     and hands their last version (and that of changed rows) over as `previous`."""
@@ -155,6 +159,11 @@ def diff(
     new = rows[~known]
     changed = rows[known][~same]
     marked = rows.iloc[0:0]
+    still = 0
+    if carried is not None and len(carried):
+        present = ledger_keys.isin(carried)
+        still = int((present & ~was_deleted.to_numpy()).sum())
+        keys = keys.append(pd.Index(ledger_keys[present]))
     if full_refresh:
         gone = ~ledger_keys.isin(keys) & ~was_deleted
         deleted = ledger.loc[gone, key]
@@ -178,4 +187,5 @@ def diff(
     if marking:  # concat of all-NaT and set columns may give `object`: keep it a UTC timestamp
         result[DELETED_AT] = pd.to_datetime(result[DELETED_AT], utc=True)
         marked[DELETED_AT] = pd.to_datetime(marked[DELETED_AT], utc=True)
-    return ChangeSet(new, changed, deleted, int(same.sum()), result, policy, marked, history)
+    return ChangeSet(new, changed, deleted, int(same.sum()) + still, result, policy, marked,
+                     history)
