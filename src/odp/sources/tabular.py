@@ -10,6 +10,21 @@ Parameters (`[source]`, type = "tabular"):
   delimiter           default ";"; `quotechar` default '"'
   header              true (default): the first row names the columns (names are stripped of
                       surrounding spaces); false: `columns = [...]` names them
+  skip_rows           lines before the header (a title, the station, a date: a preamble) that
+                      are not part of the table: a number, or "auto" (CSV) — the header is the
+                      first line of 3 lines in a row with the same number of cells (at least
+                      2), found within the first 50 lines; the log names the lines skipped.
+                      Title lines padded with delimiters to the table's width (GENESIS
+                      exports) look like the header: give their number there
+  skip_footer         lines after the table (notes, a copyright): a number of lines at the
+                      end, or "auto" (CSV) — the table ends before the first record after the
+                      header that has a single cell (e.g. "__________", "Stand: …")
+  join                several `files` of one table, e.g. one file per pollutant: the files are
+                      joined on this column (raw name, e.g. the time) into one row per value
+                      of it (a full outer join: a time missing from one file leaves its
+                      columns empty). Each other column comes from one file; a value repeated
+                      in one file's join column stops the run, naming file and value. With
+                      units_row, each file's units row is checked for the columns it holds
   units_row           true: the row under the header holds units; it is dropped, and checked
                       against `units = {column = "unit"}` (a different unit stops the run)
   drop                columns not published (raw names)
@@ -49,6 +64,7 @@ the file is refused.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
@@ -85,6 +101,7 @@ def read_table(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
     if fmt == "xlsx":
         check_zip(data, ArchiveLimits.from_source(source, where), where)  # an XLSX is a zip
         rows = _xlsx_rows(data, source.get("sheet"), where)
+        rows = _sheet_part(rows, source, where)
     elif fmt == "csv":
         rows = _csv_rows(data, source, where)
     else:
@@ -92,13 +109,28 @@ def read_table(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
     return _framed(rows, source, where)
 
 
+def _sheet_part(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
+    """A sheet's rows without the preamble and the footer (numbers of non-empty rows)."""
+    skip, footer = source.get("skip_rows", 0), source.get("skip_footer", 0)
+    if "auto" in (skip, footer):
+        raise ConfigError(f"{where}: skip_rows/skip_footer = \"auto\" reads CSV files; give the "
+                          "number of rows for a sheet")
+    end = len(rows) - _count(footer, "skip_footer", where)
+    part = rows.iloc[_count(skip, "skip_rows", where):end]
+    if part.empty:
+        raise SourceError(f"{where}: nothing left of the sheet after skip_rows = {skip} and "
+                          f"skip_footer = {footer}")
+    return part
+
+
 def _csv_rows(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
     decoded = decode(data, source.get("encoding", "auto"), where)
     log.info("%s: encoding %s", where, decoded.encoding)
     delimiter, quotechar = source.get("delimiter", ";"), source.get("quotechar", '"')
+    text = table_text(decoded.text, source, where)
     try:
         rows = pd.read_csv(
-            io.StringIO(decoded.text),
+            io.StringIO(text),
             sep=delimiter,
             quotechar=quotechar,
             header=None,
@@ -112,8 +144,82 @@ def _csv_rows(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
         raise SourceError(f"{where}: the file is empty") from None
     except pd.errors.ParserError as exc:
         raise csv_error(exc, where) from None
-    csv_complete(decoded.text, delimiter, quotechar, where)
+    csv_complete(text, delimiter, quotechar, where)
     return rows
+
+
+PREAMBLE_LINES = 50  # skip_rows = "auto" looks for the header within the first 50 lines
+HEADER_RUN = 3  # … as the first of 3 lines in a row with the same number of cells
+
+
+def table_text(text: str, source: dict[str, Any], where: str) -> str:
+    """The lines of a CSV file that hold the table: the preamble (`skip_rows`) and the footer
+    (`skip_footer`) cut off."""
+    skip, footer = source.get("skip_rows", 0), source.get("skip_footer", 0)
+    if not skip and not footer:
+        return text
+    lines = text.splitlines(keepends=True)
+    dialect = {"delimiter": source.get("delimiter", ";"),
+               "quotechar": source.get("quotechar", '"')}
+    start = _header_line(lines, dialect, where) if skip == "auto" else _count(skip, "skip_rows",
+                                                                               where)
+    if start:
+        log.info("%s: %d preamble line(s) skipped, the first: %r", where, start,
+                 lines[0].strip()[:80])
+    body = lines[start:]
+    while body and not body[-1].strip():
+        body.pop()  # blank lines at the end are not footer lines
+    end = (_footer_start(body, dialect) if footer == "auto"
+           else len(body) - _count(footer, "skip_footer", where))
+    if end <= 0:
+        raise SourceError(f"{where}: nothing left of the file after skip_rows = {skip!r} and "
+                          f"skip_footer = {footer!r}")
+    if end < len(body):
+        log.info("%s: %d footer line(s) dropped, the first: %r", where, len(body) - end,
+                 body[end].strip()[:80])
+    return "".join(body[:end])
+
+
+def _count(value: Any, key: str, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: {key} must be a whole number ≥ 0 or \"auto\", not {value!r}")
+    return value
+
+
+def _cells(line: str, dialect: dict[str, str]) -> int:
+    """The number of cells of one line (0 for a blank line)."""
+    if not line.strip():
+        return 0
+    return len(next(csv.reader([line], **dialect), []))
+
+
+def _header_line(lines: list[str], dialect: dict[str, str], where: str) -> int:
+    """The index of the header: the first of HEADER_RUN non-blank lines in a row with the same
+    number of cells (at least 2) within the first PREAMBLE_LINES lines."""
+    counted = [(i, _cells(line, dialect)) for i, line in
+               enumerate(lines[:PREAMBLE_LINES + HEADER_RUN])]
+    filled = [(i, n) for i, n in counted if n]
+    for k in range(len(filled) - HEADER_RUN + 1):
+        index, cells = filled[k]
+        if cells >= 2 and all(n == cells for _, n in filled[k:k + HEADER_RUN]):
+            if index >= PREAMBLE_LINES:
+                break
+            return index
+    raise SourceError(f"{where}: skip_rows = \"auto\" found no header in the first "
+                      f"{PREAMBLE_LINES} lines ({HEADER_RUN} lines in a row with the same number "
+                      "of cells); set skip_rows = N, the number of lines before the header")
+
+
+def _footer_start(body: list[str], dialect: dict[str, str]) -> int:
+    """The index of the first footer line: the start of the first record after the header
+    that has a single non-empty cell (quoted cells may span lines)."""
+    reader = csv.reader(body, **dialect)
+    start = 0
+    for number, record in enumerate(reader):
+        if number and len(record) == 1 and record[0].strip():
+            return start
+        start = reader.line_num
+    return len(body)
 
 
 def _xlsx_rows(data: bytes, sheet: Any, where: str) -> pd.DataFrame:
@@ -178,7 +284,10 @@ def _framed(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFr
     if source.get("units_row"):
         if body.empty:
             raise SourceError(f"{where}: no units row under the header")
-        _check_units(body.iloc[0], source.get("units", {}), where)
+        expected = source.get("units", {})
+        if source.get("join"):  # each file of a join holds some of the columns
+            expected = {c: u for c, u in expected.items() if c in body.columns}
+        _check_units(body.iloc[0], expected, where)
         body = body.iloc[1:]
     body = body.reset_index(drop=True)
     return body.mask(body == "")  # empty cell = missing value
@@ -372,11 +481,54 @@ def read_all(
     files = fetch_all(dataset, validators)
     if files is None or (validators is not None and same_content(files, validators)):
         return None
+    if source.get("join"):
+        return _joined(dataset, files)
     frames = []
     for spec, (data, where) in zip(files_of(source), files, strict=True):
         where = f"{dataset.name}: {where}"
         frames.append(shape(read_table(data, source, where), source, where, spec.get("add")))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _joined(dataset: Dataset, files: list[tuple[bytes, str]]) -> pd.DataFrame:
+    """The files joined on the `join` column, then shaped once as one table."""
+    source, key = dataset.source, str(dataset.source["join"])
+    if any(spec.get("add") for spec in files_of(source)):
+        raise ConfigError(f"{dataset.definition_path}: [source] join: 'add' per file is not "
+                          "possible (a row comes from several files); use [source] add")
+    tables = [(read_table(data, source, f"{dataset.name}: {where}"), f"{dataset.name}: {where}")
+              for data, where in files]
+    table = join_tables(tables, key)
+    units = source.get("units", {}) if source.get("units_row") else {}
+    if missing := [c for c in units if c not in table.columns]:
+        raise SourceError(f"{dataset.name}: units: no file has the column '{missing[0]}'")
+    return shape(table, source, f"{dataset.name}: {len(files)} files joined on '{key}'")
+
+
+def join_tables(tables: list[tuple[pd.DataFrame, str]], key: str) -> pd.DataFrame:
+    """Full outer join of text tables on `key`: one row per key value. Each other column comes
+    from one table; a key value repeated or missing within a table is an error naming it."""
+    joined: pd.DataFrame | None = None
+    origin: dict[str, str] = {}
+    for table, where in tables:
+        if key not in table.columns:
+            raise SourceError(f"{where}: no column '{key}' to join on (join; columns: "
+                              f"{', '.join(map(str, table.columns))})")
+        keys = table[key]
+        if keys.isna().any():
+            raise SourceError(f"{where}: row {int(keys.isna().to_numpy().argmax()) + 1} has no "
+                              f"value in the join column '{key}'")
+        if keys.duplicated().any():
+            raise SourceError(f"{where}: '{keys[keys.duplicated()].iloc[0]}' appears twice in "
+                              f"the join column '{key}'")
+        for column in table.columns.drop(key):
+            if column in origin:
+                raise SourceError(f"{where}: column '{column}' is also in {origin[column]} (join: "
+                                  "each column comes from one file)")
+            origin[column] = where
+        joined = table if joined is None else joined.merge(table, on=key, how="outer")
+    assert joined is not None
+    return joined.reset_index(drop=True)
 
 
 def tabular(dataset: Dataset) -> Any:
