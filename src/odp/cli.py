@@ -238,6 +238,10 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_portal(args: argparse.Namespace, root: Path) -> int:
+    if args.action == "check":  # any CKAN, the city's by default: not the local stack
+        from odp.portal_check import cmd_check
+
+        return cmd_check(args, root)
     from odp.portal import stack
 
     say = print if not args.json else (lambda m: print(m, file=sys.stderr))
@@ -289,8 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("portal", help="the local CKAN (dev/test): install, start, stop, status")
-    p.add_argument("action", choices=("install", "start", "stop", "status"))
+    p = sub.add_parser("portal", help="the local CKAN (dev/test): install, start, stop, status; "
+                                      "check [URL]: has a CKAN (the city's) what odp needs?")
+    p.add_argument("action", choices=("install", "start", "stop", "status", "check"))
+    p.add_argument("url", nargs="?", help="check: the portal to check (default: the city's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_portal)
 

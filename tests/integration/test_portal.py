@@ -3,10 +3,14 @@ portal (dataset pages rendered by headless Chromium)."""
 
 from __future__ import annotations
 
+import json
+import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import ckanapi
@@ -14,7 +18,7 @@ import pytest
 import requests
 
 from odp.portal import settings, stack
-from tests.helpers import chromium
+from tests.helpers import chromium, make_project, odp_cli, session_org
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +127,138 @@ def test_dataset_page_is_german_in_chromium_and_english_on_request(
     assert "Zusätzliche Informationen" in page and "Additional Info" not in page
     english = requests.get(f"{portal.url}/en/dataset/{name}", timeout=30).text
     assert '<html lang="en"' in english and "Additional Info" in english
+
+
+# --------------------------------------------------------------------------- odp portal check
+
+
+class PluginsOff:
+    """CONSTRUCTED stand-in for a city's CKAN with some plugins off: a local HTTP server in front
+    of the real local CKAN that forwards every request, except that `status_show` lists the
+    extensions without `off`, and — with the DataStore off — `datastore_*` actions answer as
+    CKAN answers an action no plugin provides (HTTP 400, "Action name not known", as the real
+    portal does for an unknown action). It records the Authorization headers it receives."""
+
+    def __init__(self, target: str, off: set[str]) -> None:
+        self.target, self.off = target.rstrip("/"), off
+        self.authorizations: list[str] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self._answer()
+
+            def _answer(self) -> None:
+                action = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+                if auth := self.headers.get("Authorization"):
+                    stand_in.authorizations.append(auth)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if "datastore" in stand_in.off and action.startswith("datastore_"):
+                    text = f'"Bad request: Action name not known: {action}"'
+                    return self._reply(400, text.encode(), "application/json")
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length")}
+                answer = requests.request(self.command, stand_in.target + self.path, data=body,
+                                          headers=headers, timeout=60)
+                content = answer.content
+                if action == "status_show":
+                    status = answer.json()
+                    status["result"]["extensions"] = [
+                        e for e in status["result"]["extensions"] if e not in stand_in.off]
+                    content = json.dumps(status).encode()
+                return self._reply(answer.status_code, content,
+                                   answer.headers.get("Content-Type", "application/json"))
+
+            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> PluginsOff:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project with two datasets (themes: environment, transport, education)."""
+    root, _ = make_project(tmp_path_factory.mktemp("check"),
+                           ["elbe-water-level-dresden", "schools-dresden"])
+    return root
+
+
+def _check(portal: stack.PortalInfo, project: Path, *args: str, token: bool = True
+           ) -> tuple[int, dict[str, dict[str, str]]]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CKAN_API_TOKEN", "CKAN_API_TOKEN_FILE", "ODP_CKAN_URL")}
+    env["ODP_PROJECT"] = str(project)
+    if token:
+        env["CKAN_API_TOKEN"] = portal.token()
+    done = odp_cli(env, "portal", "check", *args, "--json")
+    assert done.stdout, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ready"] == (done.returncode == 0)
+    return done.returncode, {c["requirement"]: c for c in report["checks"]}
+
+
+def _states(checks: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {name: c["state"] for name, c in checks.items()}
+
+
+def test_check_finds_everything_odp_needs_on_the_local_portal(
+    portal: stack.PortalInfo, project: Path
+) -> None:
+    code, checks = _check(portal, project)
+    assert code == 0
+    assert set(_states(checks).values()) == {"ok"}
+    assert {"ckan", "datastore", "datastore_write", "scheming", "dcat", "odp_extension",
+            "spatial", "previews", "token", f"organization:{session_org('umweltamt')}",
+            "group:umwelt", "group:verkehr", "group:bildung-kultur-sport"} <= set(checks)
+    assert checks["ckan"]["detail"].startswith(f"CKAN {settings.CKAN_VERSION}")
+    assert checks["datastore_write"]["detail"].startswith("COPY into the DataStore database")
+    assert "sysadmin" in checks["token"]["detail"]
+
+
+def test_check_of_a_portal_without_spatial_warns_and_without_datastore_fails(
+    portal: stack.PortalInfo, project: Path
+) -> None:
+    with PluginsOff(portal.url, {"spatial_metadata", "spatial_query"}) as stand_in:
+        code, checks = _check(portal, project, stand_in.url)
+    assert code == 0  # odp publishes without spatial search
+    states = _states(checks)
+    assert states.pop("spatial") == "warn"
+    assert set(states.values()) == {"ok"}
+    # Another portal than the local one: rows go through the action API.
+    assert checks["datastore_write"]["detail"].startswith("action API")
+
+    with PluginsOff(portal.url, {"datastore"}) as stand_in:
+        code, checks = _check(portal, project, stand_in.url)
+    assert code == 5
+    assert _states(checks)["datastore"] == "missing"
+    assert "datastore plugin is off" in checks["datastore"]["detail"]
+    assert _states(checks)["spatial"] == "ok"
+
+
+def test_check_never_sends_the_local_portals_token_file_to_another_portal(
+    portal: stack.PortalInfo, project: Path
+) -> None:
+    with PluginsOff(portal.url, set()) as stand_in:
+        code, checks = _check(portal, project, stand_in.url, token=False)
+    assert stand_in.authorizations == []
+    assert code == 5 and checks["token"]["state"] == "missing"
