@@ -2,8 +2,12 @@
 needs them, so `odp list` starts fast.
 
 Exit codes: 0 ok · 1 unexpected error · 2 configuration · 3 source · 4 held back by validation ·
-5 CKAN · 6 locked by another run. Under cron (no terminal) output is plain lines; `--json`
+5 CKAN · 6 locked by another run · 7 disk full · 8 CKAN refused the data (validation) · 9 name
+conflict on the portal (odp.errors). Under cron (no terminal) output is plain lines; `--json`
 prints one JSON document on stdout.
+
+Files a command creates are the operator's only (umask 077): the state holds raw source rows,
+the history and the logs. `odp portal` keeps the umask it was started with (its services).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from odp.errors import OdpError
+from odp.errors import OdpError, disk_full
 from odp.spec import Dataset, dataset_names, load_city, load_dataset, project_root
 
 DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed sources
@@ -106,29 +110,93 @@ def cmd_show(args: argparse.Namespace, root: Path) -> int:
 # --- run ------------------------------------------------------------------------------------
 
 
+def source_urls(ds: Dataset) -> list[str]:
+    """Every remote URL a dataset's source reads: each http(s) value of its `[source]` table,
+    nested ones included (`files`, `archive_url` …), and the URL defaults of its source type's
+    parameters the table leaves out (e.g. PEGELONLINE's base URL)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            found.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(ds.source)
+    walk(_default_urls(ds))
+    return found
+
+
+def _default_urls(ds: Dataset) -> dict[str, Any]:
+    """The source factory's keyword defaults that the `[source]` table does not set."""
+    import inspect
+
+    from odp.sources import SOURCE_TYPES
+
+    target = SOURCE_TYPES.get(ds.source_type)
+    if target is None:
+        return {}
+    module, name = target.split(":")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return {}
+    return {key: p.default for key, p in inspect.signature(factory).parameters.items()
+            if key not in ds.source and isinstance(p.default, str)}
+
+
+def _host_port(url: str) -> tuple[str, int] | None:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
 def _unreachable_hosts(datasets: list[Dataset], timeout: float = 2.0) -> list[str]:
-    hosts = set()
-    for ds in datasets:
-        url = ds.source.get("url") or ds.source.get("base_url")
-        if url:
-            parts = urlsplit(url)
-            hosts.add((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)))
-    down = []
-    for host, port in sorted(hosts):
+    """The remote source hosts (`host:port`) that accept no TCP connection, checked in
+    parallel. Local sources (files of the project) have no host and are never listed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = sorted({hp for ds in datasets for url in source_urls(ds)
+                      if (hp := _host_port(url)) is not None})
+
+    def down(target: tuple[str, int]) -> bool:
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            socket.create_connection(target, timeout=timeout).close()
         except OSError:
-            down.append(host)
-    return down
+            return True
+        return False
+
+    if not targets:
+        return []
+    with ThreadPoolExecutor(min(8, len(targets))) as pool:
+        verdicts = list(pool.map(down, targets))
+    return [f"{host}:{port}" for (host, port), is_down in zip(targets, verdicts, strict=True)
+            if is_down]
 
 
-def _start_replay(root: Path, say: Callable[[str], None]) -> Any:
+def _start_replay(root: Path, say: Callable[[str], None], hosts: list[str] | None = None
+                  ) -> Any:
+    """The replay server for every remote source (`hosts` None) or for these `host:port`s
+    only (`--replay auto`: the reachable ones stay live, see odp.sources.http.routed)."""
     from odp.replay import ReplayServer
+    from odp.sources.http import REPLAY_HOSTS_ENV, REPLAY_URL_ENV
 
     server = ReplayServer(root / "tests" / "recordings", scenario=DEMO_SCENARIO)
     server.start()
-    os.environ["ODP_REPLAY_URL"] = server.url
-    say(f"serving RECORDED responses (tests/recordings, scenario {DEMO_SCENARIO}) "
+    os.environ[REPLAY_URL_ENV] = server.url
+    if hosts is not None:
+        os.environ[REPLAY_HOSTS_ENV] = ",".join(hosts)
+    which = f" for {', '.join(hosts)}" if hosts is not None else ""
+    say(f"serving RECORDED responses{which} (tests/recordings, scenario {DEMO_SCENARIO}) "
         f"from {server.url} — not live data")
     return server
 
@@ -170,6 +238,23 @@ class _Reporter:
             self.status = None
 
 
+def _replay(mode: str, root: Path, datasets: list[Dataset], say: Callable[[str], None]
+            ) -> Any:
+    """`--replay always`: every remote source replayed; `auto`: exactly the sources whose host
+    is unreachable (none: no server); `never` or a replay server already configured: None."""
+    from odp.sources.http import REPLAY_URL_ENV
+
+    if mode == "never" or (mode == "auto" and os.environ.get(REPLAY_URL_ENV)):
+        return None
+    if mode == "always":
+        return _start_replay(root, say)
+    down = _unreachable_hosts(datasets)
+    if not down:
+        return None
+    say(f"sources unreachable ({', '.join(down)})")
+    return _start_replay(root, say, down)
+
+
 def _outcome(r: Any) -> str:
     if r.status in ("failed", "held-back", "locked"):
         return f"{r.dataset}: {r.status.upper()} — {r.error}"
@@ -188,6 +273,7 @@ def _size(nbytes: int) -> str:
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import commands as ops
+    from odp.operations.record import redact_report
     from odp.run import run_dataset
     from odp.sources.derived import run_order
 
@@ -199,12 +285,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     city = load_city(root)
     out = _Reporter(args.json)
     ops.start_logging(root, city, console=not out.tty and not args.json)
-    server = None
-    if args.replay == "always" or (args.replay == "auto" and not os.environ.get("ODP_REPLAY_URL")
-                                   and (down := _unreachable_hosts(datasets))):
-        if args.replay == "auto":
-            out.line(f"sources unreachable ({', '.join(down)})")
-        server = _start_replay(root, out.line)
+    server = _replay(args.replay, root, datasets, out.line)
     reports = []
     try:
         for ds in datasets:
@@ -214,7 +295,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
                                      dry_run=args.dry_run, accept_deletes=args.accept_deletes)
             finally:
                 out.end()
-            reports.append(report)
+            reports.append(redact_report(report))  # a dry run's report is not recorded
             if not args.json:
                 out.line(_outcome(report))
                 for message in report.messages[:10]:
@@ -289,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "max_delete_share of its published rows (recorded in the history)")
     p.add_argument(
         "--replay", choices=("never", "auto", "always"), default="never",
-        help="serve recorded responses: auto = when a source host is unreachable (demo)",
+        help="serve recorded responses: auto = for the sources whose host is unreachable "
+             "(demo; reachable and local sources stay as they are)",
     )
     p.set_defaults(func=cmd_run)
 
@@ -305,17 +387,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PRIVATE_UMASK = 0o077  # files and folders a command creates: the operator's account only
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    umask = os.umask(PRIVATE_UMASK) if args.command != "portal" else None
     try:
         root = project_root()
         return int(args.func(args, root))
     except OdpError as exc:
         print(f"odp: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        full = disk_full(exc)
+        if full is None:
+            raise
+        print(f"odp: error: {full}", file=sys.stderr)
+        return full.exit_code
     except KeyboardInterrupt:
         print("odp: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if umask is not None:
+            os.umask(umask)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ Recordings live in one folder per source under a recordings directory, each with
   "response": {"status": 200, "headers": {...}, "body_file": "file"},
   "scenario": "...", "note": "..."}``
   (``query`` lists the params that must match, ``"*"`` matches any value, unlisted params are
-  ignored; ``body`` with inline text may replace ``body_file``), or
+  ignored; ``body`` with inline text may replace ``body_file``; ``"require": {"headers":
+  {"X-API-Key": "v"}, "query": {"access_token": "v"}}`` in the request makes the recording a
+  protected one: a request without those credentials gets ``401`` — for sources with
+  credentials, odp.sources.auth), or
 * ``{"vcr": "cassette.yml", "scenario": optional}``: a VCR cassette (YAML ``http_interactions``);
   every query param of the recorded URI must then match exactly.
 
@@ -109,12 +112,20 @@ class Recording:
     scenario: str | None = None
     note: str = ""
     source: str = ""  # manifest or cassette it came from
+    # Credentials a request must carry (headers: lower-case names), else 401.
+    require_headers: tuple[tuple[str, str], ...] = ()
+    require_query: tuple[tuple[str, str], ...] = ()
 
     def query_matches(self, params: dict[str, list[str]]) -> bool:
         return all(
             key in params and (want == "*" or want in params[key])
             for key, want in self.query.items()
         )
+
+    def authorized(self, params: dict[str, list[str]], headers: Mapping[str, str]) -> bool:
+        """Whether the request carries the credentials the recording requires."""
+        return (all(headers.get(name) == value for name, value in self.require_headers)
+                and all(value in params.get(name, []) for name, value in self.require_query))
 
 
 def _parse_url(url: str) -> tuple[str, str, dict[str, str]]:
@@ -129,6 +140,7 @@ def _manifest_entry(entry: dict[str, Any], folder: Path, source: str) -> Recordi
         body = (folder / resp["body_file"]).read_bytes()
     else:
         body = str(resp.get("body", "")).encode("utf-8")
+    require = req.get("require") or {}
     return Recording(
         method=req.get("method", "GET").upper(),
         host=host,
@@ -140,6 +152,9 @@ def _manifest_entry(entry: dict[str, Any], folder: Path, source: str) -> Recordi
         scenario=entry.get("scenario"),
         note=entry.get("note", ""),
         source=source,
+        require_headers=tuple((k.lower(), str(v))
+                              for k, v in (require.get("headers") or {}).items()),
+        require_query=tuple((k, str(v)) for k, v in (require.get("query") or {}).items()),
     )
 
 
@@ -605,6 +620,11 @@ class ReplayServer:
                     "scenario": self.scenario,
                 },
             )
+        if not rec.authorized(params, request):
+            log.warning("replay: %s %s without the credentials its recording requires",
+                        method, location)
+            return _json_reply(401, {"error": "unauthorized"},
+                               (("WWW-Authenticate", 'Basic realm="replay"'),))
         if rec.status == 200 and lookup == "GET" and not_modified(rec.headers, request):
             kept = tuple((k, v) for k, v in rec.headers if k.lower() in _NOT_MODIFIED_HEADERS)
             return _Reply(NOT_MODIFIED, kept, b"")

@@ -35,10 +35,11 @@ def project_root(start: Path | None = None) -> Path:
 
 
 def state_dir(root: Path) -> Path:
-    """Local state of runs: dlt pipelines, staging, quarantine, ledgers, locks."""
-    path = Path(os.environ.get("ODP_STATE_DIR", root / ".local" / "state"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Local state of runs: dlt pipelines, staging, quarantine, ledgers, locks. Created 0700
+    (an existing one open to others is narrowed): it holds raw source rows."""
+    from odp.redact import private_dir
+
+    return private_dir(Path(os.environ.get("ODP_STATE_DIR", root / ".local" / "state")))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

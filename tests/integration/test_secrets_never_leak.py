@@ -115,21 +115,24 @@ def test_no_secret_in_any_file_of_dlts_pipeline_folder(failed_run):
     assert not leaking
 
 
-# A dry run is not recorded (odp.run skips record_run), so the report it prints is not redacted
-# and dlt's trace of it is not removed: channels of odp.run / odp.extract, not of the
-# operations modules.
+# A dry run is not recorded (odp.run skips record_run): the CLI redacts the report it prints,
+# and odp.extract removes dlt's trace after every extract.
 
 
-@pytest.mark.xfail(strict=False, reason="a dry run's report is printed without record_run's "
-                   "redaction (odp.run: redact the report in the finally-block when dry_run)")
 def test_no_secret_in_what_a_dry_run_prints(dry_run):
     done = dry_run["done"]
     assert '"status": "failed"' in done.stdout
     assert not _leaks(done.stdout.encode() + done.stderr.encode())
 
 
-@pytest.mark.xfail(strict=False, reason="dlt's trace.pickle of a dry run stays (odp.extract: "
-                   "remove it once the run's row counts are read)")
 def test_no_secret_in_dlts_folder_after_a_dry_run(dry_run):
     files = _state_files(dry_run["state"], dlt=True)
+    assert files  # dlt's pipeline folder exists: it was scanned
     assert not {path: _leaks(data) for path, data in files.items() if _leaks(data)}
+
+
+def test_the_state_directory_and_everything_in_it_are_the_operators_only(failed_run):
+    state = failed_run["state"]
+    opened = {str(p.relative_to(state)): oct(p.stat().st_mode & 0o777)
+              for p in [state, *state.rglob("*")] if p.stat().st_mode & 0o077}
+    assert not opened

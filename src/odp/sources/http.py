@@ -2,10 +2,17 @@
 clear one-line errors, and routing to the replay server in tests and offline demos.
 
 Routing: ODP_REPLAY_URL set → every remote URL is served by that replay server
-(`https://HOST/PATH` → `REPLAY/HOST/PATH`). The client code is the production code either way.
+(`https://HOST/PATH` → `REPLAY/HOST/PATH`); with ODP_REPLAY_HOSTS (`host:port,…`) also set
+(`odp run --replay auto`) only the URLs of those hosts are, the others stay live. The client
+code is the production code either way.
+
+Credentials (`[source.auth]`, see odp.sources.auth): a header, basic auth or a query parameter
+read from the environment or a secrets file at each request, sent to the source's own origin
+only (a redirect elsewhere is followed without them), never part of a URL odp prints or keeps.
 
 Conditional GET (`get_bytes_if_changed`): the validators a server sent with a file (`ETag`,
-`Last-Modified`) are kept per URL in the dataset's dlt state (`cache_validators`), so they are
+`Last-Modified`) are kept per URL in the dataset's dlt state (`cache_validators`; keyed by the
+URL's SHA-256, so no URL — nor a credential in one — is stored in the state), so they are
 kept only when the run's extract commits; the next run sends them as `If-None-Match` /
 `If-Modified-Since` and a `304 Not Modified` means "unchanged": no body is transferred.
 
@@ -24,7 +31,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from http.client import IncompleteRead
 from typing import Any
@@ -36,12 +43,16 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from odp.errors import SourceError
+from odp.sources.auth import SourceAuth, same_origin
 from odp.sources.complete import json_error, refuse_html
 from odp.sources.local import is_local, local_response
 
 NOT_MODIFIED = 304
 CHUNK = 1 << 16  # bytes asked per read; a read returns what has arrived (read1)
 VALIDATORS = "http_validators"  # key of the validators in dlt state
+REPLAY_URL_ENV = "ODP_REPLAY_URL"  # a replay server standing in for remote sources
+REPLAY_HOSTS_ENV = "ODP_REPLAY_HOSTS"  # if set: only these hosts (comma-separated) replayed
+MAX_REDIRECTS = 10  # followed by hand when credentials are sent (requests' own limit is 30)
 
 _downloaded: dict[str, int] = {}  # dataset → body bytes received since its counter was taken
 _downloaded_lock = threading.Lock()
@@ -61,6 +72,7 @@ class HttpSettings:
     max_retry_delay: float = 60.0
     deadline: float = 300.0  # seconds for a whole request and its body (a dripping server)
     max_bytes: int = 512 * 1024 * 1024  # a larger body stops before memory is spent
+    auth: SourceAuth | None = None  # where the source's credentials are (odp.sources.auth)
 
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> HttpSettings:
@@ -77,17 +89,34 @@ class HttpSettings:
             max_retry_delay=pick("max_retry_delay", cls.max_retry_delay),
             deadline=pick("deadline", cls.deadline),
             max_bytes=int(pick("max_bytes", cls.max_bytes)),
+            auth=SourceAuth.from_source(source),
         )
 
 
 def routed(url: str) -> str:
-    """The URL actually requested: the replay server's when one is configured."""
-    replay = os.environ.get("ODP_REPLAY_URL")
+    """The URL actually requested: the replay server's when one is configured (and, with
+    ODP_REPLAY_HOSTS, when the URL's host is one of those)."""
+    replay = os.environ.get(REPLAY_URL_ENV)
     if not replay:
+        return url
+    hosts = os.environ.get(REPLAY_HOSTS_ENV)
+    if hosts is not None and _host_port(url) not in {h.strip() for h in hosts.split(",")}:
         return url
     from odp.replay import replay_url
 
     return replay_url(url, replay)
+
+
+def _host_port(url: str) -> str:
+    """`host:port` of a URL (the scheme's default port when none is given)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname or ''}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 class _BodyFault(Exception):
@@ -147,10 +176,13 @@ class SourceClient:
         """Status line and headers (dlt's session retries 429, 5xx and connection errors)."""
         read_timeout = max(0.1, min(self.settings.timeout, self._left(started)))
         try:
-            return self._client.session.get(
-                routed(url), params=params, headers=headers, stream=True,
-                timeout=(self.settings.timeout, read_timeout),
-            )
+            if self.settings.auth is None:
+                return self._client.session.get(
+                    routed(url), params=params, headers=headers, stream=True,
+                    timeout=(self.settings.timeout, read_timeout),
+                )
+            return self._with_credentials(url, params, headers, (self.settings.timeout,
+                                                                 read_timeout))
         except requests.HTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
             raise SourceError(
@@ -167,6 +199,30 @@ class SourceClient:
                 f"{self.dataset}: {url} unreachable ({type(exc).__name__}, "
                 f"{self.settings.max_attempts} attempts)"
             ) from None
+
+    def _with_credentials(self, url: str, params: dict[str, Any] | None,
+                          headers: dict[str, str] | None, timeout: tuple[float, float]
+                          ) -> requests.Response:
+        """GET with the source's credentials; redirects followed by hand, the credentials
+        only to the origin of `url`."""
+        assert self.settings.auth is not None
+        given = self.settings.auth.credentials(self.dataset, url)
+        target, query = url, params
+        for _hop in range(MAX_REDIRECTS + 1):
+            mine = same_origin(target, url)
+            response = self._client.session.get(
+                routed(target), params={**(query or {}), **(given.params if mine else {})},
+                headers={**(headers or {}), **(given.headers if mine else {})},
+                auth=given.basic if mine else None, stream=True, timeout=timeout,
+                allow_redirects=False)
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return response
+            response.close()
+            from urllib.parse import urljoin
+
+            target, query = urljoin(target, location), None
+        raise SourceError(f"{self.dataset}: {url} redirected more than {MAX_REDIRECTS} times")
 
     def _read_body(self, response: requests.Response, url: str, started: float) -> bytes:
         """The whole body, read as it arrives; stops at the deadline or beyond max_bytes."""
@@ -292,7 +348,43 @@ def cache_validators(
     if kept.get("urls") and (kept.get("config") != digest or not staged_rows(table)):
         kept["urls"] = {}
     kept["config"] = digest
-    return kept.setdefault("urls", {})  # type: ignore[no-any-return]
+    urls = kept.setdefault("urls", {})
+    for old in [k for k in urls if not k.startswith(HASHED)]:  # kept by URL before
+        del urls[old]
+    return UrlKeyed(urls)
+
+
+HASHED = "sha256:"
+
+
+def url_key(url: str) -> str:
+    """How a URL is named in the state: its SHA-256 (the URL, and any credential in it, is
+    not stored)."""
+    if url.startswith(HASHED):
+        return url
+    return HASHED + hashlib.sha256(url.encode("utf-8")).hexdigest()[:32]
+
+
+class UrlKeyed(MutableMapping[str, Any]):
+    """A dict in the dlt state read and written by URL, stored by `url_key(URL)`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __getitem__(self, url: str) -> Any:
+        return self.data[url_key(url)]
+
+    def __setitem__(self, url: str, value: Any) -> None:
+        self.data[url_key(url)] = value
+
+    def __delitem__(self, url: str) -> None:
+        del self.data[url_key(url)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
 
 
 def staged_rows(table: str) -> bool:
