@@ -143,11 +143,12 @@ def _children_peak() -> float:
 
 
 def measured(env: dict[str, str], name: str, label: str) -> Outcome:
-    """One run inside a fresh helper process, so that its peak memory is its own."""
-    code = ("import json, sys; sys.path.insert(0, {!r}); from end_to_end import run;"
-            "o = run(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]);"
+    """One run inside a fresh helper process, so that its peak memory is its own (the
+    environment, token included, is inherited: never on a command line)."""
+    code = ("import json, os, sys; sys.path.insert(0, {!r}); from end_to_end import run;"
+            "o = run(dict(os.environ), sys.argv[1], sys.argv[2]);"
             "print(json.dumps(o.__dict__))").format(str(ROOT / "bench"))
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(env), name, label],
+    done = subprocess.run([sys.executable, "-c", code, name, label], env=env,
                           capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])

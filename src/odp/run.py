@@ -11,14 +11,14 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from odp import unchanged
+from odp import delta, unchanged
 from odp.errors import GateError, LockedError, OdpError, classified
 from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
@@ -163,7 +163,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     from odp.publish.changes import read_ledger
     from odp.publish.guard import guard_settings
     from odp.publish.sync import Sync
-    from odp.validate import check_gate, gate_reasons, validate_batch
+    from odp.validate import check_gate, gate_reasons
 
     with _stage(report, say, "extract"):
         extracted = _extract(dataset, state, report)
@@ -174,12 +174,13 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         store = QuarantineStore(state)
         ledger = read_ledger(state, dataset.name)
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
-        batch = _candidates(dataset, extracted.table, ledger, held)
-        result = validate_batch(batch, dataset, report.run_id, store, history=ledger)
+        # A full refresh: only new and changed rows (odp.delta); the others are carried over.
+        part, batch, result = _validate(dataset, city, state, extracted.table, ledger, held,
+                                        store, report)
 
     with _stage(report, say, "georeference"):
         located, result = _georeference(dataset, city, batch, result, store, report)
-    report.validated, report.valid = result.total, len(result.valid)
+    report.validated, report.valid = result.total, len(result.valid) + result.carried
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages
 
@@ -193,14 +194,16 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         rows = located.table
         if guard.quarantined_rows == "keep-published":
             rows = _keep_last_good(dataset, rows, result, ledger, report)
-        changes = sync.diff(rows, ledger)  # per the dataset's deletion policy
+        changes = sync.diff(rows, ledger, part.carried_keys)  # per the deletion policy
         check_gate(result, dataset, keep,
-                   _publish_reasons(dataset, rows, changes, guard, accept_deletes, report))
+                   _publish_reasons(dataset, len(rows) + part.carried, changes, guard,
+                                    accept_deletes, report))
 
         published = sync.run(changes, dry_run=dry_run)
         report.plan = published.plan if dry_run else {}
         _release(dataset, store, located.table, report.run_id)
-        if not dry_run:  # the next run that finds nothing new may stop after extracting
+        if not dry_run:  # what the next run compares with (odp.unchanged, odp.delta)
+            delta.record(dataset, city, state, part, located.table, changes.result)
             unchanged.record(dataset, city, state, extracted, sync.portal)
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
@@ -208,6 +211,34 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.messages += [f"{dataset.name}: {note}" for note in published.notes]
     would_write = dry_run and published.plan.get("would_write")  # counts: what it would do
     report.status = "dry-run" if would_write else "ok" if published.changed else "unchanged"
+
+
+def _validate(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
+              ledger: pd.DataFrame | None, held: set[str], store: QuarantineStore,
+              report: RunReport) -> tuple[delta.Split, pd.DataFrame, ValidationResult]:
+    """Validate the rows this run must: for a full refresh the new and changed ones (all of
+    them when a rule needs the whole delivery, see odp.delta)."""
+    from odp.validate import validate_batch
+
+    part = delta.split(dataset, city, state, staged, ledger)
+    batch = _candidates(dataset, part.candidates, ledger, held)
+    if not part.carried:
+        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
+    result = validate_batch(batch, dataset, report.run_id, None, history=ledger)
+    if delta.collides(part, result.valid, list(dataset.schema.primary_key)):
+        part = delta.Split(staged, raw=part.raw, why_all="a key was delivered twice")
+        batch = _candidates(dataset, staged, ledger, held)
+        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
+    if not result.drift_blocks:  # quarantined as validate_batch does with a store
+        errors = result.findings[(result.findings["severity"] == "error")
+                                 & result.findings["row"].notna()]
+        store.add(dataset.name, report.run_id, errors, batch.reset_index(drop=True))
+    delivered = result.total + part.carried
+    report.messages.append(
+        f"{dataset.name}: {part.carried} of {len(staged)} delivered rows are as last "
+        f"published: validated and georeferenced only the {len(batch)} new or changed")
+    return part, batch, replace(result, carried=part.carried,
+                                share_rejected=result.rejected_rows / delivered)
 
 
 def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,
@@ -292,7 +323,7 @@ def _keep_last_good(dataset: Dataset, rows: pd.DataFrame, result: ValidationResu
                      ignore_index=True)
 
 
-def _publish_reasons(dataset: Dataset, rows: pd.DataFrame, changes: ChangeSet,
+def _publish_reasons(dataset: Dataset, rows: int, changes: ChangeSet,
                      guard: GuardSettings, accept: bool, report: RunReport) -> list[str]:
     """Publishing's side of the gate: never empty a published table, never delete more than
     `max_delete_share` of it without the officer's explicit acceptance."""
@@ -304,7 +335,7 @@ def _publish_reasons(dataset: Dataset, rows: pd.DataFrame, changes: ChangeSet,
     # The current rows of the version the diff was taken against (the ledger, or the
     # portal's own table after an interrupted run).
     published = changes.unchanged + len(changes.changed) + len(changes.deleted)
-    reasons = empty_reasons(len(rows), published, settings(dataset).may_be_empty)
+    reasons = empty_reasons(rows, published, settings(dataset).may_be_empty)
     guarded = deletion_reasons(changes, published, guard, accept=False)
     if guarded and accept:
         report.accepted_deletes = len(changes.deleted)

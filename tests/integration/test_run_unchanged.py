@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from odp.extract import Extracted
@@ -126,3 +127,19 @@ def test_a_local_file_read_again_with_the_same_bytes_is_unchanged(project, ckan,
     changed = _run(project, STOPS)
     assert not _short_circuited(changed) and changed.extracted == first.extracted
     assert changed.updated == 1 and changed.inserted == 0 and changed.deleted == 0
+    # Only the changed row was validated and georeferenced (and the rows whose stop id the
+    # file holds twice, validated together); the others were carried over.
+    ids = pd.read_csv(STOPS_FILE, sep=";", dtype=str, usecols=["Nummer"])["Nummer"]
+    twice = int(ids.duplicated(keep=False).sum())
+    assert twice and changed.validated == 1 + twice and changed.valid == first.valid
+    carried = first.staged - 1 - twice
+    assert any(f"{carried} of {first.staged} delivered rows are as last published" in m
+               for m in changed.messages), changed.messages
+
+    # Changed on the portal only: every row is carried over (but those of the repeated stop
+    # ids), none deleted, and the publish guard counts the carried rows (never "0 rows").
+    ckan.action.package_patch(id=name, title="edited by hand")
+    carried_only = _run(project, STOPS)
+    assert not _short_circuited(carried_only) and carried_only.validated == twice
+    assert carried_only.valid == first.valid and carried_only.deleted == 0
+    assert carried_only.inserted == carried_only.updated == 0

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
@@ -204,11 +205,13 @@ class Sync:
             self._loader = datastore.choose(self.portal, self.city, self.progress)
         return self._loader
 
-    def diff(self, rows: pd.DataFrame, ledger: pd.DataFrame | None) -> ChangeSet:
+    def diff(self, rows: pd.DataFrame, ledger: pd.DataFrame | None,
+             carried: np.ndarray | None = None) -> ChangeSet:
+        """`carried`: key hashes of rows delivered exactly as last published (odp.delta)."""
         ds = self.dataset
         ledger = self._trusted_ledger(ledger)
         return diff(rows, ledger, list(ds.schema.primary_key), ds.schema.names, ds.full_refresh,
-                    policy=self.policy, now=self.now)
+                    policy=self.policy, now=self.now, carried=carried)
 
     def _trusted_ledger(self, ledger: pd.DataFrame | None) -> pd.DataFrame | None:
         """The ledger, or — when it may be behind the portal — the DataStore table itself."""

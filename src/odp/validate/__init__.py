@@ -73,6 +73,7 @@ class ValidationResult:
     drift: Drift = field(default_factory=Drift)
     settings: Settings = field(default_factory=Settings)
     present: dict[str, int] = field(default_factory=dict)  # non-missing values per source field
+    carried: int = 0  # rows delivered as last published: valid, not validated again (odp.delta)
 
     @property
     def drift_blocks(self) -> bool:

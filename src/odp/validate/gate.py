@@ -43,18 +43,21 @@ def with_rejections(result: ValidationResult, findings: pd.DataFrame,
                        ignore_index=True)
     merged = merged.sort_values(["row", "field", "rule"], kind="stable", ignore_index=True)
     total_rejected = result.rejected_rows + rejected
+    delivered = result.total + result.carried
     return replace(result, valid=valid, findings=merged, rejected_rows=total_rejected,
-                   share_rejected=total_rejected / result.total if result.total else 0.0)
+                   share_rejected=total_rejected / delivered if delivered else 0.0)
 
 
 def _row_band(result: ValidationResult, min_rows: int, max_rows: int | None) -> list[str]:
     # A batch held back whole by drift has no valid rows: judge what was delivered.
-    rows = result.total if result.drift_blocks else len(result.valid)
+    # Rows carried over unchanged (odp.delta) are valid rows of the delivery.
+    delivered = result.total + result.carried
+    rows = delivered if result.drift_blocks else len(result.valid) + result.carried
     if min_rows <= rows and (max_rows is None or rows <= max_rows):
         return []
     band = f"{min_rows} … {max_rows}" if max_rows is not None else f"at least {min_rows}"
-    what = f"{rows} rows" if rows == result.total else (
-        f"{rows} rows left to publish of {result.total} delivered")
+    what = f"{rows} rows" if rows == delivered else (
+        f"{rows} rows left to publish of {delivered} delivered")
     return [f"{what}, expected {band}"]
 
 
@@ -72,7 +75,7 @@ def gate_reasons(result: ValidationResult, dataset: Dataset) -> list[str]:
     if result.rejected_rows and result.share_rejected >= limit:
         first = result.messages(limit=1)[0].removeprefix(f"{dataset.name}: ")
         reasons.append(
-            f"{result.rejected_rows} of {result.total} rows rejected "
+            f"{result.rejected_rows} of {result.total + result.carried} rows rejected "
             f"({result.share_rejected:.1%}, limit {limit:.1%}); first: {first}"
         )
     return reasons

@@ -1,0 +1,172 @@
+"""A full refresh validates and georeferences only the rows that are new or changed since the
+last publish; the rows delivered exactly as then are carried over from the ledger.
+
+After every complete publish the run records, beside the ledger, each published row's raw hash
+(its staged text, as the source delivered it) and its primary-key hash
+(`STATE/published/NAME.rows.parquet`), with the ledger's digest and the digest of the
+definition, schema, suite and city (odp.unchanged.inputs_digest). The next delivery's rows whose
+raw hash is recorded produce the same typed, georeferenced row as then: they are not validated
+again, and their keys count as delivered (so they are not deleted). The others are validated.
+
+Every row is validated as before whenever the split could change a verdict:
+  * the dataset is incremental (its own candidates: the rows not yet published), or has
+    time-series rules or completeness thresholds (they judge a whole series or batch), or its
+    suite holds an expectation that is not row by row (table-level, aggregates, uniqueness
+    other than the primary key's);
+  * the record is missing, or does not match the ledger or the inputs (a run in between,
+    changed rules), or a publish was interrupted (the ledger may be behind the portal);
+  * a validated row's key is also a carried row's (e.g. "01" and "1" of an integer key).
+Rows whose key (as text) is delivered more than once are always validated, all together.
+The gate still judges the whole delivery: carried rows count as valid rows delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from odp.spec import City, Dataset
+
+RAW, KEY = "raw", "key"
+_DIGESTS = (b"odp_ledger", b"odp_inputs")
+# Row-level expectations judge each row alone; the primary key's uniqueness is checked here.
+_ROW_LEVEL = "expect_column_values_to_"
+_UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
+
+
+@dataclass(frozen=True)
+class Split:
+    candidates: pd.DataFrame  # staged rows to validate (all of them when `why_all` is set)
+    carried_keys: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    carried_raw: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    raw: pd.Series | None = None  # raw hash of every staged row (staged index)
+    why_all: str = ""  # why every row is validated (empty: only the candidates)
+
+    @property
+    def carried(self) -> int:
+        return len(self.carried_keys)
+
+
+def rows_path(state: Path, name: str) -> Path:
+    return state / "published" / f"{name}.rows.parquet"
+
+
+def raw_hashes(staged: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash of each staged row's text (dlt's own columns left out)."""
+    columns = [c for c in staged.columns if not c.startswith("_dlt_")]
+    return pd.util.hash_pandas_object(staged[columns].astype("string"), index=False)
+
+
+def ledger_digest(ledger: pd.DataFrame) -> str:
+    """Rows and the sum of their row hashes: changes whenever the ledger's content does."""
+    from odp.publish.changes import HASH
+
+    total = int(ledger[HASH].to_numpy(dtype=np.uint64).sum(dtype=np.uint64))
+    return f"{len(ledger)}:{total}"
+
+
+def _rules_allow(dataset: Dataset) -> str:
+    """Why this dataset's rules need every row (empty: they judge rows one by one)."""
+    from odp.validate.settings import settings
+    from odp.validate.suite import load_suite
+
+    cfg = settings(dataset)
+    if not dataset.full_refresh:
+        return "incremental"
+    if cfg.series is not None or cfg.completeness:
+        return "time-series rules or completeness judge the whole delivery"
+    key = set(dataset.schema.primary_key)
+    for item in load_suite(dataset.suite_path, dataset.schema).expectations:
+        rule, kwargs = item["type"], item.get("kwargs", {})
+        if rule in _UNIQUE and set(kwargs.get("column_list", [kwargs.get("column")])) == key:
+            continue  # the primary key's uniqueness: see _keys_repeat
+        if not rule.startswith(_ROW_LEVEL) or rule in _UNIQUE:
+            return f"the suite's {rule} judges the whole delivery"
+    return ""
+
+
+def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | None
+            ) -> pd.DataFrame | None:
+    import pyarrow.parquet as pq
+
+    from odp.unchanged import inputs_digest
+
+    path = rows_path(state, dataset.name)
+    pending = state / "published" / f"{dataset.name}.pending"
+    if ledger is None or not path.is_file() or pending.exists():
+        return None
+    stored = pq.read_table(path)
+    meta = stored.schema.metadata or {}
+    if (meta.get(_DIGESTS[0], b"").decode() != ledger_digest(ledger)
+            or meta.get(_DIGESTS[1], b"").decode() != inputs_digest(dataset, city)):
+        return None
+    return stored.to_pandas()
+
+
+def split(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
+          ledger: pd.DataFrame | None) -> Split:
+    """The staged rows to validate, and the keys of those carried over unchanged."""
+    why = _rules_allow(dataset)
+    if why == "incremental" or staged.empty:
+        return Split(staged, why_all=why or "nothing staged")
+    raw = raw_hashes(staged)
+    if why:
+        return Split(staged, raw=raw, why_all=why)
+    record = _record(dataset, city, state, ledger)
+    if record is None:
+        return Split(staged, raw=raw, why_all="no record of the last publish to compare with")
+    known = pd.Index(record[RAW].to_numpy())
+    carried = raw.isin(known).to_numpy() & ~_repeated_keys(dataset, staged, raw)
+    keys = pd.Series(record[KEY].to_numpy(), index=known)
+    carried_raw = raw.to_numpy()[carried]
+    return Split(staged[~carried], keys.reindex(carried_raw).to_numpy(dtype=np.uint64),
+                 carried_raw, raw)
+
+
+def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
+    """Per staged row: its primary key (as text) is delivered more than once (such rows are
+    validated together, so the duplicate is found)."""
+    key = list(dataset.schema.primary_key)
+    if dataset.schema.row_hash or any(k not in staged for k in key):
+        return raw.duplicated(keep=False).to_numpy()
+    hashed = pd.util.hash_pandas_object(staged[key].astype("string"), index=False)
+    return hashed.duplicated(keep=False).to_numpy()
+
+
+def collides(split_: Split, validated: pd.DataFrame, key: list[str]) -> bool:
+    """Whether a validated row's typed key is also a carried row's (then validate all)."""
+    from odp.publish.changes import _key_index
+
+    if not split_.carried or validated.empty:
+        return False
+    return bool(_key_index(validated, key).isin(split_.carried_keys).any())
+
+
+def record(dataset: Dataset, city: City, state: Path, split_: Split,
+           published: pd.DataFrame, ledger: pd.DataFrame) -> None:
+    """After a complete publish: raw and key hash of every published row of this delivery
+    (`published`: the rows validated this run, staged index; plus the carried ones)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from odp.publish.changes import _key_index
+    from odp.unchanged import inputs_digest
+
+    path = rows_path(state, dataset.name)
+    if split_.raw is None or not dataset.full_refresh:
+        path.unlink(missing_ok=True)
+        return
+    fresh_raw = split_.raw.reindex(published.index).to_numpy(dtype=np.uint64)
+    fresh_keys = _key_index(published, list(dataset.schema.primary_key)).to_numpy(
+        dtype=np.uint64)
+    table = pa.table({RAW: np.concatenate([split_.carried_raw, fresh_raw]),
+                      KEY: np.concatenate([split_.carried_keys, fresh_keys])})
+    table = table.replace_schema_metadata({_DIGESTS[0]: ledger_digest(ledger),
+                                           _DIGESTS[1]: inputs_digest(dataset, city)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
