@@ -25,8 +25,9 @@ from typing import Any
 
 from odp.errors import ConfigError
 
-# indicator -> (compute function, configuration parser, table of the city file's [indicators])
-INDICATORS: dict[str, tuple[str, str, str]] = {
+# indicator -> (compute function, configuration parser, table of the city file's [indicators]
+# [, "city": the parser gets the project root as `_root`, e.g. to read the city's districts])
+INDICATORS: dict[str, tuple[str, ...]] = {
     "heavy_rain_windows": ("odp.indicators.heavy_rain:compute_windows",
                            "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
     "heavy_rain_events": ("odp.indicators.heavy_rain:compute_events",
@@ -37,6 +38,9 @@ INDICATORS: dict[str, tuple[str, str, str]] = {
                         "odp.indicators.flood:parse_config", "flood"),
     "air_quality_days": ("odp.indicators.air_quality:compute_days",
                          "odp.indicators.air_quality:parse_config", "air_quality"),
+    "heavy_rain_districts": ("odp.indicators.areas:compute_districts",
+                             "odp.indicators.areas:parse_config", "heavy_rain_stadtteile",
+                             "city"),
 }
 
 
@@ -46,6 +50,7 @@ class Indicator:
     compute: Any  # (series, step, changed, grid_end, config) -> Computed
     parse: Any  # (configuration table, where) -> the typed configuration
     table: str  # default configuration table: the city file's [indicators.TABLE]
+    city: bool = False  # the parser needs the project (its city's districts): `_root`
 
 
 def _load(target: str) -> Any:
@@ -58,5 +63,5 @@ def indicator(name: str, where: str) -> Indicator:
     if name not in INDICATORS:
         known = ", ".join(sorted(INDICATORS))
         raise ConfigError(f"{where}: unknown indicator '{name}' (known: {known})")
-    compute, parse, table = INDICATORS[name]
-    return Indicator(name, _load(compute), _load(parse), table)
+    compute, parse, table, *flags = INDICATORS[name]
+    return Indicator(name, _load(compute), _load(parse), table, "city" in flags)

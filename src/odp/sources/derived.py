@@ -13,10 +13,12 @@ through the same chain as any dataset: validate, georeference, publish.
     precipitation-dresden-10min = "10min"
     precipitation-dresden-hourly = "1h"
 
-Optional: `station`, `time`, `value` (the inputs' columns; default station_id, timestamp,
-precipitation; `value` may be a list of columns, which the indicator then gets under their own
-names instead of `value`, e.g. the pollutants of an air-quality table), `carry` (station columns
-copied from the input's newest row of each station), `config` (another table of `[indicators]`).
+Optional: `unit` (the output column naming what a row is about, default station_id; e.g.
+stadtteil_nr for values per district), `station`, `time`, `value` (the inputs' columns; default
+station_id, timestamp, precipitation; `value` may be a list of columns, which the indicator then
+gets under their own names instead of `value`, e.g. the pollutants of an air-quality table),
+`carry` (station columns copied from the input's newest row of each station), `config`
+(another table of `[indicators]`).
 
 Incremental (dlt resource state, per input): the ledger's modification time and size (an
 unchanged ledger is not read at all), its newest time, and a hash per station and UTC day of its
@@ -178,8 +180,9 @@ def staged_columns(staging: Path, table: str) -> set[str]:
 
 
 def staged_rows(staging: Path, table: str, columns: list[str], spans: pd.DataFrame,
-                time_column: str) -> pd.DataFrame:
-    """Rows staging holds within the spans (station_id, resolution, lo, hi as text), as text."""
+                time_column: str, unit: str = "station_id") -> pd.DataFrame:
+    """Rows staging holds within the spans (station_id, resolution, lo, hi as text; the spans'
+    station_id is the output's `unit` column), as text."""
     empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
     present = staged_columns(staging, table)
     if not present or spans.empty:
@@ -194,7 +197,7 @@ def staged_rows(staging: Path, table: str, columns: list[str], spans: pd.DataFra
         # a join (not a correlated subquery); the time bounds let DuckDB skip row groups
         frame = con.execute(
             f'SELECT DISTINCT {wanted} FROM {STAGING_SCHEMA}."{table}" t JOIN spans s '
-            f'ON t.station_id = s.station_id AND t.{RESOLUTION} = s.{RESOLUTION} '
+            f'ON t."{unit}" = s.station_id AND t.{RESOLUTION} = s.{RESOLUTION} '
             f'AND t."{time_column}" BETWEEN s.lo AND s.hi WHERE t."{time_column}" BETWEEN ? '
             'AND ?', [str(spans["lo"].min()), str(spans["hi"].max())]).df()
     for column in columns:
@@ -274,6 +277,7 @@ def derived_rows(
     time: str = "timestamp",
     value: str | list[str] = "precipitation",
     carry: list[str] | None = None,
+    unit: str = "station_id",
 ) -> Iterator[pa.Table]:
     """Rows of an indicator over published datasets, recomputed where their inputs changed.
 
@@ -283,7 +287,7 @@ def derived_rows(
         indicator: an indicator of `odp.indicators.INDICATORS`.
         config: the indicator's configuration (the city file's `[indicators.NAME]` table).
         columns: the output columns (the schema's source fields), delivered as text.
-        key: the output's primary key (contains `station_id`, `resolution` and `time_column`).
+        key: the output's primary key (contains `unit`, `resolution` and `time_column`).
         time_column: the output column spans of recomputation refer to (e.g. timestamp, start).
         state_dir: the project's state folder (ledgers `published/NAME.parquet`, history).
         staging: the dataset's staging DuckDB file (rows it holds are compared, not re-sent).
@@ -291,6 +295,8 @@ def derived_rows(
         time: the inputs' UTC time column (end of each interval).
         value: the inputs' value column, or a list of columns the indicator reads by name.
         carry: station columns copied from each station's newest input row.
+        unit: the output column the indicator's spans name (station_id; e.g. stadtteil_nr for
+            values per district).
 
     Yields:
         Arrow tables of text columns (changed rows) and of keys with `_deleted` = true.
@@ -303,7 +309,7 @@ def derived_rows(
     carry = list(CARRY if carry is None else carry)
     state = dlt.current.resource_state()
     digest = hashlib.sha256(json.dumps([indicator, config, inputs, columns, key, station, time,
-                                        value, carry], sort_keys=True,
+                                        value, carry, unit], sort_keys=True,
                                        default=str).encode()).hexdigest()
     if state.get("digest") != digest:  # another computation: everything again
         state["digest"], state["inputs"] = digest, {}
@@ -332,7 +338,7 @@ def derived_rows(
             series = _series(frame, station, time, value)
             result = compute(series, step, changed, new_end, settings)
             yield from _delta(result, frame, version, inputs[version.name], dataset, columns,
-                              key, time_column, Path(staging), station, time, carry)
+                              key, time_column, Path(staging), (station, time, unit), carry)
         seen_all[version.name] = {"version": [version.mtime_ns, version.size], "end": new_end,
                                   "days": days}
 
@@ -379,9 +385,10 @@ def _newest(frame: pd.DataFrame, station: str, time: str) -> pd.DataFrame:
 
 def _delta(result: Any, frame: pd.DataFrame, version: InputVersion, resolution: str,
            dataset: str, columns: list[str], key: list[str], time_column: str, staging: Path,
-           station: str, time: str, carry: list[str]) -> Iterator[pa.Table]:
+           names: tuple[str, str, str], carry: list[str]) -> Iterator[pa.Table]:
     """The computed rows with station attributes, resolution and lineage; only those staging
     does not hold with these values, and deletions of staged rows in the spans not produced."""
+    station, time, unit = names
     rows = result.rows
     present = [c for c in carry if c in frame.columns]
     if present and len(rows):
@@ -395,7 +402,7 @@ def _delta(result: Any, frame: pd.DataFrame, version: InputVersion, resolution: 
     spans = result.spans.assign(**{RESOLUTION: resolution})
     spans["lo"] = spans["lo"].dt.strftime(STAMP)
     spans["hi"] = spans["hi"].dt.strftime(STAMP)
-    old = staged_rows(staging, dataset.replace("-", "_"), columns, spans, time_column)
+    old = staged_rows(staging, dataset.replace("-", "_"), columns, spans, time_column, unit)
     if old.empty:
         if text.num_rows:
             yield _with_deleted(text, False)
@@ -463,10 +470,13 @@ def derived(dataset: Any) -> Any:
             raise ConfigError(f"{where}: a derived dataset cannot be its own input")
     found = find(str(source.get("indicator", "")), where)
     config = indicator_config(dataset, str(source.get("config", found.table)))
+    if found.city:  # e.g. the city's districts: read from the project the dataset belongs to
+        config = {**config, "_root": str(dataset.definition_path.parent.parent)}
     found.parse(config, f"[indicators.{source.get('config', found.table)}]")  # checked early
     key = list(dataset.schema.primary_key)
-    if "station_id" not in key or RESOLUTION not in key:
-        raise ConfigError(f"{where}: the primary key must contain station_id and {RESOLUTION}")
+    unit = str(source.get("unit", "station_id"))
+    if unit not in key or RESOLUTION not in key:
+        raise ConfigError(f"{where}: the primary key must contain {unit} and {RESOLUTION}")
     state = state_dir(dataset.definition_path.parent.parent)
     resource = derived_rows(
         dataset=dataset.name,
@@ -482,6 +492,7 @@ def derived(dataset: Any) -> Any:
         time=str(source.get("time", "timestamp")),
         value=_value(source.get("value", "precipitation"), where),
         carry=list(source.get("carry", CARRY)),
+        unit=unit,
     ).with_name(dataset.table_name)
     resource.apply_hints(primary_key=key)
     return resource

@@ -1,0 +1,221 @@
+"""Station values per district (Dresden: per Stadtteil): each district gets the value of the
+station(s) whose area it lies in — the stations' Thiessen (Voronoi) polygons, clipped to the
+city by intersecting them with its districts.
+
+Rules (`rule` in the configuration table, e.g. `[indicators.heavy_rain_stadtteile]`):
+  * `largest_share` — the station whose Thiessen polygon covers the largest share of the
+    district (one station per district; ties → the lowest station id);
+  * `area_weighted` — every station covering at least `min_share` of the district, weighted by
+    its share: sums are the weighted mean of the stations with a value, completeness the
+    weighted mean of all; the level is the highest any of them reached (an exceeded limit is
+    known even where another station's values are missing), 0 only when all are 0, else null.
+Stations are placed at their newest position in the input. Rows are the input's time steps (of
+the configured input `resolution`); only the last `keep_days` days are kept (a situation
+product: the stations' own datasets keep the history).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from odp.errors import ConfigError
+from odp.indicators.series import DAY, Computed, ceil_to, merge, spans_frame
+
+RULES = ("largest_share", "area_weighted")
+
+
+@dataclass(frozen=True)
+class Districts:
+    codes: np.ndarray  # smallest level's codes (object)
+    columns: pd.DataFrame  # per district its output columns (code, name, parents)
+    geoms: np.ndarray  # shapely polygons in the city's CRS
+    crs: str
+
+
+@dataclass(frozen=True)
+class AreaConfig:
+    districts: Districts
+    rule: str = "largest_share"
+    min_share: float = 0.1
+    resolution: str = "10min"
+    keep_days: float = 7.0
+    means: tuple[str, ...] = ("sum_1h", "sum_6h", "sum_24h", "sum_72h")
+    weighted: tuple[str, ...] = ("completeness_1h", "completeness_6h", "completeness_24h",
+                                 "completeness_72h")
+
+
+def city_districts(root: Path) -> Districts:
+    """The smallest districts of the project's city (its `[districts]`), in the city's CRS."""
+    from odp.georeference.districts import DistrictIndex
+    from odp.spec import load_city
+
+    city = load_city(root)
+    index = DistrictIndex(city)
+    polygons = index.polygons.sort_values(index.unit_column, kind="stable")
+    columns = pd.DataFrame(polygons[index.columns]).reset_index(drop=True)
+    return Districts(columns[index.unit_column].to_numpy(dtype=object), columns,
+                     polygons.geometry.to_numpy(), city.crs)
+
+
+def parse_config(table: Mapping[str, Any], where: str) -> AreaConfig:
+    """The configuration table (plus `_root`, the project the derived source runs in)."""
+    rule = table.get("rule", "largest_share")
+    if rule not in RULES:
+        raise ConfigError(f"{where}: rule '{rule}' unknown (use {', '.join(RULES)})")
+    share = table.get("min_share", 0.1)
+    if not isinstance(share, int | float) or not 0 <= share < 1:
+        raise ConfigError(f"{where}: min_share is a share of a district's area (0 … 1)")
+    keep = table.get("keep_days", 7)
+    if not isinstance(keep, int | float) or keep <= 0:
+        raise ConfigError(f"{where}: keep_days must be a number of days above 0")
+    if "_root" not in table:
+        raise ConfigError(f"{where}: the project root is unknown (run through the derived source)")
+    return AreaConfig(
+        districts=city_districts(Path(str(table["_root"]))), rule=str(rule),
+        min_share=float(share), resolution=str(table.get("resolution", "10min")),
+        keep_days=float(keep),
+        means=tuple(table.get("means", AreaConfig.means)),
+        weighted=tuple(table.get("weighted", AreaConfig.weighted)))
+
+
+# --- the stations' areas -----------------------------------------------------------------------
+
+
+def shares(x: np.ndarray, y: np.ndarray, districts: Districts) -> np.ndarray:
+    """Share of each district's area (columns) in each station's Thiessen polygon (rows)."""
+    import shapely
+
+    if len(x) == 1:
+        return np.ones((1, len(districts.geoms)))
+    points = shapely.points(x, y)
+    bounds = shapely.bounds(districts.geoms)
+    frame = shapely.box(bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(),
+                        bounds[:, 3].max()).buffer(1000.0)
+    diagram = shapely.voronoi_polygons(shapely.multipoints(points), extend_to=frame)
+    cells = np.asarray(shapely.get_parts(diagram))
+    # voronoi_diagram returns its cells in no particular order: each station takes its cell
+    owner = [int(np.flatnonzero(shapely.contains(cells, p))[0]) for p in points]
+    cells = cells[owner]
+    overlap = shapely.area(shapely.intersection(cells[:, None], districts.geoms[None, :]))
+    return overlap / shapely.area(districts.geoms)[None, :]
+
+
+def weights(stations: list[str], x: np.ndarray, y: np.ndarray, config: AreaConfig) -> pd.DataFrame:
+    """district index, station, weight (summing to 1 per district) by the configured rule."""
+    found = shares(x, y, config.districts)
+    if config.rule == "largest_share":
+        best = np.argmax(found, axis=0)  # ties: the first (stations are sorted)
+        return pd.DataFrame({"district": np.arange(found.shape[1]),
+                             "station": np.asarray(stations, dtype=object)[best],
+                             "weight": 1.0})
+    kept = np.where(found >= config.min_share, found, 0.0)
+    kept[np.argmax(found, axis=0), np.arange(found.shape[1])] = found.max(axis=0)  # never none
+    district, station = np.nonzero(kept.T)
+    total = kept.sum(axis=0)
+    return pd.DataFrame({"district": district, "station": np.asarray(stations)[station],
+                         "weight": kept[station, district] / total[district]})
+
+
+def _positions(rows: pd.DataFrame, crs: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Each station's newest position, in the city's CRS (stations sorted)."""
+    from pyproj import Transformer
+
+    newest = rows.dropna(subset=["latitude", "longitude"]).sort_values(
+        ["station_id", "timestamp"]).groupby("station_id").tail(1)
+    if newest.empty:
+        raise ConfigError("no station of the input has a position (latitude, longitude)")
+    to_city = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = to_city.transform(newest["longitude"].to_numpy(float),
+                             newest["latitude"].to_numpy(float))
+    return [str(s) for s in newest["station_id"]], np.asarray(x), np.asarray(y)
+
+
+def _label(table: pd.DataFrame) -> pd.Series:
+    """Per district the stations it takes its values from: "01048" or "01048 (62 %), …"."""
+    table = table.sort_values(["district", "weight", "station"], ascending=[True, False, True])
+    whole = table.groupby("district")["weight"].transform("size") == 1
+    text = np.where(whole, table["station"].astype(str),
+                    table["station"].astype(str) + " (" + (table["weight"] * 100).round().astype(
+                        int).astype(str) + " %)")
+    return pd.Series(text, index=table.index).groupby(table["district"]).agg(", ".join)
+
+
+# --- the rows ----------------------------------------------------------------------------------
+
+
+def _aggregate(joined: pd.DataFrame, config: AreaConfig) -> pd.DataFrame:
+    """Weighted values per district and time step."""
+    keys = ["district", "timestamp"]
+    out = joined[keys].drop_duplicates().set_index(keys).sort_index()
+    for column in config.means:
+        value = joined[column].astype(float)
+        present = joined["weight"].where(value.notna(), 0.0)
+        total = (joined["weight"] * value.fillna(0.0)).groupby([joined[k] for k in keys]).sum()
+        weight = present.groupby([joined[k] for k in keys]).sum()
+        out[column] = np.round((total / weight.replace(0.0, np.nan)), 2)
+    for column in config.weighted:
+        share = (joined["weight"] * joined[column].astype(float)).groupby(
+            [joined[k] for k in keys]).sum(min_count=1)
+        out[column] = np.round(share, 4)
+    level = joined["level"].astype(float)
+    highest = level.groupby([joined[k] for k in keys]).max()
+    unknown = level.isna().groupby([joined[k] for k in keys]).any()
+    out["level"] = highest.where((highest > 0) | ~unknown)
+    known = joined.dropna(subset=["level"]).drop_duplicates("level")
+    names = dict(zip(known["level"].astype(float), known["level_name"].astype(str), strict=True))
+    missing = joined.loc[level.isna(), "level_name"]
+    out["level_name"] = out["level"].map(names).fillna(
+        str(missing.iloc[0]) if len(missing) else "unbestimmt")
+    return out.reset_index()
+
+
+def _spans(changed: Mapping[str, list[tuple[int, int]]], table: pd.DataFrame, step: int,
+           cutoff: int) -> dict[int, list[tuple[int, int]]]:
+    """Per district the input intervals of its stations that changed (on the time steps)."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for station, intervals in changed.items():
+        for district in table.loc[table["station"] == station, "district"]:
+            out.setdefault(int(district), []).extend(
+                (max(ceil_to(lo, step), cutoff), hi - 1) for lo, hi in intervals)
+    return {d: [s for s in merge(v, 0) if s[0] <= s[1]] for d, v in out.items()}
+
+
+COLUMNS = ["timestamp", "stations", "sum_1h", "sum_6h", "sum_24h", "sum_72h", "completeness_1h",
+           "completeness_6h", "completeness_24h", "completeness_72h", "level", "level_name"]
+
+
+def compute_districts(series: pd.DataFrame, step: int,
+                      changed: Mapping[str, list[tuple[int, int]]], grid_end: int,
+                      config: AreaConfig) -> Computed:
+    """The district rows the changed station intervals touch, within the last keep_days days
+    (older rows are dropped: a span from the epoch to the cutoff holds none)."""
+    rows = series[series["resolution"] == config.resolution]
+    stations, x, y = _positions(rows, config.districts.crs)
+    table = weights(stations, x, y, config)
+    cutoff = grid_end - int(config.keep_days * DAY) + 1  # the last keep_days: (end − d, end]
+    wanted = _spans(changed, table, step, cutoff)
+    codes = config.districts.codes
+    spans = [(str(codes[d]), 0, cutoff - 1) for d in range(len(codes))]
+    spans += [(str(codes[d]), lo, hi) for d, found in wanted.items() for lo, hi in found]
+    frame = pd.DataFrame([(d, lo, hi) for d, found in wanted.items() for lo, hi in found],
+                         columns=["district", "lo", "hi"])
+    ns = rows["timestamp"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
+    joined = (rows.assign(_ns=ns.to_numpy()).merge(table, left_on="station_id",
+                                                   right_on="station")
+              .merge(frame, on="district"))
+    joined = joined[(joined["_ns"] >= joined["lo"]) & (joined["_ns"] <= joined["hi"])]
+    if joined.empty:
+        out = pd.DataFrame(columns=[*config.districts.columns.columns, *COLUMNS])
+        return Computed(out, spans_frame(spans))
+    out = _aggregate(joined.drop(columns=["lo", "hi"]), config)
+    out["stations"] = out["district"].map(_label(table))
+    out["level"] = pd.array(out["level"], dtype="Float64").astype("Int64")
+    named = config.districts.columns.iloc[out["district"].to_numpy()].reset_index(drop=True)
+    result = pd.concat([named, out[COLUMNS]], axis=1)
+    return Computed(result, spans_frame(spans))
