@@ -6,6 +6,9 @@ known secrets such as the CKAN token), in place: the history, incidents, alerts,
 what `odp run` prints afterwards (its lines and --json) all see the redacted report. dlt's
 trace of the run (`STATE/dlt/odp_TABLE/trace.pickle`: exceptions and resolved configuration,
 read by nothing in odp once the run is over) is removed.
+
+After a successful run, the dataset's dlt load packages are pruned (odp.operations.packages:
+the newest N loaded ones kept, partial ones left by killed runs removed).
 """
 
 from __future__ import annotations
@@ -42,6 +45,20 @@ def remove_dlt_trace(state: Path, dataset: str) -> None:
     path.unlink(missing_ok=True)
 
 
+def _prune(state: Path, city: Any, report: Any, log: Any, extra: dict[str, Any]) -> None:
+    from odp.operations.packages import prune_after_success
+
+    try:
+        pruned = prune_after_success(state, report.dataset, report.run_id, city)
+    except Exception as exc:  # noqa: BLE001 — pruning never fails a run
+        log.warning(f"{report.dataset}: dlt load packages not pruned: {exc}", extra=extra)
+        return
+    if pruned.loaded or pruned.partial:
+        log.info(f"{report.dataset}: removed {pruned.loaded} old and {pruned.partial} partial "
+                 f"dlt load package(s) ({pruned.bytes / 1e6:.1f} MB)",
+                 extra={**extra, "event": "prune"})
+
+
 def record_run(state: Path, city: Any, report: Any) -> list[alerts.Event]:
     log = ensure_file_log(state)
     redact_report(report)
@@ -59,6 +76,7 @@ def record_run(state: Path, city: Any, report: Any) -> list[alerts.Event]:
         alerts.note_run(state, report)
         if report.status in history.SUCCESS:
             alerts.note_freshness(state, report.dataset, stale=False, message="")
+            _prune(state, city, report, log, extra)
         return alerts.dispatch(state, alerts.Channels.from_city(city))
     except Exception as exc:  # noqa: BLE001
         log.error(f"{report.dataset}: run history/alerts failed: {exc}", extra=extra)
