@@ -126,6 +126,13 @@ def tabular_csv() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
         quoted = b'"' + formula + b'"' if b'"' in formula else formula
         yield f"formula-{i}.csv", _row_with(VVO, i, b";Dresden;", b";" + quoted + b";"), \
             "warning", ("formula",)
+    # The VVO suite bounds the coordinates to the region: validation quarantines these before
+    # georeferencing would (the school register, without such bounds, shows the latter).
+    yield "swapped-lat-lon.csv", _row_with(VVO, 1, b"13,723395;51,055642",
+                                            b"51,055642;13,723395"), "quarantine", (
+        "expect_column_values_to_be_between",)
+    yield "null-island.csv", _row_with(VVO, 1, b"13,723395;51,055642", b"0;0"), \
+        "quarantine", ("expect_column_values_to_be_between",)
     yield "number-as-text.csv", _row_with(VVO, 1, b"13,723395", b"dreizehn"), "quarantine", (
         "type:number",)
     yield "nan-coordinate.csv", _row_with(VVO, 1, b"13,723395", b"NaN"), "quarantine", (
@@ -251,6 +258,8 @@ def json_records() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "swapped-axes.json", _schools_with(lambda r: first_building(r).update(
         longitude=first_building(r)["latitude"], latitude=first_building(r)["longitude"])), \
         "georeference", ("georeference:swapped_coordinates",)
+    yield "null-island.json", _schools_with(lambda r: first_building(r).update(
+        longitude=0, latitude=0)), "georeference", ("georeference:null_island",)
     yield "giant-name.json", _schools_with(
         lambda r: _dresden(r)[0].__setitem__("name", "S" * 1_100_000)), "quarantine", (
         "max_cell_chars",)
