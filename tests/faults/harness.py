@@ -43,6 +43,8 @@ SOURCE_FILE = RECORDINGS / "transit_vvo" / "vvo_haltestellen_2019.csv"
 KEY = "stop_id"
 RAW_KEY = "Nummer"
 KILL_ENV = "ODP_FAULT_KILL_AT"  # read only by tests/faults/wrapper.py
+PG_RESTART = "pg.restart_mid_copy"  # not a kill: wrapper.py restarts PostgreSQL mid-COPY
+PG_RESTARTED = "fault: PostgreSQL restarted mid-COPY"
 
 # Named kill points (see wrapper.py); the fast suite picks a few, bench/faults.py runs them all.
 NAMED_POINTS = [
@@ -71,14 +73,17 @@ def base_lines() -> tuple[str, list[str]]:
     return header, rows
 
 
-def variant(k: int, lines: tuple[str, list[str]] | None = None) -> bytes:
+def variant(k: int, lines: tuple[str, list[str]] | None = None, shrink: int = 0) -> bytes:
     """Delivery number k of the register: the real file with 4 rows left out (a window moving
     with k), 10 stop names changed and k + 2 stops added — so each version has its own row
-    count, and an update applied halfway shows a count no version has."""
+    count, and an update applied halfway shows a count no version has. `shrink` more rows
+    left out make a delivery that removes more rows than it adds."""
     header, rows = lines or base_lines()
     rows = list(rows)
     n = len(rows)
     start = 10 + (k * 4) % (n - 200)
+    if shrink:
+        del rows[start + 4 : start + 4 + shrink]
     plain = [i for i, line in enumerate(rows) if '"' not in line and line.count(";") == 8]
     first = 100 + (k * 10) % (len(plain) - 300)
     changed = set(plain[first:first + 10])
@@ -101,7 +106,7 @@ def variant(k: int, lines: tuple[str, list[str]] | None = None) -> bytes:
     return ("\n".join([header, *out]) + "\n").encode("utf-8")
 
 
-def constructed_register(rows: int, k: int = 0) -> bytes:
+def constructed_register(rows: int, k: int = 0, shrink: int = 0) -> bytes:
     """CONSTRUCTED: a register of `rows` stops in the VVO file's exact shape (columns, `;`,
     decimal commas, fare-zone codes), built deterministically by cycling through the real rows
     with new ids, numbered names and coordinates shifted by a few metres. Delivery k changes
@@ -118,7 +123,7 @@ def constructed_register(rows: int, k: int = 0) -> bytes:
                 value = float(c[j].replace(",", ".")) + ((i * 7919) % 1000) * 1e-6
                 c[j] = f"{value:.6f}".replace(".", ",")
         out.append(";".join(c))
-    return variant(k, (header, out))
+    return variant(k, (header, out), shrink)
 
 
 def delivery_keys(body: bytes) -> list[str]:
@@ -212,7 +217,6 @@ class FaultProject:
         self.env.pop(KILL_ENV, None)
         self.db_url = datastore_db_url(portal.url)
         self.body: bytes | None = None
-        self.reader_findings: list[str] = []  # what readers saw during this project's runs
         self.rows = 0  # > 0: deliveries are constructed registers of this many rows
 
     def close(self) -> None:
@@ -430,12 +434,16 @@ def reading(project: FaultProject) -> Iterator[Reader | None]:
 
 def fault_cycle(project: FaultProject, reference: Reference, k: int, fault: str,
                 *, kill: str | None = None, kill_after: float | None = None,
-                ckan_url: str | None = None, before: Any = None) -> Outcome:
+                ckan_url: str | None = None, before: Any = None, shrink: int = 0) -> Outcome:
     """Deliver version k, run with the fault, deliver version k + 1, run plainly, check.
-    `before()` (optional) sets up a proxy or source fault just before the faulted run."""
+    `before()` (optional) sets up a proxy or source fault just before the faulted run;
+    `shrink` rows fewer in version k make its update remove more rows than it adds."""
     rows = project.rows
-    make = (lambda j: constructed_register(rows, j)) if rows else variant
-    faulted_body, next_body = make(k), make(k + 1)
+    if rows:
+        faulted_body = constructed_register(rows, k, shrink)
+        next_body = constructed_register(rows, k + 1)
+    else:
+        faulted_body, next_body = variant(k, shrink=shrink), variant(k + 1)
     before_table = project.published()
     began = time.monotonic()
     with reading(project) as reader:
@@ -448,7 +456,11 @@ def fault_cycle(project: FaultProject, reference: Reference, k: int, fault: str,
     seconds = round(time.monotonic() - began, 1)
     expected = reference.table(next_body)
     reasons = converged(project, after, expected)
-    if kill and not faulted.killed:
+    if kill == PG_RESTART:
+        if PG_RESTARTED not in faulted.stderr:
+            reasons.append(f"PostgreSQL was not restarted (exit {faulted.rc}: "
+                           f"{faulted.tail(200)})")
+    elif kill and not faulted.killed:
         reasons.append(f"the kill point was not reached (exit {faulted.rc}: "
                        f"{faulted.tail(200)})")
     seen: list[str] = []

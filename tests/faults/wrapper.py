@@ -23,6 +23,11 @@ Points (`before`/`after` = around the call, `enter` = at the start):
   api.loaded            odp.publish.datastore.ApiLoader.load returned
   ledger.before         odp.publish.changes.write_ledger
   ledger.after
+
+Not a kill: `pg.restart_mid_copy` restarts the local portal's PostgreSQL (`pg_ctl stop -m fast`,
+then start, as `odp portal` does) while odp's first COPY … FROM STDIN of the run streams rows —
+after the first chunk went in, before the COPY ended. The run goes on and meets the broken
+connection; stderr gets `fault: PostgreSQL restarted mid-COPY`.
 """
 
 from __future__ import annotations
@@ -113,7 +118,53 @@ POINTS: dict[str, tuple[str, str]] = {
 }
 
 
+def restart_postgresql() -> None:
+    """Stop and start the local portal's PostgreSQL, under the portal's own lock (so a parallel
+    `odp portal start` neither races nor restarts it on its own)."""
+    from odp.portal import settings, stack
+
+    layout = stack._Layout(stack.portal_home())
+    postgres = stack._Postgres(layout, settings.ports().postgresql)
+    with stack._locked(layout):
+        postgres.stop()
+        postgres.start(lambda _message: None)
+
+
+def _restart_mid_copy() -> None:
+    from odp.publish.datastore import CopyLoader
+
+    original = CopyLoader._copy
+    done = {"restarted": False}
+
+    def chunks(data: Any) -> Any:
+        if isinstance(data, bytes):
+            data = [data[: len(data) // 2], data[len(data) // 2 :]]
+        for i, chunk in enumerate(data):
+            if i == 1 and not done["restarted"]:
+                _restart_now(done)
+            yield chunk
+        if not done["restarted"]:  # a single chunk: the COPY has not ended yet
+            _restart_now(done)
+
+    @functools.wraps(original)
+    def copy(cur: Any, table: str, columns: list[str], data: Any) -> None:
+        original(cur, table, columns, chunks(data) if not done["restarted"] else data)
+
+    CopyLoader._copy = staticmethod(copy)
+
+
+def _restart_now(done: dict[str, bool]) -> None:
+    done["restarted"] = True
+    restart_postgresql()
+    sys.stderr.write("fault: PostgreSQL restarted mid-COPY\n")
+    sys.stderr.flush()
+
+
 def arm(spec: str) -> None:
+    if spec == "pg.restart_mid_copy":
+        importlib.import_module("odp.run")
+        _restart_mid_copy()
+        return
     point, _, nth = spec.partition("#")
     occurrence = int(nth or 1)
     # the engine modules whose `from … import` names must be rebound are imported first

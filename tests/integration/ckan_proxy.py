@@ -16,6 +16,8 @@ class FailingProxy:
         # action name → how many calls CKAN still carries out but whose answer is lost (HTTP
         # 500 instead): the client cannot tell whether its request took effect
         self.lose_answer: dict[str, int] = {}
+        # action name → how many calls still pass before every later one fails (HTTP 500)
+        self.fail_after: dict[str, int] = {}
         self.calls: list[str] = []
         proxy = self
 
@@ -31,6 +33,10 @@ class FailingProxy:
                 proxy.calls.append(action)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if action in proxy.fail_after:
+                    proxy.fail_after[action] -= 1
+                    if proxy.fail_after[action] < 0:
+                        proxy.fail[action] = 1
                 if proxy.fail.get(action, 0) > 0:
                     proxy.fail[action] -= 1
                     self._reply(500, b"Internal Server Error (injected)", "text/plain")

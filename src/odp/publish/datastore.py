@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import pandas as pd
+from ckanapi.errors import ValidationError
 
 from odp.errors import PublishError
 from odp.publish import limits
@@ -153,22 +154,127 @@ class ApiLoader:
              delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
         insert, upsert = insert.drop(columns=[HASH], errors="ignore"), upsert.drop(
             columns=[HASH], errors="ignore")
+        if insert.empty and upsert.empty and delete.empty:
+            return
+        if len(insert) + len(upsert) > self.atomic_rows:
+            self._load_in_batches(resource_id, insert, upsert, delete, key, redo)
+            return
+        ids = self._row_ids(resource_id, delete, key)
+        long = insert.iloc[0:0]
+        try:
+            moved, stale = self._switch(resource_id, insert, upsert, ids, redo)
+        except ValidationError as exc:
+            if not _refused(exc, "too long for tsvector"):
+                raise
+            # PostgreSQL refused a row's full text and CKAN rolled the request back: the
+            # other rows go in as one request, the over-long ones one by one after it.
+            long_insert = limits.long_text_rows(insert, list(insert.columns))
+            long_upsert = limits.long_text_rows(upsert, list(upsert.columns))
+            long = pd.concat([insert[long_insert], upsert[long_upsert]], ignore_index=True)
+            insert, upsert = insert[~long_insert], upsert[~long_upsert]
+            moved, stale = self._switch(resource_id, insert, upsert, ids, redo)
+        if len(ids) > moved:  # more rows gone than new: the rest needs a request of its own
+            self._delete_ids(resource_id, ids[moved:])
+        if stale:  # CKAN's upsert kept the overwritten rows' old full text: recompute it
+            refresh = pd.concat([t for t in (upsert, insert.iloc[:moved]) if not t.empty],
+                                ignore_index=True)
+            self._send(resource_id, self._batches(refresh), "update")
+        if not long.empty:
+            self._send_long(resource_id, long, key)
+
+    def _switch(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+                ids: list[int], redo: bool) -> tuple[int, bool]:
+        """New and changed rows — and gone ones, as far as there are new rows to take their
+        place — in ONE `datastore_upsert`, one transaction in CKAN: a reader sees the old
+        table or the new one. A gone row is overwritten in place (matched by its `_id`) with a
+        new row's values, key included, so it goes without a delete request. Returns how many
+        of `ids` were used so, and whether overwritten rows kept their old full text (CKAN's
+        upsert does not recompute `_full_text` of a row it updates)."""
+        moved = min(len(ids), len(insert))
+        if insert.empty and upsert.empty:
+            return 0, False
+        parts = [records_json(upsert, list(upsert.columns)) if not upsert.empty else "",
+                 records_json(insert.iloc[:moved].assign(_id=ids[:moved]),
+                              ["_id", *insert.columns]) if moved else "",
+                 records_json(insert.iloc[moved:], list(insert.columns))
+                 if len(insert) > moved else ""]
+        records = "[" + ",".join(p[1:-1] for p in parts if p and p != "[]") + "]"
+        if not insert.empty:
+            method = "insert" if upsert.empty and not moved and not redo else "upsert"
+            self.progress(f"DataStore {method}: {len(insert) + len(upsert)} rows "
+                          f"({moved} in place of gone rows) in one request")
+            self._upsert_body(resource_id, method, records)
+            return moved, method == "upsert" and (moved > 0 or not upsert.empty)
+        # Only changed rows: `update` recomputes their full text as well; a row the table
+        # lacks after all (removed by hand) is upserted instead.
+        self.progress(f"DataStore update: {len(upsert)} rows in one request")
+        try:
+            self._upsert_body(resource_id, "update", records)
+        except ValidationError as exc:
+            if not _refused(exc, "not found"):
+                raise
+            self._upsert_body(resource_id, "upsert", records)
+            return 0, True
+        return 0, False
+
+    def _upsert_body(self, resource_id: str, method: str, records: str) -> None:
+        head = json.dumps({"resource_id": resource_id, "method": method, "force": True,
+                           "calculate_record_count": False})[:-1]
+        try:
+            self.portal.call("datastore_upsert", body=f'{head}, "records": {records}}}'.encode())
+        except ValidationError as exc:
+            if method != "insert" or not _refused(exc, "duplicate key"):
+                raise
+            # A retried insert whose first try took effect although its answer was lost
+            # (a 5xx after the commit): as an upsert it gives the same table, once.
+            self._upsert_body(resource_id, "upsert", records)
+
+    def _load_in_batches(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+                         delete: pd.DataFrame, key: list[str], redo: bool) -> None:
+        """An update larger than one request (`atomic_rows`): several requests, so a reader
+        may see it partly applied while it is sent (the COPY path has no such limit)."""
         if redo:
             insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
         long_insert = limits.long_text_rows(insert, list(insert.columns))
         long_upsert = limits.long_text_rows(upsert, list(upsert.columns))
         long = pd.concat([insert[long_insert], upsert[long_upsert]], ignore_index=True)
         insert, upsert = insert[~long_insert], upsert[~long_upsert]
-        if 0 < len(insert) + len(upsert) <= self.atomic_rows:
-            # One request = one transaction in CKAN: never a half-applied update.
-            both = pd.concat([t for t in (upsert, insert) if not t.empty], ignore_index=True)
-            self._send(resource_id, [both], "insert" if upsert.empty else "upsert")
-        else:
-            self._send(resource_id, self._batches(insert), "insert")
-            self._send(resource_id, self._batches(upsert), "upsert")
-        self._delete(resource_id, delete, key)
+        self.progress(f"DataStore: {len(insert) + len(upsert)} rows are more than one request "
+                      f"holds ({self.atomic_rows}): sent in batches")
+        self._send(resource_id, self._batches(insert), "insert")
+        self._send(resource_id, self._batches(upsert), "upsert")
+        self._send(resource_id, self._batches(upsert), "update")  # fresh full text
+        self._delete_ids(resource_id, self._row_ids(resource_id, delete, key))
         if not long.empty:
             self._send_long(resource_id, long, key)
+
+    def _row_ids(self, resource_id: str, keys: pd.DataFrame, key: list[str]) -> list[int]:
+        """The `_id` of each row of the table with one of `keys` (those it still has)."""
+        if keys.empty:
+            return []
+        values = json.loads(records_json(keys, key))
+        if len(key) == 1:  # {"id": [..]} is SQL `IN`
+            chunks = [{key[0]: [v[key[0]] for v in values[i : i + 1000]]}
+                      for i in range(0, len(values), 1000)]
+        else:
+            step = max(1, 90 // (len(key) + 1))  # CKAN allows 100 filter operations per call
+            chunks = [{"$or": values[i : i + step]} for i in range(0, len(values), step)]
+        ids: list[int] = []
+        for filters in chunks:
+            found = self.portal.call("datastore_search", resource_id=resource_id,
+                                     filters=filters, fields=["_id"], records_format="lists",
+                                     include_total=False, limit=1000, sort="_id")
+            ids += [int(record[0]) for record in found["records"]]
+        return ids
+
+    def _delete_ids(self, resource_id: str, ids: list[int]) -> None:
+        """Rows by `_id`, 10,000 a request (each one transaction)."""
+        if ids:
+            self.progress(f"DataStore delete: {len(ids)} rows")
+        for i in range(0, len(ids), 10_000):
+            self.portal.call("datastore_delete", resource_id=resource_id,
+                             filters={"_id": ids[i : i + 10_000]}, force=True,
+                             calculate_record_count=False)
 
     def _send_long(self, resource_id: str, rows: pd.DataFrame, key: list[str]) -> None:
         """Rows whose text may overflow CKAN's full-text column, one request each. CKAN's
@@ -177,8 +283,6 @@ class ApiLoader:
         this way: it is held back (an older version of it removed, so the table never shows
         a stale row) and named in a note — the files beside the table hold it whole. Every
         other row is written: one such cell never blocks the dataset."""
-        from ckanapi.errors import ValidationError
-
         held = []
         for i in range(len(rows)):
             row = rows.iloc[i : i + 1]
@@ -211,24 +315,9 @@ class ApiLoader:
         batches = [b for b in batches if not b.empty]
         if not batches:
             return
-        from ckanapi.errors import ValidationError
-
-        def head(how: str) -> str:
-            return json.dumps({"resource_id": resource_id, "method": how, "force": True,
-                               "calculate_record_count": False})[:-1]
 
         def send(batch: pd.DataFrame) -> None:
-            records = records_json(batch, list(batch.columns))
-            try:
-                self.portal.call("datastore_upsert", body=f'{head(method)}, "records": {records}}}'
-                                 .encode())
-            except ValidationError as exc:
-                if method != "insert" or "duplicate key" not in str(exc):
-                    raise
-                # A retried insert whose first try took effect although its answer was lost
-                # (a 5xx after the commit): as an upsert it gives the same table, once.
-                self.portal.call("datastore_upsert", body=f'{head("upsert")}, "records": '
-                                 f'{records}}}'.encode())
+            self._upsert_body(resource_id, method, records_json(batch, list(batch.columns)))
 
         total = sum(len(b) for b in batches)
         self.progress(f"DataStore {method}: {total} rows in {len(batches)} request(s)")
@@ -254,6 +343,11 @@ class ApiLoader:
         for i in range(0, len(values), step):
             self.portal.call("datastore_delete", resource_id=resource_id,
                              filters={"$or": values[i : i + step]}, force=True)
+
+
+def _refused(exc: Exception, words: str) -> bool:
+    """Whether CKAN's refusal `exc` gives `words` as (part of) its reason."""
+    return words in f"{exc} {getattr(exc, 'error_dict', '')}"
 
 
 def _as_text(value: Any) -> str | None:
@@ -370,6 +464,7 @@ class CopyLoader:
             insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
         if insert.empty and upsert.empty and delete.empty:
             return
+        self.portal.may_update(resource_id)  # the token's right, checked before the database
         self._note_long_text(insert, upsert)
         table = _ident(resource_id)
         try:
@@ -464,7 +559,6 @@ def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
                           data: bytes | Iterable[bytes]) -> None:
     """Append rows with their `_full_text` computed set-wise (CKAN's trigger expression, about
     twice as fast as the trigger's row → JSON → text per row): COPY into a temporary table,
-        self.portal.may_update(resource_id)  # the token's right, checked before the database
     then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone."""
     table, names = _ident(resource_id), ", ".join(map(_ident, columns))
     _copy_into_stage(cur, "odp_insert", table, columns, data)
