@@ -47,18 +47,23 @@ def _arrow(column: pd.Series) -> pa.Array | None:
         return None
 
 
-def _matches(column: pd.Series, pattern: str) -> np.ndarray:
-    """Per cell: the text matches the regex `pattern` (missing and non-text: False)."""
+def _masks(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: (begins with a formula trigger, holds a carriage return); missing and
+    non-text cells: False."""
     text = _arrow(column)
     if text is None:  # the text values of a mixed column (rare: pandas' own loop)
-        return column.str.contains(pattern, regex=True).fillna(False).to_numpy(dtype=bool)
-    found = pc.match_substring_regex(text, pattern)
-    return found.fill_null(False).to_numpy(zero_copy_only=False)
+        starts = column.str.contains(_STARTS, regex=True)
+        returns = column.str.contains("\r", regex=False)
+        return (starts.fillna(False).to_numpy(dtype=bool),
+                returns.fillna(False).to_numpy(dtype=bool))
+    starts = pc.match_substring_regex(text, _STARTS).fill_null(False)
+    returns = pc.match_substring(text, "\r").fill_null(False)
+    return starts.to_numpy(zero_copy_only=False), returns.to_numpy(zero_copy_only=False)
 
 
 def starts_formula(column: pd.Series) -> np.ndarray:
     """Per cell: a text value beginning with a formula trigger (missing and non-text: False)."""
-    return _matches(column, _STARTS)
+    return _masks(column)[0]
 
 
 def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
@@ -70,8 +75,7 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame[name]
         if not is_text(column):
             continue
-        hits = starts_formula(column)
-        returns = _matches(column, "\r")
+        hits, returns = _masks(column)
         if not (hits.any() or returns.any()):
             continue
         if out is frame:

@@ -3,7 +3,9 @@
 Encodings are detected, never guessed silently: a UTF-8 byte-order mark means UTF-8; text that
 decodes as UTF-8 is UTF-8; anything else is an error unless the dataset names the encoding
 (e.g. `encoding = "iso-8859-1"`). A named Latin-1 encoding is refused when the bytes are in fact
-UTF-8 with non-ASCII characters (that would turn "ß" into "ÃŸ").
+UTF-8 with non-ASCII characters (that would turn "ß" into "ÃŸ"). A UTF-16 byte-order mark
+means UTF-16. Bytes that do not fit the encoding (a UTF-16 file cut mid-character, a named
+encoding the file is not in) are a SourceError naming the byte; an unknown name a ConfigError.
 """
 
 from __future__ import annotations
