@@ -1,6 +1,8 @@
-"""Benchmark: heavy-rain indicators over 10 years of 10-minute values at 3 stations (≈1.6M rows).
+"""Benchmark: heavy-rain indicators over 10 years of 10-minute values at 3 stations (≈1.6M rows);
+with `--only flood` / `--only air` the flood indicators over 10 years of 15-minute water levels
+at 2 gauges (≈700k rows) / the air-quality days over 10 years of hourly values at 2 stations.
 
-    uv run python bench/indicators.py [--years 10] [--stations 3] [--validate]
+    uv run python bench/indicators.py [--years 10] [--stations 3] [--validate] [--only …]
 
 The input is generated deterministically (seeded: showers, a few heavy bursts, 0.5 % missing
 values) and written as a published ledger; the derived datasets heavy-rain-dresden-windows and
@@ -58,18 +60,23 @@ def rain(years: int, stations: int) -> pd.DataFrame:
     return table
 
 
-def project(tmp: Path) -> Path:
-    """A throw-away project: the city and both heavy-rain datasets reading INPUT."""
+HEAVY_RAIN_INPUTS = {'precipitation-dresden-10min = "10min"': f'{INPUT} = "10min"',
+                     'precipitation-dresden-hourly = "1h"\n': ""}
+
+
+def project(tmp: Path, names: tuple[str, ...] = DATASETS,
+            inputs: dict[str, str] | None = None) -> Path:
+    """A throw-away project: the city and the named derived datasets reading INPUT."""
     root = tmp / "project"
     for folder in ("pipelines", "schemas", "expectations"):
         (root / folder).mkdir(parents=True)
     shutil.copytree(ROOT / "cities", root / "cities")
     (root / "reference").symlink_to(ROOT / "reference")
     shutil.copy(ROOT / "odp.toml", root / "odp.toml")
-    for name in DATASETS:
+    for name in names:
         text = (ROOT / "pipelines" / f"{name}.toml").read_text()
-        text = text.replace('precipitation-dresden-10min = "10min"', f'{INPUT} = "10min"')
-        text = text.replace('precipitation-dresden-hourly = "1h"\n', "")
+        for old, new in (inputs or HEAVY_RAIN_INPUTS).items():
+            text = text.replace(old, new)
         (root / "pipelines" / f"{name}.toml").write_text(text)
         for folder in ("schemas", "expectations"):
             shutil.copy(ROOT / folder / f"{name}.json", root / folder / f"{name}.json")
@@ -107,13 +114,100 @@ def phases(label: str, dataset, state: Path) -> pd.DataFrame:
     return table
 
 
+def water(years: int, gauges: int) -> pd.DataFrame:
+    """Deterministic 15-minute water levels (cm) of elbe-gauges-saxony's configured gauges as a
+    published ledger: a slow seasonal curve, one flood wave a year crossing Alarmstufe 1–3."""
+    from odp.publish.changes import HASH, row_hashes
+
+    stamps = pd.date_range("2015-01-01T00:00Z", periods=years * 35_064, freq="15min", unit="ns")
+    n = len(stamps)
+    phase = np.arange(n) / 35_064 * 2 * np.pi
+    wave = np.exp(-(((np.arange(n) % 35_064) - 8_000) / 300.0) ** 2) * 480  # a flood each spring
+    parts = []
+    for k, number in enumerate(("501060", "501010")[:gauges]):
+        level = np.round(200 + 60 * np.sin(phase + k) + wave)
+        parts.append(pd.DataFrame({
+            "station_number": pd.Series(number, index=range(n), dtype="string"),
+            "station_name": pd.Series(f"GAUGE {k}", index=range(n), dtype="string"),
+            "water": pd.Series("ELBE", index=range(n), dtype="string"),
+            "km": pd.Series(55.63, index=range(n), dtype="Float64"),
+            "timestamp": stamps, "water_level": pd.array(level, dtype="Float64"),
+            "latitude": pd.Series(51.054, index=range(n), dtype="Float64"),
+            "longitude": pd.Series(13.739, index=range(n), dtype="Float64"),
+        }))
+    table = pd.concat(parts, ignore_index=True)
+    table[HASH] = row_hashes(table, list(table.columns))
+    return table
+
+
+def air(years: int, stations: int) -> pd.DataFrame:
+    """Deterministic hourly NO2, PM10, O3 and daily PM2.5 as air-quality-dresden publishes them."""
+    from odp.publish.changes import HASH, row_hashes
+
+    rng = np.random.default_rng(14)
+    hours = pd.date_range("2015-01-01T00:00Z", periods=years * 8_766, freq="h", unit="ns")
+    parts = []
+    for name in ("Dresden-Nord", "Dresden-Bergstraße")[:stations]:
+        n = len(hours)
+        values = {c: pd.array(rng.gamma(2.0, scale, n).round(), dtype="Float64")
+                  for c, scale in (("no2", 15.0), ("pm10_teom", 10.0), ("o3", 20.0))}
+        for column in values.values():
+            column[rng.random(n) < 0.03] = pd.NA  # 3 % missing hours
+        parts.append(pd.DataFrame({"station": name, "timestamp": hours, "resolution": "PT1H",
+                                   **values, "pm2_5": pd.array([pd.NA] * n, dtype="Float64")}))
+    table = pd.concat(parts, ignore_index=True).astype({"station": "string",
+                                                        "resolution": "string"})
+    table[HASH] = row_hashes(table, list(table.columns))
+    return table.sort_values(["station", "timestamp", "resolution"], ignore_index=True)
+
+
+def other(kind: str, years: int) -> None:
+    """Flood or air-quality datasets: from scratch, then one new value (derived source + dlt)."""
+    from odp.extract import extract
+    from odp.publish.changes import HASH, row_hashes, write_ledger
+    from odp.spec import load_dataset
+
+    names, source, make, key = {
+        "flood": (("flood-alarm-levels-saxony", "flood-alarm-crossings-saxony"),
+                  "elbe-gauges-saxony", lambda: water(years, 2), "station_number"),
+        "air": (("air-quality-dresden-days",), "air-quality-dresden", lambda: air(years, 2),
+                "station"),
+    }[kind]
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        root, state = project(tmp, names, {f'{source} = "': f'{INPUT} = "'}), tmp / "state"
+        os.environ["ODP_PROJECT"], os.environ["ODP_STATE_DIR"] = str(root), str(state)
+        ledger = make()
+        print(f"input: {len(ledger):,} rows ({years} years, {kind})")
+        write_ledger(state, INPUT, ledger)
+        datasets = [load_dataset(name, root) for name in names]
+        print("from scratch")
+        for dataset in datasets:
+            done = timed(f"{dataset.name}: derived source + dlt into staging", extract,
+                         dataset, state)
+            print(f"    {done.new_rows:,} rows staged")
+        print("one new value arrives")
+        last = ledger.iloc[[-1]].copy()
+        last["timestamp"] = last["timestamp"] + (pd.Timedelta("15min") if kind == "flood"
+                                                 else pd.Timedelta("1h"))
+        grown = pd.concat([ledger, last], ignore_index=True)
+        grown[HASH] = row_hashes(grown, [c for c in grown.columns if c != HASH])
+        write_ledger(state, INPUT, grown.sort_values([key, "timestamp"], ignore_index=True))
+        for dataset in datasets:
+            phases(dataset.name, dataset, state)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--stations", type=int, default=3)
     parser.add_argument("--validate", action="store_true", help="time validating the table")
+    parser.add_argument("--only", choices=["heavy-rain", "flood", "air"], default="heavy-rain")
     args = parser.parse_args()
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    if args.only != "heavy-rain":
+        other(args.only, args.years)
+        return
     from odp.extract import extract
     from odp.indicators.heavy_rain import compute_windows, parse_config
     from odp.publish.changes import diff, write_ledger
