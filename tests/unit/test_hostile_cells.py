@@ -78,8 +78,11 @@ def test_the_csv_file_escapes_text_formulas_and_leaves_numbers_alone(tmp_path):
     written = [*("'" + f for f in FORMULAS[:-1]), "'\n=1", "Plain", "", "'=already quoted"]
     assert [r["name"] for r in rows] == written
     assert b"\r" not in path.read_bytes()
-    assert [r["level"] for r in rows][:3] == ["-1.5", "2.0", "-3.0"]
-    assert rows[0]["count"] == "-1" and rows[0]["at"] == "2024-11-20T12:00:00Z"
+    # Numbers as numbers, whatever the writer's float format: no quote before a minus.
+    assert [float(r["level"]) for r in rows[:3]] == [-1.5, 2.0, -3.0]
+    assert rows[0]["level"] == "-1.5" and rows[9]["count"] == "-10"
+    assert not any(r["level"].startswith("'") or r["count"].startswith("'") for r in rows)
+    assert rows[0]["at"] == "2024-11-20T12:00:00Z"
     assert table["name"].iloc[0] == "=1+2"  # the frame itself (the DataStore's rows) unchanged
 
 
