@@ -348,6 +348,8 @@ def cmd_portal(args: argparse.Namespace, root: Path) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="odp", description=__doc__.splitlines()[0])
+    city_help = "serve the city cities/NAME.toml and its datasets (instead of odp.toml's; ODP_CITY)"
+    parser.add_argument("--city", metavar="NAME", help=city_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="the datasets defined in pipelines/")
@@ -365,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--due", action="store_true", help="the datasets whose schedule is due (cron)")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.add_argument("--dry-run", action="store_true", help="run all stages but write nothing")
+    p.add_argument("--city", metavar="NAME", default=argparse.SUPPRESS, help=city_help)
     p.add_argument("--accept-deletes", action="store_true",
                    help="accept, for this run, a full refresh deleting more than the dataset's "
                         "max_delete_share of its published rows (recorded in the history)")
@@ -392,6 +395,8 @@ PRIVATE_UMASK = 0o077  # files and folders a command creates: the operator's acc
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.city:  # every command below reads the city (and its datasets) from ODP_CITY
+        os.environ["ODP_CITY"] = args.city
     umask = os.umask(PRIVATE_UMASK) if args.command != "portal" else None
     try:
         root = project_root()

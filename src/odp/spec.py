@@ -344,7 +344,47 @@ class Dataset:
 
 
 def dataset_names(root: Path) -> list[str]:
-    return sorted(p.stem for p in (root / "pipelines").glob("*.toml"))
+    """The datasets of the city being served (see `dataset_city`), by name."""
+    names = sorted(p.stem for p in (root / "pipelines").glob("*.toml"))
+    cities = _served_and_default_city(root)
+    if cities is None:  # no city configured: every definition (commands then say what is missing)
+        return names
+    served, default = cities
+    return [n for n in names
+            if dataset_city(root / "pipelines" / f"{n}.toml", default) in (served, None)]
+
+
+def dataset_city(definition: Path, default: str) -> str | None:
+    """The slug of the city a dataset belongs to: the definition's top-level `city` key (e.g.
+    `city = "leipzig"`, the [city] slug of cities/leipzig.toml), else the project's own city
+    (odp.toml's). One project may hold the datasets of several cities side by side in
+    pipelines/; a run serves one city (`odp --city NAME`, ODP_CITY). None: unreadable."""
+    try:
+        with definition.open("rb") as fh:
+            city = tomllib.load(fh).get("city", default)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # listed anyway: loading it names the error
+    return str(city)
+
+
+def _served_and_default_city(root: Path) -> tuple[str, str] | None:
+    """The slugs of the city served now (ODP_CITY, else odp.toml) and of odp.toml's city."""
+    settings = root / "odp.toml"
+    default = _read_toml(settings).get("city") if settings.is_file() else None
+    served = os.environ.get("ODP_CITY") or default
+    if not served:
+        return None
+    slug = _city_slug(_city_path(root, served))
+    return slug, (_city_slug(_city_path(root, default)) if default else slug)
+
+
+def _city_path(root: Path, name: str) -> Path:
+    path = Path(name) if Path(name).is_absolute() else root / name
+    return path if path.suffix == ".toml" else root / "cities" / f"{name}.toml"
+
+
+def _city_slug(path: Path) -> str:
+    return str(_read_toml(path).get("city", {}).get("slug") or path.stem)
 
 
 def load_dataset(name: str, root: Path) -> Dataset:
@@ -355,6 +395,9 @@ def load_dataset(name: str, root: Path) -> Dataset:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"{definition}: '{name}' is not a valid CKAN name (a-z, 0-9, -)")
     raw = _read_toml(definition)
+    if "city" in raw and (cities := _served_and_default_city(root)) and raw["city"] != cities[0]:
+        raise ConfigError(f"{definition}: dataset '{name}' belongs to the city '{raw['city']}', "
+                          f"not to '{cities[0]}' served now (run it with --city {raw['city']})")
     schema_path = root / "schemas" / f"{name}.json"
     suite_path = root / "expectations" / f"{name}.json"
     if not suite_path.is_file():
@@ -392,7 +435,4 @@ def load_city(root: Path) -> City:
         name = _read_toml(settings).get("city") if settings.is_file() else None
     if not name:
         raise ConfigError(f"{root}/odp.toml: set city = \"cities/NAME.toml\" (or ODP_CITY)")
-    path = Path(name) if Path(name).is_absolute() else root / name
-    if path.suffix != ".toml":
-        path = root / "cities" / f"{name}.toml"
-    return City.load(path, root)
+    return City.load(_city_path(root, name), root)
