@@ -40,8 +40,9 @@ def start_logging(root: Path, city: Any, console: bool) -> None:
 
 def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
                scheduled: bool, dry_run: bool) -> None:
-    """After `odp run`: staleness alerts (with --due) and the cockpit (when configured and the
-    invocation was a scheduled one: --due or --all). Failures are logged, never raised."""
+    """After `odp run`: staleness alerts (with --due), the warnings of situation datasets that
+    ran (odp.indicators.warnings) and the cockpit (when configured and the invocation was a
+    scheduled one: --due or --all). Failures are logged, never raised."""
     if dry_run:
         return
     from odp.operations.logs import log
@@ -52,6 +53,9 @@ def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
         freshness_check(root, state, city)
     if not reports:
         return
+    from odp.indicators.warnings import after_runs as situation_after_runs
+
+    situation_after_runs(root, city, reports)  # situation page, CAP feed, level alerts
     from odp.operations.cockpit import CockpitConfig, publish
 
     config = CockpitConfig.from_city(city)

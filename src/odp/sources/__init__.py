@@ -35,6 +35,7 @@ SOURCE_TYPES: dict[str, str] = {
     "sensorthings": "odp.sources.sensorthings:sensorthings",
     "dwd_cdc": "odp.sources.dwd_cdc:dwd_cdc",
     "derived": "odp.sources.derived:derived",
+    "situation": "odp.sources.situation:situation",
 }
 
 

@@ -1,0 +1,157 @@
+"""Source type `situation`: the current situation, one row per station, gauge, air station and
+Stadtteil with its latest value, level and time, replaced on every run (for a map and apps).
+
+Its inputs are other datasets' last successful publish (`STATE/published/NAME.parquet`, as for
+`derived`): validated, georeferenced rows only. Each input is read as a profile says
+(`odp.indicators.situation`), so a new indicator dataset plugs in without code:
+
+    [source]
+    type = "situation"
+
+    [source.inputs]                      # input dataset -> its profile
+    heavy-rain-dresden-windows = "heavy_rain"
+    flood-alarm-levels-saxony = "flood"
+
+    [source.profiles.heavy_rain]
+    topic = "starkregen"
+    …
+
+An input not yet published is left out (logged, and named in the run's log line); the run fails
+only when none is published. A profile with `stadtteile = "nearest"` adds one row per Stadtteil
+from the nearest of its stations (Thiessen polygons), until a per-Stadtteil dataset is configured
+as an input of its own (`feature = "stadtteil"`).
+
+The same configuration drives the warnings (`odp.indicators.warnings`): the situation page,
+the CAP feed and the alerts, built after the dataset's run (keys `sender`, `sender_name`,
+`contact`, `web`, `feed_days`, `alert_max_age`, `alerts`, `cap_tolerance_m`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odp.errors import ConfigError, SourceError
+from odp.indicators.situation import Profile, empty, latest, parse_profile, stadtteil_rows
+from odp.operations.logs import log
+from odp.spec import Dataset
+
+SETTINGS = {"sender": "", "sender_name": "", "contact": "", "web": "", "feed_days": 7,
+            "alert_max_age": "24h", "alerts": True, "cap_tolerance_m": 10.0}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The situation's inputs: dataset name -> its profile, in configuration order."""
+
+    profiles: dict[str, Profile]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> Inputs:
+        source, where = dataset.source, str(dataset.definition_path)
+        inputs, profiles = source.get("inputs"), source.get("profiles")
+        if not isinstance(inputs, dict) or not inputs or not all(
+                isinstance(v, str) for v in inputs.values()):
+            raise ConfigError(f"{where}: [source.inputs] maps input datasets to their profile")
+        if not isinstance(profiles, dict):
+            raise ConfigError(f"{where}: [source.profiles] is missing")
+        out = {}
+        for name, profile in inputs.items():
+            if profile not in profiles:
+                raise ConfigError(f"{where}: [source.inputs] {name}: no [source.profiles."
+                                  f"{profile}] (known: {', '.join(sorted(profiles))})")
+            if name == dataset.name:
+                raise ConfigError(f"{where}: a situation dataset cannot be its own input")
+            out[name] = parse_profile(profile, profiles[profile], where)
+        return cls(out)
+
+
+def settings(dataset: Dataset) -> dict[str, Any]:
+    """The warning settings of `[source]` with their defaults."""
+    return {k: dataset.source.get(k, v) for k, v in SETTINGS.items()}
+
+
+def read_input(state: Path, name: str, profile: Profile, dataset: str) -> tuple[pd.DataFrame,
+                                                                                  str] | None:
+    """An input's published table (the profile's columns) and its lineage; None when the input
+    was never published."""
+    import pyarrow.parquet as pq
+
+    from odp.sources.derived import input_version
+
+    try:
+        version = input_version(state, name, dataset)
+    except SourceError:
+        return None
+    names = set(pq.read_schema(version.path).names)
+    wanted = profile.columns
+    missing = [c for c in wanted if c not in names and c not in (profile.latitude,
+                                                                profile.longitude)]
+    if missing:
+        raise SourceError(f"{dataset}: input {name}: {version.path.name} has no column "
+                          f"{', '.join(missing)} ([source.profiles.{profile.name}])")
+    frame = pd.read_parquet(version.path, columns=[c for c in wanted if c in names])
+    return frame, version.lineage
+
+
+def situation_rows(dataset: Dataset, state: Path, city: Any) -> pd.DataFrame:
+    """The situation table: the latest row per feature of every published input, plus the
+    Stadtteil rows of profiles with `stadtteile = "nearest"`."""
+    from odp.indicators.situation import units_of
+
+    parts, missing = [], []
+    for name, profile in Inputs.of(dataset).profiles.items():
+        found = read_input(state, name, profile, dataset.name)
+        if found is None:
+            missing.append(name)
+            continue
+        rows = latest(found[0], profile, found[1])
+        parts.append(rows)
+        if profile.stadtteile == "nearest" and len(rows):
+            parts.append(stadtteil_rows(rows, units_of(city)))
+    if missing:
+        log.warning(f"{dataset.name}: inputs not yet published, left out: {', '.join(missing)}",
+                    extra={"dataset": dataset.name, "event": "situation-input-missing"})
+        if len(missing) == len(Inputs.of(dataset).profiles):
+            raise SourceError(f"{dataset.name}: no input published yet ({', '.join(missing)}; "
+                              f"run `odp run {missing[0]}` first)")
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else empty()
+
+
+def as_text(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The rows as raw text, as every source delivers them (times `…Z` in UTC)."""
+    out = pd.DataFrame(index=rows.index)
+    for column in columns:
+        if column not in rows:
+            out[column] = pd.Series(pd.NA, index=rows.index, dtype="string")
+        elif isinstance(rows[column].dtype, pd.DatetimeTZDtype):
+            out[column] = rows[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
+        elif pd.api.types.is_bool_dtype(rows[column]):
+            out[column] = rows[column].map({True: "true", False: "false"}).astype("string")
+        else:
+            out[column] = rows[column].astype("string")
+    return out
+
+
+def situation(dataset: Dataset) -> Any:
+    """The dlt resource of a `situation` dataset (source type registry): the whole table on
+    every run (replace); publish sends CKAN only the rows that changed."""
+    import dlt
+
+    from odp.spec import load_city, state_dir
+
+    Inputs.of(dataset)  # configuration errors before anything runs
+    root = dataset.definition_path.parent.parent
+    columns = [f.name for f in dataset.schema.source_fields]
+
+    @dlt.resource(name=dataset.table_name, write_disposition="replace")
+    def rows() -> Iterator[pd.DataFrame]:
+        table = situation_rows(dataset, state_dir(root), load_city(root))
+        yield as_text(table, columns)
+
+    return rows
