@@ -1,0 +1,44 @@
+"""The CSV resource: the format consumers rely on, whichever writer produced it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from odp.publish.resources import write_csv
+
+EXPECTED = (
+    'id,name,when,value,open,day\n'
+    '1,"Prager Straße, Dresden",2024-03-31T01:00:00Z,12.5,True,2024-03-31\n'
+    '2,"say ""hi""",2024-10-27T00:30:00Z,1e-05,False,2024-10-27\n'
+    "3,'=SUM(A1),2024-10-27T01:30:00Z,,,\n"
+    '4,"two\nlines",2024-12-31T23:00:00Z,3.0,True,2024-12-31\n'
+    '5,,2025-01-01T00:00:00Z,-2.0,False,2025-01-01\n'
+)
+
+
+def _table() -> pd.DataFrame:
+    berlin = pd.to_datetime(["2024-03-31T03:00:00+02:00", "2024-10-27T02:30:00+02:00",
+                             "2024-10-27T02:30:00+01:00", "2025-01-01T00:00:00+01:00",
+                             "2025-01-01T01:00:00+01:00"], utc=True)
+    return pd.DataFrame({
+        "id": pd.array([1, 2, 3, 4, 5], dtype="Int64"),
+        "name": pd.array(["Prager Straße, Dresden", 'say "hi"', "=SUM(A1)", "two\r\nlines",
+                          None], dtype="string"),
+        "when": pd.Series(berlin).dt.as_unit("us"),
+        "value": pd.array([12.5, 0.00001, None, 3.0, -2.0], dtype="Float64"),
+        "open": pd.array([True, False, None, True, False], dtype="boolean"),
+        "day": [pd.Timestamp(d).date() if d else None for d in
+                ("2024-03-31", "2024-10-27", None, "2024-12-31", "2025-01-01")],
+    })
+
+
+def test_the_csv_has_utc_times_plain_numbers_and_quotes_only_where_needed(tmp_path):
+    path = write_csv(_table(), ["id", "name", "when", "value", "open", "day"],
+                     tmp_path / "t.csv")
+    assert path.read_bytes().decode("utf-8") == EXPECTED
+
+
+def test_a_column_of_mixed_objects_is_written_as_its_text(tmp_path):
+    table = pd.DataFrame({"id": [1, 2, 3, 4], "x": pd.Series([1, "a", 2.5, None], dtype=object)})
+    path = write_csv(table, ["id", "x"], tmp_path / "t.csv")
+    assert path.read_text(encoding="utf-8") == "id,x\n1,1\n2,a\n3,2.5\n4,\n"
