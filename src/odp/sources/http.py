@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
@@ -287,6 +288,9 @@ class SourceClient:
             return response.json()
         except ValueError as exc:
             raise json_error(exc, f"{self.dataset}: {url}") from None
+        except RecursionError:
+            raise SourceError(f"{self.dataset}: {url}: malformed JSON: nested deeper than the "
+                              f"parser follows (about {sys.getrecursionlimit()} levels)") from None
 
     def get_bytes(self, url: str, expect: str | None = None) -> bytes:
         return self.get(url, expect=expect).content
