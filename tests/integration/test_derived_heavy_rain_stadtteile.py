@@ -1,12 +1,14 @@
 """Heavy-rain indicators per Stadtteil end to end: `odp run` of the DWD 10-minute precipitation
 (replayed, with the CONSTRUCTED heavy-rain day of Dresden-Klotzsche, see
 tests/integration/test_derived_heavy_rain.py), of heavy-rain-dresden-windows and of
-heavy-rain-dresden-stadtteile (a derived dataset of a derived dataset) into the real local CKAN;
-a second run changes nothing; DCAT-AP.de against GovData's SHACL profiles."""
+heavy-rain-dresden-stadtteile and -stadtteile-current (derived datasets of a derived dataset)
+into the real local CKAN; a second run changes nothing; DCAT-AP.de against GovData's SHACL
+profiles."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 
 from odp.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
@@ -17,22 +19,26 @@ pytestmark = pytest.mark.integration
 
 TEN, WINDOWS = "precipitation-dresden-10min", "heavy-rain-dresden-windows"
 STADTTEILE = "heavy-rain-dresden-stadtteile"
+CURRENT = "heavy-rain-dresden-stadtteile-current"
 
 
 @pytest.fixture(scope="module")
 def runs(portal, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("heavy-rain-stadtteile")
-    root, names = make_project(tmp, [TEN, WINDOWS, STADTTEILE])
+    root, names = make_project(tmp, [TEN, WINDOWS, STADTTEILE, CURRENT])
     windows = root / "pipelines" / f"{names[WINDOWS]}.toml"
     windows.write_text(windows.read_text()  # the 10-minute input only
                        .replace('precipitation-dresden-hourly = "1h"\n', "")
                        .replace(f"\n{TEN} =", f"\n{names[TEN]} ="))
-    path = root / "pipelines" / f"{names[STADTTEILE]}.toml"
-    path.write_text(path.read_text().replace(f"\n{WINDOWS} =", f"\n{names[WINDOWS]} ="))
+    for derived in (STADTTEILE, CURRENT):
+        path = root / "pipelines" / f"{names[derived]}.toml"
+        path.write_text(path.read_text().replace(f"\n{WINDOWS} =", f"\n{names[WINDOWS]} ="))
     with ReplayServer(recordings_with_heavy_rain(tmp), scenario="heavy-rain") as replay:
         env = cli_env(root, tmp / "state", replay.url, portal)
-        first = odp_cli(env, "run", names[STADTTEILE], names[WINDOWS], names[TEN], "--json")
-        again = odp_cli(env, "run", names[TEN], names[WINDOWS], names[STADTTEILE], "--json")
+        first = odp_cli(env, "run", names[CURRENT], names[STADTTEILE], names[WINDOWS],
+                        names[TEN], "--json")
+        again = odp_cli(env, "run", names[TEN], names[WINDOWS], names[STADTTEILE],
+                        names[CURRENT], "--json")
     return names, first, again
 
 
@@ -59,6 +65,24 @@ def test_the_stadtteile_of_klotzsche_are_published_with_its_unwetter(runs, ckan)
         "01051", "unbestimmt", "Cotta")  # 01051's 6 h still hold its recorded -999
 
 
+def test_the_current_situation_is_a_map_of_the_64_stadtteile_with_their_level(runs, ckan):
+    names, *_ = runs
+    assert _search(ckan, names[CURRENT])["total"] == 64
+    package = ckan.action.package_show(id=names[CURRENT])
+    (geojson,) = [r for r in package["resources"] if r.get("odp_role") == "geojson"]
+    features = requests.get(geojson["url"], timeout=60).json()["features"]
+    assert len(features) == 64
+    assert {f["geometry"]["type"] for f in features} <= {"Polygon", "MultiPolygon"}
+    klotzsche = next(f for f in features if f["properties"]["name"] == "Klotzsche")
+    # the newest step, 2024-11-21T06:50Z: the burst of the 20th is out of the 6-hour window
+    # (level 0, both windows complete) but in the 24-hour sum
+    properties = klotzsche["properties"]
+    assert (properties["timestamp"][:16], properties["stations"]) == ("2024-11-21T06:50",
+                                                                     "01048")
+    assert properties["stadtteil"] == "Klotzsche" and properties["stadtbezirk"] == "Klotzsche"
+    assert properties["sum_24h"] >= 34.0
+
+
 def test_a_second_stadtteile_run_is_unchanged_with_no_ckan_writes(runs):
     *_, again = runs
     assert again.returncode == 0, again.stdout + again.stderr
@@ -66,7 +90,8 @@ def test_a_second_stadtteile_run_is_unchanged_with_no_ckan_writes(runs):
         assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
 
 
-def test_dcat_of_the_stadtteile_dataset_has_no_violations(runs, portal):
+def test_dcat_of_both_stadtteile_datasets_has_no_violations(runs, portal):
     names, *_ = runs
-    found = dataset_violations(portal.url, names[STADTTEILE], portal.token())
-    assert found == {p: [] for p in PROFILES}, found
+    for name in (names[STADTTEILE], names[CURRENT]):
+        found = dataset_violations(portal.url, name, portal.token())
+        assert found == {p: [] for p in PROFILES}, (name, found)

@@ -16,7 +16,7 @@ import pytest
 
 from odp.errors import ConfigError
 from odp.extract import extract
-from odp.indicators.areas import compute_districts, parse_config
+from odp.indicators.areas import compute_current, compute_districts, parse_config
 from odp.indicators.heavy_rain import compute_windows
 from odp.indicators.heavy_rain import parse_config as heavy_rain_config
 from odp.publish.changes import row_hashes, write_ledger
@@ -26,6 +26,7 @@ from tests.helpers import REPO, make_project
 from tests.unit.test_indicators_heavy_rain import dresden_10min, heavy_rain_product, series_of
 
 NAME = "heavy-rain-dresden-stadtteile"
+CURRENT = "heavy-rain-dresden-stadtteile-current"
 TEN = 10 * 60 * 10**9
 # Metadaten_Geographie_<id>.txt of the recorded zips: latitude, longitude
 POSITIONS = {"01048": (51.1278, 13.7543), "01050": (51.0221, 13.8470),
@@ -166,3 +167,46 @@ def test_rows_older_than_keep_days_are_dropped_as_new_steps_arrive(tmp_path, mon
     assert set(sent.timestamp) == {"2024-11-21T06:50:00Z"} and len(sent) == 64
     assert len(done.table) == 72 * 64  # 18:50 aged out: deleted
     assert min(done.table.timestamp) == "2024-11-20T19:00:00Z"
+
+
+# --- the current situation: one row per Stadtteil, with its polygon --------------------------
+
+
+def test_the_current_situation_is_one_row_per_stadtteil_at_the_newest_step():
+    rows = windows()
+    ns = rows.timestamp.dt.as_unit("ns").astype("int64")
+    end = int(ns.max())
+    found = compute_current(rows, TEN, {s: [(end, end + 1)] for s in POSITIONS}, end,
+                            config()).rows.set_index("name")
+    assert len(found) == 64 and found.index.is_unique
+    assert set(found.timestamp) == {pd.Timestamp("2024-11-21T06:50Z")}  # the newest step
+    # Klotzsche's 72 h at 06:50 still hold the constructed burst of 34.0 mm (14:00–15:20)
+    klotzsche = found.loc["Klotzsche"]
+    assert klotzsche.nummer == "31" and klotzsche.stations == "01048"
+    assert klotzsche.sum_72h >= 34.0
+    import shapely
+
+    polygon = shapely.from_wkt(klotzsche.geometry_wkt)  # EPSG:25833, to 0.1 m
+    districts = config().districts
+    own = districts.geoms[list(districts.codes).index("31")]
+    assert polygon.geom_type in {"Polygon", "MultiPolygon"}
+    assert shapely.area(shapely.symmetric_difference(polygon, own)) < 1e-4 * own.area
+
+
+def test_a_new_step_replaces_each_stadtteil_row_instead_of_adding_one(tmp_path, monkeypatch):
+    root, names = make_project(tmp_path, [CURRENT])
+    source = names[CURRENT].split("-")[0] + "-windows"
+    path = root / "pipelines" / f"{names[CURRENT]}.toml"
+    path.write_text(path.read_text().replace("\nheavy-rain-dresden-windows =", f"\n{source} ="))
+    state = tmp_path / "state"
+    monkeypatch.setenv("ODP_PROJECT", str(root))
+    monkeypatch.setenv("ODP_STATE_DIR", str(state))
+    rows = windows()
+    write_ledger(state, source, _ledger(rows[rows.timestamp < pd.Timestamp("2024-11-21T06:50Z")]))
+    done = extract(load_dataset(names[CURRENT], root), state)
+    assert len(done.table) == 64 and set(done.table.timestamp) == {"2024-11-21T06:40:00Z"}
+    write_ledger(state, source, _ledger(rows))  # 06:50 arrives
+    done = extract(load_dataset(names[CURRENT], root), state)
+    sent = done.table[done.table["_dlt_load_id"] == done.load_id]
+    assert len(sent) == 64 and len(done.table) == 64  # replaced on the key, none added
+    assert set(done.table.timestamp) == {"2024-11-21T06:50:00Z"}

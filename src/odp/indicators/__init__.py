@@ -41,6 +41,9 @@ INDICATORS: dict[str, tuple[str, ...]] = {
     "heavy_rain_districts": ("odp.indicators.areas:compute_districts",
                              "odp.indicators.areas:parse_config", "heavy_rain_stadtteile",
                              "city"),
+    "heavy_rain_districts_current": ("odp.indicators.areas:compute_current",
+                                     "odp.indicators.areas:parse_config",
+                                     "heavy_rain_stadtteile", "city"),
 }
 
 

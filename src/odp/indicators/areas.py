@@ -190,14 +190,36 @@ COLUMNS = ["timestamp", "stations", "sum_1h", "sum_6h", "sum_24h", "sum_72h", "c
            "completeness_6h", "completeness_24h", "completeness_72h", "level", "level_name"]
 
 
+def _district_rows(rows: pd.DataFrame, table: pd.DataFrame, frame: pd.DataFrame,
+                   config: AreaConfig) -> pd.DataFrame:
+    """Rows per district and time step within each district's [lo, hi] of `frame` (district
+    index, lo, hi in ns), with the district's index in column `district`."""
+    ns = rows["timestamp"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
+    joined = (rows.assign(_ns=ns.to_numpy()).merge(table, left_on="station_id",
+                                                   right_on="station")
+              .merge(frame, on="district"))
+    joined = joined[(joined["_ns"] >= joined["lo"]) & (joined["_ns"] <= joined["hi"])]
+    if joined.empty:
+        return pd.DataFrame(columns=["district", *COLUMNS])
+    out = _aggregate(joined.drop(columns=["lo", "hi"]), config)
+    out["stations"] = out["district"].map(_label(table))
+    out["level"] = pd.array(out["level"], dtype="Float64").astype("Int64")
+    return out[["district", *COLUMNS]]
+
+
+def _stations_and_weights(series: pd.DataFrame,
+                          config: AreaConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = series[series["resolution"] == config.resolution]
+    stations, x, y = _positions(rows, config.districts.crs)
+    return rows, weights(stations, x, y, config)
+
+
 def compute_districts(series: pd.DataFrame, step: int,
                       changed: Mapping[str, list[tuple[int, int]]], grid_end: int,
                       config: AreaConfig) -> Computed:
     """The district rows the changed station intervals touch, within the last keep_days days
     (older rows are dropped: a span from the epoch to the cutoff holds none)."""
-    rows = series[series["resolution"] == config.resolution]
-    stations, x, y = _positions(rows, config.districts.crs)
-    table = weights(stations, x, y, config)
+    rows, table = _stations_and_weights(series, config)
     cutoff = grid_end - int(config.keep_days * DAY) + 1  # the last keep_days: (end − d, end]
     wanted = _spans(changed, table, step, cutoff)
     codes = config.districts.codes
@@ -205,17 +227,42 @@ def compute_districts(series: pd.DataFrame, step: int,
     spans += [(str(codes[d]), lo, hi) for d, found in wanted.items() for lo, hi in found]
     frame = pd.DataFrame([(d, lo, hi) for d, found in wanted.items() for lo, hi in found],
                          columns=["district", "lo", "hi"])
-    ns = rows["timestamp"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
-    joined = (rows.assign(_ns=ns.to_numpy()).merge(table, left_on="station_id",
-                                                   right_on="station")
-              .merge(frame, on="district"))
-    joined = joined[(joined["_ns"] >= joined["lo"]) & (joined["_ns"] <= joined["hi"])]
-    if joined.empty:
-        out = pd.DataFrame(columns=[*config.districts.columns.columns, *COLUMNS])
-        return Computed(out, spans_frame(spans))
-    out = _aggregate(joined.drop(columns=["lo", "hi"]), config)
-    out["stations"] = out["district"].map(_label(table))
-    out["level"] = pd.array(out["level"], dtype="Float64").astype("Int64")
+    out = _district_rows(rows, table, frame, config)
     named = config.districts.columns.iloc[out["district"].to_numpy()].reset_index(drop=True)
-    result = pd.concat([named, out[COLUMNS]], axis=1)
+    result = pd.concat([named, out[COLUMNS].reset_index(drop=True)], axis=1)
+    return Computed(result, spans_frame(spans))
+
+
+# --- the current situation -----------------------------------------------------------------------
+
+FAR = 2**62  # a span's end beyond any time
+
+
+def compute_current(series: pd.DataFrame, step: int,
+                    changed: Mapping[str, list[tuple[int, int]]], grid_end: int,
+                    config: AreaConfig) -> Computed:
+    """One row per district: its newest time step (the newest any of its stations has), with
+    the district's polygon (WKT in the city's CRS) — replaced whenever a station of it changed.
+    Columns `nummer`, `name` (the district's code and name) and `geometry_wkt`."""
+    import shapely
+
+    rows, table = _stations_and_weights(series, config)
+    ns = rows["timestamp"].dt.tz_convert("UTC").dt.as_unit("ns").astype("int64")
+    newest = ns.groupby(rows["station_id"].astype(str)).max()
+    touched = table[table["station"].isin([str(s) for s in changed])]
+    latest = touched.assign(t=touched["station"].map(newest)).groupby("district")["t"].max()
+    latest = latest.dropna().astype("int64")
+    frame = pd.DataFrame({"district": latest.index, "lo": latest.to_numpy(),
+                          "hi": latest.to_numpy()})
+    codes = config.districts.codes
+    spans = [(str(codes[d]), 0, FAR) for d in sorted(set(touched["district"]))]
+    out = _district_rows(rows, table, frame, config).reset_index(drop=True)
+    index = out["district"].to_numpy(dtype=int)
+    columns = config.districts.columns
+    result = pd.DataFrame({
+        "nummer": pd.array(codes[index], dtype="string"),
+        "name": pd.array(columns.iloc[index, 1].to_numpy(), dtype="string"),
+        **{c: out[c] for c in COLUMNS},
+        "geometry_wkt": shapely.to_wkt(config.districts.geoms[index], rounding_precision=1),
+    })
     return Computed(result, spans_frame(spans))
