@@ -1,4 +1,4 @@
-"""A source that needs a token, and a portal token that may not write.
+"""A source that needs a token, a portal token that may not write, and CKAN's refusals.
 
 - The VVO stop list behind a query token (`[source.auth] query_param`, the token in an
   environment variable): without it the run is a configuration error naming the variable, a
@@ -8,6 +8,7 @@
   the right to update the dataset (a second user, no member of the organisation) or was
   revoked writes nothing — the DataStore table is unchanged although the COPY path needs no
   token — and exits ≠ 0; the same run with a valid token then writes the change.
+- CKAN refusing what is sent is classified: a taken name (exit 9), an invalid field (exit 8).
 
 The recording is CONSTRUCTED from REAL rows: the first 300 stops of the recorded VVO list,
 served only to a request carrying the token (odp.replay `require`)."""
@@ -21,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from odp.errors import CkanValidationError, NameConflictError
+from odp.publish.portal import Portal
 from odp.replay import ReplayServer
+from odp.spec import load_city
 from tests.helpers import RECORDINGS, cli_env, cli_report, make_project, odp_cli, table_resource
 
 pytestmark = pytest.mark.integration
@@ -142,7 +146,8 @@ def tokens(ckan):
     weak = ckan.action.api_token_create(user=reader, name="odp-test")["token"]
     revoked = ckan.action.api_token_create(user="odp-admin", name="odp-test-revoked")["token"]
     ckan.action.api_token_revoke(token=revoked)
-    return {"under-privileged": weak, "revoked": revoked}
+    yield {"under-privileged": weak, "revoked": revoked}
+    ckan.action.user_delete(id=reader)
 
 
 @pytest.mark.parametrize("which", ["under-privileged", "revoked"])
@@ -179,3 +184,28 @@ def test_the_same_change_with_a_valid_token_is_written(runs, project, ckan, toke
     assert done.returncode == 0 and report["updated"] == 1, report
     assert report["write_calls"] >= 1
     assert _stop_name(ckan, name) == ("Bahnhof Mitte (valid)", ROWS)
+
+
+# --- CKAN's refusals, classified ------------------------------------------------------------
+
+
+def _portal(project, monkeypatch) -> Portal:
+    for key in ("ODP_CKAN_URL", "CKAN_API_TOKEN"):
+        monkeypatch.setenv(key, project["env"][key])
+    return Portal(load_city(project["root"]))
+
+
+def test_creating_a_dataset_whose_name_is_taken_is_a_name_conflict(runs, project, monkeypatch):
+    portal = _portal(project, monkeypatch)
+    with pytest.raises(NameConflictError) as taken:
+        portal.call("package_create", name=project["name"], title="x")
+    assert taken.value.exit_code == 9 and "\n" not in str(taken.value)
+    assert str(taken.value).startswith(f"CKAN refused 'package_create' for {project['name']}: "
+                                       "name: ")
+
+
+def test_an_invalid_field_is_a_validation_error_naming_it(runs, project, monkeypatch):
+    portal = _portal(project, monkeypatch)
+    with pytest.raises(CkanValidationError) as invalid:
+        portal.call("package_patch", id=project["name"], name="Not A Valid Name!")
+    assert type(invalid.value).exit_code == 8 and "name: " in str(invalid.value)

@@ -129,14 +129,15 @@ def test_a_full_disk_inside_dlt_is_disk_full(tmp_path):
     assert str(error).startswith("transit-stops-vvo: extract: disk full")
 
 
-def test_a_taken_name_is_a_name_conflict_and_still_ckans_validation_error():
-    refused = ValidationError({"name": ["That URL is already in use."],
-                               "__type": "Validation Error"})
+@pytest.mark.parametrize("words", ["That URL is already in use.",
+                                   "Diese URL ist bereits vergeben."])
+def test_a_taken_name_is_a_name_conflict_and_still_ckans_validation_error(words):
+    refused = ValidationError({"name": [words], "__type": "Validation Error"})
     error = _refusal("package_create", {"name": "schools-dresden"}, refused)
     assert isinstance(error, NameConflictError) and isinstance(error, ValidationError)
     assert error.exit_code == 9 and error.error_dict["name"]
-    assert str(error).startswith("CKAN refused 'package_create' for schools-dresden: name: "
-                                 "That URL is already in use. (the name is taken")
+    assert str(error).startswith(f"CKAN refused 'package_create' for schools-dresden: name: "
+                                 f"{words} (the name is taken")
 
 
 def test_another_refusal_is_a_validation_error_naming_each_field_on_one_line():

@@ -39,7 +39,8 @@ READ_ACTIONS = frozenset(
 USER_AGENT = "odp/0.1 (city open-data pipelines)"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ALLOW_HTTP_ENV = "ODP_CKAN_ALLOW_HTTP"
-_TAKEN = ("already in use", "already exists")  # CKAN's words for a name that is taken
+# CKAN's words for a name that is taken (English, German); else the name is looked up
+_TAKEN = ("already in use", "already exists", "bereits vergeben", "bereits verwendet")
 # Actions that create an object: when the answer is lost (5xx or a broken connection, maybe
 # after CKAN committed), the object is looked up before the request is sent again.
 CREATE_ACTIONS = frozenset({"package_create", "resource_create", "organization_create",
@@ -119,9 +120,10 @@ def _allow_http(city: City) -> bool:
     return city.portal.get("allow_http") is True
 
 
-def _refusal(action: str, data: dict[str, Any], exc: Any) -> Exception:
-    """CKAN's ValidationError as one line, classified: a taken name or another refusal. The
-    error is both ours and ckanapi's ValidationError (with its `error_dict`)."""
+def _refusal(action: str, data: dict[str, Any], exc: Any, taken: bool = False) -> Exception:
+    """CKAN's ValidationError as one line, classified: a taken name (`taken`, or CKAN's words
+    for it) or another refusal. The error is both ours and ckanapi's ValidationError (with
+    its `error_dict`)."""
     errors = exc.error_dict if isinstance(getattr(exc, "error_dict", None), dict) else {}
     reasons = []
     for field, problem in errors.items():
@@ -132,7 +134,8 @@ def _refusal(action: str, data: dict[str, Any], exc: Any) -> Exception:
     what = data.get("name") or data.get("id") or data.get("resource_id") or ""
     subject = f" for {what}" if what else ""
     message = f"CKAN refused '{action}'{subject}: {'; '.join(reasons) or one_line(str(exc))}"
-    taken = any(word in str(errors.get("name", "")).lower() for word in _TAKEN)
+    taken = "name" in errors and (taken or any(word in str(errors["name"]).lower()
+                                               for word in _TAKEN))
     base = NameConflictError if taken else CkanValidationError
     if taken:
         message += " (the name is taken: a deleted dataset still holding it is purged by an " \
@@ -201,7 +204,7 @@ class Portal:
             except errors.NotFound:
                 raise
             except errors.ValidationError as exc:
-                raise _refusal(action, data, exc) from None
+                raise _refusal(action, data, exc, self._name_taken(action, data, exc)) from None
             except errors.NotAuthorized:
                 raise PublishError(
                     f"CKAN at {self.url} refused '{action}': the API token is wrong or lacks "
@@ -255,6 +258,20 @@ class Portal:
         package = self.show("package_show", package_id) or {}
         return next((r for r in package.get("resources", []) if r.get("odp_role") == role),
                     None)
+
+    def _name_taken(self, action: str, data: dict[str, Any], exc: Any) -> bool:
+        """Whether a create refused for its `name` failed because an object holds the name
+        (asked of CKAN: its messages are translated)."""
+        if (not action.endswith("_create") or not data.get("name")
+                or "name" not in (getattr(exc, "error_dict", None) or {})):
+            return False
+        show = action.replace("_create", "_show")
+        if show not in READ_ACTIONS:
+            return False
+        try:
+            return self.show(show, str(data["name"])) is not None
+        except PublishError:  # not allowed to see it (a private or deleted dataset): it exists
+            return True
 
     def may_update(self, resource_id: str) -> None:
         """Raise PublishError unless the token may write the resource's DataStore table (and
