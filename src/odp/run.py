@@ -283,10 +283,12 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
                   ) -> tuple[Georeferenced, ValidationResult]:
     """Georeference the valid rows; rows it rejects ((0, 0), swapped axes, far outside the
     city) are quarantined and handed to the result, numbered as rows of the delivered batch."""
-    from odp.georeference import georeference
+    from odp.georeference import check_filled, georeference
     from odp.validate.gate import with_rejections
 
     located = georeference(result.valid, dataset, city)
+    if dataset.georeference:
+        check_filled(located.table, dataset)  # a derived field no rule fills: ConfigError
     report.georeferenced, report.in_city = located.located, located.in_city
     report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
     if located.rejected.empty:

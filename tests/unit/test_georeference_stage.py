@@ -220,3 +220,21 @@ def test_projected_output_columns_are_rounded_to_a_millimetre():
         assert (values == values.round(3)).all()  # no 5701472.482999999
         assert abs(values - exact).max() <= 0.0005 + 1e-9
     assert got["easting"].iloc[1] == pytest.approx(411609.46, abs=0.001)
+
+
+
+def test_a_schema_field_georeferencing_is_to_fill_but_does_not_is_a_config_error(tmp_path):
+    from odp.run import RunReport, _georeference
+    from odp.validate import QuarantineStore, validate_batch
+
+    # The schools' schema asks for geocode_quality; without `address` nothing fills it.
+    rule = {k: v for k, v in SCHOOLS.georeference.items() if k != "address"}
+    spec = _with_rule(**rule)
+    batch = _points([13.7416], [51.0519]).astype("string")
+    result = validate_batch(batch, spec, "r1")
+    with pytest.raises(ConfigError, match=r"schools-dresden\.toml: the schema's field "
+                                          r"'geocode_quality' is odp:derived \"georeference\", "
+                                          r"but \[georeference\] fills no such column \(it fills: "
+                                          r".*easting, northing"):
+        _georeference(spec, CITY, batch, result, QuarantineStore(tmp_path),
+                      RunReport(run_id="r1", dataset=spec.name))

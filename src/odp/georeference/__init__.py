@@ -9,11 +9,12 @@ districts it lies in (configured per dataset in `[georeference]`, reference laye
 
 from odp.georeference.districts import DistrictIndex
 from odp.georeference.output import covered_districts, spatial_extent, to_geojson
-from odp.georeference.stage import Georeferenced, georeference
+from odp.georeference.stage import Georeferenced, check_filled, georeference
 
 __all__ = [
     "DistrictIndex",
     "Georeferenced",
+    "check_filled",
     "covered_districts",
     "georeference",
     "spatial_extent",

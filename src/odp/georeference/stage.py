@@ -227,6 +227,19 @@ def _floats(column: pd.Series) -> np.ndarray:
         dtype=float, na_value=np.nan)
 
 
+def check_filled(table: pd.DataFrame, dataset: Dataset) -> None:
+    """Every schema field this stage is to fill is filled: a field the rule gives no column for
+    (e.g. `geocode_quality` without `address`) is a configuration error, named, before any
+    write."""
+    wanted = [f.name for f in dataset.schema.fields if f.derived == "georeference"]
+    if missing := [name for name in wanted if name not in table.columns]:
+        delivered = {f.name for f in dataset.schema.source_fields}
+        made = ", ".join(c for c in table.columns if c not in delivered) or "-"
+        raise ConfigError(
+            f"{dataset.definition_path}: the schema's field '{missing[0]}' is odp:derived "
+            f"\"georeference\", but [georeference] fills no such column (it fills: {made})")
+
+
 def _require(table: pd.DataFrame, column: str, dataset: Dataset) -> None:
     if column not in table.columns:
         raise ConfigError(f"{dataset.definition_path}: georeference column '{column}' missing")
