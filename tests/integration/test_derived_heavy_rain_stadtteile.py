@@ -1,7 +1,7 @@
 """Heavy-rain indicators per Stadtteil end to end: `odp run` of the DWD 10-minute precipitation
 (replayed, with the CONSTRUCTED heavy-rain day of Dresden-Klotzsche, see
 tests/integration/test_derived_heavy_rain.py), of heavy-rain-dresden-windows and of
-heavy-rain-dresden-stadtteile and -stadtteile-current (derived datasets of a derived dataset)
+heavy-rain-dresden-stadtteile and heavy-rain-dresden-current (derived datasets of a derived one)
 into the real local CKAN; a second run changes nothing; DCAT-AP.de against GovData's SHACL
 profiles."""
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 TEN, WINDOWS = "precipitation-dresden-10min", "heavy-rain-dresden-windows"
 STADTTEILE = "heavy-rain-dresden-stadtteile"
-CURRENT = "heavy-rain-dresden-stadtteile-current"
+CURRENT = "heavy-rain-dresden-current"
 
 
 @pytest.fixture(scope="module")

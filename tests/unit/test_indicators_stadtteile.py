@@ -26,7 +26,7 @@ from tests.helpers import REPO, make_project
 from tests.unit.test_indicators_heavy_rain import dresden_10min, heavy_rain_product, series_of
 
 NAME = "heavy-rain-dresden-stadtteile"
-CURRENT = "heavy-rain-dresden-stadtteile-current"
+CURRENT = "heavy-rain-dresden-current"
 TEN = 10 * 60 * 10**9
 # Metadaten_Geographie_<id>.txt of the recorded zips: latitude, longitude
 POSITIONS = {"01048": (51.1278, 13.7543), "01050": (51.0221, 13.8470),
