@@ -36,8 +36,8 @@ def made():
     events = crossings(windows("01048", [0, 2, 3, 2, 0], KLOTZSCHE), profile)
     names = dict(zip(units.codes, units.names, strict=True))
     klotzsche = next(c for c, n in names.items() if n == "Klotzsche")
-    areas = {("starkregen", "01048"): [klotzsche]}
-    warnings = cap.warnings_of(events, {"starkregen": profile}, areas, "umweltamt@dresden.de",
+    areas = {("heavy_rain", "01048"): [klotzsche]}
+    warnings = cap.warnings_of(events, {"heavy_rain": profile}, areas, "umweltamt@dresden.de",
                                "situation-dresden", "Europe/Berlin")
     shapes = cap.polygons(units, 10.0)
     feed = cap.feed(warnings, "umweltamt@dresden.de", {"sender_name": "Umweltamt"}, shapes,

@@ -193,15 +193,15 @@ def feed(warnings: Sequence[Warning], sender: str, settings: Mapping[str, Any],
 def warnings_of(events: pd.DataFrame, profiles: Mapping[str, Profile],
                 areas: Mapping[tuple[str, str], Sequence[str]], sender: str, dataset: str,
                 zone: str) -> list[Warning]:
-    """CAP warnings of the crossings (events in time order per series; `profiles` by topic,
-    `areas` by (topic, feature id))."""
+    """CAP warnings of the crossings (events in time order per series; `profiles` by name,
+    `areas` by (profile name, feature id))."""
     from odp.indicators.situation import msg_types, previous_in_series
 
     records = events.to_dict("records")
     types, previous = msg_types(events), previous_in_series(events)
     out: list[Warning] = []
     for record, msg_type, before in zip(records, types, previous, strict=True):
-        profile = profiles[record["topic"]]
+        profile = profiles[record["profile"]]
         sent = cap_time(record["timestamp"], zone)
         ident = identifier(sender, dataset, record)
         reference, before_name = "", ""
@@ -211,6 +211,6 @@ def warnings_of(events: pd.DataFrame, profiles: Mapping[str, Profile],
             before_name = str(earlier.event["to_name"])
         headline, description = texts(record, profile, msg_type, before_name, zone)
         out.append(Warning(ident, sent, msg_type, reference, headline, description, record,
-                           profile, tuple(areas.get((record["topic"], record["feature_id"]),
+                           profile, tuple(areas.get((record["profile"], record["feature_id"]),
                                                     ()))))
     return out

@@ -22,6 +22,11 @@ configuration:
     warn_from = 2                # a level >= 2 is a warning; entering/leaving one is an event
     stadtteile = "nearest"       # Stadtteil rows from the nearest station (Thiessen polygons)
     area = "nearest"             # a warning's Stadtteile: nearest | contains | all | [codes]
+    warnings = true              # its crossings are warnings (false: shown, not warned twice)
+
+Rows of a `feature = "stadtteil"` input take the place of those a `stadtteile = "nearest"`
+profile of the same topic and parameter makes (the nearest rule is the fallback until the
+per-Stadtteil dataset is published).
 
 A missing level (undetermined) never starts or ends a warning: the last known one holds.
 """
@@ -44,8 +49,8 @@ CATEGORIES = ("Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "E
               "Transport", "Infra", "CBRNE", "Other")
 COLUMNS = ["topic", "feature", "feature_id", "parameter", "name", "timestamp", "value", "unit",
            "level", "level_name", "warning", "from_station", "latitude", "longitude", "input"]
-EVENT_COLUMNS = ["topic", "feature", "feature_id", "parameter", "name", "timestamp", "value",
-                 "level", "from_level", "to_level", "to_name", "direction", "latitude",
+EVENT_COLUMNS = ["profile", "topic", "feature", "feature_id", "parameter", "name", "timestamp",
+                 "value", "level", "from_level", "to_level", "to_name", "direction", "latitude",
                  "longitude"]
 
 
@@ -73,6 +78,7 @@ class Profile:
     stadtteile: str | None = None  # "nearest": Stadtteil rows from this input's stations
     area: str | tuple[str, ...] = "nearest"
     cap: Mapping[str, Any] = field(default_factory=dict)
+    warnings: bool = True
 
     @property
     def columns(self) -> list[str]:
@@ -125,7 +131,7 @@ def _cap(value: Any, where: str) -> dict[str, Any]:
 
 KNOWN_KEYS = {"topic", "title", "feature", "id", "name", "time", "value", "parameter",
               "parameter_column", "unit", "level", "level_name", "latitude", "longitude", "where",
-              "warn_from", "stadtteile", "area", "cap"}
+              "warn_from", "stadtteile", "area", "cap", "warnings"}
 
 
 def parse_profile(name: str, table: Mapping[str, Any], where: str) -> Profile:
@@ -145,6 +151,8 @@ def parse_profile(name: str, table: Mapping[str, Any], where: str) -> Profile:
         raise ConfigError(f"{where} warn_from: a level >= 1 is needed (got {warn_from!r})")
     if not isinstance(table.get("where", {}), dict):
         raise ConfigError(f"{where} where: a table of column = value is needed")
+    if not isinstance(table.get("warnings", True), bool):
+        raise ConfigError(f"{where} warnings: true or false (got {table['warnings']!r})")
     return Profile(
         name=name, topic=_text(table, "topic", where), title=_text(table, "title", where),
         feature=feature, id=_text(table, "id", where), time=_text(table, "time", where),
@@ -159,7 +167,8 @@ def parse_profile(name: str, table: Mapping[str, Any], where: str) -> Profile:
         where=dict(table.get("where", {})), warn_from=warn_from, stadtteile=stadtteile,
         area=_area(table.get("area", "contains" if feature == "stadtteil" else "nearest"),
                    where),
-        cap=_cap(table.get("cap"), where))  # fmt: skip
+        cap=_cap(table.get("cap"), where),
+        warnings=bool(table.get("warnings", True)))  # fmt: skip
 
 
 # --- the latest row per feature -------------------------------------------------------------
@@ -282,6 +291,23 @@ def stadtteil_rows(stations: pd.DataFrame, units: Units) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)[COLUMNS] if out else empty()
 
 
+KEY = ["topic", "feature", "feature_id", "parameter"]
+
+
+def combined(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The parts as one table, one row per key: a Stadtteil input's row wins over the one the
+    nearest station gave (`from_station` set), otherwise the first part's."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return empty()
+    rows = pd.concat(parts, ignore_index=True)
+    fallback = rows["from_station"].notna().to_numpy(bool) & (
+        rows["feature"] == "stadtteil").to_numpy(bool)
+    order = np.argsort(fallback, kind="stable")  # real rows first, in the given order
+    rows = rows.iloc[order].drop_duplicates(KEY, keep="first")
+    return rows.sort_index(kind="stable").reset_index(drop=True)
+
+
 def empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
 
@@ -352,7 +378,7 @@ def _events(rows: pd.DataFrame, profile: Profile, before: np.ndarray, after: np.
             level: np.ndarray, at: np.ndarray) -> pd.DataFrame:
     names = _column(rows, profile.level_name).astype("string")
     return pd.DataFrame({
-        "topic": profile.topic, "feature": profile.feature,
+        "profile": profile.name, "topic": profile.topic, "feature": profile.feature,
         "feature_id": rows[profile.id].astype("string").to_numpy(),
         "parameter": (rows[profile.parameter_column].astype("string").to_numpy() if
                       profile.parameter_column else profile.parameter),
@@ -374,8 +400,8 @@ def msg_types(events: pd.DataFrame) -> list[str]:
             for a, b in zip(events["from_level"], events["to_level"], strict=True)]
 
 
-def previous_in_series(events: pd.DataFrame, keys: Sequence[str] = ("topic", "feature_id",
-                                                                     "parameter")) -> list[int]:
+def previous_in_series(events: pd.DataFrame, keys: Sequence[str] = (
+        "topic", "feature", "feature_id", "parameter")) -> list[int]:
     """Per event the index of the event before it in the same series (-1 for the first)."""
     out, last = [], {}
     for i, key in enumerate(zip(*(events[k] for k in keys), strict=True)):

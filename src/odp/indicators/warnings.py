@@ -83,14 +83,14 @@ def warnings_for(dataset: Dataset, state: Path, city: Any, units: Units) -> list
     parts, profiles, where = [], {}, {}
     for name, profile in Inputs.of(dataset).profiles.items():
         found = read_input(state, name, profile, dataset.name)
-        if found is None:
+        if found is None or not profile.warnings:
             continue
-        profiles[profile.topic] = profile
+        profiles[profile.name] = profile
         events = crossings(found[0], profile)
         if len(events):
             parts.append(events)
             for feature, codes in areas(profile, latest(found[0], profile, ""), units).items():
-                where[(profile.topic, feature)] = codes
+                where[(profile.name, feature)] = codes
     if not parts:
         return []
     events = pd.concat(parts, ignore_index=True)

@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
-from odp.indicators.situation import Profile, empty, latest, parse_profile, stadtteil_rows
+from odp.indicators.situation import Profile, combined, latest, parse_profile, stadtteil_rows
 from odp.operations.logs import log
 from odp.spec import Dataset
 
@@ -110,6 +111,8 @@ def situation_rows(dataset: Dataset, state: Path, city: Any) -> pd.DataFrame:
             missing.append(name)
             continue
         rows = latest(found[0], profile, found[1])
+        if profile.feature == "stadtteil" and len(rows):
+            rows = inside_points(rows, units_of(city))
         parts.append(rows)
         if profile.stadtteile == "nearest" and len(rows):
             parts.append(stadtteil_rows(rows, units_of(city)))
@@ -119,8 +122,22 @@ def situation_rows(dataset: Dataset, state: Path, city: Any) -> pd.DataFrame:
         if len(missing) == len(Inputs.of(dataset).profiles):
             raise SourceError(f"{dataset.name}: no input published yet ({', '.join(missing)}; "
                               f"run `odp run {missing[0]}` first)")
-    parts = [p for p in parts if len(p)]
-    return pd.concat(parts, ignore_index=True) if parts else empty()
+    return combined(parts)
+
+
+def inside_points(rows: pd.DataFrame, units: Any) -> pd.DataFrame:
+    """Stadtteil rows without a position get a point inside their Stadtteil (for the map and
+    the georeference), and their name from the boundary file when the input has none."""
+    index = {str(c): i for i, c in enumerate(units.codes)}
+    at = rows["feature_id"].astype("string").map(index)
+    known = at.notna().to_numpy(bool)
+    rows = rows.copy()
+    for column, values in (("longitude", units.lon), ("latitude", units.lat)):
+        empty = rows[column].isna().to_numpy(bool) & known
+        rows.loc[empty, column] = np.round(values[at[empty].astype(int).to_numpy()], 6)
+    names = rows["name"].isna().to_numpy(bool) & known
+    rows.loc[names, "name"] = units.names[at[names].astype(int).to_numpy()]
+    return rows
 
 
 def as_text(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
