@@ -402,6 +402,13 @@ def test_run_order_puts_inputs_before_the_datasets_derived_from_them():
                                       "heavy-rain-dresden-windows"]
 
 
+def test_run_order_puts_the_situation_after_every_indicator_it_reads():
+    names = ["situation-dresden", "heavy-rain-dresden-stadtteile", "heavy-rain-dresden-windows"]
+    assert run_order(names, REPO)[-1] == "situation-dresden"
+    assert run_order(["situation-dresden", "heavy-rain-dresden-windows"], REPO) == [
+        "heavy-rain-dresden-windows", "situation-dresden"]
+
+
 def test_no_python_loop_runs_per_row_so_a_year_of_10_minute_values_is_quick():
     # 3 stations × 1 year of 10-minute values (157,680 rows), computed from scratch
     stamps = pd.date_range("2023-01-01T00:10Z", periods=52_560, freq="10min")

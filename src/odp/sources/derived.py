@@ -508,8 +508,9 @@ def _value(given: Any, where: str) -> str | list[str]:
 
 
 def inputs_of(dataset: Any) -> list[str]:
-    """The datasets a dataset is derived from (none unless its source type is `derived`)."""
-    if dataset.source.get("type") != "derived":
+    """The datasets a dataset is computed from (the `[source.inputs]` of the source types that
+    read other datasets' published tables: `derived` and `situation`)."""
+    if dataset.source.get("type") not in ("derived", "situation"):
         return []
     return list((dataset.source.get("inputs") or {}).keys())
 
