@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Iterator
 from typing import Any, get_type_hints
 
 from odp.errors import ConfigError
@@ -62,11 +63,12 @@ def source_arguments(dataset: Dataset, factory: Any) -> dict[str, Any]:
     """The `[source]` table as the factory's keyword arguments, each checked against its type."""
     import pydantic
 
+    where = f"{dataset.definition_path}: [source]"
+    refuse_userinfo(dataset.source, where)
     params = {n: p for n, p in inspect.signature(factory).parameters.items()
               if p.kind is inspect.Parameter.KEYWORD_ONLY}
     if not params:
         return {}
-    where = f"{dataset.definition_path}: [source]"
     given = {k: v for k, v in dataset.source.items() if k not in SHARED_KEYS}
     if unknown := sorted(set(given) - set(params)):
         known = ", ".join(sorted(set(params) - {"http"}))
@@ -87,3 +89,43 @@ def source_arguments(dataset: Dataset, factory: Any) -> dict[str, Any]:
         elif param.default is inspect.Parameter.empty:
             raise ConfigError(f"{where} needs '{name}'")
     return args
+
+
+def refuse_userinfo(source: dict[str, Any], where: str) -> None:
+    """ConfigError for any string of the `[source]` table (nested tables and lists too) that is
+    a URL with userinfo (`scheme://user:password@host/…`): credentials belong in
+    `[source.auth]`, read from the environment or a secrets file, never in the definition."""
+    for key, text in _strings(source, ""):
+        if _has_userinfo(text):
+            from odp.redact import redact_url
+
+            raise ConfigError(
+                f"{where} {key}: {redact_url(text)} carries credentials in the URL "
+                "(user:password@): refused; say where they are in [source.auth] instead "
+                "(basic_user / basic_password_env, a header or query_param with value_env or "
+                "value_file)")
+
+
+def _strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
+    """Every string in a TOML value, with its key path (`files[0].url`)."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _strings(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{key}[{index}]")
+
+
+def _has_userinfo(text: str) -> bool:
+    """Whether a string parses as a URL (`scheme://host…`) whose authority holds an `@`."""
+    from urllib.parse import urlsplit
+
+    if "://" not in text or "@" not in text:
+        return False
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:
+        return False
+    return bool(parts.scheme and parts.netloc and "@" in parts.netloc)
