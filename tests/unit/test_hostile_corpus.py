@@ -26,11 +26,12 @@ from odp.sources.complete import load_json
 from odp.sources.dwd_cdc import parse_station_list, read_archive
 from odp.sources.features import feature_table
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.json_records import flatten
+from odp.sources.json_records import RecordShape, flatten
 from odp.sources.pegelonline import measurements_of
 from odp.sources.pegelonline_gauges import station_list
 from odp.sources.sensor_community import archive_frame, live_frame
 from odp.sources.sensorthings import observations_frame, pages
+from odp.sources.settings import settings_of
 from odp.sources.tabular import read_table, shape
 from odp.validate import check_gate, validate_batch
 from tests.corpus.make_corpus import FAMILIES, Case, build
@@ -95,8 +96,8 @@ def _wfs(data: bytes, where: str) -> pd.DataFrame:
 PARSERS: dict[str, Callable[[bytes, str], Any]] = {
     "tabular": _tabular,
     "tabular-xlsx": lambda data, where: read_table(data, {"format": "xlsx"}, where),
-    "json_records": lambda data, where: flatten(load_json(data, where),
-                                                _source("schools-dresden"), where),
+    "json_records": lambda data, where: flatten(
+        load_json(data, where), settings_of(RecordShape, _source("schools-dresden")), where),
     "ogcapi_features": lambda data, where: _features(load_json(data, where), where,
                                                      _source("car-parks-dresden")),
     "sensor_community": lambda data, where: live_frame(load_json(data, where), VALUE_TYPES,

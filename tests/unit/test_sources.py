@@ -10,7 +10,7 @@ import pytest
 from odp.errors import SourceError
 from odp.extract import extract
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.json_records import flatten
+from odp.sources.json_records import RecordShape, flatten
 from odp.spec import load_dataset
 from tests.helpers import RECORDINGS
 from tests.unit.source_env import source_env
@@ -92,7 +92,7 @@ def test_json_records_flattens_one_row_per_building(env):
 
 def test_json_records_rejects_a_non_list():
     with pytest.raises(SourceError, match="expected a JSON list of objects"):
-        flatten({"schools": []}, {}, "file.json")
+        flatten({"schools": []}, RecordShape(), "file.json")
 
 
 def _with_source(name: str, **change) -> object:

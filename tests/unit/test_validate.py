@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from odp.errors import ConfigError, GateError
-from odp.sources.json_records import flatten
+from odp.sources.json_records import RecordShape, flatten
+from odp.sources.settings import settings_of
 from odp.spec import Dataset, TableSchema
 from odp.validate import QuarantineStore, check_gate, coerce, load_suite, validate_batch
 from odp.validate.suite import resolved
@@ -64,7 +65,7 @@ def school_records() -> list[dict]:
 def schools(school_records: list[dict]) -> pd.DataFrame:
     """The raw batch exactly as the dataset's source (json_records) builds it."""
     source = tomllib.loads((REPO / "pipelines" / f"{SCHOOLS}.toml").read_text())["source"]
-    return flatten(school_records, source, SCHOOLS)
+    return flatten(school_records, settings_of(RecordShape, source), SCHOOLS)
 
 
 def elbe(levels: list[str | None], times: list[str] | None = None) -> pd.DataFrame:

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from odp.errors import ConfigError, GateError
-from odp.sources.json_records import flatten
+from odp.sources.json_records import RecordShape, flatten
+from odp.sources.settings import settings_of
 from odp.spec import TableSchema
 from odp.validate import QuarantineStore, check_gate, coerce, validate_batch
 from odp.validate.report import load_report, report_path, summary_markdown
@@ -60,7 +61,8 @@ START = datetime(2024, 11, 20, 6, 0, tzinfo=UTC)
 def schools() -> pd.DataFrame:
     """The real register's Dresden rows, raw, as the dataset's source builds them."""
     source = tomllib.loads((REPO / "pipelines" / f"{SCHOOLS}.toml").read_text())["source"]
-    return flatten(json.loads(SCHOOLS_FILE.read_text(encoding="utf-8")), source, SCHOOLS)
+    return flatten(json.loads(SCHOOLS_FILE.read_text(encoding="utf-8")),
+                   settings_of(RecordShape, source), SCHOOLS)
 
 
 # --- time series ---------------------------------------------------------------------------

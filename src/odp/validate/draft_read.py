@@ -76,7 +76,7 @@ def _fetch(source: str, root: Path | None, timeout: float) -> tuple[bytes, dict[
 
 def _json(data: bytes, location: dict[str, str], source: str, where: str) -> Sample:
     from odp.sources.complete import load_json
-    from odp.sources.json_records import flatten
+    from odp.sources.json_records import RecordShape, flatten
 
     records = load_json(data.decode("utf-8-sig", errors="strict"), where)
     if isinstance(records, dict):
@@ -85,7 +85,7 @@ def _json(data: bytes, location: dict[str, str], source: str, where: str) -> Sam
         hint = f" (the records are under '{inner}')" if inner else ""
         raise SourceError(f"{source}: a JSON object{hint}: the json_records source reads a JSON "
                           "list of records; save the list itself as the file")
-    frame = flatten(records, {}, where)
+    frame = flatten(records, RecordShape(), where)
     table = {"type": "json_records", **location}
     return Sample(frame, ["JSON list of records (nested objects flattened with '.')"], table,
                   source, where)
