@@ -115,6 +115,7 @@ class Outcome:
     wall: float  # the process, start to exit
     report: dict
     peak_mb: float
+    cpu: float = 0.0  # user + system seconds of the process (less sensitive to a busy machine)
 
     def stage(self, name: str) -> float:
         return float(self.report.get("stages", {}).get(name, 0.0))
@@ -131,15 +132,17 @@ def run(env: dict[str, str], name: str, label: str) -> Outcome:
     report = reports[0]
     if report["status"] in ("failed", "held-back"):
         raise SystemExit(f"{label}: {report['status']}: {report['error']}")
-    return Outcome(label, wall, report, _children_peak())
+    peak, cpu = _children_usage()
+    return Outcome(label, wall, report, peak, cpu)
 
 
-def _children_peak() -> float:
-    """Peak resident memory (MB) of the children reaped so far: RUSAGE_CHILDREN is their
-    maximum, so each run is measured inside a fresh helper process (see `measured`)."""
+def _children_usage() -> tuple[float, float]:
+    """Peak resident memory (MB) and CPU seconds of the children reaped so far (RUSAGE_CHILDREN:
+    each run is measured inside a fresh helper process, see `measured`)."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def measured(env: dict[str, str], name: str, label: str) -> Outcome:
@@ -181,7 +184,7 @@ def _purge(portal, name: str) -> None:  # noqa: ANN001
 
 
 def table(outcomes: list[Outcome]) -> None:
-    print(f"{'run':<16} {'process':>8} {'run':>7} {'ratio':>6}  "
+    print(f"{'run':<16} {'process':>8} {'cpu':>7} {'run':>7} {'ratio':>6}  "
           f"{'extract / validate / georef / publish':<38} {'peak':>8} {'writes':>6}  status")
     first = None
     for o in outcomes:
@@ -189,7 +192,7 @@ def table(outcomes: list[Outcome]) -> None:
             first = o
         ratio = f"{o.wall / first.wall:.1%}" if first and o is not first else ""
         stages = " / ".join(f"{o.stage(s):.2f}" for s in STAGES)
-        print(f"{o.label:<16} {o.wall:7.2f}s {o.report['seconds']:6.2f}s {ratio:>6}  "
+        print(f"{o.label:<16} {o.wall:7.2f}s {o.cpu:6.2f}s {o.report['seconds']:6.2f}s {ratio:>6}  "
               f"{stages:<38} {o.peak_mb / 1024:6.2f}GB {o.report['write_calls']:>6}  "
               f"{o.report['status']}")
         why = [m for m in o.report.get("messages", []) if "unchanged" in m or "only" in m]
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(process = wall time of `odp run`, cpu = its CPU seconds, run = the run's own time)")
     from odp.portal import stack
 
     portal = stack.start()
