@@ -14,8 +14,9 @@ is unpacked, and each member while it is read, in chunks, against the same limit
 that lies about a member's size does not get past the counting (zipfile itself also stops at the
 declared size and then finds the checksum wrong). Only stored and deflated members are read:
 bzip2 and LZMA cannot be unpacked in bounded steps by zipfile, and no source sends them.
-(A body sent with `Content-Encoding: gzip` is unpacked by the HTTP client and held to the
-source's `max_bytes`, see odp.sources.http.)
+A body sent with `Content-Encoding: gzip` (or deflate …) is held to the same two limits while the
+HTTP client unpacks it (`check_unpacked`, see odp.sources.http), besides the source's
+`max_bytes`.
 """
 
 from __future__ import annotations
@@ -71,6 +72,13 @@ def _check(unpacked: int, packed: int, limits: ArchiveLimits, where: str, what: 
         raise SourceError(f"{where}: {what}: has a compression ratio of "
                           f"{_ratio_text(unpacked, packed)} ({unpacked} bytes from {packed}; "
                           f"max_ratio {limits.max_ratio:g}): refused as a possible zip bomb")
+
+
+def check_unpacked(unpacked: int, packed: int, limits: ArchiveLimits, where: str,
+                   what: str) -> None:
+    """SourceError when `unpacked` bytes made so far from `packed` bytes break a limit (for
+    streams unpacked elsewhere, e.g. an HTTP body with Content-Encoding)."""
+    _check(unpacked, packed, limits, where, what)
 
 
 # --- zip ---------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ kept only when the run's extract commits; the next run sends them as `If-None-Ma
 Complete deliveries only: every body is streamed under an overall `deadline` (besides the
 per-read `timeout`: a server dripping a byte every few seconds never trips a read timeout) and a
 size cap `max_bytes` (checked against Content-Length before reading, and while reading). A body
+sent with `Content-Encoding` (gzip, deflate …) is unpacked as it arrives, at most CHUNK bytes per
+read, and held to the source's archive limits (`max_unpacked_bytes`, `max_ratio`, see
+odp.sources.archives): 1 MB of gzip unpacking to 1 GB stops after a few MB. A body
 shorter than its Content-Length is cut short: retried like a connection fault, then a one-line
 SourceError. An HTML page answered with 200 where the caller expects data (`expect`) is refused
 (see odp.sources.complete).
@@ -44,6 +47,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 from odp.errors import SourceError
+from odp.sources.archives import ArchiveLimits, check_unpacked
 from odp.sources.auth import SourceAuth, same_origin
 from odp.sources.complete import json_error, refuse_html
 from odp.sources.local import is_local, local_response
@@ -74,6 +78,8 @@ class HttpSettings:
     deadline: float = 300.0  # seconds for a whole request and its body (a dripping server)
     max_bytes: int = 512 * 1024 * 1024  # a larger body stops before memory is spent
     auth: SourceAuth | None = None  # where the source's credentials are (odp.sources.auth)
+    # a body with Content-Encoding: what it may unpack to, and its ratio (odp.sources.archives)
+    unpacked: ArchiveLimits = ArchiveLimits()
 
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> HttpSettings:
@@ -91,6 +97,7 @@ class HttpSettings:
             deadline=pick("deadline", cls.deadline),
             max_bytes=int(pick("max_bytes", cls.max_bytes)),
             auth=SourceAuth.from_source(source),
+            unpacked=ArchiveLimits.from_source(source),
         )
 
 
@@ -234,6 +241,7 @@ class SourceClient:
             raise SourceError(f"{where} announces {declared} bytes, more than max_bytes ({limit})")
         raw = response.raw
         read = getattr(raw, "read1", None) or raw.read  # read1: what has arrived, not CHUNK
+        encoding = _content_encoding(response, raw)
         chunks: list[bytes] = []
         received = 0
         while True:
@@ -247,6 +255,9 @@ class SourceClient:
             received += len(chunk)
             if received > limit:
                 raise SourceError(f"{where} sent more than max_bytes ({limit} bytes); stopped")
+            if encoding:
+                check_unpacked(received, raw.tell(), self.settings.unpacked, where,
+                               f"Content-Encoding {encoding}")
             if self._left(started) <= 0:
                 raise SourceError(f"{where} did not finish within {self.settings.deadline:g} s "
                                   f"({received} bytes received)")
@@ -328,6 +339,15 @@ def _content_length(response: requests.Response) -> int | None:
     except ValueError:
         return None
     return length if length >= 0 else None
+
+
+def _content_encoding(response: requests.Response, raw: Any) -> str | None:
+    """The body's Content-Encoding when the client unpacks it (and can count the packed bytes
+    read, `raw.tell()`); None for a body read as sent."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity") or not hasattr(raw, "tell"):
+        return None
+    return encoding
 
 
 def _conditional_headers(known: dict[str, str]) -> dict[str, str]:
