@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from odp.sources.features import feature_table
+from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.ogcapi import parse_page
 from odp.sources.tabular import read_table, shape
 from odp.sources.wfs import parse_page as parse_gml
@@ -53,7 +53,8 @@ def main() -> None:
         print(f"{label}: {rows:,} rows in {seconds:.3f} s = {rows / seconds:,.0f} rows/s")
     geojson = REC / "ogcapi_dresden" / "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson"
     payload = json.loads(geojson.read_text(encoding="utf-8"))
-    rows, seconds = best_of(3, lambda: len(feature_table(*parse_page(payload, "b"), {}, "b")))
+    rows, seconds = best_of(
+        3, lambda: len(feature_table(*parse_page(payload, "b"), FeatureColumns(), "b")))
     print(f"ogcapi_features: Wahlbezirke (365 polygons, 3.3 MB GeoJSON → WKT + point): "
           f"{rows:,} rows in {seconds:.3f} s = {rows / seconds:,.0f} rows/s")
     gml = (REC / "wfs" / "wahlbezirke_25833_start0.xml").read_bytes()
@@ -63,7 +64,7 @@ def main() -> None:
 
     def gml_rows() -> int:
         ids, props, geoms, _ = parse_gml(big, {}, "b")
-        return len(feature_table(ids, props, geoms, {}, "b"))
+        return len(feature_table(ids, props, geoms, FeatureColumns(), "b"))
 
     rows, seconds = best_of(3, gml_rows)
     print(f"wfs: GML 3.2 page of {rows:,} polygons (constructed page repeated): "

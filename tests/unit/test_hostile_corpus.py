@@ -24,7 +24,7 @@ from odp.replay import ReplayServer
 from odp.sources import ogcapi, wfs
 from odp.sources.complete import load_json
 from odp.sources.dwd_cdc import parse_station_list, read_archive
-from odp.sources.features import feature_table
+from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.json_records import RecordShape, flatten
 from odp.sources.pegelonline import measurements_of
@@ -84,13 +84,13 @@ def _tabular(data: bytes, where: str) -> pd.DataFrame:
 
 def _features(payload: Any, where: str, source: dict[str, Any]) -> pd.DataFrame:
     ids, props, geoms = ogcapi.parse_page(payload, where)
-    return feature_table(ids, props, geoms, source, where)
+    return feature_table(ids, props, geoms, settings_of(FeatureColumns, source), where)
 
 
 def _wfs(data: bytes, where: str) -> pd.DataFrame:
     source = _source("stadtteile-dresden")
     ids, props, geoms, _ = wfs.parse_page(data, source, where)
-    return feature_table(ids, props, geoms, source, where)
+    return feature_table(ids, props, geoms, settings_of(FeatureColumns, source), where)
 
 
 PARSERS: dict[str, Callable[[bytes, str], Any]] = {

@@ -15,7 +15,8 @@ too); a dropped property absent from a delivery is fine — features' properties
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -23,16 +24,27 @@ from odp.errors import SourceError
 from odp.sources.frames import as_raw_text
 
 
+@dataclass(frozen=True)
+class FeatureColumns:
+    """The table's columns made from the features (the `[source]` keys of the same names)."""
+
+    id_column: str = "id"
+    geometry_column: str = "geometry"
+    geometry_format: Literal["wkt", "geojson"] = "wkt"
+    point_columns: tuple[str, str] = ("longitude", "latitude")
+    rename: dict[str, str] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+
 def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: list[Any],
-                  source: dict[str, Any], where: str, decimals: int | None = None
+                  columns: FeatureColumns, where: str, decimals: int | None = None
                   ) -> pd.DataFrame:
     """`geometries`: shapely geometries or None (a feature without geometry); `decimals`
     rounds the representative point (3: a millimetre in a projected CRS)."""
     import shapely
 
-    id_column = source.get("id_column", "id")
-    geometry_column = source.get("geometry_column", "geometry")
-    lon_column, lat_column = source.get("point_columns", ["longitude", "latitude"])
+    id_column, geometry_column = columns.id_column, columns.geometry_column
+    lon_column, lat_column = columns.point_columns
     # Column by column as object: from_records would turn an integer property that some
     # features lack into float ("67.0").
     names = list(dict.fromkeys(k for p in properties for k in p))
@@ -54,7 +66,7 @@ def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: 
     lat: list[float | None] = [None] * len(array)
     if present.any():
         valid = array[present]
-        if source.get("geometry_format", "wkt") == "geojson":
+        if columns.geometry_format == "geojson":
             rendered = shapely.to_geojson(valid)
         else:
             rendered = shapely.to_wkt(valid, rounding_precision=-1)
@@ -71,6 +83,6 @@ def feature_table(ids: list[Any], properties: list[dict[str, Any]], geometries: 
     frame[geometry_column] = text
     frame[lon_column] = pd.array(lon, dtype="Float64")
     frame[lat_column] = pd.array(lat, dtype="Float64")
-    frame = frame.drop(columns=[c for c in source.get("drop", []) if c in frame.columns])
-    frame = frame.rename(columns=source.get("rename", {}))
+    frame = frame.drop(columns=[c for c in columns.drop if c in frame.columns])
+    frame = frame.rename(columns=columns.rename)
     return as_raw_text(frame)

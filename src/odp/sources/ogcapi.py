@@ -1,16 +1,7 @@
 """OGC API – Features (Part 1 core, Part 2 CRS): a collection's items as GeoJSON, page by page.
 Full refresh: every run reads the whole collection; the publish stage writes only what changed.
 
-Parameters (`[source]`, type = "ogcapi_features"):
-  url          the collection's items endpoint (…/collections/{id}/items); or `path`: a GeoJSON
-               FeatureCollection file
-  limit        page size sent as `limit` (default 1000; servers may send fewer)
-  crs          a CRS URI sent as `crs` (Part 2), e.g. http://www.opengis.net/def/crs/EPSG/0/25833;
-               when the answer has a `Content-Crs` header naming another CRS the run stops.
-               Without it the server answers in CRS84 (lon/lat)
-  params       further query parameters (e.g. {f = "json"})
-  max_pages    a safety stop for paging (default 10000)
-  id_column, rename, geometry_column, geometry_format, point_columns — see odp.sources.features
+Parameters: see `ogcapi_features` (its `Args:`).
 
 Paging follows the `rel=next` link of each page until there is none (a relative href is resolved
 against the page's URL; a link seen twice stops the run). When the server states
@@ -21,8 +12,9 @@ Dresden cardogis server) deliver the whole collection in one page.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urljoin
 
 import dlt
@@ -30,8 +22,9 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.complete import json_error, load_json
-from odp.sources.features import feature_table
+from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.settings import settings_of
 from odp.spec import Dataset, project_root
 
 
@@ -79,15 +72,27 @@ def _content_crs(response: Any) -> str | None:
     return value.strip().strip("<>") if value else None
 
 
-def read_pages(client: SourceClient, source: dict[str, Any]) -> Iterator[tuple[Any, str]]:
+@dataclass(frozen=True)
+class Items:
+    """Where and how a collection's items are asked (see `ogcapi_features`)."""
+
+    url: str | None = None
+    path: str | None = None
+    limit: int = 1000
+    crs: str | None = None
+    params: dict[str, str | int | float | bool] = field(default_factory=dict)
+    max_pages: int = 10000
+
+
+def read_pages(client: SourceClient, items: Items) -> Iterator[tuple[Any, str]]:
     """Each page's decoded JSON and its URL."""
-    url = source["url"]
-    params: dict[str, Any] | None = {"limit": int(source.get("limit", 1000)),
-                                     **source.get("params", {})}
-    if crs := source.get("crs"):
+    url = str(items.url)
+    crs = items.crs
+    params: dict[str, Any] | None = {"limit": items.limit, **items.params}
+    if crs:
         params["crs"] = crs  # type: ignore[index]
     seen: set[str] = set()
-    max_pages = int(source.get("max_pages", 10000))
+    max_pages = items.max_pages
     for page in range(1, max_pages + 1):
         response = client.get(url, params, expect="GeoJSON")
         page_url = url if params is None else f"{url}?{urlencode(params)}"  # the remote URL
@@ -110,17 +115,22 @@ def read_pages(client: SourceClient, source: dict[str, Any]) -> Iterator[tuple[A
     raise SourceError(f"{client.dataset}: more than {max_pages} pages (max_pages)")
 
 
-def read_collection(dataset: Dataset) -> pd.DataFrame:
-    source = dataset.source
+def read_collection(dataset: Dataset, items: Items | None = None,
+                    columns: FeatureColumns | None = None,
+                    http: HttpSettings | None = None) -> pd.DataFrame:
+    """The collection as a raw-text table; without `items`, `columns` and `http` they are
+    taken from the dataset's `[source]` table."""
+    items = items or settings_of(Items, dataset.source)
+    columns = columns or settings_of(FeatureColumns, dataset.source)
     ids: list[Any] = []
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
     matched: int | None = None
-    if source.get("url"):
-        client = SourceClient(dataset.name, HttpSettings.from_source(source))
-        pages: Iterator[tuple[Any, str]] = read_pages(client, source)
-        where = f"{dataset.name}: {source['url']}"
-    elif path := source.get("path"):
+    if items.url:
+        client = SourceClient(dataset.name, http or HttpSettings.from_source(dataset.source))
+        pages: Iterator[tuple[Any, str]] = read_pages(client, items)
+        where = f"{dataset.name}: {items.url}"
+    elif path := items.path:
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         where = f"{dataset.name}: {file}"
         try:
@@ -138,12 +148,43 @@ def read_collection(dataset: Dataset) -> pd.DataFrame:
             matched = payload["numberMatched"]
     if matched is not None and matched != len(ids):
         raise SourceError(f"{where}: read {len(ids)} features, the server matched {matched}")
-    return feature_table(ids, props, geoms, source, where)
+    return feature_table(ids, props, geoms, columns, where)
 
 
-def ogcapi_features(dataset: Dataset) -> Any:
+def ogcapi_features(dataset: Dataset, *, url: str | None = None, path: str | None = None,
+                    limit: int = 1000, crs: str | None = None,
+                    params: dict[str, str | int | float | bool] | None = None,
+                    max_pages: int = 10000, id_column: str = "id",
+                    rename: dict[str, str] | None = None, geometry_column: str = "geometry",
+                    geometry_format: Literal["wkt", "geojson"] = "wkt",
+                    point_columns: tuple[str, str] = ("longitude", "latitude"),
+                    drop: tuple[str, ...] = (), http: HttpSettings) -> Any:
+    """A collection's features as rows, read whole every run.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        url: the collection's items endpoint (…/collections/{id}/items).
+        path: a GeoJSON FeatureCollection file of the project instead of `url`.
+        limit: page size sent as `limit` (servers may send fewer).
+        crs: a CRS URI sent as `crs` (Part 2), e.g. http://www.opengis.net/def/crs/EPSG/0/25833;
+            an answer whose `Content-Crs` names another CRS stops the run. Without it the
+            server answers in CRS84 (lon/lat).
+        params: further query parameters (e.g. {f = "json"}).
+        max_pages: a safety stop for paging.
+        id_column: the column of the feature id.
+        rename: column -> new name.
+        geometry_column: the column of the geometry as text.
+        geometry_format: "wkt" or "geojson".
+        point_columns: the two columns of a point on each feature (x, y).
+        drop: columns not published (names as delivered).
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    items = Items(url, path, limit, crs, dict(params or {}), max_pages)
+    columns = FeatureColumns(id_column, geometry_column, geometry_format, tuple(point_columns),
+                             dict(rename or {}), tuple(drop))
+
     @dlt.resource(name=dataset.table_name, write_disposition="replace")
     def features() -> Iterator[pd.DataFrame]:
-        yield read_collection(dataset)
+        yield read_collection(dataset, items, columns, http)
 
     return features

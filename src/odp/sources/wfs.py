@@ -39,10 +39,11 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.georeference import crs as crs_
-from odp.sources.features import feature_table
+from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.local import local_file
 from odp.sources.safexml import parse_xml
+from odp.sources.settings import settings_of
 from odp.spec import Dataset
 
 GML = "http://www.opengis.net/gml/3.2"
@@ -226,11 +227,12 @@ def _params(source: dict[str, Any], start: int) -> dict[str, Any]:
 
 def read_features(dataset: Dataset) -> pd.DataFrame:
     source = dataset.source
+    columns = settings_of(FeatureColumns, source)
     if file := local_file(dataset.name, source, dataset.definition_path):
         where = f"{dataset.name}: {file}"
         body = file.read_bytes()
         ids, props, geoms, _ = parse_page(body, source, where)
-        return feature_table(ids, props, geoms, source, where, _decimals(source, body))
+        return feature_table(ids, props, geoms, columns, where, _decimals(source, body))
     client = SourceClient(dataset.name, HttpSettings.from_source(source))
     url, count = source["url"], int(source.get("count", 1000))
     params: dict[str, Any] | None = _params(source, 0)
@@ -249,7 +251,7 @@ def read_features(dataset: Dataset) -> pd.DataFrame:
         elif len(page_ids) >= count:
             params = _params(source, len(ids))
         else:
-            return feature_table(ids, props, geoms, source, f"{dataset.name}: {source['url']}",
+            return feature_table(ids, props, geoms, columns, f"{dataset.name}: {source['url']}",
                                  _decimals(source, body))
     raise SourceError(f"{dataset.name}: more than {source.get('max_pages', 10000)} pages")
 
