@@ -14,6 +14,7 @@ from pathlib import Path
 from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.ogcapi import parse_page
 from odp.sources.tabular import read_table, shape
+from odp.sources.wfs import GetFeature
 from odp.sources.wfs import parse_page as parse_gml
 
 REC = Path(__file__).resolve().parents[1] / "tests" / "recordings"
@@ -63,7 +64,7 @@ def main() -> None:
     big = many[:many.index(b"<wfs:member>")] + members * 1000 + b"</wfs:FeatureCollection>\n"
 
     def gml_rows() -> int:
-        ids, props, geoms, _ = parse_gml(big, {}, "b")
+        ids, props, geoms, _ = parse_gml(big, GetFeature(), "b")
         return len(feature_table(ids, props, geoms, FeatureColumns(), "b"))
 
     rows, seconds = best_of(3, gml_rows)

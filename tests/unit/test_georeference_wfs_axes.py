@@ -11,12 +11,12 @@ import re
 import pytest
 
 from odp.errors import SourceError
-from odp.sources.wfs import parse_page
+from odp.sources.wfs import GetFeature, parse_page
 from tests.helpers import RECORDINGS
 
 ANSWER = (RECORDINGS / "wfs" / "hamburg_HH_WFS_GAGES_getfeature_findeStadtteil_bar_2018.xml"
           ).read_bytes()
-SOURCE = {"geometry_property": "position"}
+SOURCE = GetFeature(geometry_property="position")
 BARMBEK_NORD = (569569.732, 5939046.574)  # the answer's gml:pos, easting first
 
 

@@ -89,7 +89,7 @@ def _features(payload: Any, where: str, source: dict[str, Any]) -> pd.DataFrame:
 
 def _wfs(data: bytes, where: str) -> pd.DataFrame:
     source = _source("stadtteile-dresden")
-    ids, props, geoms, _ = wfs.parse_page(data, source, where)
+    ids, props, geoms, _ = wfs.parse_page(data, settings_of(wfs.GetFeature, source), where)
     return feature_table(ids, props, geoms, settings_of(FeatureColumns, source), where)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from odp.errors import SourceError
 from odp.sources.safexml import parse_xml
-from odp.sources.wfs import parse_page
+from odp.sources.wfs import GetFeature, parse_page
 
 WHERE = "stadtteile-dresden: https://kommisdd.dresden.de/net3/public/ogc/wfs (page 1)"
 SRC = Path(__file__).resolve().parents[2] / "src" / "odp"
@@ -93,13 +93,13 @@ def test_a_real_wfs_page_still_parses():
     from tests.helpers import RECORDINGS
 
     body = (RECORDINGS / "wfs" / "stadtteile_25833_start0.xml").read_bytes()
-    ids, _, geoms, _ = parse_page(body, {}, WHERE)
+    ids, _, geoms, _ = parse_page(body, GetFeature(), WHERE)
     assert ids and all(g is not None for g in geoms)
 
 
 def test_the_wfs_source_refuses_entity_expansion():
     with pytest.raises(SourceError, match=r"XML with a DOCTYPE \('lolz'"):
-        parse_page(LAUGHS, {}, WHERE)
+        parse_page(LAUGHS, GetFeature(), WHERE)
 
 
 def test_no_module_parses_xml_except_through_safexml():

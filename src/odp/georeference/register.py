@@ -150,27 +150,29 @@ def _wfs_items(url: str, query: Any, where: str) -> bytes:
     import shapely
 
     from odp.sources.http import HttpSettings, SourceClient
-    from odp.sources.wfs import _params, parse_page
+    from odp.sources.settings import settings_of
+    from odp.sources.wfs import GetFeature, parse_page
 
     if not isinstance(query, dict):
         raise ConfigError(f"{where} wfs: a table (typenames, srsname, count) is needed")
     client = SourceClient("address register", HttpSettings())
-    count = int(query.get("count", PAGE_LIMIT))
+    request = settings_of(GetFeature, {"count": PAGE_LIMIT, **query})
+    count = request.count
     features: list[dict[str, Any]] = []
-    params: dict[str, Any] | None = _params({"count": count, **query}, 0)
+    params: dict[str, Any] | None = request.params(0)
     for page in range(1, MAX_PAGES + 1):
         body = client.get(url, params, expect="XML").content
-        ids, props, geoms, following = parse_page(body, query, f"{where}: {url} (page {page})")
+        ids, props, geoms, following = parse_page(body, request, f"{where}: {url} (page {page})")
         features += [{"type": "Feature", "id": i, "properties": p,
                       "geometry": json.loads(shapely.to_geojson(g)) if g is not None else None}
                      for i, p, g in zip(ids, props, geoms, strict=True)]
         if following:
             url, params = following, None
         elif len(ids) >= count:
-            params = _params({"count": count, **query}, len(features))
+            params = request.params(len(features))
         else:
             break
-    srs = query.get("srsname") or crs_.crs_of_gml(body)
+    srs = request.srsname or crs_.crs_of_gml(body)
     collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
     if srs:
         collection["crs"] = {"type": "name", "properties": {"name": srs}}

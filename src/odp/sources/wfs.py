@@ -1,19 +1,6 @@
 """OGC WFS 2.0 GetFeature with GML 3.2 answers, paged with `count`/`startIndex`. Full refresh.
 
-Parameters (`[source]`, type = "wfs"):
-  url               the service endpoint (…?SERVICE=WFS is added by the source)
-  typenames         the feature type (e.g. "dog:Kreise"); or `stored_query_id` with its
-                    parameters in `query = {name = value}`
-  srsname           the CRS asked for, e.g. "urn:ogc:def:crs:EPSG::25833"; every geometry must
-                    come back in it (another srsName stops the run)
-  count             page size (default 1000); paging goes on with startIndex while a page is
-                    full, or follows the collection's `next` attribute when the server sends one
-  geometry_property the feature's property holding the geometry (default: the first holding one)
-  max_pages         a safety stop (default 10000)
-  id_column, rename, geometry_column, geometry_format, point_columns — see odp.sources.features
-
-  path              instead of url: a GetFeature answer saved as a file (relative to the
-                    project), read as one page — for files received by e-mail or on a share
+Parameters: see `wfs_features` (its `Args:`).
 
 GML: Point, LineString, Polygon (with holes), LinearRing, MultiPoint, MultiCurve,
 MultiLineString, MultiSurface, MultiPolygon; `pos`/`posList`/`coordinates`; srsDimension 3 keeps
@@ -32,7 +19,8 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import dlt
 import pandas as pd
@@ -123,7 +111,36 @@ def to_shape(element: ET.Element, swap: bool, where: str) -> Any:
     return MultiPolygon(polygons)
 
 
-def parse_page(body: bytes, source: dict[str, Any], where: str
+@dataclass(frozen=True)
+class GetFeature:
+    """What a GetFeature request asks and how its answer is read (see `wfs_features`)."""
+
+    typenames: str | None = None
+    stored_query_id: str | None = None
+    query: dict[str, str | int | float | bool] = field(default_factory=dict)
+    srsname: str | None = None
+    count: int = 1000
+    output_format: str = "application/gml+xml; version=3.2"
+    geometry_property: str | None = None
+
+    def params(self, start: int) -> dict[str, Any]:
+        """The query parameters of the page starting at feature `start` (0-based)."""
+        params: dict[str, Any] = {"SERVICE": "WFS", "VERSION": "2.0.0",
+                                  "REQUEST": "GetFeature", "OUTPUTFORMAT": self.output_format,
+                                  "COUNT": self.count, "STARTINDEX": start}
+        if self.stored_query_id:
+            params["STOREDQUERY_ID"] = self.stored_query_id
+            params.update(self.query)
+        elif self.typenames:
+            params["TYPENAMES"] = self.typenames
+        else:
+            raise ConfigError("[source] of a wfs dataset needs 'typenames' or 'stored_query_id'")
+        if self.srsname:
+            params["SRSNAME"] = self.srsname
+        return params
+
+
+def parse_page(body: bytes, request: GetFeature, where: str
                ) -> tuple[list[Any], list[dict[str, Any]], list[Any], str | None]:
     """One GetFeature answer → (ids, properties, geometries, next URL or None)."""
     root = parse_xml(body, where)  # DTDs, entities and network access off
@@ -132,8 +149,8 @@ def parse_page(body: bytes, source: dict[str, Any], where: str
         raise SourceError(f"{where}: the service reports an exception: {'; '.join(texts)}")
     if root.tag != f"{{{WFS}}}FeatureCollection":
         raise SourceError(f"{where}: not a WFS 2.0 FeatureCollection (<{_local(root.tag)}>)")
-    wanted_srs = source.get("srsname")
-    wanted_geometry = source.get("geometry_property")
+    wanted_srs = request.srsname
+    wanted_geometry = request.geometry_property
     ids: list[Any] = []
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
@@ -199,66 +216,116 @@ def _rounded(geometry: Any, srs: str) -> Any:
     return shapely.transform(geometry, lambda c: np.round(c, crs_.PROJECTED_DECIMALS))
 
 
-def _decimals(source: dict[str, Any], body: bytes) -> int | None:
+def _decimals(srsname: str | None, body: bytes) -> int | None:
     """Decimals of the representative point: a millimetre (projected) or 1e-8° (degrees)."""
     try:
-        srs = source.get("srsname") or crs_.crs_of_gml(body)
+        srs = srsname or crs_.crs_of_gml(body)
         return crs_.decimals(srs) if srs else None
     except crs_.CrsError:
         return None
 
 
-def _params(source: dict[str, Any], start: int) -> dict[str, Any]:
-    params: dict[str, Any] = {"SERVICE": "WFS", "VERSION": "2.0.0", "REQUEST": "GetFeature",
-                              "OUTPUTFORMAT": source.get("output_format",
-                                                         "application/gml+xml; version=3.2"),
-                              "COUNT": int(source.get("count", 1000)), "STARTINDEX": start}
-    if stored := source.get("stored_query_id"):
-        params["STOREDQUERY_ID"] = stored
-        params.update(source.get("query", {}))
-    elif typenames := source.get("typenames"):
-        params["TYPENAMES"] = typenames
-    else:
-        raise ConfigError("[source] of a wfs dataset needs 'typenames' or 'stored_query_id'")
-    if srs := source.get("srsname"):
-        params["SRSNAME"] = srs
-    return params
+def read_features(dataset: Dataset, request: GetFeature | None = None,
+                  columns: FeatureColumns | None = None, http: HttpSettings | None = None,
+                  *, url: str | None = None, path: str | None = None,
+                  max_pages: int = 10000) -> pd.DataFrame:
+    """The features as a raw-text table; without `request`, `columns` and `http` (and `url` or
+    `path`) they are taken from the dataset's `[source]` table."""
+    if request is None:
+        source = dataset.source
+        request = settings_of(GetFeature, source)
+        url, path = source.get("url"), source.get("path")
+        max_pages = int(source.get("max_pages", max_pages))
+    columns = columns or settings_of(FeatureColumns, dataset.source)
+    if file := local_file(dataset.name, {"url": url, "path": path}, dataset.definition_path):
+        return _read_file(f"{dataset.name}: {file}", file.read_bytes(), request, columns)
+    client = SourceClient(dataset.name, http or HttpSettings.from_source(dataset.source))
+    return _read_pages(client, str(url), request, columns, max_pages)
 
 
-def read_features(dataset: Dataset) -> pd.DataFrame:
-    source = dataset.source
-    columns = settings_of(FeatureColumns, source)
-    if file := local_file(dataset.name, source, dataset.definition_path):
-        where = f"{dataset.name}: {file}"
-        body = file.read_bytes()
-        ids, props, geoms, _ = parse_page(body, source, where)
-        return feature_table(ids, props, geoms, columns, where, _decimals(source, body))
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
-    url, count = source["url"], int(source.get("count", 1000))
-    params: dict[str, Any] | None = _params(source, 0)
+def _read_file(where: str, body: bytes, request: GetFeature,
+               columns: FeatureColumns) -> pd.DataFrame:
+    """A GetFeature answer saved as a file, read as one page."""
+    ids, props, geoms, _ = parse_page(body, request, where)
+    return feature_table(ids, props, geoms, columns, where, _decimals(request.srsname, body))
+
+
+def _read_pages(client: SourceClient, url: str, request: GetFeature, columns: FeatureColumns,
+                max_pages: int) -> pd.DataFrame:
+    """Every page: startIndex while a page is full, or the collection's `next` link."""
+    first = url
+    params: dict[str, Any] | None = request.params(0)
     ids: list[Any] = []
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
-    for page in range(1, int(source.get("max_pages", 10000)) + 1):
-        where = f"{dataset.name}: {url} (page {page})"
+    for page in range(1, max_pages + 1):
+        where = f"{client.dataset}: {url} (page {page})"
         body = client.get(url, params, expect="XML").content
-        page_ids, page_props, page_geoms, following = parse_page(body, source, where)
+        page_ids, page_props, page_geoms, following = parse_page(body, request, where)
         ids += page_ids
         props += page_props
         geoms += page_geoms
         if following:
             url, params = following, None
-        elif len(page_ids) >= count:
-            params = _params(source, len(ids))
+        elif len(page_ids) >= request.count:
+            params = request.params(len(ids))
         else:
-            return feature_table(ids, props, geoms, columns, f"{dataset.name}: {source['url']}",
-                                 _decimals(source, body))
-    raise SourceError(f"{dataset.name}: more than {source.get('max_pages', 10000)} pages")
+            return feature_table(ids, props, geoms, columns, f"{client.dataset}: {first}",
+                                 _decimals(request.srsname, body))
+    raise SourceError(f"{client.dataset}: more than {max_pages} pages")
 
 
-def wfs_features(dataset: Dataset) -> Any:
+def wfs_features(dataset: Dataset, *, url: str | None = None, path: str | None = None,
+                 typenames: str | None = None, stored_query_id: str | None = None,
+                 query: dict[str, str | int | float | bool] | None = None,
+                 srsname: str | None = None, count: int = 1000,
+                 output_format: str = "application/gml+xml; version=3.2",
+                 geometry_property: str | None = None, max_pages: int = 10000,
+                 id_column: str = "id", rename: dict[str, str] | None = None,
+                 geometry_column: str = "geometry",
+                 geometry_format: Literal["wkt", "geojson"] = "wkt",
+                 point_columns: tuple[str, str] = ("longitude", "latitude"),
+                 drop: tuple[str, ...] = (), http: HttpSettings) -> Any:
+    """A WFS feature type's features as rows, read whole every run.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        url: the service endpoint (SERVICE=WFS and the rest are added by the source).
+        path: instead of `url`: a GetFeature answer saved as a file of the project, read as
+            one page (files received by e-mail or on a share).
+        typenames: the feature type (e.g. "dog:Kreise").
+        stored_query_id: instead of `typenames`: a stored query, its parameters in `query`.
+        query: the stored query's parameters (name = value).
+        srsname: the CRS asked for, e.g. "urn:ogc:def:crs:EPSG::25833"; every geometry must
+            come back in it (another srsName stops the run).
+        count: page size; paging goes on with startIndex while a page is full, or follows the
+            collection's `next` attribute when the server sends one.
+        output_format: the OUTPUTFORMAT asked for (GML 3.2).
+        geometry_property: the feature's property holding the geometry (default: the first
+            holding one).
+        max_pages: a safety stop for paging.
+        id_column: the column of the feature id.
+        rename: column -> new name.
+        geometry_column: the column of the geometry as text.
+        geometry_format: "wkt" or "geojson".
+        point_columns: the two columns of a point inside each feature (x, y).
+        drop: columns not published (names as delivered).
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    where = dataset.definition_path
+    if not url and not path:
+        raise ConfigError(f"{where}: [source] needs 'url' or 'path'")
+    if url and not typenames and not stored_query_id:
+        raise ConfigError(f"{where}: [source] of a wfs dataset needs 'typenames' or "
+                          "'stored_query_id'")
+    request = GetFeature(typenames, stored_query_id, dict(query or {}), srsname, count,
+                         output_format, geometry_property)
+    columns = FeatureColumns(id_column, geometry_column, geometry_format, tuple(point_columns),
+                             dict(rename or {}), tuple(drop))
+
     @dlt.resource(name=dataset.table_name, write_disposition="replace")
     def features() -> Iterator[pd.DataFrame]:
-        yield read_features(dataset)
+        yield read_features(dataset, request, columns, http, url=url, path=path,
+                            max_pages=max_pages)
 
     return features
