@@ -220,7 +220,11 @@ def _source_lines(draft: Draft) -> list[str]:
     notes = {"delimiter": "found in the first lines",
              "encoding": "UTF-8 found (anything else stops the run)"
              if table.get("encoding") == "auto" else "the bytes are not UTF-8",
-             "header": "the first line holds values, not names"}
+             "header": "the first line holds values, not names"
+             if "skip_rows" not in table else "CHECK: the names above the table span several "
+             "lines; the columns are numbered, name them in [source.rename]",
+             "skip_rows": "CHECK: title lines before the table",
+             "skip_footer": "the table ends at the first line of one cell (notes, a copyright)"}
     for key, value in table.items():
         line = f"{key} = {_value(value)}"
         lines.append(_c(line, notes[key]) if key in notes else line)

@@ -7,6 +7,10 @@ flattens it), XLSX (a zip → `tabular` with `format = "xlsx"`), else CSV → `t
 delimiter (`;`, `,`, tab or `|`, by csv.Sniffer over the first lines), the encoding (UTF-8, or
 Windows-1252 when the bytes are not UTF-8) and, when every cell of the first line looks like a
 value (numbers, dates) rather than a name, `header = false` with `columns` named `column_1` ….
+A file that opens with title lines (a first line of one cell, as statistical offices' exports
+do) gets `skip_rows` up to its table — the first of 3 lines in a row with every cell filled —
+and `skip_footer = "auto"`; when that first line holds values, the names above it span several
+lines (a GENESIS export) and the columns are named `column_1` … as well.
 Then odp.sources.tabular.read_table / odp.sources.json_records.flatten read it, as a run will.
 """
 
@@ -108,12 +112,42 @@ def _csv(data: bytes, location: dict[str, str], source: str, where: str) -> Samp
                              "encoding": named}
     notes = [f"CSV, delimiter {delimiter!r}", f"encoding {encoding}"]
     first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-    if first and _values_only(first):
+    if (found := _preamble(text, delimiter)) is not None:
+        table |= found
+        first = next(csv.reader(io.StringIO(text.splitlines()[found["skip_rows"]]),
+                                delimiter=delimiter), [])
+        notes.append(f"{found['skip_rows']} title line(s) before the table (skip_rows), a "
+                     "footer after it ends at a one-cell line (skip_footer = \"auto\")")
+    if first and (_values_only(first) or (found is not None and _mostly_values(first))):
         table |= {"header": False, "columns": [f"column_{i}" for i in range(1, len(first) + 1)]}
         notes.append("no header line (the first line holds values): columns named column_1 …")
     else:
         notes += _header_notes(first)
     return _tabular(data, table, source, where, notes)
+
+
+def _preamble(text: str, delimiter: str) -> dict[str, Any] | None:
+    """`skip_rows` (and `skip_footer = "auto"`) when the file opens with a title line: a first
+    line of one filled cell, the table starting at the first of HEADER_RUN lines in a row with
+    every cell filled and the same number of cells (≥ 2), within PREAMBLE_LINES. None else."""
+    from odp.sources.tabular import HEADER_RUN, PREAMBLE_LINES
+
+    lines = text.splitlines()[:PREAMBLE_LINES + HEADER_RUN]
+    cells = [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
+    if not cells or sum(1 for c in cells[0] if c.strip()) != 1:
+        return None
+    full = [len(c) if len(c) >= 2 and all(v.strip() for v in c) else 0 for c in cells]
+    for start in range(1, min(PREAMBLE_LINES, len(full) - HEADER_RUN + 1)):
+        if full[start] and full[start:start + HEADER_RUN] == [full[start]] * HEADER_RUN:
+            return {"skip_rows": start, "skip_footer": "auto"}
+    return None
+
+
+def _mostly_values(cells: list[str]) -> bool:
+    """More than half of the filled cells are values (a data row with a text cell or two)."""
+    present = [c.strip() for c in cells if c.strip()]
+    values = sum(1 for c in present if infer_type(pd.Series([c])).type != "string")
+    return values * 2 > len(present)
 
 
 def _values_only(cells: list[str]) -> bool:
