@@ -5,6 +5,8 @@ schema or suite and a dataset changed on the portal are never skipped (odp.uncha
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -59,6 +61,15 @@ def test_a_run_with_nothing_new_ends_unchanged_without_validating_and_says_why(p
     assert second.validated == 0 and second.georeferenced == 0 and second.write_calls == 0
     assert second.extracted == 0 and second.staged == 2885
     assert "nothing validated, georeferenced or written" in second.messages[-1]
+
+    # As cron runs it, in a fresh process: great-expectations is not even imported.
+    code = ("import sys; from pathlib import Path; from odp.run import run_dataset; "
+            "from odp.spec import load_city; root = Path(sys.argv[2]); "
+            "r = run_dataset(sys.argv[1], root, load_city(root)); "
+            "print(r.status, any(m.startswith('great_expectations') for m in sys.modules))")
+    fresh = subprocess.run([sys.executable, "-c", code, project["names"][ELBE],
+                            str(project["root"])], capture_output=True, text=True, timeout=120)
+    assert fresh.stdout.split() == ["unchanged", "False"], fresh.stderr[-2000:]
 
     # Changed on the portal since: the next run is not skipped (it compares with the portal).
     ckan.action.package_patch(id=project["names"][ELBE], title="edited by hand")
