@@ -55,4 +55,75 @@ def test_no_input_published_is_a_source_error_naming_them(tmp_path):
         situation_rows(load_dataset(SITUATION, REPO), tmp_path, load_city(REPO))
     assert str(caught.value).startswith(
         "situation-dresden: no input published yet (heavy-rain-dresden-windows, "
-        "heavy-rain-dresden-stadtteile, flood-alarm-levels-saxony;")
+        "heavy-rain-dresden-stadtteile, flood-alarm-levels-saxony, air-quality-dresden-days;")
+
+
+# The stations' positions as the city file's [indicators.air_quality.stations] gives them (the
+# air-quality days carry them into their published table).
+NORD, BERGSTRASSE = (51.065433, 13.740879), (51.027512, 13.731374)
+
+
+def air_days() -> pd.DataFrame:
+    """CONSTRUCTED days: Dresden-Nord NO2 class 2 then 3 (mäßig), PM10 class 2 the day before
+    and undetermined today (6 of 24 hours so far); Dresden-Bergstraße NO2 class 4 then 5 (sehr
+    schlecht)."""
+    rows = [("Dresden-Nord", "no2", "2024-11-18T23:00Z", 28.0, 2, "gut", NORD),
+            ("Dresden-Nord", "no2", "2024-11-19T23:00Z", 41.0, 3, "mäßig", NORD),
+            ("Dresden-Nord", "pm10", "2024-11-18T23:00Z", 20.0, 2, "gut", NORD),
+            ("Dresden-Nord", "pm10", "2024-11-19T23:00Z", None, None, None, NORD),
+            ("Dresden-Bergstraße", "no2", "2024-11-18T23:00Z", 70.0, 4, "schlecht", BERGSTRASSE),
+            ("Dresden-Bergstraße", "no2", "2024-11-19T23:00Z", 95.0, 5, "sehr schlecht",
+             BERGSTRASSE)]
+    return pd.DataFrame({
+        "station_id": [r[0] for r in rows], "resolution": "1h", "pollutant": [r[1] for r in rows],
+        "timestamp": pd.to_datetime([r[2] for r in rows]),
+        "daily_mean": pd.array([r[3] for r in rows], dtype="Float64"),
+        "index_band": pd.array([r[4] for r in rows], dtype="Int64"),
+        "index_name": pd.array([r[5] for r in rows], dtype="string"),
+        "latitude": [r[6][0] for r in rows], "longitude": [r[6][1] for r in rows]})
+
+
+@pytest.fixture
+def air_situation(tmp_path):
+    city, dataset = load_city(REPO), load_dataset(SITUATION, REPO)
+    publish(tmp_path, "air-quality-dresden-days", air_days())
+    rows = situation_rows(dataset, tmp_path, city)
+    publish(tmp_path, SITUATION, rows)  # as the run publishes it: the page reads it back
+    return city, dataset, rows
+
+
+def test_the_situation_row_of_an_air_station_carries_its_index_class_per_pollutant(
+        air_situation):
+    *_, rows = air_situation
+    air = rows[rows["feature"] == "air_station"].set_index(["feature_id", "parameter"])
+    assert set(rows["topic"]) == {"luftqualitaet"}  # the other inputs: not published
+    nord = air.loc[("Dresden-Nord", "no2")]
+    assert (nord["value"], nord["unit"], nord["level"], nord["level_name"]) == (
+        41.0, "µg/m³", 3, "mäßig")
+    assert nord["timestamp"] == pd.Timestamp("2024-11-19T23:00Z") and nord["warning"] == False  # noqa: E712
+    assert (nord["latitude"], nord["longitude"]) == NORD
+    # PM10 today has neither mean nor class yet: the newest day with one is shown
+    pm10 = air.loc[("Dresden-Nord", "pm10")]
+    assert (pm10["timestamp"], pm10["level_name"]) == (pd.Timestamp("2024-11-18T23:00Z"), "gut")
+    assert air.loc[("Dresden-Bergstraße", "no2"), "warning"] == True  # noqa: E712 (class 5)
+    assert "air-quality-dresden-days" in str(nord["input"])
+
+
+def test_the_page_marks_each_air_station_once_with_its_highest_class_and_class_5_warns(
+        air_situation, tmp_path):
+    from odp.indicators.warnings import build
+
+    city, dataset, _ = air_situation
+    built = build(dataset, tmp_path, city, "http://portal.example")
+    markers = {m.split('data-id="', 1)[1].split('"', 1)[0]: m
+               for m in built.page.split('<g class="marker" ')[1:]}
+    assert set(markers) == {"Dresden-Nord", "Dresden-Bergstraße"}
+    nord = markers["Dresden-Nord"]
+    assert 'data-feature="air_station"' in nord and 'data-level="3"' in nord
+    assert ">Dresden-Nord: mäßig (no2)</text>" in nord
+    assert "<title>Dresden-Nord: no2 mäßig, pm10 gut</title>" in nord
+    assert ">Dresden-Bergstraße: sehr schlecht (no2)</text>" in markers["Dresden-Bergstraße"]
+    (warning,) = built.warnings  # Bergstraße entering class 5; Nord never reached it
+    assert (warning.msg_type, warning.headline) == (
+        "Alert", "Luftqualität: sehr schlecht an der Messstation Dresden-Bergstraße")
+    assert warning.profile.cap["category"] == "Health" and warning.areas

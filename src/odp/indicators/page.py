@@ -137,30 +137,50 @@ def _cls(key: int | None) -> str:
 
 
 def _markers(rows: pd.DataFrame, frame: Frame) -> list[str]:
-    """A symbol per station, gauge or air station inside the map, labelled with its level."""
+    """A symbol per station, gauge or air station inside the map, labelled with its level; a
+    place with several parameters (an air station's pollutants) is one symbol labelled with its
+    highest level and that parameter (as the UBA's overall index: the worst pollutant counts;
+    an air station's pollutant always), every parameter's level in its tooltip."""
     from odp.georeference.crs import WGS84, transform
 
     out = []
     placed = rows[rows["longitude"].notna() & rows["latitude"].notna()]
     if placed.empty:
         return out
-    x, y = transform(placed["longitude"].astype(float).to_numpy(),
-                     placed["latitude"].astype(float).to_numpy(), WGS84, frame.crs)
+    places = [g for _, g in placed.groupby(["feature", "feature_id"], sort=True)]
+    first = pd.concat([g.iloc[:1] for g in places])
+    x, y = transform(first["longitude"].astype(float).to_numpy(),
+                     first["latitude"].astype(float).to_numpy(), WGS84, frame.crs)
     sx, sy = frame.xy(x, y)
-    for (_, row), px, py in zip(placed.iterrows(), sx, sy, strict=True):
+    for group, px, py in zip(places, sx, sy, strict=True):
         if not (0 <= px <= WIDTH and 0 <= py <= frame.height):
             continue  # outside the city (e.g. an upstream gauge): in the table only
-        symbol = MARKERS.get(str(row["feature"]), "◆")
-        text = f"{row['name'] or row['feature_id']}: {_level_text(row)}"
-        parts = (f'<g class="marker" data-feature="{html.escape(str(row["feature"]))}" '
-                 f'data-id="{html.escape(str(row["feature_id"]))}">'
-                 f"<title>{html.escape(text)}</title>"
-                 f'<text x="{px:.1f}" y="{py + 5:.1f}" text-anchor="middle" font-size="16" '
-                 f'fill="#000" stroke="#fff" stroke-width="1">{symbol}</text>'
-                 f'<text class="marker-label" x="{px + 10:.1f}" y="{py + 4:.1f}">'
-                 f"{html.escape(text)}</text></g>")
-        out.append(parts)
+        out.append(_marker(group, float(px), float(py)))
     return out
+
+
+def _marker(group: pd.DataFrame, px: float, py: float) -> str:
+    """One place's symbol and label (`data-level`: the level the label names)."""
+    ordered = group.assign(_key=group["level"].astype("Float64").fillna(-1)).sort_values(
+        ["_key", "parameter"], ascending=[False, True], kind="stable")
+    rows = ordered.to_dict("records")
+    top = rows[0]
+    name = top["name"] if _text(top.get("name")) else top["feature_id"]
+    text = f"{name}: {_level_text(top)}"
+    tooltip = text
+    if len(rows) > 1 or top["feature"] == "air_station":  # which pollutant it is
+        text += f" ({top['parameter']})"
+        tooltip = f"{name}: " + ", ".join(f"{r['parameter']} {_level_text(r)}" for r in rows)
+    key = level_key(top["level"])
+    return (f'<g class="marker" data-feature="{html.escape(str(top["feature"]))}" '
+            f'data-id="{html.escape(str(top["feature_id"]))}" '
+            f'data-level="{"" if key is None else key}">'
+            f"<title>{html.escape(tooltip)}</title>"
+            f'<text x="{px:.1f}" y="{py + 5:.1f}" text-anchor="middle" font-size="16" '
+            f'fill="#000" stroke="#fff" stroke-width="1">'
+            f"{MARKERS.get(str(top['feature']), '◆')}</text>"
+            f'<text class="marker-label" x="{px + 10:.1f}" y="{py + 4:.1f}">'
+            f"{html.escape(text)}</text></g>")
 
 
 def legend(levels: Mapping[int | None, str], map_title: str, features: Sequence[str]) -> str:
