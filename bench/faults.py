@@ -81,10 +81,16 @@ class Bench:
         return self.projects[path]
 
     def cycle(self, fault: str, path: str, *, fresh: bool = False, **kwargs) -> Outcome:
-        project = self.project(path, fresh=fresh)
-        outcome = fault_cycle(project, self.reference, self.next_k(), fault, **kwargs)
-        if fresh:
-            project.close()
+        began = time.monotonic()
+        try:
+            project = self.project(path, fresh=fresh)
+            outcome = fault_cycle(project, self.reference, self.next_k(), fault, **kwargs)
+            if fresh:
+                project.close()
+        except Exception as exc:  # noqa: BLE001 — one broken cycle must not end the suite
+            why = f"harness error: {type(exc).__name__}: {str(exc)[:160]}"
+            outcome = Outcome(fault, path, False, -1, [why], [],
+                              round(time.monotonic() - began, 1))
         self.outcomes.append(outcome)
         state = "converged" if outcome.converged else "NOT converged"
         extra = "" if outcome.converged else f": {'; '.join(outcome.reasons)}"
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=50, help="random kill moments per path")
     parser.add_argument("--paths", default="copy,api")
     parser.add_argument("--seed", type=int, default=20241120)
+    parser.add_argument("--named-from", default="",
+                        help="start the named points at this one (to resume a run)")
     parser.add_argument("--only", default="",
                         help="named,postgres,random,ckan,source (default: all)")
     args = parser.parse_args(argv)
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             for path in args.paths.split(","):
                 print(f"\n== {path} path, {args.rows} rows (constructed) ==", flush=True)
                 if "named" in parts:
-                    for point in NAMED_POINTS:
+                    start = NAMED_POINTS.index(args.named_from) if args.named_from else 0
+                    for point in NAMED_POINTS[start:]:
                         if PATH_ONLY.get(point, path) != path:
                             continue
                         bench.cycle(point, path, kill=point, fresh=any(f in point for f in FRESH),

@@ -155,6 +155,8 @@ class Reader:
     interval: float = 0.05
     totals: list[int] = field(default_factory=list)
     errors: int = 0
+    slowest: float = 0.0  # seconds of the slowest answer (a reader waiting on a lock)
+    token: str | None = None  # to read a private dataset's table
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -162,11 +164,15 @@ class Reader:
 
     def _poll(self) -> None:
         session = requests.Session()
+        if self.token:
+            session.headers["Authorization"] = self.token
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 answer = session.post(f"{self.url}/api/3/action/datastore_search",
                                       json={"resource_id": self.resource_id, "limit": 0},
-                                      timeout=10).json()
+                                      timeout=60).json()
+                self.slowest = max(self.slowest, time.monotonic() - began)
                 if answer.get("success"):
                     self.totals.append(int(answer["result"]["total"]))
                 else:
@@ -187,6 +193,21 @@ class Reader:
         seen = sorted(set(self.totals))
         bad = [t for t in seen if t == 0 or t not in allowed]
         return [f"reader saw {t} rows (published versions: {sorted(allowed)})" for t in bad]
+
+
+def ckan_action(url: str, action: str, payload: dict[str, Any], token: str,
+                wait: float = 180.0) -> dict[str, Any]:
+    """A CKAN action called by the harness itself; a portal being restarted (by a parallel
+    `odp portal start` after a configuration change) is waited for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return requests.post(f"{url}/api/3/action/{action}", json=payload, timeout=30,
+                                 headers={"Authorization": token}).json()
+        except (requests.ConnectionError, ValueError):  # refused, or a proxy's HTML page
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def datastore_db_url(portal_url: str) -> str:
@@ -263,9 +284,8 @@ class FaultProject:
     # -- what is published and staged
 
     def resource_id(self) -> str | None:
-        answer = requests.post(f"{self.portal.url}/api/3/action/package_show",
-                               json={"id": self.name}, timeout=30,
-                               headers={"Authorization": self.portal.token()}).json()
+        answer = ckan_action(self.portal.url, "package_show", {"id": self.name},
+                             self.portal.token())
         if not answer.get("success"):
             return None
         tables = [r for r in answer["result"]["resources"] if r.get("odp_role") == "table"]

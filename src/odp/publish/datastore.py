@@ -1,9 +1,14 @@
 """The two ways rows reach a CKAN DataStore table — same table, same result.
 
-`ApiLoader` — the action API, for any portal: `insert` for new rows and `upsert` only for changed
-keys, large batches encoded once, several requests in flight (capped for remote portals, see
-`Portal.parallel_limit`). An update that fits one request is sent as ONE `datastore_upsert`, which
-CKAN runs in one transaction: readers see the old or the new table.
+`ApiLoader` — the action API, for any portal: large batches encoded once, several requests in
+flight (capped for remote portals, see `Portal.parallel_limit`). An update that fits one request
+(`atomic_rows`) is sent as ONE `datastore_upsert`, which CKAN runs in one transaction, so readers
+see the old table or the new one: new and changed rows, and gone rows overwritten in place (by
+their `_id`) with new rows' values. CKAN's action API has no request that removes rows and writes
+others, so only an update removing more rows than it adds needs a second request
+(`datastore_delete` by `_id`) for the rest, right after the first. Rows CKAN's upsert overwrote
+kept their old `_full_text` (its trigger keeps a filled one): an `update` of the same rows
+recomputes it. A larger update goes in several requests, and readers may see it partly applied.
 
 `CopyLoader` — PostgreSQL `COPY` straight into the DataStore's table, as CKAN's XLoader does,
 when the DataStore's write database is known (ODP_DATASTORE_WRITE_URL, the city's
@@ -16,19 +21,23 @@ USING`. CKAN's full-text trigger stays on, so `datastore_search?q=` finds the sa
 an API load.
 
 A bulk load (at least `bulk_min_rows` new rows, and at least as many as the table holds) takes
-the way XLoader takes, inside the same one transaction: CKAN's indexes and key constraints are
-dropped, the rows are COPYed into an unlogged staging table, `_full_text` is computed set-wise
-with exactly the trigger's expression (PostgreSQL may spread that over parallel workers), the
-rows go in with it (the trigger leaves a filled `_full_text` alone), and every index and
-constraint is re-created from its own definition. CKAN's per-row trigger (row → JSON → tsvector)
-and index maintenance row by row otherwise cap COPY into a DataStore table at ~30k rows/s.
+the way XLoader takes, but beside the live table (`Rebuild`), inside the same one transaction: a
+copy of the table without indexes gets the live rows, the new rows are COPYed into an unlogged
+staging table, `_full_text` is computed set-wise with exactly the trigger's expression
+(PostgreSQL may spread that over parallel workers), the rows go in with it (the trigger leaves a
+filled `_full_text` alone), every index, key, trigger and grant is created from the live
+table's own definitions, the changed and gone rows are applied, and the copy is swapped in under
+the live table's name. Readers read the old table meanwhile and never see it empty, half-built
+or locked for longer than the swap. CKAN's per-row trigger (row → JSON → tsvector) and index
+maintenance row by row otherwise cap COPY into a DataStore table at ~30k rows/s.
 
 A row whose text may be too long for a tsvector (`odp.publish.limits`) never blocks a dataset:
 on the COPY path every `_full_text` is computed by odp (inserts, bulk loads and upserts alike),
 and for such a row from its values up to the safe size, cut to a length that always fits — the
 row is stored whole, only its over-long values are not found by `q=`. CKAN's action API cannot
-set `_full_text` (its trigger computes it from the whole row), so `ApiLoader` sends such rows one
-by one and holds back, with a note naming them, the ones PostgreSQL refuses.
+set `_full_text` (its trigger computes it from the whole row): when PostgreSQL refuses one, CKAN
+rolls the whole request back, and `ApiLoader` sends the other rows as one request and such rows
+one by one after it, holding back, with a note naming them, the ones PostgreSQL refuses.
 
 Both loaders read a table back (`read`: COPY TO, or `datastore_search` paged by `_id`) for
 `odp.publish.reconcile`.
@@ -41,6 +50,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -466,28 +476,9 @@ class CopyLoader:
             return
         self.portal.may_update(resource_id)  # the token's right, checked before the database
         self._note_long_text(insert, upsert)
-        table = _ident(resource_id)
         try:
             with self._connect() as conn, conn.cursor() as cur:  # one transaction
-                if not insert.empty:
-                    cols = [c for c in insert.columns if c != HASH]
-                    if self._is_bulk(cur, resource_id, len(insert)):
-                        self.progress(f"DataStore bulk COPY: {len(insert)} new rows")
-                        bulk_insert(cur, resource_id, cols, csv_chunks(insert, cols))
-                    else:
-                        self.progress(f"DataStore COPY: {len(insert)} new rows")
-                        insert_with_full_text(cur, resource_id, cols, csv_chunks(insert, cols))
-                if not upsert.empty:
-                    self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
-                    cols = [c for c in upsert.columns if c != HASH]
-                    upsert_with_full_text(cur, resource_id, cols, key, copy_csv(upsert, cols))
-                if not delete.empty:
-                    self.progress(f"DataStore delete: {len(delete)} rows")
-                    _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
-                    match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
-                    cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
-                if len(insert) + len(upsert) > 10_000:
-                    cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as CKAN does
+                self._write(cur, resource_id, insert, upsert, delete, key)
                 # CKAN ≥ 2.11 caches row counts (datastore_search's `total`) and clears the
                 # cache in its own write actions; COPY bypasses them, so clear it here.
                 cur.execute("SELECT to_regclass('_table_stats') IS NOT NULL")
@@ -497,6 +488,39 @@ class CopyLoader:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
         self.writes += 1
+
+    def _write(self, cur: Any, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+               delete: pd.DataFrame, key: list[str]) -> None:
+        """The update inside the load's transaction: into the live table, or — a bulk load —
+        into a copy of it built beside it and swapped in at the end (`Rebuild`)."""
+        rebuild = None
+        if not insert.empty and self._is_bulk(cur, resource_id, len(insert)):
+            rebuild = Rebuild.beside(cur, resource_id)
+        target = rebuild.build if rebuild else resource_id
+        table = _ident(target)
+        if not insert.empty:
+            cols = [c for c in insert.columns if c != HASH]
+            if rebuild:
+                self.progress(f"DataStore bulk COPY: {len(insert)} new rows into a copy of the "
+                              "table, swapped in at the commit")
+                bulk_append(cur, target, cols, csv_chunks(insert, cols))
+                rebuild.index(cur)
+            else:
+                self.progress(f"DataStore COPY: {len(insert)} new rows")
+                insert_with_full_text(cur, target, cols, csv_chunks(insert, cols))
+        if not upsert.empty:
+            self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
+            cols = [c for c in upsert.columns if c != HASH]
+            upsert_with_full_text(cur, target, cols, key, copy_csv(upsert, cols))
+        if not delete.empty:
+            self.progress(f"DataStore delete: {len(delete)} rows")
+            _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
+            match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
+            cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
+        if len(insert) + len(upsert) > 10_000:
+            cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as CKAN does
+        if rebuild:
+            rebuild.swap(cur)
 
     def _note_long_text(self, insert: pd.DataFrame, upsert: pd.DataFrame) -> None:
         long = sum(int(limits.long_text_rows(t, [c for c in t.columns if c != HASH]).sum())
@@ -581,50 +605,137 @@ def upsert_with_full_text(cur: Any, resource_id: str, columns: list[str], key: l
                 f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
 
 
-def _definitions(cur: Any, resource_id: str) -> tuple[list[tuple[str, str]],
-                                                      list[tuple[str, str]]]:
-    """(name, definition) of the table's key constraints and of its other indexes (CREATE
-    INDEX statements), as PostgreSQL itself prints them."""
-    cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %s::regclass AND contype IN ('p', 'u') ORDER BY contype, conname",
-                (_ident(resource_id),))
-    constraints = cur.fetchall()
-    cur.execute("SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) "
-                "FROM pg_index i WHERE i.indrelid = %s::regclass AND NOT EXISTS "
-                "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
-                "ORDER BY i.indexrelid", (_ident(resource_id),))
-    return constraints, cur.fetchall()
-
-
-def bulk_insert(cur: Any, resource_id: str, columns: list[str],
+def bulk_append(cur: Any, table: str, columns: list[str],
                 data: bytes | Iterable[bytes]) -> None:
-    """Append many rows as XLoader does (see the module docstring); run inside a transaction,
-    so readers see the table as it was until the commit, and a failure leaves it untouched."""
+    """Append many rows to `table` (one without indexes yet) as XLoader does: COPY into an
+    unlogged staging table, `_full_text` computed set-wise with the trigger's expression —
+    PostgreSQL may spread that over parallel workers — and the rows inserted with it (the
+    trigger leaves a filled `_full_text` alone)."""
     import secrets
 
-    table = _ident(resource_id)
     names = ", ".join(map(_ident, columns))
-    constraints, indexes = _definitions(cur, resource_id)
-    full_text = full_text_expression(cur, resource_id)
-    for name, _ in constraints:
-        cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {_ident(name)}")
-    for index, _ in indexes:
-        cur.execute(f"DROP INDEX {index}")
+    full_text = full_text_expression(cur, table)
     stage = f"odp_stage_{secrets.token_hex(6)}"  # unlogged, not temporary: parallel workers scan it
-    _copy_into_stage(cur, stage, table, columns, data, temporary=False)
+    _copy_into_stage(cur, stage, _ident(table), columns, data, temporary=False)
     # Gathering the computed rows is the point here: let the planner use parallel workers.
     cur.execute("SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
     cur.execute(f"CREATE UNLOGGED TABLE {stage}_ft AS SELECT {names}, {full_text} AS _full_text "
                 f"FROM {stage}")
     cur.execute("RESET parallel_setup_cost; RESET parallel_tuple_cost")
-    cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, _full_text "
+    cur.execute(f"INSERT INTO {_ident(table)} ({names}, _full_text) SELECT {names}, _full_text "
                 f"FROM {stage}_ft")
     cur.execute(f"DROP TABLE {stage}, {stage}_ft")
-    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
-    for name, definition in constraints:
-        cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT {_ident(name)} {definition}")
-    for _, statement in indexes:
-        cur.execute(statement)
+
+
+_DEPENDENTS = ("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+               "WHERE d.refobjid = %(t)s::regclass AND r.ev_class <> %(t)s::regclass) "
+               "OR EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = %(t)s::regclass)")
+_QUALIFIED = ("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+              "obj_description(c.oid, 'pg_class') FROM pg_class c "
+              "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %(t)s::regclass")
+_CONSTRAINTS = ("SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = %(t)s::regclass AND contype IN ('p', 'u', 'x') "
+                "ORDER BY contype, conname")
+_INDEXES = ("SELECT quote_ident(c.relname), pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %(t)s::regclass "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+            "ORDER BY i.indexrelid")
+_TRIGGERS = ("SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = %(t)s::regclass "
+             "AND NOT tgisinternal ORDER BY tgname")
+_GRANTS = ("SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, "
+           "a.privilege_type FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a "
+           "LEFT JOIN pg_roles r ON r.oid = a.grantee "
+           "WHERE c.oid = %(t)s::regclass AND a.grantee <> c.relowner")
+_SEQUENCES = ("SELECT d.objid::regclass::text, quote_ident(a.attname) FROM pg_depend d "
+              "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+              "JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+              "WHERE d.refobjid = %(t)s::regclass AND d.deptype IN ('a', 'i')")
+
+
+@dataclass
+class Rebuild:
+    """A bulk load builds the new table BESIDE the live one and swaps it in, all in the load's
+    one transaction: readers go on reading the live table while the rows are copied, loaded,
+    indexed and analysed (`LOCK … IN EXCLUSIVE MODE` holds off other writers, not readers);
+    only the swap at the end — two renames and a drop — takes the lock readers wait for, for
+    milliseconds. The new table keeps everything CKAN made: the name (the resource id), each
+    row's `_id` and its sequence, column types, defaults and the data dictionary (column
+    comments), the key constraints and indexes under their own names, the full-text trigger
+    and the read grants. A failure or a kill rolls it all back: the live table is untouched.
+    A table other objects depend on (a view such as a DataStore alias, a foreign key) is not
+    rebuilt: its rows go in the plain way, row locks only."""
+
+    live: str  # the resource id
+    build: str
+    constraints: list[tuple[str, str]]  # (name, definition)
+    indexes: list[tuple[str, str]]  # (name, CREATE INDEX statement on the build table)
+    triggers: list[str]
+    grants: list[tuple[str, str]]  # (grantee, privilege)
+    sequences: list[tuple[str, str]]  # (sequence, column)
+
+    @classmethod
+    def beside(cls, cur: Any, resource_id: str) -> Rebuild | None:
+        """The build table, filled with the live table's rows; None if the table cannot be
+        swapped (other objects depend on it, or PostgreSQL writes its definitions otherwise
+        than expected)."""
+        import secrets
+
+        table, args = _ident(resource_id), {"t": _ident(resource_id)}
+        cur.execute(_DEPENDENTS, args)
+        if cur.fetchone()[0]:
+            return None
+        cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")  # writers wait, readers read on
+        cur.execute(_QUALIFIED, args)
+        qualified, comment = cur.fetchone()
+        build = f"odp_stage_{secrets.token_hex(6)}"
+        on_live, on_build = f" ON {qualified} ", f" ON {build} "
+        cur.execute(_INDEXES, args)
+        indexes = [(name, statement.replace(f"INDEX {name}{on_live}",
+                                            f"INDEX {build}_i{n}{on_build}", 1))
+                   for n, (name, statement) in enumerate(cur.fetchall())]
+        cur.execute(_TRIGGERS, args)
+        triggers = [statement.replace(on_live, on_build, 1) for (statement,) in cur.fetchall()]
+        if any(build not in statement for _, statement in indexes) or any(
+                build not in statement for statement in triggers):
+            return None
+        cur.execute(_CONSTRAINTS, args)
+        constraints = cur.fetchall()
+        cur.execute(_GRANTS, args)
+        grants = cur.fetchall()
+        cur.execute(_SEQUENCES, args)
+        sequences = cur.fetchall()
+        cur.execute(f"CREATE TABLE {build} (LIKE {table} INCLUDING DEFAULTS INCLUDING "
+                    "CONSTRAINTS INCLUDING COMMENTS INCLUDING STORAGE INCLUDING STATISTICS)")
+        if comment is not None:
+            cur.execute(f"COMMENT ON TABLE {build} IS %s", (comment,))
+        cur.execute(f"INSERT INTO {build} SELECT * FROM {table}")  # _id and _full_text kept
+        return cls(resource_id, build, constraints, indexes, triggers, grants, sequences)
+
+    def index(self, cur: Any) -> None:
+        """Keys, indexes, triggers and grants on the filled build table (names of its own
+        until the swap)."""
+        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")  # index builds sort in memory
+        for n, (_, definition) in enumerate(self.constraints):
+            cur.execute(f"ALTER TABLE {self.build} ADD CONSTRAINT {self.build}_c{n} {definition}")
+        for _, statement in self.indexes:
+            cur.execute(statement)
+        for statement in self.triggers:
+            cur.execute(statement)
+        for grantee, privilege in self.grants:
+            cur.execute(f"GRANT {privilege} ON {self.build} TO {grantee}")
+
+    def swap(self, cur: Any) -> None:
+        """The build table takes the live one's place and names (readers wait only here)."""
+        table = _ident(self.live)
+        for sequence, column in self.sequences:
+            cur.execute(f"ALTER SEQUENCE {sequence} OWNED BY {self.build}.{column}")
+        cur.execute(f"ALTER TABLE {table} RENAME TO {self.build}_old")
+        cur.execute(f"ALTER TABLE {self.build} RENAME TO {table}")
+        cur.execute(f"DROP TABLE {self.build}_old")
+        for n, (name, _) in enumerate(self.constraints):
+            cur.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {self.build}_c{n} TO {name}")
+        for n, (name, _) in enumerate(self.indexes):
+            cur.execute(f"ALTER INDEX {self.build}_i{n} RENAME TO {name}")
 
 
 def _local_portal_write_url(portal_url: str) -> str | None:
