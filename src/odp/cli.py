@@ -271,10 +271,39 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 1000:.1f} kB" if nbytes < 1_000_000 else f"{nbytes / 1e6:.1f} MB"
 
 
+def _show(out: _Reporter, report: Any, json_mode: bool) -> Any:
+    """A finished run's lines (its outcome and first messages); the report redacted."""
+    from odp.operations.record import redact_report
+
+    redact_report(report)  # a dry run's report is not recorded (record_run redacts the others)
+    if not json_mode:
+        out.line(_outcome(report))
+        for message in report.messages[:10]:
+            out.line(f"  {message}")
+        if len(report.messages) > 10:
+            out.line(f"  … {len(report.messages) - 10} more: odp quarantine {report.dataset}")
+    return report
+
+
+def _run_in_turn(args: argparse.Namespace, root: Path, city: Any, names: list[str],
+                 out: _Reporter) -> list[Any]:
+    from odp.run import run_dataset
+
+    reports = []
+    for name in names:
+        out.begin(name)
+        try:
+            report = run_dataset(name, root, city, out.stage(name),
+                                 dry_run=args.dry_run, accept_deletes=args.accept_deletes)
+        finally:
+            out.end()
+        reports.append(_show(out, report, args.json))
+    return reports
+
+
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import commands as ops
-    from odp.operations.record import redact_report
-    from odp.run import run_dataset
+    from odp.operations import parallel
     from odp.sources.derived import run_order
 
     names = ops.due_names(root) if args.due else dataset_names(root) if args.all else args.names
@@ -283,25 +312,17 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     names = run_order(names, root)  # derived datasets after their inputs
     datasets = [load_dataset(n, root) for n in names]
     city = load_city(root)
+    # --all/--due: several at once (odp.toml [run] workers); named datasets one after the other
+    # unless --workers says otherwise.
+    workers = parallel.worker_count(root, args.workers if args.workers is not None or args.all
+                                    or args.due else 1, len(names))
     out = _Reporter(args.json)
     ops.start_logging(root, city, console=not out.tty and not args.json)
     server = _replay(args.replay, root, datasets, out.line)
-    reports = []
     try:
-        for ds in datasets:
-            out.begin(ds.name)
-            try:
-                report = run_dataset(ds.name, root, city, out.stage(ds.name),
-                                     dry_run=args.dry_run, accept_deletes=args.accept_deletes)
-            finally:
-                out.end()
-            reports.append(redact_report(report))  # a dry run's report is not recorded
-            if not args.json:
-                out.line(_outcome(report))
-                for message in report.messages[:10]:
-                    out.line(f"  {message}")
-                if len(report.messages) > 10:
-                    out.line(f"  … {len(report.messages) - 10} more: odp quarantine {ds.name}")
+        reports = _run_in_turn(args, root, city, names, out) if workers == 1 else \
+            parallel.run_datasets(names, root, workers, lambda r: _show(out, r, args.json),
+                                  out.console, args.dry_run, args.accept_deletes)
     finally:
         if server is not None:
             server.stop()
@@ -366,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every dataset in pipelines/")
     p.add_argument("--due", action="store_true", help="the datasets whose schedule is due (cron)")
     p.add_argument("--json", action="store_true", help="one JSON report on stdout")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="datasets run at once, each in a worker process (default with --all and "
+                        "--due: odp.toml's [run] workers, else one per CPU core; named: 1)")
     p.add_argument("--dry-run", action="store_true", help="run all stages but write nothing")
     p.add_argument("--city", metavar="NAME", default=argparse.SUPPRESS, help=city_help)
     p.add_argument("--accept-deletes", action="store_true",

@@ -1,0 +1,95 @@
+"""Many datasets at once (odp.operations.parallel): independent datasets run side by side in
+worker processes, a dataset that reads others starts only after they finished, and a dataset
+that fails — or whose worker process dies — fails alone. The tasks here stand in for
+`run_dataset` so the timing is known; `tests/integration/test_parallel_run_all.py` runs real
+datasets through `odp run --all --workers 2`."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from odp.errors import ConfigError
+from odp.operations.parallel import Finished, configured_workers, run_parallel, worker_count
+
+
+def sleeper(name: str, step, seconds: dict[str, float]) -> dict[str, object]:
+    """A task: says its stage, sleeps its time, returns where it ran."""
+    step("extract")
+    time.sleep(seconds.get(name, 0.2))
+    return {"name": name, "pid": os.getpid()}
+
+
+def troubled(name: str, step, seconds: dict[str, float]) -> dict[str, object]:
+    """A task: `bug` raises, `killed` dies as an out-of-memory kill would; others sleep."""
+    if name == "bug":
+        raise KeyError("geocode_quality")
+    if name == "killed":
+        os._exit(137)
+    return sleeper(name, step, seconds)
+
+
+def overlap(a: Finished, b: Finished) -> bool:
+    return a.started < b.finished and b.started < a.finished
+
+
+def test_two_independent_datasets_run_at_the_same_time_in_two_worker_processes():
+    done = run_parallel(["a", "b"], {}, 2, sleeper, ({"a": 1.0, "b": 1.0},))
+    a, b = done["a"], done["b"]
+    assert overlap(a, b), (a, b)
+    assert a.result["pid"] != b.result["pid"] and os.getpid() not in (a.pid, b.pid)
+
+
+def test_with_one_worker_datasets_run_one_after_the_other():
+    done = run_parallel(["a", "b"], {}, 1, sleeper, ({"a": 0.3, "b": 0.3},))
+    assert not overlap(done["a"], done["b"])
+    assert done["a"].finished <= done["b"].started
+
+
+def test_a_derived_dataset_starts_after_its_inputs_and_an_independent_one_does_not_wait():
+    # `d` reads `a` and `b`; `c` reads nothing but comes after `d` in the run order.
+    seconds = {"a": 0.3, "b": 1.5, "d": 0.2, "c": 0.3}
+    steps: list[tuple[str, str]] = []
+    order: list[str] = []
+    done = run_parallel(["a", "b", "d", "c"], {"d": ["a", "b"]}, 2, sleeper, (seconds,),
+                        on_step=lambda name, text: steps.append((name, text)),
+                        on_done=lambda f: order.append(f.name))
+    a, b, c, d = (done[n] for n in "abcd")
+    assert d.started >= max(a.finished, b.finished)
+    assert c.started < b.finished  # took the worker `a` left, while `d` still waited for `b`
+    assert order == ["a", "c", "b", "d"]
+    assert sorted(steps) == [(n, "extract") for n in "abcd"]
+
+
+def test_a_failing_dataset_and_a_dead_worker_fail_alone_and_the_others_run():
+    names = ["bug", "killed", "a", "b"]
+    done = run_parallel(names, {}, 2, troubled, ({"a": 0.2, "b": 0.2},))
+    assert set(done) == set(names)
+    assert done["bug"].result is None
+    assert done["bug"].error == "unexpected error: KeyError: 'geocode_quality'"
+    assert done["killed"].result is None
+    assert done["killed"].error == "the worker process running it died (exit code 137)"
+    assert done["a"].result["name"] == "a" and done["b"].result["name"] == "b"
+    assert done["a"].error == done["b"].error == ""
+
+
+def test_inputs_in_a_cycle_run_in_the_given_order_instead_of_waiting_for_ever():
+    done = run_parallel(["x", "y"], {"x": ["y"], "y": ["x"]}, 2, sleeper, ({},))
+    assert done["x"].finished <= done["y"].started
+
+
+def test_the_worker_count_comes_from_the_flag_then_odp_toml_else_one_per_core(tmp_path: Path):
+    assert configured_workers(tmp_path) == 0  # no odp.toml
+    assert worker_count(tmp_path, None, 50) == (os.cpu_count() or 1)
+    assert worker_count(tmp_path, 8, 3) == 3  # never more workers than datasets
+    (tmp_path / "odp.toml").write_text('city = "cities/x.toml"\n[run]\nworkers = 3\n')
+    assert worker_count(tmp_path, None, 50) == 3
+    assert worker_count(tmp_path, 1, 50) == 1
+    (tmp_path / "odp.toml").write_text('[run]\nworkers = "many"\n')
+    with pytest.raises(ConfigError, match=r"odp.toml: \[run\] workers: give a whole number"):
+        worker_count(tmp_path, None, 50)
+    with pytest.raises(ConfigError, match="--workers -1"):
+        worker_count(tmp_path, -1, 50)
