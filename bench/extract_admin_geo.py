@@ -13,7 +13,8 @@ from pathlib import Path
 
 from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.ogcapi import parse_page
-from odp.sources.tabular import read_table, shape
+from odp.sources.settings import settings_of
+from odp.sources.tabular import Conventions, TableLayout, read_table, shape
 from odp.sources.wfs import GetFeature
 from odp.sources.wfs import parse_page as parse_gml
 
@@ -49,7 +50,8 @@ def main() -> None:
     for label, (path, source) in CASES.items():
         data = path.read_bytes()
         rows, seconds = best_of(
-            5, lambda d=data, s=source: len(shape(read_table(d, s, "b"), s, "b"))
+            5, lambda d=data, s=source: len(shape(
+                read_table(d, settings_of(TableLayout, s), "b"), settings_of(Conventions, s), "b"))
         )
         print(f"{label}: {rows:,} rows in {seconds:.3f} s = {rows / seconds:,.0f} rows/s")
     geojson = REC / "ogcapi_dresden" / "dresden_kommisdd_L703_items_wahlbezirke_btw2021.geojson"

@@ -12,7 +12,7 @@ import pytest
 from odp.errors import ConfigError, SourceError
 from odp.sources.archives import ArchiveLimits, open_zip, read_member
 from odp.sources.dwd_cdc import read_archive
-from odp.sources.tabular import read_table
+from odp.sources.tabular import TableLayout, read_table
 from tests.corpus.bombs import GIB, MIB, stored_zip, zip_bomb
 
 WHERE = "precipitation-dresden-hourly: https://opendata.dwd.de/x/stundenwerte_RR_01048_akt.zip"
@@ -92,7 +92,7 @@ def test_a_member_compressed_with_bzip2_is_refused_by_method():
 def test_an_xlsx_bomb_is_refused_before_openpyxl_reads_it():
     with pytest.raises(SourceError, match=r"register.xlsx: xl/worksheets/sheet1.xml: unpacks "
                        r"to more than 134217728 bytes"):
-        read_table(zip_bomb(GIB, name="xl/worksheets/sheet1.xml"), {"format": "xlsx"},
+        read_table(zip_bomb(GIB, name="xl/worksheets/sheet1.xml"), TableLayout(format="xlsx"),
                    "register: register.xlsx")
 
 

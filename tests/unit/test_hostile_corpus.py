@@ -32,7 +32,7 @@ from odp.sources.pegelonline_gauges import station_list
 from odp.sources.sensor_community import archive_frame, live_frame
 from odp.sources.sensorthings import observations_frame, pages
 from odp.sources.settings import settings_of
-from odp.sources.tabular import read_table, shape
+from odp.sources.tabular import Conventions, TableLayout, read_table, shape
 from odp.validate import check_gate, validate_batch
 from tests.corpus.make_corpus import FAMILIES, Case, build
 from tests.unit.test_validate import NOW, dataset
@@ -79,7 +79,8 @@ def baseline() -> dict[str, int]:
 
 def _tabular(data: bytes, where: str) -> pd.DataFrame:
     source = _source("transit-stops-vvo")
-    return shape(read_table(data, source, where), source, where)
+    return shape(read_table(data, settings_of(TableLayout, source), where),
+                 settings_of(Conventions, source), where)
 
 
 def _features(payload: Any, where: str, source: dict[str, Any]) -> pd.DataFrame:
@@ -95,7 +96,7 @@ def _wfs(data: bytes, where: str) -> pd.DataFrame:
 
 PARSERS: dict[str, Callable[[bytes, str], Any]] = {
     "tabular": _tabular,
-    "tabular-xlsx": lambda data, where: read_table(data, {"format": "xlsx"}, where),
+    "tabular-xlsx": lambda data, where: read_table(data, TableLayout(format="xlsx"), where),
     "json_records": lambda data, where: flatten(
         load_json(data, where), settings_of(RecordShape, _source("schools-dresden")), where),
     "ogcapi_features": lambda data, where: _features(load_json(data, where), where,

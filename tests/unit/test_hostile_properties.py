@@ -24,7 +24,7 @@ from odp.georeference.geocode import normalise_number, normalise_street, split_a
 from odp.sources.complete import load_json
 from odp.sources.dwd_cdc import parse_product, parse_station_list
 from odp.sources.safexml import parse_xml
-from odp.sources.tabular import read_table
+from odp.sources.tabular import TableLayout, read_table
 from odp.spec import TableSchema
 from odp.validate.coerce import coerce
 
@@ -48,7 +48,7 @@ def test_a_csv_written_with_quoting_reads_back_cell_for_cell(rows):
     writer = csv.writer(buffer, delimiter=";", lineterminator="\n")
     writer.writerow(["id", "a", "b"])
     writer.writerows(rows)
-    frame = read_table(buffer.getvalue().encode("utf-8"), {}, WHERE)
+    frame = read_table(buffer.getvalue().encode("utf-8"), TableLayout(), WHERE)
     assert list(frame.columns) == ["id", "a", "b"]
     got = frame.astype(object).where(frame.notna(), "").values.tolist()
     assert got == [list(r) for r in rows]
@@ -60,7 +60,7 @@ def test_a_csv_written_with_quoting_reads_back_cell_for_cell(rows):
 @example(b'a;b\n"1;2\n')
 def test_any_bytes_as_csv_give_rows_or_a_one_line_source_error(data):
     try:
-        read_table(data, {}, WHERE)
+        read_table(data, TableLayout(), WHERE)
     except (SourceError, ConfigError) as exc:
         assert "\n" not in str(exc) and str(exc).startswith(WHERE)
 

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from odp.errors import SourceError
-from odp.sources.tabular import german_number, local_to_utc, read_table, shape
+from odp.sources.settings import settings_of
+from odp.sources.tabular import (
+    Conventions,
+    TableLayout,
+    german_number,
+    local_to_utc,
+    read_table,
+    shape,
+)
 from odp.sources.textfile import decode
 from tests.helpers import RECORDINGS
 
@@ -35,8 +43,9 @@ PARKING_SOURCE = {
 
 def _read(path: Path, source: dict, data: bytes | None = None) -> pd.DataFrame:
     where = path.name
-    return shape(read_table(data if data is not None else path.read_bytes(), source, where),
-                 source, where)
+    layout = settings_of(TableLayout, source)
+    return shape(read_table(data if data is not None else path.read_bytes(), layout, where),
+                 settings_of(Conventions, source), where)
 
 
 def test_stops_decimal_commas_stripped_header_and_missing_ids():

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from odp.errors import ConfigError, SourceError
-from odp.sources.tabular import join_tables, read_all, read_table
+from odp.sources.settings import settings_of
+from odp.sources.tabular import TableLayout, join_tables, read_all, read_table
 from odp.spec import Dataset, TableSchema
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
@@ -24,7 +25,8 @@ ELECTION = ["date", "ags", "district", "electorate", "turnout", "valid", "cdu", 
 
 
 def _genesis(**options) -> pd.DataFrame:
-    return read_table(GENESIS.read_bytes(), {"header": False, "columns": ELECTION, **options},
+    return read_table(GENESIS.read_bytes(),
+                      settings_of(TableLayout, {"header": False, "columns": ELECTION, **options}),
                       "14341-01-02-5_00.csv")
 
 
@@ -50,20 +52,23 @@ def test_skip_rows_auto_finds_the_first_run_of_equal_lines_and_says_when_it_cann
     # GENESIS pads its title lines with ';' to the table's width: "auto" cannot tell them from
     # the header, takes the first title line, and the read stops (skip_rows = 9 is needed)
     with pytest.raises(SourceError, match="column 2 has values but no header"):
-        read_table(GENESIS.read_bytes(), {"skip_rows": "auto", "skip_footer": "auto"}, "g.csv")
+        read_table(GENESIS.read_bytes(), TableLayout(skip_rows="auto", skip_footer="auto"),
+                   "g.csv")
     preamble = b"Luftmessstation Leipzig-Mitte\nExport vom 30.12.2018\n\n"
     table = read_table(preamble + (LEIPZIG / "lfulg_2018-12_Leipzig-Mitte_NO2.csv").read_bytes(),
-                       {"delimiter": ",", "skip_rows": "auto", "units_row": True}, "no2.csv")
+                       TableLayout(delimiter=",", skip_rows="auto", units_row=True), "no2.csv")
     assert list(table.columns) == ["Datum Zeit", "Leipzig-Mitte NO2"]
     assert len(table) == 744  # 31 days × 24 hours
     lonely = b"Titel\n" * 60 + b"a;b\n1;2\n3;4\n"
     with pytest.raises(SourceError, match="no header in the first 50 lines"):
-        read_table(lonely, {"skip_rows": "auto"}, "x.csv")
+        read_table(lonely, TableLayout(skip_rows="auto"), "x.csv")
 
 
 def test_skip_rows_must_be_a_count_or_auto():
-    with pytest.raises(ConfigError, match="skip_rows must be a whole number"):
+    with pytest.raises(ConfigError, match="skip_rows.int: input should be a valid integer"):
         _genesis(skip_rows="9")
+    with pytest.raises(ConfigError, match="skip_rows must be a whole number"):
+        _genesis(skip_rows=-1)
     with pytest.raises(SourceError, match="nothing left of the file"):
         _genesis(skip_rows=9, skip_footer=200)
 
@@ -71,7 +76,7 @@ def test_skip_rows_must_be_a_count_or_auto():
 def _pollutant(name: str) -> tuple[pd.DataFrame, str]:
     where = f"Leipzig-Mitte,{name}.csv"
     return read_table((LEIPZIG / f"lfulg_2018-12_Leipzig-Mitte_{name}.csv").read_bytes(),
-                      {"delimiter": ",", "units_row": True, "join": "Datum Zeit"}, where), where
+                      TableLayout(delimiter=",", units_row=True, join="Datum Zeit"), where), where
 
 
 def test_one_file_per_pollutant_joins_into_one_row_per_hour():

@@ -2,7 +2,7 @@
 explicitly and declared per dataset. Full refresh: every run reads the whole file(s); the
 publish stage writes only what changed.
 
-Parameters (`[source]`, type = "tabular"):
+Parameters (`[source]`, type = "tabular"; the factory `tabular` takes them typed):
   url | path          one file; or `files = [{url|path, add = {column = value}}, …]` (same layout)
   format              "csv" | "xlsx" (default: from the file name; else csv); `sheet` for xlsx
   encoding            "auto" (default): BOM or valid UTF-8, else an error naming the byte;
@@ -68,19 +68,23 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Iterator, MutableMapping
-from typing import Any
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 import dlt
 import numpy as np
 import pandas as pd
+import pydantic
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
-from odp.sources.textfile import decode, read_bytes
+from odp.sources.local import resolve
+from odp.sources.settings import settings_of
+from odp.sources.textfile import decode
 from odp.spec import Dataset
 
 log = logging.getLogger("odp.sources.tabular")
@@ -89,29 +93,130 @@ _GERMAN_THOUSANDS = r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]+)?"
 _GERMAN_PLAIN = r"[+-]?[0-9]+(?:,[0-9]+)?"
 AMBIGUOUS = ("order", "dst", "standard", "reject")
 NONEXISTENT = ("reject", "shift_forward")
+Cell = str | int | float | bool  # a constant cell value in the configuration (`add`)
+Skip = Annotated[int, pydantic.Strict()] | Literal["auto"]  # a number of lines, or "auto"
+
+
+@dataclass(frozen=True)
+class TabularFile:
+    """One file of the table: by `url` or `path`, with constant columns `add`."""
+
+    url: str | None = None
+    path: str | None = None
+    add: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.url or self.path or "")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How one file's bytes become a table of text cells (see the module's parameters)."""
+
+    format: str | None = None
+    sheet: str | int | None = None
+    encoding: str = "auto"
+    delimiter: str = ";"
+    quotechar: str = '"'
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    skip_rows: Skip = 0
+    skip_footer: Skip = 0
+    units_row: bool = False
+    units: dict[str, str] = field(default_factory=dict)
+    join: str | None = None
+    limits: ArchiveLimits = ArchiveLimits()
+
+    def format_of(self, name: str) -> str:
+        """"csv" or "xlsx" as declared, else by the file's name."""
+        return self.format or ("xlsx" if name.lower().endswith(".xlsx") else "csv")
+
+
+@dataclass(frozen=True)
+class TimestampRule:
+    """`[source.timestamp]`: local time without offset → UTC text (see the module's text)."""
+
+    column: str | None = None
+    date: str | None = None
+    time: str | None = None
+    format: str | None = None
+    timezone: str | None = None
+    ambiguous: str | None = None
+    nonexistent: str = "reject"
+    empty_time: Literal["midnight"] | None = None
+    target: str = "timestamp"
+    keep: bool = False
+
+
+@dataclass(frozen=True)
+class FlagRule:
+    """`[source.flag]`: `column` is `empty` where the `from` cell is empty, else `present`."""
+
+    column: str
+    origin: Annotated[str, pydantic.Field(alias="from")]
+    empty: str
+    present: str
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """The dataset's declared conventions applied to each table (see the module's text)."""
+
+    flag: FlagRule | None = None
+    timestamp: TimestampRule | None = None
+    german_numbers: tuple[str, ...] = ()
+    dates: dict[str, str] = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+    add: dict[str, Cell] = field(default_factory=dict)
+    rename: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tabular:
+    """The files, how each is read and the conventions applied."""
+
+    files: tuple[TabularFile, ...]
+    layout: TableLayout = TableLayout()
+    conventions: Conventions = Conventions()
+
+    @classmethod
+    def of(cls, source: Mapping[str, Any]) -> Tabular:
+        """From a whole `[source]` table (the `tabular` factory takes the keys typed)."""
+        files = source.get("files") or [{k: source[k] for k in ("url", "path") if k in source}]
+        layout = settings_of(TableLayout, source)
+        limits = ArchiveLimits.from_source(dict(source))
+        return cls(tuple(settings_of(TabularFile, f) for f in files),
+                   _with_limits(layout, limits), settings_of(Conventions, source))
+
+
+def _with_limits(layout: TableLayout, limits: ArchiveLimits) -> TableLayout:
+    import dataclasses
+
+    return dataclasses.replace(layout, limits=limits)
 
 
 # --- reading -----------------------------------------------------------------------------------
 
 
-def read_table(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
+def read_table(data: bytes, layout: TableLayout, where: str) -> pd.DataFrame:
     """The file as a DataFrame of text cells (header applied, units row checked and dropped,
     trailing empty columns removed); missing cells are NA."""
-    fmt = source.get("format") or ("xlsx" if where.lower().endswith(".xlsx") else "csv")
+    fmt = layout.format_of(where)
     if fmt == "xlsx":
-        check_zip(data, ArchiveLimits.from_source(source, where), where)  # an XLSX is a zip
-        rows = _xlsx_rows(data, source.get("sheet"), where)
-        rows = _sheet_part(rows, source, where)
+        check_zip(data, layout.limits, where)  # an XLSX is a zip
+        rows = _xlsx_rows(data, layout.sheet, where)
+        rows = _sheet_part(rows, layout, where)
     elif fmt == "csv":
-        rows = _csv_rows(data, source, where)
+        rows = _csv_rows(data, layout, where)
     else:
         raise ConfigError(f"{where}: format must be 'csv' or 'xlsx', not '{fmt}'")
-    return _framed(rows, source, where)
+    return _framed(rows, layout, where)
 
 
-def _sheet_part(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
+def _sheet_part(rows: pd.DataFrame, layout: TableLayout, where: str) -> pd.DataFrame:
     """A sheet's rows without the preamble and the footer (numbers of non-empty rows)."""
-    skip, footer = source.get("skip_rows", 0), source.get("skip_footer", 0)
+    skip, footer = layout.skip_rows, layout.skip_footer
     if "auto" in (skip, footer):
         raise ConfigError(f"{where}: skip_rows/skip_footer = \"auto\" reads CSV files; give the "
                           "number of rows for a sheet")
@@ -123,11 +228,11 @@ def _sheet_part(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.Da
     return part
 
 
-def _csv_rows(data: bytes, source: dict[str, Any], where: str) -> pd.DataFrame:
-    decoded = decode(data, source.get("encoding", "auto"), where)
+def _csv_rows(data: bytes, layout: TableLayout, where: str) -> pd.DataFrame:
+    decoded = decode(data, layout.encoding, where)
     log.info("%s: encoding %s", where, decoded.encoding)
-    delimiter, quotechar = source.get("delimiter", ";"), source.get("quotechar", '"')
-    text = table_text(decoded.text, source, where)
+    delimiter, quotechar = layout.delimiter, layout.quotechar
+    text = table_text(decoded.text, layout, where)
     try:
         rows = pd.read_csv(
             io.StringIO(text),
@@ -152,15 +257,14 @@ PREAMBLE_LINES = 50  # skip_rows = "auto" looks for the header within the first 
 HEADER_RUN = 3  # … as the first of 3 lines in a row with the same number of cells
 
 
-def table_text(text: str, source: dict[str, Any], where: str) -> str:
+def table_text(text: str, layout: TableLayout, where: str) -> str:
     """The lines of a CSV file that hold the table: the preamble (`skip_rows`) and the footer
     (`skip_footer`) cut off."""
-    skip, footer = source.get("skip_rows", 0), source.get("skip_footer", 0)
+    skip, footer = layout.skip_rows, layout.skip_footer
     if not skip and not footer:
         return text
     lines = text.splitlines(keepends=True)
-    dialect = {"delimiter": source.get("delimiter", ";"),
-               "quotechar": source.get("quotechar", '"')}
+    dialect = {"delimiter": layout.delimiter, "quotechar": layout.quotechar}
     start = _header_line(lines, dialect, where) if skip == "auto" else _count(skip, "skip_rows",
                                                                                where)
     if start:
@@ -259,14 +363,14 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _framed(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFrame:
+def _framed(rows: pd.DataFrame, layout: TableLayout, where: str) -> pd.DataFrame:
     rows = rows.astype(object)
     rows.columns = range(rows.shape[1])
-    if source.get("header", True):
+    if layout.header:
         names = [str(v).strip() for v in rows.iloc[0]]
         body = rows.iloc[1:]
     else:
-        names = [str(c) for c in source.get("columns", [])]
+        names = list(layout.columns)
         if len(names) != rows.shape[1]:
             raise ConfigError(
                 f"{where}: 'columns' names {len(names)} columns, the file has {rows.shape[1]}"
@@ -281,11 +385,11 @@ def _framed(rows: pd.DataFrame, source: dict[str, Any], where: str) -> pd.DataFr
         raise SourceError(f"{where}: duplicate column names in the header")
     body = body.iloc[:, keep]
     body.columns = [names[i] for i in keep]
-    if source.get("units_row"):
+    if layout.units_row:
         if body.empty:
             raise SourceError(f"{where}: no units row under the header")
-        expected = source.get("units", {})
-        if source.get("join"):  # each file of a join holds some of the columns
+        expected = layout.units
+        if layout.join:  # each file of a join holds some of the columns
             expected = {c: u for c, u in expected.items() if c in body.columns}
         _check_units(body.iloc[0], expected, where)
         body = body.iloc[1:]
@@ -357,95 +461,101 @@ def local_to_utc(naive: pd.Series, tz: str, ambiguous: str, nonexistent: str
     return local.dt.tz_convert("UTC"), reasons
 
 
-def _timestamp(frame: pd.DataFrame, rule: dict[str, Any], where: str) -> pd.DataFrame:
-    tz = rule.get("timezone")
-    ambiguous = rule.get("ambiguous")
+def _timestamp(frame: pd.DataFrame, rule: TimestampRule, where: str) -> pd.DataFrame:
+    tz, ambiguous = rule.timezone, rule.ambiguous
     if not tz or not ambiguous:
         raise ConfigError(
             f"{where}: [source.timestamp] needs 'timezone' and 'ambiguous' "
             f"({' | '.join(AMBIGUOUS)}): how the repeated hour in autumn is read"
         )
-    if "column" in rule:
-        used = [rule["column"]]
-        raw = frame[rule["column"]].astype("string")
-        fmt = rule.get("format", "%Y-%m-%dT%H:%M:%S")
+    if rule.column is not None:
+        used = [rule.column]
+    elif rule.date is not None and rule.time is not None:
+        used = [rule.date, rule.time]
     else:
-        used = [rule["date"], rule["time"]]
-        date, time = frame[rule["date"]].astype("string"), frame[rule["time"]].astype("string")
-        if rule.get("empty_time") == "midnight":
-            time = time.fillna("00:00")
-        raw = date + " " + time
-        fmt = rule.get("format", "%Y-%m-%d %H:%M")
+        raise ConfigError(f"{where}: [source.timestamp] needs 'column', or 'date' and 'time'")
     for column in used:
         if column not in frame.columns:
             raise SourceError(f"{where}: no column '{column}' for the timestamp")
+    if rule.column is not None:
+        raw = frame[rule.column].astype("string")
+        fmt = rule.format or "%Y-%m-%dT%H:%M:%S"
+    else:
+        date, time = frame[used[0]].astype("string"), frame[used[1]].astype("string")
+        if rule.empty_time == "midnight":
+            time = time.fillna("00:00")
+        raw = date + " " + time
+        fmt = rule.format or "%Y-%m-%d %H:%M"
     naive = pd.to_datetime(raw, format=fmt, errors="coerce")
-    utc, reasons = local_to_utc(naive, tz, ambiguous, rule.get("nonexistent", "reject"))
+    utc, reasons = local_to_utc(naive, tz, ambiguous, rule.nonexistent)
     text = utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype("string")
     rejected = reasons.notna()
     text = text.where(~rejected, raw + " (" + reasons + ")")
     text = text.where(naive.notna() | rejected, raw)  # unparseable: as sent
-    out = frame.drop(columns=[c for c in used if not rule.get("keep")])
-    out[rule.get("target", "timestamp")] = text
+    out = frame.drop(columns=[] if rule.keep else used)
+    out[rule.target] = text
     return out
 
 
 # --- the source type ---------------------------------------------------------------------------
 
 
-def shape(frame: pd.DataFrame, source: dict[str, Any], where: str,
-          add: dict[str, Any] | None = None) -> pd.DataFrame:
+def shape(frame: pd.DataFrame, conventions: Conventions, where: str,
+          add: Mapping[str, Cell] | None = None) -> pd.DataFrame:
     """Apply the dataset's declared conventions to one file's text table."""
     out = frame.copy()
-    if flag := source.get("flag"):
-        origin = out[flag["from"]]
-        out[flag["column"]] = np.where(origin.isna(), flag["empty"], flag["present"])
-    if rule := source.get("timestamp"):
+    if flag := conventions.flag:
+        origin = out[flag.origin]
+        out[flag.column] = np.where(origin.isna(), flag.empty, flag.present)
+    if rule := conventions.timestamp:
         out = _timestamp(out, rule, where)
-    for column in source.get("german_numbers", []):
+    for column in conventions.german_numbers:
         if column not in out.columns:
             raise SourceError(f"{where}: no column '{column}' (german_numbers)")
         out[column] = german_number(out[column])
-    for column, fmt in source.get("dates", {}).items():
+    for column, fmt in conventions.dates.items():
         if column not in out.columns:
             raise SourceError(f"{where}: no column '{column}' (dates)")
         out[column] = german_date(out[column], fmt)
-    missing = [c for c in source.get("drop", []) if c not in out.columns]
+    missing = [c for c in conventions.drop if c not in out.columns]
     if missing:
         raise SourceError(f"{where}: no column '{missing[0]}' (drop)")
-    out = out.drop(columns=source.get("drop", []))
-    for column, value in {**source.get("add", {}), **(add or {})}.items():
+    out = out.drop(columns=list(conventions.drop))
+    for column, value in {**conventions.add, **(add or {})}.items():
         out[column] = str(value)
-    out = out.rename(columns=source.get("rename", {}))
+    out = out.rename(columns=conventions.rename)
     return as_raw_text(out)
 
 
-def expect_format(source: dict[str, Any], spec: dict[str, Any]) -> str:
-    """The format a file is parsed as ("CSV" or "XLSX"), named when a server answers HTML."""
-    name = str(spec.get("url") or spec.get("path") or "")
-    fmt = source.get("format") or ("xlsx" if name.lower().endswith(".xlsx") else "csv")
-    return str(fmt).upper()
+def _read_file(dataset: str, file: TabularFile, http: HttpSettings,
+               expect: str) -> tuple[bytes, str]:
+    """The file named by `url` or `path` (a relative path is relative to the project).
+    `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
+    if file.url:
+        return SourceClient(dataset, http).get_bytes(file.url, expect), file.url
+    if file.path:
+        path = resolve(file.path)
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise SourceError(f"{dataset}: {path}: file not found") from None
+    raise ConfigError(f"{dataset}: [source] needs 'url' or 'path'")
 
 
-def files_of(source: dict[str, Any]) -> list[dict[str, Any]]:
-    if files := source.get("files"):
-        return list(files)
-    return [{k: source[k] for k in ("url", "path") if k in source}]
-
-
-def fetch_all(
-    dataset: Dataset, validators: MutableMapping[str, Any] | None = None
-) -> list[tuple[bytes, str]] | None:
+def fetch_all(dataset: Dataset, plan: Tabular, http: HttpSettings,
+              validators: MutableMapping[str, Any] | None = None
+              ) -> list[tuple[bytes, str]] | None:
     """Every file's bytes and name; with `validators`, files by URL are fetched conditionally:
     None when all files came by URL and none changed. When some did, the unchanged ones are
     downloaded again (a full refresh needs them all)."""
-    source, specs = dataset.source, files_of(dataset.source)
-    if validators is None or not all(spec.get("url") for spec in specs):
-        return [read_bytes(dataset.name, spec, source, expect_format(source, spec))
-                for spec in specs]
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
-    urls = [spec["url"] for spec in specs]
-    kinds = {url: expect_format(source, spec) for url, spec in zip(urls, specs, strict=True)}
+    def kind(file: TabularFile) -> str:
+        return plan.layout.format_of(file.name).upper()
+
+    if validators is None or not all(file.url for file in plan.files):
+        return [_read_file(dataset.name, file, http, kind(file)) for file in plan.files]
+    client = SourceClient(dataset.name, http)
+    urls = [str(file.url) for file in plan.files]
+    kinds = {str(file.url): kind(file) for file in plan.files}
     fetched = [client.get_bytes_if_changed(url, validators, kinds[url]) for url in urls]
     if all(data is None for data in fetched):
         return None
@@ -473,36 +583,39 @@ def same_content(files: list[tuple[bytes, str]], validators: MutableMapping[str,
     return False
 
 
-def read_all(
-    dataset: Dataset, validators: MutableMapping[str, Any] | None = None
-) -> pd.DataFrame | None:
-    """The dataset's rows from all its files; None when no file changed (see fetch_all)."""
-    source = dataset.source
-    files = fetch_all(dataset, validators)
+def read_all(dataset: Dataset, validators: MutableMapping[str, Any] | None = None,
+             plan: Tabular | None = None, http: HttpSettings | None = None
+             ) -> pd.DataFrame | None:
+    """The dataset's rows from all its files; None when no file changed (see fetch_all).
+    Without `plan` and `http` they are taken from the dataset's `[source]` table."""
+    plan = plan or Tabular.of(dataset.source)
+    http = http or HttpSettings.from_source(dataset.source)
+    files = fetch_all(dataset, plan, http, validators)
     if files is None or (validators is not None and same_content(files, validators)):
         return None
-    if source.get("join"):
-        return _joined(dataset, files)
+    if plan.layout.join:
+        return _joined(dataset, plan, plan.layout.join, files)
     frames = []
-    for spec, (data, where) in zip(files_of(source), files, strict=True):
+    for file, (data, where) in zip(plan.files, files, strict=True):
         where = f"{dataset.name}: {where}"
-        frames.append(shape(read_table(data, source, where), source, where, spec.get("add")))
+        frames.append(shape(read_table(data, plan.layout, where), plan.conventions, where,
+                            file.add))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _joined(dataset: Dataset, files: list[tuple[bytes, str]]) -> pd.DataFrame:
+def _joined(dataset: Dataset, plan: Tabular, key: str,
+            files: list[tuple[bytes, str]]) -> pd.DataFrame:
     """The files joined on the `join` column, then shaped once as one table."""
-    source, key = dataset.source, str(dataset.source["join"])
-    if any(spec.get("add") for spec in files_of(source)):
+    if any(file.add for file in plan.files):
         raise ConfigError(f"{dataset.definition_path}: [source] join: 'add' per file is not "
                           "possible (a row comes from several files); use [source] add")
-    tables = [(read_table(data, source, f"{dataset.name}: {where}"), f"{dataset.name}: {where}")
-              for data, where in files]
+    tables = [(read_table(data, plan.layout, f"{dataset.name}: {where}"),
+               f"{dataset.name}: {where}") for data, where in files]
     table = join_tables(tables, key)
-    units = source.get("units", {}) if source.get("units_row") else {}
+    units = plan.layout.units if plan.layout.units_row else {}
     if missing := [c for c in units if c not in table.columns]:
         raise SourceError(f"{dataset.name}: units: no file has the column '{missing[0]}'")
-    return shape(table, source, f"{dataset.name}: {len(files)} files joined on '{key}'")
+    return shape(table, plan.conventions, f"{dataset.name}: {len(files)} files joined on '{key}'")
 
 
 def join_tables(tables: list[tuple[pd.DataFrame, str]], key: str) -> pd.DataFrame:
@@ -531,13 +644,61 @@ def join_tables(tables: list[tuple[pd.DataFrame, str]], key: str) -> pd.DataFram
     return joined.reset_index(drop=True)
 
 
-def tabular(dataset: Dataset) -> Any:
+def tabular(dataset: Dataset, *, url: str | None = None, path: str | None = None,
+            files: list[TabularFile] | None = None, format: str | None = None,  # noqa: A002
+            sheet: str | int | None = None, encoding: str = "auto", delimiter: str = ";",
+            quotechar: str = '"', header: bool = True, columns: tuple[str, ...] = (),
+            skip_rows: Skip = 0, skip_footer: Skip = 0, join: str | None = None,
+            units_row: bool = False, units: dict[str, str] | None = None,
+            drop: tuple[str, ...] = (), rename: dict[str, str] | None = None,
+            add: dict[str, Cell] | None = None, german_numbers: tuple[str, ...] = (),
+            dates: dict[str, str] | None = None, timestamp: TimestampRule | None = None,
+            flag: FlagRule | None = None, http: HttpSettings) -> Any:
+    """A CSV or XLSX table (one file or several) as rows, read again when a file changed.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        url: the file's URL.
+        path: a file of the project instead of `url`.
+        files: several files of one layout (`{url|path, add = {column = value}}`).
+        format: "csv" or "xlsx" (default: from the file name; else csv).
+        sheet: the XLSX sheet (name or 0-based number; default the first).
+        encoding: "auto" (BOM or valid UTF-8) or a named encoding such as "iso-8859-1".
+        delimiter: the CSV cell delimiter.
+        quotechar: the CSV quote character.
+        header: whether the first row names the columns (else `columns` names them).
+        columns: the column names of a file without header.
+        skip_rows: lines before the header: a number, or "auto" (CSV).
+        skip_footer: lines after the table: a number, or "auto" (CSV).
+        join: several `files` of one table joined on this column (a full outer join).
+        units_row: the row under the header holds units (checked against `units`, dropped).
+        units: column -> the unit its units-row cell must name.
+        drop: columns not published (raw names).
+        rename: raw name -> published name.
+        add: column -> a constant added to every row.
+        german_numbers: columns with decimal comma and thousands dots.
+        dates: column -> strptime format of a date, written as ISO "YYYY-MM-DD".
+        timestamp: `[source.timestamp]`: local time without offset -> UTC text.
+        flag: `[source.flag]`: a column telling rows whose `from` cell is empty apart.
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
+    where = dataset.definition_path
+    if url and path:
+        raise ConfigError(f"{where}: [source] has both 'url' and 'path' ({url!r}, {path!r}): "
+                          "keep one")
+    layout = TableLayout(format, sheet, encoding, delimiter, quotechar, header, tuple(columns),
+                         skip_rows, skip_footer, units_row, dict(units or {}), join,
+                         ArchiveLimits.from_source(dataset.source, f"{where}: [source]"))
+    conventions = Conventions(flag, timestamp, tuple(german_numbers), dict(dates or {}),
+                              tuple(drop), dict(add or {}), dict(rename or {}))
+    plan = Tabular(tuple(files or [TabularFile(url, path)]), layout, conventions)
+
     @dlt.resource(name=dataset.table_name, write_disposition="replace")
     def rows() -> Iterator[Any]:
         # Source state: dlt resets a "replace" resource's own state at every run.
         state = dlt.current.source_state()
         validators = cache_validators(state, dataset.table_name, dataset.source)
-        table = read_all(dataset, validators)
+        table = read_all(dataset, validators, plan, http)
         if table is None:
             # Unchanged: dlt truncates a "replace" table that receives nothing, so this run's
             # disposition is "skip" and staging keeps the rows of the last download.

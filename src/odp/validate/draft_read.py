@@ -170,9 +170,10 @@ def _header_notes(cells: list[str]) -> list[str]:
 
 def _tabular(data: bytes, table: dict[str, Any], source: str, where: str,
              notes: list[str]) -> Sample:
-    from odp.sources.tabular import read_table
+    from odp.sources.settings import settings_of
+    from odp.sources.tabular import TableLayout, read_table
 
-    frame = read_table(data, table, where)
+    frame = read_table(data, settings_of(TableLayout, table), where)
     if not len(frame.columns):
         raise SourceError(f"{source}: no columns found")
     return Sample(frame.astype("string"), notes, table, source, where)
