@@ -11,10 +11,8 @@ Conditional GET (DWD rewrites the files about once a day): a zip or station list
 304 Not Modified is not downloaded; an unchanged zip yields no rows, an unchanged station list
 is read from the configured stations' rows kept in state.
 
-Parameters: `resolution` ("hourly" | "10_minutes"), `period` ("recent" | "now"), `stations`,
-`columns`, `base_url`; `archive` and `station_list` (file names, `{id}` = 5-digit station id)
-override the defaults; `max_unpacked_bytes` and `max_ratio` bound what a zip may unpack to
-(odp.sources.archives: checked before anything is unpacked, and while it is).
+Parameters: see `dwd_cdc` (its `Args:`); `max_unpacked_bytes` and `max_ratio` bound what a zip
+may unpack to (odp.sources.archives: checked before anything is unpacked, and while it is).
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 import dlt
 import pandas as pd
@@ -33,6 +31,7 @@ from odp.sources.complete import csv_error, looks_like_html
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
 from odp.sources.incremental import bucket, keep_newer, merged_resource
+from odp.spec import Dataset
 
 BASE_URL = "https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate"
 PRODUCTS = {  # resolution -> (folder, archive by period, station list by period)
@@ -193,34 +192,44 @@ def listed_stations(
     return known
 
 
-def dwd_cdc(dataset: Any) -> Any:
-    source = dataset.source
-    resolution, period = source.get("resolution", "hourly"), source.get("period", "recent")
-    if resolution not in PRODUCTS or period not in ("recent", "now"):
-        raise ConfigError(
-            f"{dataset.definition_path}: resolution must be one of "
-            f"{', '.join(PRODUCTS)} and period 'recent' or 'now'"
-        )
+def dwd_cdc(dataset: Dataset, *, stations: list[str | int], columns: dict[str, str],
+            resolution: Literal["hourly", "10_minutes"] = "hourly",
+            period: Literal["recent", "now"] = "recent", base_url: str = BASE_URL,
+            archive: str | None = None, station_list: str | None = None,
+            http: HttpSettings) -> Any:
+    """Precipitation of DWD stations as rows, incremental per station.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        stations: DWD station ids (e.g. "01048"; a number is padded to 5 digits).
+        columns: product field (R1, RS_IND, QN_8 …) -> published column.
+        resolution: "hourly" or "10_minutes".
+        period: "recent" (about 500 days, updated daily) or "now" (today).
+        base_url: the CDC observations root (…/observations_germany/climate).
+        archive: the station zip's file name ({id} = 5-digit station id), default by product.
+        station_list: the station list's file name, default by product.
+        http: timeouts, retries, deadline and size cap of the requests.
+    """
     folder, archives, lists = PRODUCTS[resolution]
-    base = f"{source.get('base_url', BASE_URL).rstrip('/')}/{folder}/{period}"
-    archive_name = source.get("archive", archives[period])
-    list_name = source.get("station_list", lists[period])
-    stations = [str(s).zfill(5) for s in source.get("stations", [])]
-    mapping: dict[str, str] = dict(source.get("columns", {}))
-    if not stations or not mapping:
+    base = f"{base_url.rstrip('/')}/{folder}/{period}"
+    archive_name = archive or archives[period]
+    list_name = station_list or lists[period]
+    ids = [str(s).zfill(5) for s in stations]
+    mapping = dict(columns)
+    if not ids or not mapping:
         raise ConfigError(f"{dataset.definition_path}: [source] needs 'stations' and 'columns'")
-    client = SourceClient(dataset.name, HttpSettings.from_source(source))
-    limits = ArchiveLimits.from_source(source, f"{dataset.definition_path}: [source]")
-    columns = [f.name for f in dataset.schema.source_fields]
+    client = SourceClient(dataset.name, http)
+    limits = ArchiveLimits.from_source(dataset.source, f"{dataset.definition_path}: [source]")
+    names = [f.name for f in dataset.schema.source_fields]
 
     @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
         last = bucket(state, "last")
-        validators = cache_validators(state, dataset.table_name, source)
+        validators = cache_validators(state, dataset.table_name, dataset.source)
         list_url = f"{base}/{list_name}"
-        known = listed_stations(client, list_url, stations, state, validators)
-        for station in stations:
+        known = listed_stations(client, list_url, ids, state, validators)
+        for station in ids:
             if station not in known:
                 raise SourceError(f"{dataset.name}: {list_url}: station {station} not listed")
             url = f"{base}/{archive_name.format(id=station)}"
@@ -247,6 +256,6 @@ def dwd_cdc(dataset: Any) -> Any:
             if top:
                 last[station] = top
             if len(out):
-                yield as_raw_text(out[[c for c in columns if c in out.columns]])
+                yield as_raw_text(out[[c for c in names if c in out.columns]])
 
     return observations
