@@ -29,9 +29,9 @@ from odp.errors import ConfigError
 # [, "city": the parser gets the project root as `_root`, e.g. to read the city's districts])
 INDICATORS: dict[str, tuple[str, ...]] = {
     "heavy_rain_windows": ("odp.indicators.heavy_rain:compute_windows",
-                           "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
+                           "odp.indicators.heavy_rain:parse_config", "heavy_rain", "city"),
     "heavy_rain_events": ("odp.indicators.heavy_rain:compute_events",
-                          "odp.indicators.heavy_rain:parse_config", "heavy_rain"),
+                          "odp.indicators.heavy_rain:parse_config", "heavy_rain", "city"),
     "flood_levels": ("odp.indicators.flood:compute_levels", "odp.indicators.flood:parse_config",
                      "flood"),
     "flood_crossings": ("odp.indicators.flood:compute_crossings",

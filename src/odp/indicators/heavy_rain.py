@@ -16,6 +16,11 @@ Definitions:
     incomplete window that exceeds a limit reached that level at least); 0 when every window a
     level looks at is complete and none exceeds its lowest limit; null ("unbestimmt") otherwise:
     missing input is never classified as "no heavy rain".
+  * `return_period` — only where `[indicators.heavy_rain.kostra]` names a KOSTRA-DWD table and
+    the station's grid cell: the longest tabulated return period (years) whose design depth
+    hN(D, T) of the cell one of the window sums reaches (sum ≥ hN, D = the window's duration:
+    1 h = D60, 6 h = D360, …); 0 below every T of every window with a table, when every window
+    is complete; null without a table or cell, or below it with values missing.
   * event — a maximal run of time steps lying in some window that exceeds a limit of the lowest
     level; it starts at the beginning of its first wet interval and ends at the end of its last
     wet interval; `total` sums its present values, `level` is the highest its windows reached.
@@ -58,11 +63,21 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Kostra:
+    """A KOSTRA-DWD table: per grid cell and duration (hours) the design depths (mm) of the
+    tabulated return periods (years), both ascending; and each station's grid cell."""
+
+    cells: dict[str, str]  # station id -> INDEX_RC
+    depths: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]  # (cell, hours) -> (T, hN)
+
+
+@dataclass(frozen=True)
 class HeavyRainConfig:
     sums: tuple[int, ...]  # hours of the published rolling sums
     levels: tuple[Level, ...]  # ascending by level
     none_name: str = "kein Starkregen"
     undetermined_name: str = "unbestimmt"
+    kostra: Kostra | None = None
 
     @property
     def criteria(self) -> list[int]:
@@ -104,8 +119,72 @@ def parse_config(table: Mapping[str, Any], where: str) -> HeavyRainConfig:
     levels.sort(key=lambda lv: lv.level)
     if levels[0].level <= 0 or len({lv.level for lv in levels}) != len(levels):
         raise ConfigError(f"{where}: levels must be distinct and above 0 (0 means none)")
+    kostra = table.get("kostra")
     return HeavyRainConfig(tuple(sums), tuple(levels), str(table.get("none", "kein Starkregen")),
-                           str(table.get("undetermined", "unbestimmt")))
+                           str(table.get("undetermined", "unbestimmt")),
+                           None if kostra is None else parse_kostra(kostra, table.get("_root"),
+                                                                    f"{where}.kostra"))
+
+
+KOSTRA_COLUMNS = ("index_rc", "duration_min", "return_period_a", "depth_mm")
+
+
+def parse_kostra(table: Any, root: Any, where: str) -> Kostra:
+    """`[indicators.heavy_rain.kostra]`: `table` (a CSV file, relative to the project, columns
+    index_rc, duration_min, return_period_a, depth_mm: one row per grid cell, duration and
+    return period, as the DWD's per-duration KOSTRA-DWD-2020 tables give them) and `cells`
+    (station id = INDEX_RC of its grid cell)."""
+    from pathlib import Path
+
+    if not isinstance(table, Mapping) or not isinstance(table.get("table"), str):
+        raise ConfigError(f"{where}: table = \"FILE.csv\" and cells = {{ STATION = INDEX_RC }}")
+    cells = table.get("cells")
+    if not isinstance(cells, Mapping) or not cells:
+        raise ConfigError(f"{where}.cells: each station's grid cell, e.g. \"01048\" = \"123456\"")
+    path = Path(str(root or ".")) / table["table"]
+    if not path.is_file():
+        raise ConfigError(f"{where}.table: {path} not found")
+    frame = pd.read_csv(path, dtype={"index_rc": "string"}, comment="#")
+    if missing := [c for c in KOSTRA_COLUMNS if c not in frame]:
+        raise ConfigError(f"{path.name}: no column {missing[0]} (needed: "
+                          f"{', '.join(KOSTRA_COLUMNS)})")
+    return Kostra({str(k): str(v) for k, v in cells.items()}, _depths(frame, path.name))
+
+
+def _depths(frame: pd.DataFrame, name: str) -> dict[tuple[str, int], tuple[np.ndarray,
+                                                                            np.ndarray]]:
+    out = {}
+    for (cell, minutes), group in frame.groupby(["index_rc", "duration_min"], sort=True):
+        if int(minutes) % 60:
+            continue  # 5 … 45 minutes: shorter than any window here
+        group = group.sort_values("return_period_a", kind="stable")
+        depth = group["depth_mm"].to_numpy(dtype=float)
+        wrong = np.flatnonzero(np.isnan(depth) | (np.r_[-np.inf, depth[:-1]] > depth))
+        if len(wrong):
+            row = int(group.index[wrong[0]]) + 1  # data rows, from 1 (header, comments apart)
+            raise ConfigError(f"{name} data row {row}: depth_mm of cell {cell}, duration "
+                              f"{minutes} min must be present and rise with return_period_a")
+        out[(str(cell), int(minutes) // 60)] = (
+            group["return_period_a"].to_numpy(dtype=float), depth)
+    return out
+
+
+def return_periods(station: str, sums: Mapping[int, np.ndarray], complete: np.ndarray,
+                   config: HeavyRainConfig) -> np.ndarray:
+    """Per window end the longest tabulated return period any window sum reaches (float: NaN =
+    no table, or below it while values are missing)."""
+    n = len(complete)
+    kostra = config.kostra
+    cell = kostra.cells.get(station) if kostra else None
+    tables = {h: kostra.depths[(cell, h)] for h in sums
+              if kostra and cell and (cell, h) in kostra.depths}
+    if not tables:
+        return np.full(n, np.nan)
+    years = np.zeros(n)
+    for h, (periods, depth) in tables.items():
+        reached = np.searchsorted(depth, np.nan_to_num(sums[h], nan=-1.0), side="right")
+        years = np.fmax(years, np.r_[0.0, periods][reached])
+    return np.where((years == 0) & ~complete, np.nan, years)
 
 
 # --- the grid and its windows -----------------------------------------------------------------
@@ -193,6 +272,10 @@ def windows(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int,
         out[f"sum_{h}h"], out[f"count_{h}h"] = sums[h], counts[h]
         out[f"completeness_{h}h"] = np.round(counts[h] / k, 4)
     out["level"] = _levels(sums, counts, steps, config)
+    complete = np.ones(len(stamps), dtype=bool)
+    for h in sums:
+        complete &= counts[h] == steps[h]
+    out["complete"] = complete
     return out
 
 
@@ -221,11 +304,14 @@ def compute_windows(series: pd.DataFrame, step: int, changed: Mapping[str, list[
                 frame[f"completeness_{h}h"] = part[f"completeness_{h}h"]
             frame["level"] = pd.array(part["level"], dtype="Float64").astype("Int64")
             frame["level_name"] = _level_names(part["level"], config).to_numpy()
+            years = return_periods(station, {h: part[f"sum_{h}h"] for h in config.hours},
+                                   part["complete"], config)
+            frame["return_period"] = pd.array(years, dtype="Float64").astype("Int64")
             frame.insert(0, "station_id", station)
             parts.append(frame)
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
         columns=["station_id", "timestamp", "precipitation", *window_columns(config), "level",
-                 "level_name"])
+                 "level_name", "return_period"])
     return Computed(rows, spans_frame(spans))
 
 
