@@ -52,7 +52,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON configuration file (ConfigError naming the file and line when it cannot be read)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -404,7 +405,7 @@ def load_dataset(name: str, root: Path) -> Dataset:
         raise ConfigError(f"{suite_path}: file not found (every dataset needs a suite)")
     source = _require(raw, "source", definition)
     _require(source, "type", definition)
-    schema = TableSchema.from_dict(_read_json(schema_path), schema_path)
+    schema = TableSchema.from_dict(read_json(schema_path), schema_path)
     extract = raw.get("extract", {})
     if schema.row_hash and extract.get("mode", "full-refresh") != "full-refresh":
         raise ConfigError(f"{schema_path}: a row-hash key ('{schema.row_hash}') needs a "

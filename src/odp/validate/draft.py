@@ -86,7 +86,7 @@ class Column:
     def count(self) -> bool:
         """Whole numbers, none negative, not an id or a time: a count."""
         return (self.inferred.type == "integer" and self.low is not None and self.low >= 0
-                and not _id_like(self.name) and not _time_like(self.name))
+                and not id_like(self.name) and not _time_like(self.name))
 
 
 @dataclass
@@ -252,7 +252,7 @@ def _key_material(c: Column) -> bool:
     if not c.required or c.inferred.type in ("number", "boolean"):
         return False
     if c.inferred.type == "integer":
-        return _id_like(c.name) or _time_like(c.name)  # not a count or a measured value
+        return id_like(c.name) or _time_like(c.name)  # not a count or a measured value
     return True
 
 
@@ -260,7 +260,8 @@ def _words(name: str) -> list[str]:
     return name.lower().split("_")
 
 
-def _id_like(name: str) -> bool:
+def id_like(name: str) -> bool:
+    """Whether a column name reads as an identifier (…_id, Nr, Nummer, code, uuid …)."""
     words = _words(name)
     return any(w in _ID_WORDS or w.endswith(("id", "nr", "nummer")) for w in words)
 
@@ -271,7 +272,7 @@ def _time_like(name: str) -> bool:
 
 def _key_rank(c: Column) -> tuple[int, int]:
     type_rank = {"integer": 0, "datetime": 1, "date": 1, "string": 2}.get(c.inferred.type, 3)
-    return (0 if _id_like(c.name) else 1, type_rank)
+    return (0 if id_like(c.name) else 1, type_rank)
 
 
 # --- writing -----------------------------------------------------------------------------------

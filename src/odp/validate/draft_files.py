@@ -127,7 +127,7 @@ def _now(c: Column) -> Any:
 
 
 def _number_expectations(c: Column, draft: Draft) -> list[dict[str, Any]]:
-    from odp.validate.draft import _id_like
+    from odp.validate.draft import id_like
 
     out = []
     if c.count:
@@ -137,7 +137,7 @@ def _number_expectations(c: Column, draft: Draft) -> list[dict[str, Any]]:
             "meta": {"severity": "error", "notes": "a count: never negative (whole numbers, "
                                                    "none below 0 in the file)"},
         })
-    if _id_like(c.name) or (draft.geo and c.name in (draft.geo.x, draft.geo.y)):
+    if id_like(c.name) or (draft.geo and c.name in (draft.geo.x, draft.geo.y)):
         return out  # ids have no band; coordinates are checked by georeferencing
     low, high = band(c.low, c.high, c.inferred.type == "integer")
     if c.low >= 0:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.spec import TableSchema, _read_json
+from odp.spec import TableSchema, read_json
 
 SEVERITIES = ("error", "warning")
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
@@ -76,7 +76,7 @@ class SuiteOutcome:
 
 
 def load_suite(path: Path, schema: TableSchema) -> Suite:
-    raw = _read_json(path)
+    raw = read_json(path)
     items = raw.get("expectations")
     if not isinstance(items, list):
         raise ConfigError(f"{path}: 'expectations' must be a list")
