@@ -3,7 +3,7 @@ last publish; the rows delivered exactly as then are carried over from the ledge
 
 After every complete publish the run records, beside the ledger, each published row's raw hash
 (its staged text, as the source delivered it) and its primary-key hash
-(`STATE/published/NAME.rows.parquet`), with the ledger's digest and the digest of the
+(`STATE/published/NAME/rows.parquet`), with the ledger's digest and the digest of the
 definition, schema, suite and city (odp.unchanged.inputs_digest). The next delivery's rows whose
 raw hash is recorded produce the same typed, georeferenced row as then: they are not validated
 again, and their keys count as delivered (so they are not deleted). The others are validated.
@@ -51,7 +51,8 @@ class Split:
 
 
 def rows_path(state: Path, name: str) -> Path:
-    return state / "published" / f"{name}.rows.parquet"
+    """Beside the dataset's files (`STATE/published/NAME.parquet` is its ledger)."""
+    return state / "published" / name / "rows.parquet"
 
 
 def raw_hashes(staged: pd.DataFrame) -> pd.Series:

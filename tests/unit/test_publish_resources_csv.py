@@ -42,3 +42,29 @@ def test_a_column_of_mixed_objects_is_written_as_its_text(tmp_path):
     table = pd.DataFrame({"id": [1, 2, 3, 4], "x": pd.Series([1, "a", 2.5, None], dtype=object)})
     path = write_csv(table, ["id", "x"], tmp_path / "t.csv")
     assert path.read_text(encoding="utf-8") == "id,x\n1,1\n2,a\n3,2.5\n4,\n"
+
+
+def test_a_file_clearly_over_the_upload_limit_is_not_written_again(tmp_path):
+    from odp.publish.changes import diff
+    from odp.publish.resources import build
+    from odp.spec import load_dataset
+    from tests.helpers import LEDGER_COLUMNS, LEDGER_KEY, REPO, ledger_table
+
+    dataset = load_dataset("air-quality-dresden", REPO)  # a sensor table: CSV and Parquet
+    rows = [(i, f"name {i}", "2024-01-01") for i in range(2000)]
+    table = diff(ledger_table(rows), None, LEDGER_KEY, LEDGER_COLUMNS, True).result
+    first = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, tmp_path, limit=1000)}
+    assert first["table"].path.is_file() and first["table"].estimated == 0  # measured once
+
+    again = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, tmp_path, limit=1000)}
+    for role in ("table", "parquet"):
+        assert not again[role].path.exists() and again[role].estimated > 1500
+        assert again[role].hash == first[role].hash  # the same content, the same hash
+    rows[7] = (7, "renamed", "2024-01-01")
+    changed = diff(ledger_table(rows), None, LEDGER_KEY, LEDGER_COLUMNS, True).result
+    moved = {f.role: f for f in build(dataset, changed, LEDGER_COLUMNS, tmp_path, limit=1000)}
+    assert moved["table"].hash != first["table"].hash and not moved["table"].path.exists()
+
+    roomy = {f.role: f for f in build(dataset, changed, LEDGER_COLUMNS, tmp_path, limit=10**7)}
+    assert roomy["table"].path.is_file() and roomy["table"].hash == moved["table"].hash
+    assert "renamed" in roomy["table"].path.read_text(encoding="utf-8")

@@ -40,6 +40,7 @@ class ResourceFile:
     description: str
     hash: str
     keep_published: bool = False  # a version already on the portal stays (nothing new to tell)
+    estimated: int = 0  # bytes: not written, over the upload limit by the last file's size/row
 
 
 def _digest(data: bytes) -> str:
@@ -159,25 +160,88 @@ def kinds(dataset: Dataset) -> list[str]:
     return list(configured)
 
 
-def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path
-          ) -> list[ResourceFile]:
-    """Write this run's files under `state/published/` and return them with their hashes."""
+# A file is not written when the last one's bytes per row put this one beyond this multiple of
+# the upload limit (it would not be uploaded; files near the limit are written and measured).
+CLEARLY_OVER = 1.5
+SIZES = "sizes.json"  # per folder: bytes per row of the CSV and Parquet files last written
+
+
+def _table_digest(table: pd.DataFrame, columns: list[str]) -> str | None:
+    """Rows, columns and the sum of the row hashes (the ledger's): changes with the content."""
+    from odp.publish.changes import HASH
+
+    if HASH not in table:
+        return None
+    total = int(table[HASH].to_numpy(dtype="uint64").sum(dtype="uint64"))
+    return _digest(json.dumps([len(table), columns, total]).encode())
+
+
+class _Sizes:
+    """Bytes per row of the files last written, to skip a file clearly over the limit."""
+
+    def __init__(self, folder: Path, rows: int, limit: int | None, digest: str | None) -> None:
+        self.path, self.rows, self.limit, self.digest = folder / SIZES, rows, limit, digest
+        try:
+            self.known: dict[str, float] = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.known = {}
+
+    def over(self, kind: str) -> int:
+        """The estimated size when the file is clearly over the limit, else 0 (write it)."""
+        per_row = self.known.get(kind)
+        if not (self.limit and self.digest and per_row and self.rows):
+            return 0
+        estimate = int(per_row * self.rows)
+        return estimate if estimate > CLEARLY_OVER * self.limit else 0
+
+    def written(self, kind: str, path: Path) -> str:
+        """Note the file's bytes per row; its hash when the table has no row hashes."""
+        if self.rows:
+            self.known[kind] = path.stat().st_size / self.rows
+            self.path.write_text(json.dumps(self.known), encoding="utf-8")
+        return "" if self.digest else _digest(path.read_bytes())
+
+
+def _table_file(kind: str, write: Any, sizes: _Sizes, path: Path, digest: str | None,
+                **meta: str) -> ResourceFile:
+    """The CSV or Parquet file: written, or — clearly over the upload limit — left unwritten
+    (an older file removed). Its hash is the table's content (the same whether the file was
+    written or not), else the file's bytes."""
+    if estimate := sizes.over(kind):
+        path.unlink(missing_ok=True)
+        return ResourceFile(**meta, path=path, hash=f"rows-{digest}", estimated=estimate)
+    write(path)
+    hashed = sizes.written(kind, path)
+    return ResourceFile(**meta, path=path, hash=f"rows-{digest}" if digest else hashed)
+
+
+def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path,
+          limit: int | None = None) -> list[ResourceFile]:
+    """Write this run's files under `state/published/` and return them with their hashes.
+    `limit`: the portal's upload limit (upload mode): a CSV or Parquet file clearly over it
+    is not written at all — it would not be uploaded (see odp.publish.sync)."""
     folder = state / "published" / dataset.name
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = _table_digest(table, columns)
+    sizes = _Sizes(folder, len(table), limit, digest)
     title = dataset.publish.get("resource_title", dataset.title)
     base = title.removesuffix(" (CSV)")
     files: list[ResourceFile] = []
     for kind in kinds(dataset):
         if kind == "csv":
-            path = write_csv(table, columns, folder / f"{dataset.name}.csv")
-            files.append(ResourceFile(TABLE_ROLE, path, title, "CSV", "text/csv",
-                                      "Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in "
-                                      "UTC nach ISO 8601).", _digest(path.read_bytes())))
+            files.append(_table_file(
+                "csv", lambda p: write_csv(table, columns, p), sizes,
+                folder / f"{dataset.name}.csv", digest, role=TABLE_ROLE, name=title,
+                format="CSV", mimetype="text/csv",
+                description="Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in UTC nach "
+                            "ISO 8601)."))
         elif kind == "parquet":
-            path = write_parquet(table, columns, folder / f"{dataset.name}.parquet")
-            files.append(ResourceFile("parquet", path, f"{base} (Parquet)", "Parquet",
-                                      "application/vnd.apache.parquet",
-                                      "Die vollständige Tabelle als Apache Parquet (typisiert).",
-                                      _digest(path.read_bytes())))
+            files.append(_table_file(
+                "parquet", lambda p: write_parquet(table, columns, p), sizes,
+                folder / f"{dataset.name}.parquet", digest, role="parquet",
+                name=f"{base} (Parquet)", format="Parquet",
+                mimetype="application/vnd.apache.parquet",
+                description="Die vollständige Tabelle als Apache Parquet (typisiert)."))
         elif kind == "geojson" and geometry_columns(dataset):
             current = table[table[DELETED_AT].isna()] if DELETED_AT in table else table
             path = write_geojson(current, columns, dataset, folder / f"{dataset.name}.geojson")

@@ -278,7 +278,9 @@ class Sync:
         package = self.portal.show("package_show", ds.name)
         desired = package_dict(ds, self.city, changes.result, self._validation_summary())
         fields = datastore.fields(ds, changes.columns)
-        files = resources.build(ds, changes.result, changes.columns, self.state)
+        uploading = ds.publish.get("resource_mode", "upload") == "upload"
+        files = resources.build(ds, changes.result, changes.columns, self.state,
+                                limits.max_upload_bytes(self.city) if uploading else None)
         plan = Plan(package, desired, fields, _fields_hash(fields, list(ds.schema.primary_key)),
                     files, [], [], package is not None
                     and stored_hash(package) == stored_hash(desired))
@@ -297,8 +299,9 @@ class Sync:
         if self.dataset.publish.get("resource_mode", "upload") != "upload":
             return
         limit = limits.max_upload_bytes(self.city)
-        for file in [f for f in plan.files if limits.too_large(f.path, limit)]:
-            size = f"{file.path.stat().st_size / limits.MB:.1f} MB"
+        for file in [f for f in plan.files if f.estimated or limits.too_large(f.path, limit)]:
+            size = (f"about {file.estimated / limits.MB:.0f} MB" if file.estimated
+                    else f"{file.path.stat().st_size / limits.MB:.1f} MB")
             if file.role == RESOURCE_ROLE:
                 plan.table_dump = True
                 plan.notes.append(f"the CSV ({size}) is over the portal's upload limit "
