@@ -57,6 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from odp.errors import ConfigError, SourceError
+from odp.spec import Dataset
 
 HASH = "_row_hash"  # the ledger's row hash (odp.publish.changes.HASH)
 DELETED = "_deleted"  # hard-delete marker of a staged row (dlt merge), bookkeeping column
@@ -453,55 +454,68 @@ def indicator_config(dataset: Any, table: str) -> dict[str, Any]:
     return found
 
 
-def derived(dataset: Any) -> Any:
-    """The dlt resource of a `derived` dataset (source type registry)."""
+def derived(dataset: Dataset, *, indicator: str, inputs: dict[str, str],
+            config: str | None = None, unit: str = "station_id", station: str = "station_id",
+            time: str = "timestamp", value: str | list[str] = "precipitation",
+            carry: list[str] | None = None, time_column: str | None = None) -> Any:
+    """The dlt resource of a `derived` dataset (source type registry).
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        indicator: the indicator of odp.indicators that computes the rows.
+        inputs: input dataset -> its regular UTC time step ("10min", "1h", …).
+        config: the city file's `[indicators.NAME]` table (default: the indicator's own).
+        unit: the output column naming what a row is about (e.g. stadtteil_nr).
+        station: the inputs' station column.
+        time: the inputs' time column.
+        value: the inputs' value column, or a list of columns the indicator gets by name.
+        carry: station columns copied from each station's newest input row.
+        time_column: the output's time column (default the primary key's last).
+    """
     from odp.indicators import indicator as find
     from odp.spec import state_dir
 
-    source = dataset.source
     where = str(dataset.definition_path)
-    inputs = source.get("inputs")
-    if not isinstance(inputs, dict) or not inputs or not all(
-            isinstance(v, str) for v in inputs.values()):
+    if not inputs:
         raise ConfigError(f"{where}: [source.inputs] maps input datasets to their time step")
     for name, step in inputs.items():
         _step(step, where)
         if name == dataset.name:
             raise ConfigError(f"{where}: a derived dataset cannot be its own input")
-    found = find(str(source.get("indicator", "")), where)
-    config = indicator_config(dataset, str(source.get("config", found.table)))
+    found = find(indicator, where)
+    table = config or found.table
+    settings = indicator_config(dataset, table)
     if found.city:  # e.g. the city's districts: read from the project the dataset belongs to
-        config = {**config, "_root": str(dataset.definition_path.parent.parent)}
-    found.parse(config, f"[indicators.{source.get('config', found.table)}]")  # checked early
+        settings = {**settings, "_root": str(dataset.definition_path.parent.parent)}
+    found.parse(settings, f"[indicators.{table}]")  # checked early
     key = list(dataset.schema.primary_key)
-    unit = str(source.get("unit", "station_id"))
     if unit not in key or RESOLUTION not in key:
         raise ConfigError(f"{where}: the primary key must contain {unit} and {RESOLUTION}")
     state = state_dir(dataset.definition_path.parent.parent)
     resource = derived_rows(
         dataset=dataset.name,
         inputs=dict(inputs),
-        indicator=str(source["indicator"]),
-        config=config,
+        indicator=indicator,
+        config=settings,
         columns=[f.name for f in dataset.schema.source_fields],
         key=key,
-        time_column=str(source.get("time_column", key[-1])),
+        time_column=time_column or key[-1],
         state_dir=str(state),
         staging=str(state / "staging" / f"{dataset.table_name}.duckdb"),
-        station=str(source.get("station", "station_id")),
-        time=str(source.get("time", "timestamp")),
-        value=_value(source.get("value", "precipitation"), where),
-        carry=list(source.get("carry", CARRY)),
+        station=station,
+        time=time,
+        value=_value(value, where),
+        carry=list(CARRY if carry is None else carry),
         unit=unit,
     ).with_name(dataset.table_name)
     resource.apply_hints(primary_key=key)
     return resource
 
 
-def _value(given: Any, where: str) -> str | list[str]:
+def _value(given: str | list[str], where: str) -> str | list[str]:
     if isinstance(given, str) and given:
         return given
-    if isinstance(given, list) and given and all(isinstance(c, str) and c for c in given):
+    if isinstance(given, list) and given and all(c for c in given):
         return list(given)
     raise ConfigError(f"{where}: [source] value must name the input's value column or list the "
                       "columns the indicator reads")
