@@ -211,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     portal = stack.start()
     outcomes: list[Outcome] = []
     for rows in args.rows:
-        outcomes += bench_rows(rows, portal)
-        table(outcomes)
-        print()
+        done = bench_rows(rows, portal)
+        for o in done:
+            print(f"{o.label}: {o.wall:.2f} s", flush=True)
+        outcomes += done
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    table(outcomes)
     return 0
 
 
