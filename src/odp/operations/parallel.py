@@ -251,9 +251,10 @@ def run_parallel(names: Sequence[str], needs: Mapping[str, Sequence[str]], worke
 
 
 @functools.cache
-def _city(root: str) -> Any:
-    """The served city, loaded once per worker, and the worker's logging (the state's log file
-    only) with the city's API token among the secrets redacted."""
+def served_city(root: str) -> Any:
+    """The served city, loaded once per process running datasets for a scheduler (a worker
+    here, a Dagster step), and that process's logging: the state's log file only, with the
+    city's API token among the secrets redacted."""
     from odp.operations.commands import start_logging
     from odp.spec import load_city
 
@@ -267,7 +268,7 @@ def run_one(name: str, step: Callable[[str], None], root: str, dry_run: bool,
     """A worker's task: the one run function for one dataset."""
     from odp.run import run_dataset
 
-    return run_dataset(name, Path(root), _city(root), step, dry_run=dry_run,
+    return run_dataset(name, Path(root), served_city(root), step, dry_run=dry_run,
                        accept_deletes=accept_deletes)
 
 
