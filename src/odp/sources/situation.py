@@ -29,7 +29,7 @@ the CAP feed and the alerts, built after the dataset's run (keys `sender`, `send
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,19 @@ from odp.indicators.situation import Profile, combined, latest, parse_profile, s
 from odp.operations.logs import log
 from odp.spec import Dataset
 
-SETTINGS = {"sender": "", "sender_name": "", "contact": "", "web": "", "feed_days": 7,
-            "alert_max_age": "24h", "alerts": True, "cap_tolerance_m": 10.0}
+
+@dataclass(frozen=True)
+class WarningSettings:
+    """The `[source]` keys of the warnings built after a run (see `situation`)."""
+
+    sender: str = ""
+    sender_name: str = ""
+    contact: str = ""
+    web: str = ""
+    feed_days: int = 7
+    alert_max_age: str = "24h"
+    alerts: bool = True
+    cap_tolerance_m: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -53,13 +64,19 @@ class Inputs:
 
     @classmethod
     def of(cls, dataset: Dataset) -> Inputs:
-        source, where = dataset.source, str(dataset.definition_path)
-        inputs, profiles = source.get("inputs"), source.get("profiles")
-        if not isinstance(inputs, dict) or not inputs or not all(
-                isinstance(v, str) for v in inputs.values()):
+        """From the dataset's `[source]` table (inputs and profiles checked as a run checks
+        them)."""
+        from odp.sources import source_arguments
+
+        args = source_arguments(dataset, situation)
+        return cls.parse(dataset, args["inputs"], args["profiles"])
+
+    @classmethod
+    def parse(cls, dataset: Dataset, inputs: dict[str, str],
+              profiles: dict[str, dict[str, Any]]) -> Inputs:
+        where = str(dataset.definition_path)
+        if not inputs:
             raise ConfigError(f"{where}: [source.inputs] maps input datasets to their profile")
-        if not isinstance(profiles, dict):
-            raise ConfigError(f"{where}: [source.profiles] is missing")
         out = {}
         for name, profile in inputs.items():
             if profile not in profiles:
@@ -72,8 +89,10 @@ class Inputs:
 
 
 def settings(dataset: Dataset) -> dict[str, Any]:
-    """The warning settings of `[source]` with their defaults."""
-    return {k: dataset.source.get(k, v) for k, v in SETTINGS.items()}
+    """The warning settings of `[source]` with their defaults (each checked against its type)."""
+    from odp.sources.settings import settings_of
+
+    return asdict(settings_of(WarningSettings, dataset.source))
 
 
 def read_input(state: Path, name: str, profile: Profile, dataset: str) -> tuple[pd.DataFrame,
@@ -155,14 +174,34 @@ def as_text(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out
 
 
-def situation(dataset: Dataset) -> Any:
+def situation(dataset: Dataset, *, inputs: dict[str, str],
+              profiles: dict[str, dict[str, Any]], sender: str = "", sender_name: str = "",
+              contact: str = "", web: str = "", feed_days: int = 7, alert_max_age: str = "24h",
+              alerts: bool = True, cap_tolerance_m: float = 10.0) -> Any:
     """The dlt resource of a `situation` dataset (source type registry): the whole table on
-    every run (replace); publish sends CKAN only the rows that changed."""
+    every run (replace); publish sends CKAN only the rows that changed.
+
+    Args:
+        dataset: the dataset the rows are staged for (name, schema, extract mode).
+        inputs: input dataset -> the name of its profile.
+        profiles: profile name -> how an input is read (odp.indicators.situation).
+        sender: the CAP <sender> (the originator, unique by its domain).
+        sender_name: the CAP <senderName>.
+        contact: the CAP <contact>.
+        web: the CAP <web> (the situation page).
+        feed_days: the CAP feed holds the warnings of the last this many days of data.
+        alert_max_age: a crossing older than this (behind the input's newest time) is not
+            sent to the alert channels.
+        alerts: whether level crossings go to the city's `[alerts]` channels.
+        cap_tolerance_m: Stadtteil polygons in CAP simplified to this many metres.
+    """
     import dlt
 
     from odp.spec import load_city, state_dir
 
-    Inputs.of(dataset)  # configuration errors before anything runs
+    Inputs.parse(dataset, inputs, profiles)  # configuration errors before anything runs
+    # The warning keys are checked here with the rest; the warnings, built after the run,
+    # read them again (`settings`).
     root = dataset.definition_path.parent.parent
     columns = [f.name for f in dataset.schema.source_fields]
 
