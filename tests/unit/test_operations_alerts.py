@@ -190,3 +190,27 @@ def test_human_lines_on_a_terminal(tmp_path):
     logs.configure(tmp_path, console=None, stream=stream).warning("elbe: stale")
     assert stream.getvalue().strip().endswith("warning: elbe: stale")
     assert not stream.getvalue().startswith("{")
+
+
+def test_dispatchers_finishing_at_once_send_an_owed_alert_once(tmp_path, smtp, webhook,
+                                                               monkeypatch):
+    """Datasets of `odp run --all` finish in several worker processes at the same moment: each
+    dispatches what is owed, and an incident is still sent once."""
+    inbox, port = smtp
+    received, url = webhook
+    monkeypatch.setenv("TEST_ALERT_URL", url)
+    city, state = _city(tmp_path, port, "generic"), tmp_path / "state"
+    state.mkdir()
+    alerts.note_run(state, _report("failed", 0, "elbe: source answered HTTP 503"))
+    channels, start = alerts.Channels.from_city(city), threading.Barrier(4)
+
+    def dispatch() -> None:
+        start.wait()
+        alerts.dispatch(state, channels)
+
+    racers = [threading.Thread(target=dispatch) for _ in range(4)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert len(received) == 1 and len(inbox.messages) == 1

@@ -30,11 +30,14 @@ again when the alert is built, so an incident recorded before redaction existed 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import smtplib
 import tomllib
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -211,9 +214,26 @@ def open_incidents(state: Path) -> list[dict[str, Any]]:
     return [{**dict(r), "message": redactor().redact(r["message"] or "")} for r in rows]
 
 
+@contextmanager
+def _one_dispatcher(state: Path) -> Iterator[None]:
+    """Datasets of one `odp run --all` finish in several processes at once: one dispatcher at
+    a time (an exclusive flock on STATE/locks/alerts.lock), so no two read the same incident as
+    owed and both send it."""
+    path = state / "locks" / "alerts.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def dispatch(state: Path, channels: Channels) -> list[Event]:
     """Send what is owed: the opening alert of each new incident and one recovery message per
     closed one. Returns the events delivered."""
+    with _one_dispatcher(state):
+        return _dispatch(state, channels)
+
+
+def _dispatch(state: Path, channels: Channels) -> list[Event]:
     sent: list[Event] = []
     with history.connect(state) as conn:
         pending = conn.execute(
