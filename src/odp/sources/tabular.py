@@ -82,9 +82,8 @@ from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
-from odp.sources.local import resolve
 from odp.sources.settings import settings_of
-from odp.sources.textfile import decode
+from odp.sources.textfile import decode, read_bytes
 from odp.spec import Dataset
 
 log = logging.getLogger("odp.sources.tabular")
@@ -527,21 +526,6 @@ def shape(frame: pd.DataFrame, conventions: Conventions, where: str,
     return as_raw_text(out)
 
 
-def _read_file(dataset: str, file: TabularFile, http: HttpSettings,
-               expect: str) -> tuple[bytes, str]:
-    """The file named by `url` or `path` (a relative path is relative to the project).
-    `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
-    if file.url:
-        return SourceClient(dataset, http).get_bytes(file.url, expect), file.url
-    if file.path:
-        path = resolve(file.path)
-        try:
-            return path.read_bytes(), str(path)
-        except FileNotFoundError:
-            raise SourceError(f"{dataset}: {path}: file not found") from None
-    raise ConfigError(f"{dataset}: [source] needs 'url' or 'path'")
-
-
 def fetch_all(dataset: Dataset, plan: Tabular, http: HttpSettings,
               validators: MutableMapping[str, Any] | None = None
               ) -> list[tuple[bytes, str]] | None:
@@ -552,7 +536,8 @@ def fetch_all(dataset: Dataset, plan: Tabular, http: HttpSettings,
         return plan.layout.format_of(file.name).upper()
 
     if validators is None or not all(file.url for file in plan.files):
-        return [_read_file(dataset.name, file, http, kind(file)) for file in plan.files]
+        return [read_bytes(dataset.name, file.url, file.path, http, kind(file))
+                for file in plan.files]
     client = SourceClient(dataset.name, http)
     urls = [str(file.url) for file in plan.files]
     kinds = {str(file.url): kind(file) for file in plan.files}

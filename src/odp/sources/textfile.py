@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.http import HttpSettings, SourceClient
@@ -28,14 +27,13 @@ class Decoded:
     encoding: str  # what was found: "utf-8-sig", "utf-8", or the named encoding
 
 
-def read_bytes(dataset: str, spec: dict[str, Any], settings: dict[str, Any],
+def read_bytes(dataset: str, url: str | None, path: str | None, http: HttpSettings,
                expect: str | None = None) -> tuple[bytes, str]:
-    """The file named by `url` or `path` in `spec` (a relative path is relative to the project).
-    `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
-    if url := spec.get("url"):
-        client = SourceClient(dataset, HttpSettings.from_source(settings))
-        return client.get_bytes(url, expect), url
-    if path := spec.get("path"):
+    """The file named by `url` or `path` (a relative path is relative to the project) and its
+    name. `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
+    if url:
+        return SourceClient(dataset, http).get_bytes(url, expect), url
+    if path:
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         try:
             return file.read_bytes(), str(file)
