@@ -12,7 +12,9 @@ as dlt's verified sources do:
 `make_resource` checks the `[source]` table against that signature: an unknown key, a missing
 one or a value of the wrong type is a ConfigError naming the file and the key. The keys every
 HTTP source shares (`timeout`, `deadline`, … and `auth`) arrive as one `http` parameter.
-Factories that still take only `(dataset)` read `dataset.source` themselves."""
+Structured settings are small frozen dataclasses (e.g. `FeatureColumns`, `TableLayout`); code
+that holds a `[source]` table itself (tests, the draft reader) picks them with
+`odp.sources.settings.settings_of`."""
 
 from __future__ import annotations
 
