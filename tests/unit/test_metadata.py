@@ -13,7 +13,7 @@ from odp.errors import ConfigError
 from odp.publish import dcat
 from odp.publish.metadata import package_dict, stored_hash
 from odp.spec import load_city, load_dataset
-from tests.helpers import make_project
+from tests.helpers import make_project, session_org
 
 ELBE, SCHOOLS = "elbe-water-level-dresden", "schools-dresden"
 LICENSES = "http://dcat-ap.de/def/licenses/"
@@ -71,7 +71,7 @@ def test_elbe_package_carries_the_dcat_ap_de_fields(project):
 def test_schools_belong_to_their_amt(project):
     root, names = project
     package = _package(root, names[SCHOOLS], _table().drop(columns=["timestamp"]))
-    assert package["owner_org"] == "schulverwaltungsamt"
+    assert package["owner_org"] == session_org("schulverwaltungsamt")
     assert package["publisher"][0]["name"] == "Landeshauptstadt Dresden, Schulverwaltungsamt"
     assert package["license_uri"] == LICENSES + "dl-by-de/2.0"  # the city's default licence
     assert package["frequency"] == EU + "frequency/WEEKLY"
@@ -108,7 +108,8 @@ def test_unknown_vocabulary_values_are_one_line_config_errors(project, line, mes
 def test_unknown_organisation_names_the_known_ones(project):
     root, names = project
     definition = root / "pipelines" / f"{names[SCHOOLS]}.toml"
-    definition.write_text(definition.read_text().replace('"schulverwaltungsamt"', '"stadtamt"'))
+    own = session_org("schulverwaltungsamt")
+    definition.write_text(definition.read_text().replace(f'"{own}"', '"stadtamt"'))
     with pytest.raises(ConfigError, match="'stadtamt' is not an organisation.*umweltamt"):
         _package(root, names[SCHOOLS])
 

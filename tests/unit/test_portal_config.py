@@ -73,6 +73,16 @@ def test_token_jti_reads_the_jwt_payload(tmp_path: Path) -> None:
 
 CKAN_SCHEMA = """<?xml version="1.0" encoding="UTF-8" ?>
 <schema name="ckan-2.12" version="1.6">
+<types>
+    <fieldType name="text" class="solr.TextField" positionIncrementGap="100">
+        <analyzer type="index">
+  <filter class="solr.SnowballPorterFilterFactory" language="English" protected="protwords.txt"/>
+        </analyzer>
+        <analyzer type="query">
+  <filter class="solr.SnowballPorterFilterFactory" language="English" protected="protwords.txt"/>
+        </analyzer>
+    </fieldType>
+</types>
 <fields>
     <field name="index_id" type="string" indexed="true" stored="true" required="true" />
 </fields>
@@ -83,7 +93,8 @@ CKAN_SCHEMA = """<?xml version="1.0" encoding="UTF-8" ?>
 
 def test_solr_schema_is_ckans_own_plus_the_four_bbox_fields_of_ckanext_spatial() -> None:
     out = solr.schema_xml(CKAN_SCHEMA)
-    assert out.startswith(CKAN_SCHEMA.split("<fields>")[0])  # name ckan-2.12 kept
+    assert out.startswith(CKAN_SCHEMA.split("<types>")[0])  # name ckan-2.12 kept
+    assert 'language="English"' not in out and out.count('language="German2"') == 2
     for name in ("minx", "maxx", "miny", "maxy"):
         line = f'<field name="{name}" type="float" indexed="true" stored="true" />'
         assert out.index(line) < out.index("</fields>")
@@ -93,6 +104,8 @@ def test_solr_schema_is_ckans_own_plus_the_four_bbox_fields_of_ckanext_spatial()
 def test_solr_schema_without_a_fields_section_is_refused() -> None:
     with pytest.raises(PortalError, match="</fields>"):
         solr.schema_xml('<schema name="ckan-2.12"></schema>')
+    with pytest.raises(PortalError, match="two English Snowball filters"):
+        solr.schema_xml(CKAN_SCHEMA.replace('language="English"', 'language="French"'))
 
 
 def test_solr_core_files_are_rewritten_only_when_they_differ(tmp_path: Path) -> None:
