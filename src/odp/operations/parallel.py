@@ -103,8 +103,15 @@ def inputs_among(names: Sequence[str], root: Path) -> dict[str, list[str]]:
 
 def _serve(conn: Connection, task: Task) -> None:
     """A worker's loop: run the datasets it is given until told to stop (None) or the parent
-    is gone."""
+    is gone. Ctrl-C on a terminal reaches the workers too: the run in hand still writes its
+    history row (as failed, odp.run's bookkeeping) and the worker ends without a traceback;
+    the parent says `interrupted`."""
     os.dup2(2, 1)  # stray prints of libraries go to stderr: stdout is the parent's (--json)
+    with contextlib.suppress(KeyboardInterrupt):
+        _loop(conn, task)
+
+
+def _loop(conn: Connection, task: Task) -> None:
     while True:
         try:
             job = conn.recv()
