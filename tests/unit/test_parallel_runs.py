@@ -7,6 +7,7 @@ datasets through `odp run --all --workers 2`."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,13 @@ def troubled(name: str, step, seconds: dict[str, float]) -> dict[str, object]:
         raise KeyError("geocode_quality")
     if name == "killed":
         os._exit(137)
+    return sleeper(name, step, seconds)
+
+
+def dies_when_idle(name: str, step, seconds: dict[str, float]) -> dict[str, object]:
+    """A task: `a` ends well, and its worker process dies soon after, between two datasets."""
+    if name == "a":
+        threading.Timer(0.2, os._exit, (1,)).start()
     return sleeper(name, step, seconds)
 
 
@@ -74,6 +82,13 @@ def test_a_failing_dataset_and_a_dead_worker_fail_alone_and_the_others_run():
     assert done["killed"].error == "the worker process running it died (exit code 137)"
     assert done["a"].result["name"] == "a" and done["b"].result["name"] == "b"
     assert done["a"].error == done["b"].error == ""
+
+
+def test_a_worker_that_died_between_two_datasets_is_replaced():
+    done = run_parallel(["a", "b", "c"], {"c": ["b"]}, 2, dies_when_idle,
+                        ({"a": 0.1, "b": 1.0, "c": 0.1},))
+    assert all(done[n].error == "" for n in "abc")
+    assert done["c"].pid not in (done["a"].pid, done["b"].pid)  # a new worker took `a`'s place
 
 
 def test_inputs_in_a_cycle_run_in_the_given_order_instead_of_waiting_for_ever():

@@ -215,8 +215,15 @@ class _Scheduler:
         return self.done
 
     def _give(self, name: str) -> None:
-        worker = self.idle.pop() if self.idle else _Worker.start(self.ctx, self.task)
-        worker.give(name, self.args)
+        """Hand the dataset to an idle worker (one that died while idle is replaced)."""
+        worker = self.idle.pop(0) if self.idle else _Worker.start(self.ctx, self.task)
+        try:
+            worker.give(name, self.args)
+        except OSError:  # its pipe is gone: the process died between two datasets
+            worker.name = ""
+            worker.stop()
+            worker = _Worker.start(self.ctx, self.task)
+            worker.give(name, self.args)
         self.busy[worker.conn] = worker
 
     def _receive(self, worker: _Worker) -> None:
