@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import ckanapi
 import pytest
 import requests
 
@@ -200,7 +201,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(project, ckan):
     [plan] = json.loads(new.stdout)
     assert plan["exists"] is False and plan["rows"]["added"] > 150
     assert {r["action"] for r in plan["resources"]} == {"create"}
-    with pytest.raises(Exception, match="Not found|NotFound|not found"):
+    with pytest.raises(ckanapi.NotFound):
         ckan.action.package_show(id=project["name"])
 
     assert _run(project).status == "ok"
