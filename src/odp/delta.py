@@ -125,6 +125,19 @@ def split(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
                  carried_raw, raw)
 
 
+def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset) -> dict[str, int]:
+    """Per source field, the carried rows' non-missing values (from the ledger, as published),
+    so the report's completeness counts the whole delivery."""
+    from odp.publish.changes import key_index
+
+    if ledger is None or not split_.carried:
+        return {}
+    carried = ledger[key_index(ledger, list(dataset.schema.primary_key))
+                     .isin(split_.carried_keys)]
+    names = [f.name for f in dataset.schema.source_fields if f.name in carried.columns]
+    return {name: int(n) for name, n in carried[names].notna().sum().items()}
+
+
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
     """Per staged row: its primary key (as text) is delivered more than once (such rows are
     validated together, so the duplicate is found)."""
@@ -137,11 +150,11 @@ def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np
 
 def collides(split_: Split, validated: pd.DataFrame, key: list[str]) -> bool:
     """Whether a validated row's typed key is also a carried row's (then validate all)."""
-    from odp.publish.changes import _key_index
+    from odp.publish.changes import key_index
 
     if not split_.carried or validated.empty:
         return False
-    return bool(_key_index(validated, key).isin(split_.carried_keys).any())
+    return bool(key_index(validated, key).isin(split_.carried_keys).any())
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,
@@ -151,7 +164,7 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from odp.publish.changes import _key_index
+    from odp.publish.changes import key_index
     from odp.unchanged import inputs_digest
 
     path = rows_path(state, dataset.name)
@@ -159,7 +172,7 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
         path.unlink(missing_ok=True)
         return
     fresh_raw = split_.raw.reindex(published.index).to_numpy(dtype=np.uint64)
-    fresh_keys = _key_index(published, list(dataset.schema.primary_key)).to_numpy(
+    fresh_keys = key_index(published, list(dataset.schema.primary_key)).to_numpy(
         dtype=np.uint64)
     table = pa.table({RAW: np.concatenate([split_.carried_raw, fresh_raw]),
                       KEY: np.concatenate([split_.carried_keys, fresh_keys])})

@@ -237,8 +237,11 @@ def _validate(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
     report.messages.append(
         f"{dataset.name}: {part.carried} of {len(staged)} delivered rows are as last "
         f"published: validated and georeferenced only the {len(batch)} new or changed")
+    present = delta.present_in(ledger, part, dataset)  # the carried rows' non-missing values
     return part, batch, replace(result, carried=part.carried,
-                                share_rejected=result.rejected_rows / delivered)
+                                share_rejected=result.rejected_rows / delivered,
+                                present={f: result.present.get(f, 0) + present.get(f, 0)
+                                         for f in {*result.present, *present}})
 
 
 def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,

@@ -89,13 +89,13 @@ def test_a_timestamp_one_second_later_is_a_change_the_same_instant_elsewhere_is_
 
 
 def test_rows_carried_over_by_key_are_neither_deleted_nor_rewritten(tmp_path):
-    from odp.publish.changes import _key_index
+    from odp.publish.changes import key_index
 
     old = diff(_table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02"), (3, "c", "2024-01-03")]),
                None, KEY, COLUMNS, True).result
     write_ledger(tmp_path, "d", old)  # read back: Arrow-backed, read-only arrays
     ledger = read_ledger(tmp_path, "d")
-    carried = _key_index(ledger[ledger["id"] == 1], KEY).to_numpy()
+    carried = key_index(ledger[ledger["id"] == 1], KEY).to_numpy()
     changes = diff(_table([(2, "B", "2024-01-02"), (4, "d", "2024-01-04")]), ledger, KEY,
                    COLUMNS, True, carried=carried)
     assert list(changes.changed["id"]) == [2] and list(changes.new["id"]) == [4]

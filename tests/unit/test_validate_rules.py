@@ -249,8 +249,8 @@ def test_report_json_and_markdown_summary(schools, tmp_path):
     report = json.loads(path.read_text(encoding="utf-8"))
     assert report["run_id"] == "run-7" and report["dataset"] == SCHOOLS
     assert report["started"] <= report["finished"]
-    assert report["rows"] == {"validated": 163, "valid": 161, "rejected": 2, "warnings": 0,
-                              "share_rejected": round(2 / 163, 6),
+    assert report["rows"] == {"validated": 163, "valid": 161, "rejected": 2,
+                              "warnings": 0, "share_rejected": round(2 / 163, 6),
                               "share_passed": round(161 / 163, 6)}
     assert report["gate"]["decision"] == "publish" and report["gate"]["reasons"] == []
     rules = {(r["rule"], r["field"]): r for r in report["rules"]}
@@ -322,3 +322,20 @@ def test_quarantine_csv_download_via_the_command(tmp_path):
     assert f"{ELBE}: 1 findings written to {out}" in done.stdout
     exported = pd.read_csv(io.StringIO(out.read_text(encoding="utf-8")), dtype=str)
     assert exported[["row", "field", "value"]].values.tolist() == [["1", "water_level", "abc"]]
+
+
+def test_a_report_counts_the_rows_carried_over_unchanged_as_delivered_rows(schools):
+    from dataclasses import replace
+
+    from odp.validate.report import build_report
+
+    target = row_of(schools, school_id="2040")[0]
+    schools.loc[target - 1, "longitude"] = "abc"
+    result = validate_batch(schools.iloc[:10], dataset(SCHOOLS), "run-9", now=NOW)
+    rows = build_report(replace(result, carried=153), dataset(SCHOOLS), [])["rows"]
+    assert rows == {"validated": 163, "valid": 162, "rejected": 1,
+                    "warnings": 0, "share_rejected": round(1 / 163, 6),
+                    "share_passed": round(162 / 163, 6)}
+    rules = {(r["rule"], r["field"]): r for r in build_report(
+        replace(result, carried=153), dataset(SCHOOLS), [])["rules"]}
+    assert rules[("type:number", "longitude")]["pass_share"] == round(162 / 163, 6)

@@ -109,7 +109,7 @@ def _key_part(column: pd.Series) -> pd.Series:
     return _canonical(column)
 
 
-def _key_index(table: pd.DataFrame, key: list[str]) -> pd.Index:
+def key_index(table: pd.DataFrame, key: list[str]) -> pd.Index:
     """The primary key as one 64-bit hash per row (fast matching of 1M-row ledgers)."""
     parts = pd.DataFrame({k: _key_part(table[k]) for k in key}, index=table.index)
     return pd.Index(pd.util.hash_pandas_object(parts, index=False).to_numpy())
@@ -121,7 +121,7 @@ def diff(
     carried: np.ndarray | None = None,
 ) -> ChangeSet:
     """`rows` are this run's publishable rows (all of them for a full refresh, except those
-    `carried`: the key hashes (`_key_index`) of rows delivered exactly as last published,
+    `carried`: the key hashes (`key_index`) of rows delivered exactly as last published,
     which stay as the ledger holds them). `policy` says
     what happens to rows gone from the source: `delete` removes them; `mark-deleted` keeps
     them with DELETED_AT set (a row that comes back is revived); `keep-history` removes them
@@ -147,10 +147,10 @@ def diff(
     if marking and DELETED_AT not in ledger:
         ledger[DELETED_AT] = pd.Series(pd.NaT, index=ledger.index, dtype="datetime64[ns, UTC]")
     was_deleted = ledger[DELETED_AT].notna() if marking else pd.Series(False, index=ledger.index)
-    ledger_keys = _key_index(ledger, key)  # hashed once: the ledger may hold millions of rows
+    ledger_keys = key_index(ledger, key)  # hashed once: the ledger may hold millions of rows
     old = pd.Series(ledger[HASH].to_numpy(), index=ledger_keys)
     revivable = pd.Series(was_deleted.to_numpy(), index=old.index)
-    keys = _key_index(rows, key)
+    keys = key_index(rows, key)
     known = keys.isin(old.index)
     previous = old.reindex(keys[known]).to_numpy()
     same = previous == rows.loc[known, HASH].to_numpy()
@@ -177,7 +177,7 @@ def diff(
         gone = pd.Series(False, index=ledger.index)
         deleted = ledger[key].iloc[0:0]
         kept = ledger
-    replaced = ledger_keys.isin(_key_index(changed, key))
+    replaced = ledger_keys.isin(key_index(changed, key))
     history = ledger.loc[replaced | gone.to_numpy(), columns + [HASH]]
     # The new published table: previous rows not replaced, plus this run's new and changed rows.
     kept = kept[~replaced[~gone.to_numpy()]]

@@ -63,7 +63,10 @@ def write_report(state: Path, report: dict[str, Any]) -> Path | None:
 
 def build_report(result: ValidationResult, dataset: Dataset, reasons: list[str]) -> dict[str, Any]:
     cfg = result.settings
-    total = result.total
+    # The delivery's rows: those validated this run and those carried over unchanged from the
+    # last publish (odp.delta), which passed every row rule then. Counting both keeps the
+    # report, and the description it gives, the same when a delivery did not change.
+    total = result.total + result.carried
     rows = result.findings[result.findings["row"].notna()]
     batch = result.findings[result.findings["row"].isna()]
     return {
@@ -74,11 +77,11 @@ def build_report(result: ValidationResult, dataset: Dataset, reasons: list[str])
         "finished": result.finished,
         "rows": {
             "validated": total,
-            "valid": len(result.valid),
+            "valid": len(result.valid) + result.carried,
             "rejected": result.rejected_rows,
             "warnings": result.warnings,
-            "share_rejected": round(result.share_rejected, 6),
-            "share_passed": round(1 - result.share_rejected, 6) if total else 1.0,
+            "share_rejected": round(result.rejected_rows / total, 6) if total else 0.0,
+            "share_passed": round(1 - result.rejected_rows / total, 6) if total else 1.0,
         },
         "gate": {
             "decision": "held-back" if reasons else "publish",
@@ -142,7 +145,8 @@ def _rules(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> li
             share = 1.0 - bad
         else:
             bad = failed.get((rule, field, severity), 0)
-            share = 1 - bad / result.total if result.total else 1.0
+            delivered = result.total + result.carried
+            share = 1 - bad / delivered if delivered else 1.0
         out.append({"rule": rule, "field": field, "severity": severity, "source": source,
                     "level": level, "failed": bad, "pass_share": round(share, 6)})
     return out
@@ -156,6 +160,7 @@ def _source(rule: str) -> str:
 
 def _fields(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    delivered = result.total + result.carried
     by_field = rows.groupby(["field", "severity"])["row"].nunique() if not rows.empty else {}
     for f in dataset.schema.source_fields:
         present = result.present.get(f.name, 0)
@@ -164,7 +169,7 @@ def _fields(result: ValidationResult, dataset: Dataset, rows: pd.DataFrame) -> d
             "unit": f.unit,
             "required": f.required,
             "present": present,
-            "completeness": round(present / result.total, 6) if result.total else 1.0,
+            "completeness": round(present / delivered, 6) if delivered else 1.0,
             "errors": int(by_field.get((f.name, "error"), 0)),
             "warnings": int(by_field.get((f.name, "warning"), 0)),
         }
