@@ -50,7 +50,7 @@ def test_readers_see_the_old_table_until_the_rebuilt_one_is_swapped_in(loader, p
         ids_before = conn.execute(f'SELECT max(_id) FROM "{rid}"').fetchone()[0]
 
     second = readings(NEW, start=OLD)  # every key new, every old one gone: a rebuild
-    probe = LockProbe(str(url), rid)
+    probe = LockProbe(url, rid)
     with Reader(portal.url, rid, interval=0.02, token=portal.token()) as reader:
         probe.start()
         began = time.monotonic()
@@ -78,3 +78,23 @@ def test_readers_see_the_old_table_until_the_rebuilt_one_is_swapped_in(loader, p
                               (f'"{rid}"',)).fetchone()[0]
     assert grants and "datastore_ro=r" in grants  # CKAN's read-only user still reads it
     assert any("into a copy of the table, swapped in" in m for m in messages), messages
+
+
+def _cached_count(url: str, rid: str) -> str | None:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT stats ->> 'rows' FROM _table_stats WHERE resource_id = %s",
+                             (rid,)).fetchone()
+    return found[0] if found else None
+
+
+def test_a_copy_load_sets_ckans_cached_row_count_in_its_own_transaction(loader):  # noqa: F811
+    # Were the cached count only cleared, a reader counting while the load commits could
+    # store the old count after it, and every reader would see that until the next write.
+    copy, rid, _messages, url = loader
+    rows = readings(300)
+    empty = rows.iloc[0:0]
+    copy.load(rid, rows, empty, empty[KEY], KEY)
+    assert _cached_count(url, rid) == "300"
+    copy.load(rid, readings(20, start=300), empty, rows[KEY].iloc[:5], KEY)
+    assert _cached_count(url, rid) == "315"
+    assert copy.portal.call("datastore_search", resource_id=rid, limit=0)["total"] == 315

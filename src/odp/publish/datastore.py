@@ -477,13 +477,11 @@ class CopyLoader:
         self.portal.may_update(resource_id)  # the token's right, checked before the database
         self._note_long_text(insert, upsert)
         try:
+            cached = self._cache_row_count(resource_id)
             with self._connect() as conn, conn.cursor() as cur:  # one transaction
                 self._write(cur, resource_id, insert, upsert, delete, key)
-                # CKAN ≥ 2.11 caches row counts (datastore_search's `total`) and clears the
-                # cache in its own write actions; COPY bypasses them, so clear it here.
-                cur.execute("SELECT to_regclass('_table_stats') IS NOT NULL")
-                if cur.fetchone()[0]:
-                    cur.execute("DELETE FROM _table_stats WHERE resource_id = %s", (resource_id,))
+                if cached:
+                    cur.execute(_RECOUNT.format(t=_ident(resource_id)), {"rid": resource_id})
         except psycopg.Error as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
@@ -521,6 +519,23 @@ class CopyLoader:
             cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as CKAN does
         if rebuild:
             rebuild.swap(cur)
+
+    def _cache_row_count(self, resource_id: str) -> bool:
+        """Make sure CKAN's cached row count of the table exists before the write (False: this
+        DataStore has no such cache, CKAN < 2.11).
+
+        CKAN ≥ 2.11 caches `datastore_search`'s `total` in `_table_stats`; a reader that
+        finds no entry counts the rows and stores the count. Were the entry cleared by the
+        write, a reader counting while the write commits would store the OLD count after it,
+        and every reader would see that count until the next write. So the entry is made sure
+        of here, and the write's transaction sets it to the new count (`_RECOUNT`): readers
+        see the old count with the old rows and the new one with the new rows."""
+        with self._connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regproc('cached_table_row_count') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return False
+            cur.execute("SELECT cached_table_row_count(%s)", (resource_id,))
+        return True
 
     def _note_long_text(self, insert: pd.DataFrame, upsert: pd.DataFrame) -> None:
         long = sum(int(limits.long_text_rows(t, [c for c in t.columns if c != HASH]).sum())
@@ -627,6 +642,12 @@ def bulk_append(cur: Any, table: str, columns: list[str],
     cur.execute(f"DROP TABLE {stage}, {stage}_ft")
 
 
+# The table's row count in CKAN's cache, set inside the write's transaction (see
+# CopyLoader._cache_row_count).
+_RECOUNT = ("INSERT INTO _table_stats (resource_id, stats) VALUES (%(rid)s, "
+            "jsonb_build_object('rows', (SELECT count(*) FROM {t}))) "
+            "ON CONFLICT (resource_id) DO UPDATE SET stats = "
+            "jsonb_set(_table_stats.stats, '{{rows}}', EXCLUDED.stats -> 'rows')")
 _DEPENDENTS = ("SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
                "WHERE d.refobjid = %(t)s::regclass AND r.ev_class <> %(t)s::regclass) "
                "OR EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = %(t)s::regclass)")
