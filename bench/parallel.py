@@ -5,10 +5,10 @@ them) one after the other and several at once, end to end into the local CKAN.
 
 Each measurement is `odp run --all --workers N` as a subprocess (wall time, start-up and imports
 included) on a fresh copy of the datasets (tests.helpers.make_project: unique names, this run's
-own organisations) with a fresh state, sources replayed from tests/recordings (scenario
-2024-11-21, as `--replay always`): first the first run (everything new), then the same command
-again (nothing new). Prints a table with the ratio sequential / parallel; the copies and their
-organisations are purged from the portal at the end. Needs the local CKAN (`odp portal start`).
+own organisations and KPI cockpit) with a fresh state, sources replayed from tests/recordings
+(scenario 2024-11-21, as `--replay always`): first the first run (everything new), then the same
+command again (nothing new). Prints a table with the ratio sequential / parallel; the copies and
+their organisations are purged from the portal at the end. Needs the local CKAN (odp portal start).
 """
 
 from __future__ import annotations
@@ -54,7 +54,12 @@ def run_all(env: dict[str, str], workers: int) -> tuple[float, int, list[dict]]:
 
 def measure(portal: object, replay_url: str, workers: int, tmp: Path) -> dict[str, float]:
     """First run and nothing-new run of a fresh copy of the demo's datasets."""
-    root, _ = helpers.make_project(tmp / f"w{workers}-{time.monotonic_ns()}", demo_datasets())
+    root, names = helpers.make_project(tmp / f"w{workers}-{time.monotonic_ns()}",
+                                       demo_datasets())
+    city = root / "cities" / "dresden.toml"  # the copy's KPI cockpit under the copy's tag
+    tag = next(iter(names.values())).split("-", 1)[0]
+    city.write_text(city.read_text().replace('dataset = "odp-kpi-cockpit"',
+                                             f'dataset = "{tag}-kpi-cockpit"'))
     env = helpers.cli_env(root, root.parent / "state", replay_url, portal, fast_retries=False)
     first, code, reports = run_all(env, workers)
     again, code2, second = run_all(env, workers)

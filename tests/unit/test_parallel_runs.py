@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from odp.errors import ConfigError
-from odp.operations.parallel import Finished, configured_workers, run_parallel, worker_count
+from odp.operations import history
+from odp.operations.parallel import (
+    Finished,
+    configured_workers,
+    last_seconds,
+    longest_first,
+    run_parallel,
+    worker_count,
+)
+from odp.run import RunReport
 
 
 def sleeper(name: str, step, seconds: dict[str, float]) -> dict[str, object]:
@@ -108,3 +117,21 @@ def test_the_worker_count_comes_from_the_flag_then_odp_toml_else_one_per_core(tm
         worker_count(tmp_path, None, 50)
     with pytest.raises(ConfigError, match="--workers -1"):
         worker_count(tmp_path, -1, 50)
+
+
+def test_the_longest_chains_start_first_by_the_last_run_times_in_the_history(tmp_path: Path):
+    state = tmp_path / "state"
+    state.mkdir()
+    for n, (name, seconds) in enumerate([("rain", 5.0), ("windows", 4.0), ("situation", 3.0),
+                                         ("schools", 11.0), ("tiny", 1.0)]):
+        history.finish(state, RunReport(run_id=f"r{n}", dataset=name, status="ok",
+                                        started=f"2026-01-01T00:00:0{n}+00:00", seconds=seconds))
+    names = ["tiny", "schools", "situation", "windows", "rain", "new"]
+    seconds = last_seconds(state, names)
+    assert seconds == {"rain": 5.0, "windows": 4.0, "situation": 3.0, "schools": 11.0,
+                       "tiny": 1.0}  # `new` never ran
+    needs = {"windows": ["rain"], "situation": ["windows"]}
+    # rain's chain: 5 + 4 + 3 = 12; schools 11; windows 7; new: the mean, 4.8; situation 3
+    assert longest_first(names, needs, seconds) == [
+        "rain", "schools", "windows", "new", "situation", "tiny"]
+    assert longest_first(["b", "a"], {}, {}) == ["b", "a"]  # no history: the run order

@@ -6,7 +6,8 @@ each run takes its own dataset lock (odp.operations.locks) and writes its own hi
 dataset that reads other datasets of the same invocation (`derived`, `situation`: their
 `[source.inputs]`, see odp.sources.derived) starts only after each of those has finished —
 successfully or not, as when they run one after the other; every other dataset starts as soon as
-a worker is free, in the order `run_order` gives.
+a worker is free, the longest chains first (each dataset's last run time in the history plus
+that of the datasets waiting for it), so no worker is left alone with a long run at the end.
 
 Processes, not threads: great-expectations keeps its data context in a process-wide singleton
 (`project_manager`, set by every `gx.get_context`), so two validations in threads of one process
@@ -96,6 +97,38 @@ def inputs_among(names: Sequence[str], root: Path) -> dict[str, list[str]]:
 
     wanted = set(names)
     return {n: [i for i in inputs_of(load_dataset(n, root)) if i in wanted] for n in names}
+
+
+def longest_first(names: Sequence[str], needs: Mapping[str, Sequence[str]],
+                  seconds: Mapping[str, float]) -> list[str]:
+    """`names` with the longest remaining chain first, so no worker is left with a long run
+    at the end while the others idle: each dataset's last run time plus the longest chain of
+    datasets waiting for it (its critical path). A dataset never run counts as the mean of the
+    known times; ties keep the given order (run order)."""
+    known = [seconds[n] for n in names if n in seconds]
+    default = sum(known) / len(known) if known else 0.0
+    waiting = {n: [m for m in names if n in needs.get(m, ())] for n in names}
+    chain: dict[str, float] = {}
+
+    def length(name: str, seen: frozenset[str]) -> float:
+        if name not in chain:
+            after = [length(m, seen | {name}) for m in waiting[name] if m not in seen]
+            chain[name] = seconds.get(name, default) + max(after, default=0.0)
+        return chain[name]
+
+    return sorted(names, key=lambda n: -length(n, frozenset()))
+
+
+def last_seconds(state: Path, names: Sequence[str]) -> dict[str, float]:
+    """Each dataset's latest run time in the history (datasets never run are left out)."""
+    from odp.operations import history
+
+    found = {}
+    for name in names:
+        runs = [r for r in history.runs(state, name, limit=3) if r["seconds"]]
+        if runs:
+            found[name] = float(runs[0]["seconds"])
+    return found
 
 
 # --- the worker side ------------------------------------------------------------------------
@@ -327,9 +360,9 @@ class _Board:
 def run_datasets(names: Sequence[str], root: Path, workers: int, show: Callable[[Any], None],
                  console: Any = None, dry_run: bool = False, accept_deletes: bool = False
                  ) -> list[Any]:
-    """Run the datasets (in run order: derived ones after their inputs) `workers` at a time;
-    `show(report)` prints each one's outcome when it finishes. Returns the reports in the
-    order of `names`."""
+    """Run the datasets `workers` at a time, derived ones after their inputs, the longest
+    chains (by the history's last run times) first; `show(report)` prints each one's outcome
+    when it finishes. Returns the reports in the order of `names`."""
     from odp.spec import state_dir
 
     state = state_dir(root)
@@ -344,8 +377,9 @@ def run_datasets(names: Sequence[str], root: Path, workers: int, show: Callable[
     if board.status is not None:
         board.status.start()
     try:
-        run_parallel(names, inputs_among(names, root), workers, run_one,
-                     (str(root), dry_run, accept_deletes), board.step, done)
+        needs = inputs_among(names, root)
+        run_parallel(longest_first(names, needs, last_seconds(state, names)), needs, workers,
+                     run_one, (str(root), dry_run, accept_deletes), board.step, done)
     finally:
         if board.status is not None:
             board.status.stop()
