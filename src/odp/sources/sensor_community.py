@@ -203,12 +203,16 @@ def sensor_community(dataset: Dataset, *, feed_url: str | None = None,
                 frame[column] = pd.NA
         return frame[columns]
 
+    archive_days = Archive(client, dataset.name, archive_url, types, archive_start,
+                           archive_end or datetime.now(UTC).date() - timedelta(days=1))
+
     @merged_resource(dataset)
     def sensors() -> Iterator[pd.DataFrame]:
         state = dlt.current.resource_state()
         last = bucket(state, "last")
-        if archive:
-            yield from _archive(bucket(state, "archive_next"), last, shaped)
+        for sensor in archive:
+            for frame in archive_days.frames(sensor, bucket(state, "archive_next"), last):
+                yield shaped(frame)
         if feed_url:
             frame = live_frame(client.get_json(feed_url), types, f"{dataset.name}: {feed_url}")
             if area:
@@ -217,24 +221,34 @@ def sensor_community(dataset: Dataset, *, feed_url: str | None = None,
             if len(frame):
                 yield shaped(frame)
 
-    def _archive(
-        next_day: dict[str, Any], last: dict[str, Any], shaped: Any
-    ) -> Iterator[pd.DataFrame]:
-        end = archive_end or datetime.now(UTC).date() - timedelta(days=1)
-        for sensor in archive:
-            key = f"{sensor.type}_{sensor.id}"
-            first = date.fromisoformat(next_day[key]) if key in next_day else archive_start
-            for day in _days(first, end):
-                url = archive_url.format(date=day.isoformat(), type=sensor.type, id=sensor.id)
-                content = _get_if_exists(client, url)
-                next_day[key] = (day + timedelta(days=1)).isoformat()
-                if content is None:
-                    continue
-                frame = only_new(archive_frame(content, types, f"{dataset.name}: {url}"), last)
-                if len(frame):
-                    yield shaped(frame)
-
     return sensors
+
+
+@dataclass(frozen=True)
+class Archive:
+    """The daily archive files of sensors, from the first day not yet read to `end`."""
+
+    client: SourceClient
+    dataset: str
+    url: str  # template with {date}, {type}, {id}
+    types: dict[str, str]
+    start: date | None
+    end: date
+
+    def frames(self, sensor: ArchiveSensor, next_day: dict[str, Any], last: dict[str, Any]
+               ) -> Iterator[pd.DataFrame]:
+        """The sensor's new rows per archive day; `next_day` records the days read."""
+        key = f"{sensor.type}_{sensor.id}"
+        first = date.fromisoformat(next_day[key]) if key in next_day else self.start
+        for day in _days(first, self.end):
+            url = self.url.format(date=day.isoformat(), type=sensor.type, id=sensor.id)
+            content = _get_if_exists(self.client, url)
+            next_day[key] = (day + timedelta(days=1)).isoformat()
+            if content is None:
+                continue
+            frame = only_new(archive_frame(content, self.types, f"{self.dataset}: {url}"), last)
+            if len(frame):
+                yield frame
 
 
 def _get_if_exists(client: SourceClient, url: str) -> bytes | None:
