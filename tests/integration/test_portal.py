@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import ckanapi
@@ -19,6 +17,7 @@ import requests
 
 from odp.portal import settings, stack
 from tests.helpers import chromium, make_project, odp_cli, session_org
+from tests.integration.ckan_proxy import ForwardingProxy, Reply, Request, passed_on
 
 pytestmark = pytest.mark.integration
 
@@ -132,67 +131,34 @@ def test_dataset_page_is_german_in_chromium_and_english_on_request(
 # --------------------------------------------------------------------------- odp portal check
 
 
-class PluginsOff:
+class PluginsOff(ForwardingProxy):
     """CONSTRUCTED stand-in for a city's CKAN with some plugins off: a local HTTP server in front
     of the real local CKAN that forwards every request, except that `status_show` lists the
     extensions without `off`, and — with the DataStore off — `datastore_*` actions answer as
     CKAN answers an action no plugin provides (HTTP 400, "Action name not known", as the real
     portal does for an unknown action). It records the Authorization headers it receives."""
 
+    follow_redirects = True
+
     def __init__(self, target: str, off: set[str]) -> None:
-        self.target, self.off = target.rstrip("/"), off
+        super().__init__(target)
+        self.off = off
         self.authorizations: list[str] = []
-        stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._answer()
-
-            def do_POST(self) -> None:
-                self._answer()
-
-            def _answer(self) -> None:
-                action = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-                if auth := self.headers.get("Authorization"):
-                    stand_in.authorizations.append(auth)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if "datastore" in stand_in.off and action.startswith("datastore_"):
-                    text = f'"Bad request: Action name not known: {action}"'
-                    return self._reply(400, text.encode(), "application/json")
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("host", "content-length")}
-                answer = requests.request(self.command, stand_in.target + self.path, data=body,
-                                          headers=headers, timeout=60)
-                content = answer.content
-                if action == "status_show":
-                    status = answer.json()
-                    status["result"]["extensions"] = [
-                        e for e in status["result"]["extensions"] if e not in stand_in.off]
-                    content = json.dumps(status).encode()
-                return self._reply(answer.status_code, content,
-                                   answer.headers.get("Content-Type", "application/json"))
-
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> PluginsOff:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, request: Request) -> Reply:
+        action = request.action
+        if auth := request.headers.get("Authorization"):
+            self.authorizations.append(auth)
+        if "datastore" in self.off and action.startswith("datastore_"):
+            text = f'"Bad request: Action name not known: {action}"'
+            return Reply(400, text.encode(), "application/json")
+        answer = self.forward(request)
+        if action != "status_show":
+            return passed_on(answer)
+        status = answer.json()
+        status["result"]["extensions"] = [
+            e for e in status["result"]["extensions"] if e not in self.off]
+        return passed_on(answer, json.dumps(status).encode())
 
 
 @pytest.fixture(scope="module")
