@@ -5,7 +5,6 @@ with the detail in the log; credentials in a URL an error names are redacted."""
 from __future__ import annotations
 
 import errno
-import logging
 import sqlite3
 
 import dlt
@@ -30,31 +29,6 @@ from odp.extract import _one_line
 from odp.publish.portal import _refusal, check_transport
 from odp.spec import load_dataset
 from tests.helpers import REPO
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def odp_log():
-    """What odp logs (the `odp` logger may not propagate to pytest's handler)."""
-    logger = logging.getLogger("odp")
-    handler, level = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def test_each_error_class_has_its_own_exit_code():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,32 +20,6 @@ from odp.operations.logs import redactor
 from odp.replay import ReplayServer
 from odp.sources.auth import SourceAuth
 from odp.sources.http import HttpSettings, SourceClient, cache_validators, url_key
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def odp_log():
-    """What odp logs (the `odp` logger may not propagate to pytest's handler)."""
-    logger = logging.getLogger("odp")
-    handler, level = _Lines(), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-
 
 URL = "https://api.example.org/v1/stops.json"  # CONSTRUCTED: no such service
 KEY = "k3y-Pl4nted-9f8e7d"
