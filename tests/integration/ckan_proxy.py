@@ -1,17 +1,26 @@
 """HTTP proxies in front of the real local CKAN (no mocks: CKAN does all the real work).
 
 `ForwardingProxy` forwards every request as it is; subclasses change the answers to chosen
-actions. `FailingProxy` fails chosen actions — to test what a failure mid-publish leaves behind."""
+actions. `FailingProxy` fails chosen actions — to test what a failure mid-publish leaves behind;
+`table_through_proxy` gives a DataStore table on the local CKAN reached through one."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from pathlib import Path
+from typing import Any, Self
 
+import pytest
 import requests
+
+from odp.publish.portal import Portal
+from odp.spec import load_city
+from tests.helpers import make_project, use_project
 
 
 @dataclass(frozen=True)
@@ -121,3 +130,32 @@ class FailingProxy(ForwardingProxy):
             self.lose_answer[action] -= 1
             return Reply(500, b"Internal Server Error (answer lost)", "text/plain")
         return passed_on(answer)
+
+
+@contextmanager
+def table_through_proxy(tmp_path: Path, portal: Any, monkeypatch: pytest.MonkeyPatch, name: str,
+                        fields: list[dict[str, str]], key: list[str]
+                        ) -> Iterator[tuple[FailingProxy, Portal, str]]:
+    """(a FailingProxy in front of the local CKAN, a Portal of a project without datasets
+    talking through it, the id of an empty DataStore table with `fields` and primary `key` in a
+    private dataset named after `name`, purged at the end)"""
+    root, _ = make_project(tmp_path, [])
+    use_project(monkeypatch, root, tmp_path / "state", "http://127.0.0.1:9", portal)
+    with FailingProxy(portal.url) as proxy:
+        monkeypatch.setenv("ODP_CKAN_URL", proxy.url)
+        city = load_city(root)
+        client = Portal(city, backoff=0.01)
+        org = city.organization["name"]
+        if client.show("organization_show", org) is None:
+            client.call("organization_create", name=org, title=org)
+        package = client.call("package_create", name=f"odp-test-{name}-{tmp_path.name[-8:]}"
+                              .lower(), owner_org=org, private=True)
+        try:
+            created = client.call("datastore_create", force=True, fields=fields,
+                                  primary_key=key, resource={"package_id": package["id"]})
+            yield proxy, client, created["resource_id"]
+        finally:
+            proxy.fail.clear()
+            proxy.fail_after.clear()
+            proxy.lose_answer.clear()
+            client.call("dataset_purge", id=package["id"])

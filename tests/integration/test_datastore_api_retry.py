@@ -10,10 +10,7 @@ import pandas as pd
 import pytest
 
 from odp.publish import datastore
-from odp.publish.portal import Portal
-from odp.spec import load_city
-from tests.helpers import make_project, use_project
-from tests.integration.ckan_proxy import FailingProxy
+from tests.integration.ckan_proxy import table_through_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -23,32 +20,17 @@ FIELDS = [{"id": "sensor", "type": "text"}, {"id": "timestamp", "type": "timesta
 
 
 def test_insert_whose_answer_was_lost_is_retried_as_upsert(tmp_path: Path, portal, monkeypatch):
-    root, _ = make_project(tmp_path, [])
-    use_project(monkeypatch, root, tmp_path / "state", "http://127.0.0.1:9", portal)
-    with FailingProxy(portal.url) as proxy:
-        monkeypatch.setenv("ODP_CKAN_URL", proxy.url)
-        city = load_city(root)
-        client = Portal(city, backoff=0.01)
-        org = city.organization["name"]
-        if client.show("organization_show", org) is None:
-            client.call("organization_create", name=org, title=org)
-        package = client.call("package_create", name=f"odp-test-lost-{tmp_path.name[-8:]}"
-                              .lower(), owner_org=org, private=True)
-        try:
-            created = client.call("datastore_create", force=True, fields=FIELDS,
-                                  primary_key=KEY, resource={"package_id": package["id"]})
-            rid = created["resource_id"]
-            rows = pd.DataFrame({
-                "sensor": [f"s{i % 3}" for i in range(300)],
-                "timestamp": pd.date_range("2024-11-21", periods=300, freq="min", tz="UTC"),
-                "pm10": [float(i) for i in range(300)]})
-            loader = datastore.ApiLoader(client, batch_rows=100, atomic_rows=50, workers=1)
-            proxy.lose_answer["datastore_upsert"] = 1  # the first batch: done, answer lost
-            empty = rows.iloc[0:0]
-            loader.load(rid, rows, empty, empty[KEY], KEY)
-            assert proxy.calls.count("datastore_upsert") == 5  # 3 batches, 1 retry, 1 upsert
-            found = client.call("datastore_search", resource_id=rid, limit=1000)
-            assert found["total"] == 300
-            assert sorted(r["pm10"] for r in found["records"]) == [float(i) for i in range(300)]
-        finally:
-            client.call("dataset_purge", id=package["id"])
+    with table_through_proxy(tmp_path, portal, monkeypatch, "lost", FIELDS, KEY) as table:
+        proxy, client, rid = table
+        rows = pd.DataFrame({
+            "sensor": [f"s{i % 3}" for i in range(300)],
+            "timestamp": pd.date_range("2024-11-21", periods=300, freq="min", tz="UTC"),
+            "pm10": [float(i) for i in range(300)]})
+        loader = datastore.ApiLoader(client, batch_rows=100, atomic_rows=50, workers=1)
+        proxy.lose_answer["datastore_upsert"] = 1  # the first batch: done, answer lost
+        empty = rows.iloc[0:0]
+        loader.load(rid, rows, empty, empty[KEY], KEY)
+        assert proxy.calls.count("datastore_upsert") == 5  # 3 batches, 1 retry, 1 upsert
+        found = client.call("datastore_search", resource_id=rid, limit=1000)
+        assert found["total"] == 300
+        assert sorted(r["pm10"] for r in found["records"]) == [float(i) for i in range(300)]

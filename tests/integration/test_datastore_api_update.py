@@ -14,9 +14,7 @@ import pytest
 from odp.errors import PublishError
 from odp.publish import datastore
 from odp.publish.portal import Portal
-from odp.spec import load_city
-from tests.helpers import make_project, use_project
-from tests.integration.ckan_proxy import FailingProxy
+from tests.integration.ckan_proxy import FailingProxy, table_through_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -35,29 +33,12 @@ def stops(ids: list[int], renamed: dict[int, str] | None = None) -> pd.DataFrame
 @pytest.fixture
 def table(tmp_path: Path, portal, monkeypatch) -> Iterator[tuple[FailingProxy, Portal, str]]:
     """(proxy in front of CKAN, a Portal talking through it, a table of stops s0 … s9)"""
-    root, _ = make_project(tmp_path, [])
-    use_project(monkeypatch, root, tmp_path / "state", "http://127.0.0.1:9", portal)
-    with FailingProxy(portal.url) as proxy:
-        monkeypatch.setenv("ODP_CKAN_URL", proxy.url)
-        city = load_city(root)
-        client = Portal(city, backoff=0.01)
-        org = city.organization["name"]
-        if client.show("organization_show", org) is None:
-            client.call("organization_create", name=org, title=org)
-        package = client.call("package_create", name=f"odp-test-apiupd-{tmp_path.name[-8:]}"
-                              .lower(), owner_org=org, private=True)
-        created = client.call("datastore_create", force=True, fields=FIELDS, primary_key=KEY,
-                              resource={"package_id": package["id"]})
-        rid = created["resource_id"]
+    with table_through_proxy(tmp_path, portal, monkeypatch, "apiupd", FIELDS, KEY) as table:
+        proxy, client, rid = table
         first = stops(list(range(10)))
         datastore.ApiLoader(client, workers=1).load(rid, first, first.iloc[0:0],
                                                     first[KEY].iloc[0:0], KEY)
-        try:
-            yield proxy, client, rid
-        finally:
-            proxy.fail.clear()
-            proxy.fail_after.clear()
-            client.call("dataset_purge", id=package["id"])
+        yield table
 
 
 def _rows(client: Portal, rid: str, q: str | None = None) -> dict[str, str]:
