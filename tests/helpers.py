@@ -5,12 +5,15 @@ the shared local CKAN and leave nothing behind (`purge_session`, run at the end 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import threading
 import tomllib
 import uuid
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +213,40 @@ def all_rows(ckan: Any, name: str) -> list[dict[str, Any]]:
                                          limit=1000)
     assert found["total"] == len(found["records"])
     return found["records"]
+
+
+class WebhookReceiver:
+    """A local webhook receiver: the JSON bodies POSTed to `url` (`received`) and their
+    Authorization headers (`authorizations`); it answers 503 (and records nothing) while `fail`
+    is set. Use it as a context manager."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.authorizations: list[str | None] = []
+        self.fail = False
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.fail:
+                    self.send_response(503)
+                else:
+                    receiver.received.append(json.loads(body))
+                    receiver.authorizations.append(self.headers.get("Authorization"))
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> WebhookReceiver:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -9,7 +9,6 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,7 +17,7 @@ from aiosmtpd.controller import Controller
 
 from odp.operations import alerts, history, logs
 from odp.operations.record import record_run
-from tests.helpers import REPO
+from tests.helpers import REPO, WebhookReceiver
 
 SECRET = "s3cr3t-webhook-token-0123456789"
 
@@ -48,26 +47,9 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[list[dict], str]]:
-    received: list[dict] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"auth": self.headers.get("Authorization"),
-                             "json": json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield received, f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
+def webhook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 def _city(tmp_path: Path, smtp_port: int, fmt: str) -> SimpleNamespace:
@@ -101,7 +83,7 @@ def _report(status: str, n: int, error: str = "") -> SimpleNamespace:
 
 def test_one_alert_per_incident_and_one_recovery(tmp_path, smtp, webhook, monkeypatch):
     inbox, port = smtp
-    received, url = webhook
+    received, url = webhook.received, webhook.url
     monkeypatch.setenv("TEST_ALERT_URL", url)
     monkeypatch.setenv("TEST_ALERT_TOKEN", SECRET)
     city, state = _city(tmp_path, port, "slack"), tmp_path / "state"
@@ -111,20 +93,20 @@ def test_one_alert_per_incident_and_one_recovery(tmp_path, smtp, webhook, monkey
     for n in range(3):  # three failing runs: one incident
         record_run(state, city, _report("failed", n, "elbe: source answered HTTP 503"))
     assert len(received) == 1 and len(inbox.messages) == 1
-    assert received[0]["json"] == {"text": "[odp Dresden] FAILED elbe: elbe: source answered "
-                                           "HTTP 503"}
-    assert received[0]["auth"] == f"Bearer {SECRET}"
+    assert received[0] == {"text": "[odp Dresden] FAILED elbe: elbe: source answered "
+                                   "HTTP 503"}
+    assert webhook.authorizations[0] == f"Bearer {SECRET}"
     assert "Subject: [odp Dresden] FAILED elbe" in inbox.messages[0]["text"]
     assert inbox.messages[0]["to"] == "opendata@example.org"
 
     record_run(state, city, _report("ok", 3))
     record_run(state, city, _report("ok", 4))
-    assert [r["json"]["text"].split(":")[0] for r in received] == [
+    assert [r["text"].split(":")[0] for r in received] == [
         "[odp Dresden] FAILED elbe", "[odp Dresden] RECOVERED elbe (failed)"]
     assert len(inbox.messages) == 2 and "RECOVERED elbe" in inbox.messages[1]["text"]
 
     record_run(state, city, _report("held-back", 5, "elbe: 40 % of rows rejected"))
-    assert received[-1]["json"]["text"].startswith("[odp Dresden] HELD-BACK elbe")
+    assert received[-1]["text"].startswith("[odp Dresden] HELD-BACK elbe")
     assert alerts.open_incidents(state)[0]["kind"] == "held-back"
     # The history has each run with its status.
     assert [r["status"] for r in history.runs(state, "elbe")] == [
@@ -136,7 +118,7 @@ def test_one_alert_per_incident_and_one_recovery(tmp_path, smtp, webhook, monkey
 
 def test_undelivered_alert_is_retried_not_duplicated(tmp_path, smtp, webhook, monkeypatch):
     inbox, port = smtp
-    received, url = webhook
+    received, url = webhook.received, webhook.url
     monkeypatch.setenv("TEST_ALERT_URL", "http://127.0.0.1:9/down")  # nothing listens
     city, state = _city(tmp_path, port, "generic"), tmp_path / "state"
     state.mkdir()
@@ -146,13 +128,13 @@ def test_undelivered_alert_is_retried_not_duplicated(tmp_path, smtp, webhook, mo
     monkeypatch.setenv("TEST_ALERT_URL", url)
     record_run(state, city, _report("failed", 2, "boom"))
     # Now delivered, once — and the mail channel is told again (retry goes to all channels).
-    assert len(received) == 1 and received[0]["json"]["event"] == "failed"
-    assert received[0]["json"]["dataset"] == "elbe" and received[0]["json"]["run_id"] == "r0"
+    assert len(received) == 1 and received[0]["event"] == "failed"
+    assert received[0]["dataset"] == "elbe" and received[0]["run_id"] == "r0"
 
 
 def test_stale_incident_opens_once_and_recovers(tmp_path, smtp, webhook, monkeypatch):
     inbox, port = smtp
-    received, url = webhook
+    received, url = webhook.received, webhook.url
     monkeypatch.setenv("TEST_ALERT_URL", url)
     city, state = _city(tmp_path, port, "matrix"), tmp_path / "state"
     state.mkdir()
@@ -162,9 +144,9 @@ def test_stale_incident_opens_once_and_recovers(tmp_path, smtp, webhook, monkeyp
         alerts.dispatch(state, channels)
     alerts.note_freshness(state, "elbe", False, "")
     alerts.dispatch(state, channels)
-    kinds = [r["json"]["body"].split(" elbe")[0] for r in received]
+    kinds = [r["body"].split(" elbe")[0] for r in received]
     assert kinds == ["[odp Dresden] STALE", "[odp Dresden] RECOVERED"]
-    assert received[0]["json"]["msgtype"] == "m.text"
+    assert received[0]["msgtype"] == "m.text"
 
 
 def test_logs_are_json_lines_off_a_terminal_and_redact_secrets(tmp_path, monkeypatch):
@@ -197,7 +179,7 @@ def test_dispatchers_finishing_at_once_send_an_owed_alert_once(tmp_path, smtp, w
     """Datasets of `odp run --all` finish in several worker processes at the same moment: each
     dispatches what is owed, and an incident is still sent once."""
     inbox, port = smtp
-    received, url = webhook
+    received, url = webhook.received, webhook.url
     monkeypatch.setenv("TEST_ALERT_URL", url)
     city, state = _city(tmp_path, port, "generic"), tmp_path / "state"
     state.mkdir()

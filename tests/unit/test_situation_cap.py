@@ -4,11 +4,8 @@ undelivered one again at the next dispatch, an old one never."""
 
 from __future__ import annotations
 
-import json
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pandas as pd
@@ -20,7 +17,7 @@ from odp.indicators.situation import crossings, parse_profile, units_of
 from odp.indicators.warnings import dispatch
 from odp.operations.alerts import Channels
 from odp.spec import load_city
-from tests.helpers import REPO
+from tests.helpers import REPO, WebhookReceiver
 from tests.unit.test_situation_indicators import KLOTZSCHE, RAIN, windows
 
 SCHEMA = REPO / "tests" / "xsd" / "CAP-v1.2.xsd"
@@ -97,29 +94,9 @@ def test_the_area_is_the_stadtteil_polygon_in_lat_lon_closed(made):
 
 
 @pytest.fixture
-def hook() -> Iterator[SimpleNamespace]:
-    state = SimpleNamespace(received=[], fail=False)
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if state.fail:
-                self.send_response(503)
-            else:
-                state.received.append(json.loads(body))
-                self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        yield state
-    finally:
-        server.shutdown()
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 def test_each_crossing_is_sent_once_and_an_undelivered_one_at_the_next_dispatch(made, hook,
