@@ -7,8 +7,12 @@ from __future__ import annotations
 import pytest
 
 from odp.replay import ReplayServer
-from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, cli_env, cli_reports, make_project, odp_cli, table_resource
+from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli, table_resource
+from tests.integration.derived_runs import (
+    assert_no_dcat_violations,
+    assert_unchanged_with_no_ckan_writes,
+    read_renamed_inputs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -19,8 +23,7 @@ AIR, DAYS = "air-quality-dresden", "air-quality-dresden-days"
 def runs(portal, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("air-quality")
     root, names = make_project(tmp, [AIR, DAYS])
-    path = root / "pipelines" / f"{names[DAYS]}.toml"
-    path.write_text(path.read_text().replace(f"\n{AIR} =", f"\n{names[AIR]} ="))
+    read_renamed_inputs(root, names, [DAYS], [AIR])
     with ReplayServer(RECORDINGS) as replay:
         env = cli_env(root, tmp / "state", replay.url, portal)
         first = odp_cli(env, "run", names[DAYS], names[AIR], "--json")
@@ -53,12 +56,9 @@ def test_the_daily_values_are_published_with_the_hand_checked_mean_and_validity(
 
 def test_a_second_air_quality_run_is_unchanged_with_no_ckan_writes(runs):
     *_, again = runs
-    assert again.returncode == 0, again.stdout + again.stderr
-    for report in cli_reports(again):
-        assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
+    assert_unchanged_with_no_ckan_writes(again)
 
 
 def test_dcat_of_the_air_quality_days_has_no_violations(runs, portal):
     names, *_ = runs
-    found = dataset_violations(portal.url, names[DAYS], portal.token())
-    assert found == {p: [] for p in PROFILES}, found
+    assert_no_dcat_violations(portal, names[DAYS])

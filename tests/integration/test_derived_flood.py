@@ -17,8 +17,12 @@ import pandas as pd
 import pytest
 
 from odp.replay import ReplayServer
-from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import RECORDINGS, all_rows, cli_env, cli_reports, make_project, odp_cli
+from tests.helpers import RECORDINGS, all_rows, cli_env, make_project, odp_cli
+from tests.integration.derived_runs import (
+    assert_no_dcat_violations,
+    assert_unchanged_with_no_ckan_writes,
+    read_renamed_inputs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +53,7 @@ def recordings_with_flood(tmp: Path) -> Path:
 def runs(portal, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flood")
     root, names = make_project(tmp, [GAUGES, LEVELS, CROSSINGS])
-    for derived in (LEVELS, CROSSINGS):  # the derived datasets read the renamed input
-        path = root / "pipelines" / f"{names[derived]}.toml"
-        path.write_text(path.read_text().replace(f"\n{GAUGES} =", f"\n{names[GAUGES]} ="))
+    read_renamed_inputs(root, names, [LEVELS, CROSSINGS], [GAUGES])
     with ReplayServer(recordings_with_flood(tmp), scenario="2024-11-22") as replay:
         env = cli_env(root, tmp / "state", replay.url, portal)
         first = odp_cli(env, "run", names[LEVELS], names[CROSSINGS], names[GAUGES], "--json")
@@ -94,13 +96,9 @@ def test_levels_trends_and_next_level_are_published_per_configured_gauge(runs, c
 
 def test_a_second_flood_run_is_unchanged_with_no_ckan_writes(runs):
     *_, again = runs
-    assert again.returncode == 0, again.stdout + again.stderr
-    for report in cli_reports(again):
-        assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
+    assert_unchanged_with_no_ckan_writes(again)
 
 
 def test_dcat_of_both_flood_datasets_has_no_violations(runs, portal):
     names, *_ = runs
-    for name in (names[LEVELS], names[CROSSINGS]):
-        found = dataset_violations(portal.url, name, portal.token())
-        assert found == {p: [] for p in PROFILES}, (name, found)
+    assert_no_dcat_violations(portal, names[LEVELS], names[CROSSINGS])

@@ -8,49 +8,34 @@ response is the recorded one (tests/recordings/dwd/README.md)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from odp.replay import ReplayServer
-from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, all_rows, cli_env, cli_reports, make_project, odp_cli
+from tests.integration.derived_runs import (
+    add_ten_minute_archive,
+    assert_no_dcat_violations,
+    assert_unchanged_with_no_ckan_writes,
+    read_renamed_inputs,
+)
 from tests.unit.test_indicators_heavy_rain import heavy_rain_product
 
 pytestmark = pytest.mark.integration
 
 TEN, HOURLY = "precipitation-dresden-10min", "precipitation-dresden-hourly"
 WINDOWS, EVENTS = "heavy-rain-dresden-windows", "heavy-rain-dresden-events"
-ARCHIVE = ("https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate/"
-           "10_minutes/precipitation/recent/10minutenwerte_nieder_01048_akt.zip")
 
 
 def recordings_with_heavy_rain(tmp: Path) -> Path:
     """The recordings, plus the constructed heavy-rain zip of 01048 in scenario `heavy-rain`."""
     folder = tmp / "recordings"
     shutil.copytree(RECORDINGS / "dwd", folder / "dwd")
-    with zipfile.ZipFile(RECORDINGS / "dwd" / "10min_01048_first.zip") as recorded:
-        geography = recorded.read("Metadaten_Geographie_01048.txt")
-    body = folder / "dwd" / "10min_01048_heavy-rain.zip"
-    with zipfile.ZipFile(body, "w", zipfile.ZIP_DEFLATED) as archive:
-        stamp = (2024, 11, 21, 8, 0, 0)
-        archive.writestr(zipfile.ZipInfo("produkt_zehn_min_rr_20241120_20241121_01048.txt", stamp),
-                         heavy_rain_product().encode("iso-8859-1"))
-        archive.writestr(zipfile.ZipInfo("Metadaten_Geographie_01048.txt", stamp), geography)
-    manifest = folder / "dwd" / "recordings.json"
-    entries = json.loads(manifest.read_text())
-    entries.append({
-        "request": {"method": "GET", "url": ARCHIVE},
-        "response": {"status": 200, "body_file": body.name, "headers": {
-            "Content-Type": "application/zip", "ETag": f'"{body.stat().st_size:x}-heavy-rain"',
-            "Last-Modified": "Thu, 21 Nov 2024 08:04:12 GMT"}},
-        "scenario": "heavy-rain",
-        "note": "CONSTRUCTED heavy-rain day of 01048 (tests/unit/test_indicators_heavy_rain.py)",
-    })
-    manifest.write_text(json.dumps(entries, indent=2))
+    add_ten_minute_archive(folder, "01048", heavy_rain_product(), "heavy-rain",
+                           "CONSTRUCTED heavy-rain day of 01048 "
+                           "(tests/unit/test_indicators_heavy_rain.py)")
     return folder
 
 
@@ -58,12 +43,7 @@ def recordings_with_heavy_rain(tmp: Path) -> Path:
 def runs(portal, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("heavy-rain")
     root, names = make_project(tmp, [TEN, HOURLY, WINDOWS, EVENTS])
-    for derived in (WINDOWS, EVENTS):  # the derived datasets read the renamed inputs
-        path = root / "pipelines" / f"{names[derived]}.toml"
-        text = path.read_text()
-        for source in (TEN, HOURLY):
-            text = text.replace(f"\n{source} =", f"\n{names[source]} =")
-        path.write_text(text)
+    read_renamed_inputs(root, names, [WINDOWS, EVENTS], [TEN, HOURLY])
     with ReplayServer(recordings_with_heavy_rain(tmp), scenario="heavy-rain") as replay:
         env = cli_env(root, tmp / "state", replay.url, portal)
         early = odp_cli(env, "run", names[EVENTS], "--json")  # before its inputs
@@ -114,16 +94,12 @@ def test_the_windows_cross_markant_then_unwetter(runs, ckan):
 
 def test_a_second_run_is_unchanged_with_no_ckan_writes(runs):
     *_, again = runs
-    assert again.returncode == 0, again.stdout + again.stderr
-    for report in cli_reports(again):
-        assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
+    assert_unchanged_with_no_ckan_writes(again)
 
 
 def test_dcat_of_both_heavy_rain_datasets_has_no_violations(runs, portal):
     names, *_ = runs
-    for name in (names[WINDOWS], names[EVENTS]):
-        found = dataset_violations(portal.url, name, portal.token())
-        assert found == {p: [] for p in PROFILES}, (name, found)
+    assert_no_dcat_violations(portal, names[WINDOWS], names[EVENTS])
 
 
 def all_rows_of(ckan, name: str) -> list[dict]:

@@ -11,8 +11,12 @@ import pytest
 import requests
 
 from odp.replay import ReplayServer
-from tests.dcat_shacl import PROFILES, dataset_violations
-from tests.helpers import cli_env, cli_reports, make_project, odp_cli, table_resource
+from tests.helpers import cli_env, make_project, odp_cli, table_resource
+from tests.integration.derived_runs import (
+    assert_no_dcat_violations,
+    assert_unchanged_with_no_ckan_writes,
+    read_renamed_inputs,
+)
 from tests.integration.test_derived_heavy_rain import recordings_with_heavy_rain
 
 pytestmark = pytest.mark.integration
@@ -30,9 +34,7 @@ def runs(portal, tmp_path_factory):
     windows.write_text(windows.read_text()  # the 10-minute input only
                        .replace('precipitation-dresden-hourly = "1h"\n', "")
                        .replace(f"\n{TEN} =", f"\n{names[TEN]} ="))
-    for derived in (STADTTEILE, CURRENT):
-        path = root / "pipelines" / f"{names[derived]}.toml"
-        path.write_text(path.read_text().replace(f"\n{WINDOWS} =", f"\n{names[WINDOWS]} ="))
+    read_renamed_inputs(root, names, [STADTTEILE, CURRENT], [WINDOWS])
     with ReplayServer(recordings_with_heavy_rain(tmp), scenario="heavy-rain") as replay:
         env = cli_env(root, tmp / "state", replay.url, portal)
         first = odp_cli(env, "run", names[CURRENT], names[STADTTEILE], names[WINDOWS],
@@ -85,13 +87,9 @@ def test_the_current_situation_is_a_map_of_the_64_stadtteile_with_their_level(ru
 
 def test_a_second_stadtteile_run_is_unchanged_with_no_ckan_writes(runs):
     *_, again = runs
-    assert again.returncode == 0, again.stdout + again.stderr
-    for report in cli_reports(again):
-        assert (report["status"], report["write_calls"]) == ("unchanged", 0), report
+    assert_unchanged_with_no_ckan_writes(again)
 
 
 def test_dcat_of_both_stadtteile_datasets_has_no_violations(runs, portal):
     names, *_ = runs
-    for name in (names[STADTTEILE], names[CURRENT]):
-        found = dataset_violations(portal.url, name, portal.token())
-        assert found == {p: [] for p in PROFILES}, (name, found)
+    assert_no_dcat_violations(portal, names[STADTTEILE], names[CURRENT])
