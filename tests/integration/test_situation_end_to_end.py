@@ -16,7 +16,6 @@ import json
 import threading
 import urllib.request
 import xml.etree.ElementTree as ET
-import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 
 from odp.replay import ReplayServer
 from tests.helpers import REPO, all_rows, chromium, cli_env, cli_reports, make_project, odp_cli
+from tests.integration.derived_runs import add_ten_minute_archive
 from tests.integration.test_derived_heavy_rain import recordings_with_heavy_rain
 from tests.unit.test_indicators_heavy_rain import dresden_10min, ten_minute_product
 
@@ -31,8 +31,6 @@ pytestmark = pytest.mark.integration
 
 TEN, HOURLY = "precipitation-dresden-10min", "precipitation-dresden-hourly"
 WINDOWS, SITUATION = "heavy-rain-dresden-windows", "situation-dresden"
-HOSTERWITZ = ("https://opendata.dwd.de/climate_environment/CDC/observations_germany/climate/"
-              "10_minutes/precipitation/recent/10minutenwerte_nieder_01050_akt.zip")
 # The CONSTRUCTED shower at Hosterwitz (10-minute values, mm, intervals ending at these UTC
 # times); 2024-11-21 00:00 … 06:50 is dry apart from it.
 SHOWER = {"202411210550": 4.0, "202411210600": 5.0, "202411210610": 4.0, "202411210620": 3.0,
@@ -60,25 +58,9 @@ def shower_product() -> str:
 
 def recordings(tmp: Path) -> Path:
     folder = recordings_with_heavy_rain(tmp)
-    with zipfile.ZipFile(folder / "dwd" / "10min_01050_first.zip") as recorded:
-        geography = recorded.read("Metadaten_Geographie_01050.txt")
-    body = folder / "dwd" / "10min_01050_shower.zip"
-    with zipfile.ZipFile(body, "w", zipfile.ZIP_DEFLATED) as archive:
-        stamp = (2024, 11, 21, 8, 0, 0)
-        archive.writestr(zipfile.ZipInfo("produkt_zehn_min_rr_20241120_20241121_01050.txt", stamp),
-                         shower_product().encode("iso-8859-1"))
-        archive.writestr(zipfile.ZipInfo("Metadaten_Geographie_01050.txt", stamp), geography)
-    manifest = folder / "dwd" / "recordings.json"
-    entries = json.loads(manifest.read_text())
-    entries.append({
-        "request": {"method": "GET", "url": HOSTERWITZ},
-        "response": {"status": 200, "body_file": body.name, "headers": {
-            "Content-Type": "application/zip", "ETag": f'"{body.stat().st_size:x}-shower"',
-            "Last-Modified": "Thu, 21 Nov 2024 08:04:12 GMT"}},
-        "scenario": "heavy-rain",
-        "note": "CONSTRUCTED shower at 01050 (tests/integration/test_situation_end_to_end.py)",
-    })
-    manifest.write_text(json.dumps(entries, indent=2))
+    add_ten_minute_archive(folder, "01050", shower_product(), "shower",
+                           "CONSTRUCTED shower at 01050 "
+                           "(tests/integration/test_situation_end_to_end.py)")
     return folder
 
 
