@@ -89,6 +89,6 @@ def check_gate(result: ValidationResult, dataset: Dataset, state: Path | None = 
     if state is not None:
         from odp.validate.report import build_report, write_report
 
-        write_report(state, build_report(result, dataset, reasons))
+        write_report(state, build_report(result, dataset, reasons), validated_now=result.total)
     if reasons:
         raise GateError(f"{dataset.name}: batch held back: {'; '.join(reasons)}")

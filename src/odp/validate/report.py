@@ -47,12 +47,14 @@ def load_report(state: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_report(state: Path, report: dict[str, Any]) -> Path | None:
-    """Write atomically; an empty passing batch keeps an existing report (returns None)."""
+def write_report(state: Path, report: dict[str, Any], validated_now: int | None = None
+                 ) -> Path | None:
+    """Write atomically; a passing run that validated no row (`validated_now`, default the
+    report's count: nothing new, or every row carried over unchanged) keeps an existing report
+    (returns None)."""
     path = report_path(state, report["dataset"])
-    if report["rows"]["validated"] == 0 and report["gate"]["decision"] == "publish" and (
-        path.is_file()
-    ):
+    idle = report["rows"]["validated"] if validated_now is None else validated_now
+    if idle == 0 and report["gate"]["decision"] == "publish" and path.is_file():
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
