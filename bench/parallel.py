@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,16 +36,9 @@ def demo_datasets() -> list[str]:
     return dataset_names(ROOT)
 
 
-def cpu_seconds() -> float:
-    """CPU seconds (user + system) of the finished child processes so far (odp and its
-    workers, each reaped by its parent)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_all(env: dict[str, str], workers: int) -> tuple[float, int, list[dict], float]:
-    """`odp run --all --workers N --json`: wall seconds, exit code, the reports, CPU seconds."""
-    began, cpu = time.monotonic(), cpu_seconds()
+def run_all(env: dict[str, str], workers: int) -> tuple[float, int, list[dict]]:
+    """`odp run --all --workers N --json`: wall seconds, exit code, the reports."""
+    began = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "odp.cli", "run", "--all", "--workers",
                            str(workers), "--json"], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=3600)
@@ -58,7 +50,7 @@ def run_all(env: dict[str, str], workers: int) -> tuple[float, int, list[dict], 
         failed = [f"{r['dataset']}: {r['error']}" for r in reports if r["exit_code"]]
         print(f"  workers {workers}: exit {done.returncode}: {failed or done.stderr[-500:]}",
               file=sys.stderr)
-    return seconds, done.returncode, reports, cpu_seconds() - cpu
+    return seconds, done.returncode, reports
 
 
 def measure(portal: object, replay_url: str, workers: int, tmp: Path) -> dict[str, float]:
@@ -71,10 +63,10 @@ def measure(portal: object, replay_url: str, workers: int, tmp: Path) -> dict[st
                                              f'dataset = "{tag}-kpi-cockpit"'))
     env = helpers.cli_env(root, root.parent / "state", replay_url, portal, fast_retries=False)
     load = os.getloadavg()[0]
-    first, code, reports, cpu = run_all(env, workers)
-    again, code2, second, cpu_again = run_all(env, workers)
-    return {"first": first, "again": again, "cpu": cpu, "cpu_again": cpu_again,
-            "load": (load + os.getloadavg()[0]) / 2, "busy": sum(r["seconds"] for r in reports),
+    first, code, reports = run_all(env, workers)
+    again, code2, second = run_all(env, workers)
+    return {"first": first, "again": again, "load": (load + os.getloadavg()[0]) / 2,
+            "busy": sum(r["seconds"] for r in reports),
             "busy_again": sum(r["seconds"] for r in second), "datasets": len(reports),
             "ok": sum(r["status"] in ("ok", "unchanged") for r in reports + second),
             "exit": max(code, code2)}
@@ -119,9 +111,6 @@ def table(results: dict[int, list[dict[str, float]]], workers: int) -> None:
     for key, label in (("first", "first run (everything new)"), ("again", "again (nothing new)")):
         one, many = median(1, key), median(workers, key)
         print(f"| {label} | {one:.1f} s | {many:.1f} s | {one / many:.2f}× |")
-    for key, label in (("cpu", "first run"), ("cpu_again", "again")):
-        print(f"| CPU seconds of odp and its workers, {label} | {median(1, key):.1f} s | "
-              f"{median(workers, key):.1f} s | |")
     print(f"| load average (1 min) around the measurement | {median(1, 'load'):.1f} | "
           f"{median(workers, 'load'):.1f} | |")
     for key, label in (("busy", "first run"), ("busy_again", "again")):

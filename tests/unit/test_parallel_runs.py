@@ -49,6 +49,13 @@ def dies_when_idle(name: str, step, seconds: dict[str, float]) -> dict[str, obje
     return sleeper(name, step, seconds)
 
 
+def where(name: str, step, _seconds: dict[str, float]) -> tuple[str | None, str, int]:
+    """A task: the environment variable ODP_TEST_MARK, the working directory and umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return os.environ.get("ODP_TEST_MARK"), os.getcwd(), mask
+
+
 def overlap(a: Finished, b: Finished) -> bool:
     return a.started < b.finished and b.started < a.finished
 
@@ -135,3 +142,18 @@ def test_the_longest_chains_start_first_by_the_last_run_times_in_the_history(tmp
     assert longest_first(names, needs, seconds) == [
         "rain", "schools", "windows", "new", "situation", "tiny"]
     assert longest_first(["b", "a"], {}, {}) == ["b", "a"]  # no history: the run order
+
+
+def test_workers_run_in_the_environment_folder_and_umask_of_each_invocation(tmp_path, monkeypatch):
+    # The fork server keeps what it started with; each job carries the invocation's own.
+    for mark, mask in (("one", 0o077), ("two", 0o022)):
+        folder = tmp_path / mark
+        folder.mkdir()
+        monkeypatch.setenv("ODP_TEST_MARK", mark)
+        monkeypatch.chdir(folder)
+        previous = os.umask(mask)
+        try:
+            done = run_parallel(["a", "b"], {}, 2, where, ({},))
+        finally:
+            os.umask(previous)
+        assert {done[n].result for n in "ab"} == {(mark, str(folder), mask)}

@@ -12,11 +12,15 @@ that of the datasets waiting for it), so no worker is left alone with a long run
 Processes, not threads: great-expectations keeps its data context in a process-wide singleton
 (`project_manager`, set by every `gx.get_context`), so two validations in threads of one process
 would see each other's context; pandas, GX and geopandas hold the GIL for much of validation
-and georeferencing, so threads would not use the second core anyway. Workers are started with
-`spawn` (a fresh interpreter: no lock or thread of the parent copied into it) once per
-invocation and then reused, so the heavy libraries (about 12 s of imports for dlt, GX,
-geopandas) load once per worker, as they do once in a sequential run. A worker that dies (killed,
-out of memory) fails only the dataset it was running; the next dataset gets a new worker.
+and georeferencing, so threads would not use the second core anyway. Workers are forked by
+multiprocessing's fork server, which imports the run's libraries once (odp.operations.warm:
+dlt, DuckDB, pandas, GX, geopandas; single-threaded, so forking it is safe) — every worker
+starts with them, as a sequential run imports them once for all its datasets (spawned workers
+paid ~3.5 s of CPU each again, which made a run of datasets with nothing new slower in
+parallel). Each job carries the invocation's environment, working directory and umask (the
+fork server keeps those of the moment it started). Workers are reused for further datasets; a
+worker that dies (killed, out of memory) fails only the dataset it was running, and the next
+dataset gets a new worker.
 
 The parent only schedules and prints: each dataset's outcome arrives whole when it finishes, so
 the output stays one block per dataset (never interleaved), in the order they finish; `--json`
@@ -44,6 +48,7 @@ from odp.errors import ConfigError
 # step(text) reports the stage it is in. It must be a module-level function (pickled by name).
 Task = Callable[..., Any]
 STOP_SECONDS = 10.0  # an idle worker told to stop has this long before it is terminated
+WARM = "odp.operations.warm"  # what the fork server imports once for every worker
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,8 @@ def _loop(conn: Connection, task: Task) -> None:
             return
         if job is None:
             return
-        name, args = job
+        name, args, setting = job
+        _adopt(setting)
         started = time.time()
 
         def step(text: str, name: str = name) -> None:
@@ -165,9 +171,32 @@ def _loop(conn: Connection, task: Task) -> None:
         conn.send(("done", Finished(name, result, error, started, time.time(), os.getpid())))
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What a job runs in: the invocation's environment, working directory and umask."""
+
+    env: dict[str, str]
+    cwd: str
+    umask: int
+
+    @classmethod
+    def now(cls) -> _Setting:
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return cls(dict(os.environ), os.getcwd(), mask)
+
+
+def _adopt(setting: _Setting) -> None:
+    if dict(os.environ) != setting.env:
+        os.environ.clear()
+        os.environ.update(setting.env)
+    os.chdir(setting.cwd)
+    os.umask(setting.umask)
+
+
 @dataclass
 class _Worker:
-    process: Any  # multiprocessing.Process (spawn context)
+    process: Any  # multiprocessing.Process (fork server context)
     conn: Connection
     name: str = ""  # the dataset it runs now, "" when idle
     given: float = 0.0
@@ -181,9 +210,9 @@ class _Worker:
         child.close()  # the parent's copy: the worker's death then reads as EOF
         return cls(process, parent)
 
-    def give(self, name: str, args: tuple[Any, ...]) -> None:
+    def give(self, name: str, args: tuple[Any, ...], setting: _Setting) -> None:
         self.name, self.given = name, time.time()
-        self.conn.send((name, args))
+        self.conn.send((name, args, setting))
 
     def died(self) -> Finished:
         self.process.join(timeout=STOP_SECONDS)
@@ -223,10 +252,13 @@ def _ready(pending: list[str], needs: Mapping[str, Sequence[str]], done: Mapping
 class _Scheduler:
     def __init__(self, workers: int, task: Task, args: tuple[Any, ...],
                  on_step: Callable[[str, str], None] | None,
-                 on_done: Callable[[Finished], None] | None) -> None:
+                 on_done: Callable[[Finished], None] | None, preload: Sequence[str]) -> None:
         self.size, self.task, self.args = workers, task, args
         self.on_step, self.on_done = on_step, on_done
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = multiprocessing.get_context("forkserver")
+        if preload:  # takes effect when this process starts its fork server (once)
+            self.ctx.set_forkserver_preload(list(preload))
+        self.setting = _Setting.now()
         self.busy: dict[Connection, _Worker] = {}
         self.idle: list[_Worker] = []
         self.done: dict[str, Finished] = {}
@@ -251,12 +283,12 @@ class _Scheduler:
         """Hand the dataset to an idle worker (one that died while idle is replaced)."""
         worker = self.idle.pop(0) if self.idle else _Worker.start(self.ctx, self.task)
         try:
-            worker.give(name, self.args)
+            worker.give(name, self.args, self.setting)
         except OSError:  # its pipe is gone: the process died between two datasets
             worker.name = ""
             worker.stop()
             worker = _Worker.start(self.ctx, self.task)
-            worker.give(name, self.args)
+            worker.give(name, self.args, self.setting)
         self.busy[worker.conn] = worker
 
     def _receive(self, worker: _Worker) -> None:
@@ -286,12 +318,14 @@ class _Scheduler:
 def run_parallel(names: Sequence[str], needs: Mapping[str, Sequence[str]], workers: int,
                  task: Task, args: tuple[Any, ...] = (),
                  on_step: Callable[[str, str], None] | None = None,
-                 on_done: Callable[[Finished], None] | None = None) -> dict[str, Finished]:
+                 on_done: Callable[[Finished], None] | None = None,
+                 preload: Sequence[str] = ()) -> dict[str, Finished]:
     """Run `task(name, step, *args)` for each name in `workers` worker processes, a name only
     after every name it `needs` has finished. `on_step(name, text)` hears each stage,
-    `on_done(finished)` each dataset as it finishes (in the parent, one at a time). Returns
-    every name's Finished."""
-    return _Scheduler(workers, task, args, on_step, on_done).run(names, needs)
+    `on_done(finished)` each dataset as it finishes (in the parent, one at a time).
+    `preload`: modules the fork server imports once for all workers. Returns every name's
+    Finished."""
+    return _Scheduler(workers, task, args, on_step, on_done, preload).run(names, needs)
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -379,7 +413,7 @@ def run_datasets(names: Sequence[str], root: Path, workers: int, show: Callable[
     try:
         needs = inputs_among(names, root)
         run_parallel(longest_first(names, needs, last_seconds(state, names)), needs, workers,
-                     run_one, (str(root), dry_run, accept_deletes), board.step, done)
+                     run_one, (str(root), dry_run, accept_deletes), board.step, done, [WARM])
     finally:
         if board.status is not None:
             board.status.stop()
