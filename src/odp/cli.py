@@ -315,7 +315,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     # --all/--due: several at once (odp.toml [run] workers); named datasets one after the other
     # unless --workers says otherwise.
     workers = parallel.worker_count(root, args.workers if args.workers is not None or args.all
-                                    or args.due else 1, len(names))
+                                    or args.due else 1, names)
     out = _Reporter(args.json)
     ops.start_logging(root, city, console=not out.tty and not args.json)
     server = _replay(args.replay, root, datasets, out.line)

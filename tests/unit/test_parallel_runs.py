@@ -17,7 +17,6 @@ from odp.errors import ConfigError
 from odp.operations import history
 from odp.operations.parallel import (
     Finished,
-    configured_workers,
     last_seconds,
     longest_first,
     run_parallel,
@@ -112,18 +111,36 @@ def test_inputs_in_a_cycle_run_in_the_given_order_instead_of_waiting_for_ever():
     assert done["x"].finished <= done["y"].started
 
 
-def test_the_worker_count_comes_from_the_flag_then_odp_toml_else_one_per_core(tmp_path: Path):
-    assert configured_workers(tmp_path) == 0  # no odp.toml
-    assert worker_count(tmp_path, None, 50) == (os.cpu_count() or 1)
-    assert worker_count(tmp_path, 8, 3) == 3  # never more workers than datasets
+def test_the_worker_count_comes_from_the_flag_then_odp_toml_else_one_per_core(tmp_path: Path,
+                                                                              monkeypatch):
+    monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
+    many = [f"d{n}" for n in range(50)]  # never run: each counts as a long run
+    assert worker_count(tmp_path, None, many) == (os.cpu_count() or 1)  # no odp.toml
+    assert worker_count(tmp_path, 8, many[:3]) == 3  # never more workers than datasets
     (tmp_path / "odp.toml").write_text('city = "cities/x.toml"\n[run]\nworkers = 3\n')
-    assert worker_count(tmp_path, None, 50) == 3
-    assert worker_count(tmp_path, 1, 50) == 1
+    assert worker_count(tmp_path, None, many) == 3
+    assert worker_count(tmp_path, 1, many) == 1
     (tmp_path / "odp.toml").write_text('[run]\nworkers = "many"\n')
     with pytest.raises(ConfigError, match=r"odp.toml: \[run\] workers: give a whole number"):
-        worker_count(tmp_path, None, 50)
+        worker_count(tmp_path, None, many)
     with pytest.raises(ConfigError, match="--workers -1"):
-        worker_count(tmp_path, -1, 50)
+        worker_count(tmp_path, -1, many)
+
+
+def test_no_more_workers_than_there_is_work_for_by_the_last_run_times(tmp_path: Path,
+                                                                      monkeypatch):
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("ODP_STATE_DIR", str(state))
+    (tmp_path / "odp.toml").write_text('[run]\nworkers = 4\nseconds_per_worker = 30\n')
+    names = [f"d{n}" for n in range(10)]
+    for n, name in enumerate(names):  # ten runs of 2 s with nothing new: 20 s of work
+        history.finish(state, RunReport(run_id=f"r{n}", dataset=name, status="unchanged",
+                                        started="2026-01-01T00:00:00+00:00", seconds=2.0))
+    assert worker_count(tmp_path, None, names) == 1
+    assert worker_count(tmp_path, None, [*names, "new"]) == 1  # 20 + 30 s: still one
+    assert worker_count(tmp_path, None, [*names, "new", "newer"]) == 2  # 80 s
+    assert worker_count(tmp_path, 3, names) == 3  # --workers N is taken as asked
 
 
 def test_the_longest_chains_start_first_by_the_last_run_times_in_the_history(tmp_path: Path):
