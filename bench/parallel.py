@@ -7,7 +7,8 @@ Each measurement is `odp run --all --workers N` as a subprocess (wall time, star
 included) on a fresh copy of the datasets (tests.helpers.make_project: unique names, this run's
 own organisations and KPI cockpit) with a fresh state, sources replayed from tests/recordings
 (scenario 2024-11-21, as `--replay always`): first the first run (everything new), then the same
-command again (nothing new). Prints a table with the ratio sequential / parallel; the copies and
+command again (nothing new) — with 1 worker, with N and as `odp run --all` decides by itself
+(odp.toml's [run]). Prints a table with the ratios to 1 worker; the copies and
 their organisations are purged from the portal at the end. Needs the local CKAN (odp portal start).
 """
 
@@ -37,11 +38,12 @@ def demo_datasets() -> list[str]:
 
 
 def run_all(env: dict[str, str], workers: int) -> tuple[float, int, list[dict]]:
-    """`odp run --all --workers N --json`: wall seconds, exit code, the reports."""
+    """`odp run --all --workers N --json` (N = 0: without --workers, odp.toml's [run]
+    settings decide): wall seconds, exit code, the reports."""
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "odp.cli", "run", "--all", "--workers",
-                           str(workers), "--json"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=3600)
+    flag = ["--workers", str(workers)] if workers else []
+    done = subprocess.run([sys.executable, "-m", "odp.cli", "run", "--all", *flag, "--json"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     seconds = time.monotonic() - began
     import json
 
@@ -75,6 +77,7 @@ def measure(portal: object, replay_url: str, workers: int, tmp: Path) -> dict[st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="the parallel run's workers")
+    # Each round measures 1 worker, --workers N and the default (no --workers flag).
     parser.add_argument("--repeat", type=int, default=1, help="measurements of each (median)")
     args = parser.parse_args()
 
@@ -85,12 +88,13 @@ def main() -> int:
     import ckanapi
 
     ckan = ckanapi.RemoteCKAN(portal.url, apikey=portal.token())
-    results: dict[int, list[dict[str, float]]] = {1: [], args.workers: []}
+    # 0: as `odp run --all` decides by itself (odp.toml [run]: workers, seconds_per_worker)
+    results: dict[int, list[dict[str, float]]] = {1: [], args.workers: [], 0: []}
     try:
         with tempfile.TemporaryDirectory() as tmp, \
                 ReplayServer(helpers.RECORDINGS, scenario=SCENARIO) as replay:
             for round_ in range(args.repeat):  # alternating which goes first: shared load
-                for workers in sorted(results, reverse=bool(round_ % 2)):
+                for workers in sorted(results, reverse=bool(round_ % 2), key=lambda w: w or 99):
                     results[workers].append(measure(portal, replay.url, workers, Path(tmp)))
                     print(f"  workers {workers}: {results[workers][-1]}", file=sys.stderr)
     finally:
@@ -106,18 +110,19 @@ def table(results: dict[int, list[dict[str, float]]], workers: int) -> None:
 
     count = int(results[1][0]["datasets"])
     print(f"\n{count} datasets (odp run --all), wall seconds, median of {len(results[1])}\n")
-    print("| run | 1 worker | " f"{workers} workers | ratio |")
-    print("|---|---|---|---|")
+    print(f"| run | 1 worker | {workers} workers | ratio | default (odp.toml) | ratio |")
+    print("|---|---|---|---|---|---|")
     for key, label in (("first", "first run (everything new)"), ("again", "again (nothing new)")):
-        one, many = median(1, key), median(workers, key)
-        print(f"| {label} | {one:.1f} s | {many:.1f} s | {one / many:.2f}× |")
-    print(f"| load average (1 min) around the measurement | {median(1, 'load'):.1f} | "
-          f"{median(workers, 'load'):.1f} | |")
-    for key, label in (("busy", "first run"), ("busy_again", "again")):
-        print(f"| sum of the datasets' own seconds, {label} | {median(1, key):.1f} s | "
-              f"{median(workers, key):.1f} s | |")
-    print(f"| runs ok or unchanged (of {2 * count}) | {median(1, 'ok'):.0f} | "
-          f"{median(workers, 'ok'):.0f} | |")
+        one, many, auto = median(1, key), median(workers, key), median(0, key)
+        print(f"| {label} | {one:.1f} s | {many:.1f} s | {one / many:.2f}× | {auto:.1f} s | "
+              f"{one / auto:.2f}× |")
+    rows = [("load", "load average (1 min) around the measurement", "{:.1f}"),
+            ("busy", "sum of the datasets' own seconds, first run", "{:.1f} s"),
+            ("busy_again", "sum of the datasets' own seconds, again", "{:.1f} s"),
+            ("ok", f"runs ok or unchanged (of {2 * count})", "{:.0f}")]
+    for key, label, fmt in rows:
+        print(f"| {label} | {fmt.format(median(1, key))} | {fmt.format(median(workers, key))} "
+              f"| | {fmt.format(median(0, key))} | |")
 
 
 if __name__ == "__main__":

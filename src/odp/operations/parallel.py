@@ -48,8 +48,8 @@ from odp.errors import ConfigError
 # step(text) reports the stage it is in. It must be a module-level function (pickled by name).
 Task = Callable[..., Any]
 STOP_SECONDS = 10.0  # an idle worker told to stop has this long before it is terminated
-# Below this much expected run time per worker, another worker costs more than it saves (a run
-# of 23 datasets with nothing new, ~30 s in all, took 32 s alone and 37 s in two workers here).
+# Below this much expected run time per worker, another worker costs more than it saves: its
+# first dataset pays the process's first-use costs again (odp.toml [run] seconds_per_worker).
 SECONDS_PER_WORKER = 30.0
 WARM = "odp.operations.warm"  # what the fork server imports once for every worker
 
