@@ -162,7 +162,8 @@ def bench_rows(rows: int, portal) -> list[Outcome]:  # noqa: ANN001 (PortalInfo)
     tmp = Path(tempfile.mkdtemp(prefix="odp-e2e-"))
     root, name, csv = make_project(tmp, rows)
     env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-           "ODP_CKAN_URL": portal.url, "CKAN_API_TOKEN": portal.token()}
+           "ODP_CKAN_URL": portal.url, "CKAN_API_TOKEN": portal.token(),
+           "ODP_PORTAL_HOME": str(portal.home)}
     try:
         write_csv(readings(0, rows), csv)
         out = [measured(env, name, f"{rows:,} first")]
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           "(process = wall time of `odp run`, cpu = its CPU seconds, run = the run's own time)")
-    from odp.portal import stack
+    from odp_dev.portal import stack
 
     portal = stack.start()
     outcomes: list[Outcome] = []

@@ -48,8 +48,8 @@ FRESH = ("package_create", "resource_create", "datastore_create")  # only a new 
 SHRINK = {"portal.after:datastore_delete": 20}
 
 
-def portal_info():  # -> odp.portal.stack.PortalInfo
-    from odp.portal import stack
+def portal_info():  # -> odp_dev.portal.stack.PortalInfo
+    from odp_dev.portal import stack
 
     return stack.start()
 

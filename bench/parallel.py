@@ -81,8 +81,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="measurements of each (median)")
     args = parser.parse_args()
 
-    from odp.portal import stack
-    from odp.replay import ReplayServer
+    from odp_dev.portal import stack
+    from odp_dev.replay import ReplayServer
 
     portal = stack.start()
     import ckanapi

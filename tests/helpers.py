@@ -132,6 +132,7 @@ def use_project(monkeypatch: Any, root: Path, state: Path, replay_url: str, port
     monkeypatch.setenv("ODP_REPLAY_URL", replay_url)
     monkeypatch.setenv("ODP_CKAN_URL", portal.url)
     monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
+    monkeypatch.setenv("ODP_PORTAL_HOME", str(portal.home))  # its DataStore write URL file
     if fast_retries:
         monkeypatch.setenv("ODP_HTTP_BACKOFF_FACTOR", "0.05")
         monkeypatch.setenv("ODP_HTTP_MAX_RETRY_DELAY", "0.2")
@@ -173,7 +174,7 @@ def cli_env(root: Path, state: Path, replay_url: str, portal: Any,
 
     env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(state),
            "ODP_REPLAY_URL": replay_url, "ODP_CKAN_URL": portal.url,
-           "CKAN_API_TOKEN": portal.token()}
+           "CKAN_API_TOKEN": portal.token(), "ODP_PORTAL_HOME": str(portal.home)}
     if fast_retries:
         env["ODP_HTTP_BACKOFF_FACTOR"] = "0.05"
     return env

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from odp.errors import OdpError, disk_full
+from odp.errors import ConfigError, OdpError, disk_full
 from odp.spec import Dataset, dataset_names, load_city, load_dataset, project_root
 
 DEMO_SCENARIO = "2024-11-21"  # the newest recorded state of the replayed sources
@@ -183,15 +183,28 @@ def _unreachable_hosts(datasets: list[Dataset], timeout: float = 2.0) -> list[st
             if is_down]
 
 
+DEV_TOOLS = "odp.dev"  # entry-point group of the development tools (local portal, replay)
+
+
+def _dev_tool(name: str) -> Callable[..., Any]:
+    """A development tool (`portal`, `replay`) by its entry point: the engine never imports the
+    package that provides them, and runs without it."""
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group=DEV_TOOLS, name=name))
+    if not found:
+        raise ConfigError(f"the development tool '{name}' is not installed here (entry point "
+                          f"group {DEV_TOOLS}; it comes with the project's odp_dev package)")
+    return found[0].load()
+
+
 def _start_replay(root: Path, say: Callable[[str], None], hosts: list[str] | None = None
                   ) -> Any:
     """The replay server for every remote source (`hosts` None) or for these `host:port`s
     only (`--replay auto`: the reachable ones stay live, see odp.sources.http.routed)."""
-    from odp.replay import ReplayServer
-    from odp.sources.http import REPLAY_HOSTS_ENV, REPLAY_URL_ENV
+    from odp.sources.routing import REPLAY_HOSTS_ENV, REPLAY_URL_ENV
 
-    server = ReplayServer(root / "tests" / "recordings", scenario=DEMO_SCENARIO)
-    server.start()
+    server = _dev_tool("replay")(root / "tests" / "recordings", DEMO_SCENARIO)
     os.environ[REPLAY_URL_ENV] = server.url
     if hosts is not None:
         os.environ[REPLAY_HOSTS_ENV] = ",".join(hosts)
@@ -242,7 +255,7 @@ def _replay(mode: str, root: Path, datasets: list[Dataset], say: Callable[[str],
             ) -> Any:
     """`--replay always`: every remote source replayed; `auto`: exactly the sources whose host
     is unreachable (none: no server); `never` or a replay server already configured: None."""
-    from odp.sources.http import REPLAY_URL_ENV
+    from odp.sources.routing import REPLAY_URL_ENV
 
     if mode == "never" or (mode == "auto" and os.environ.get(REPLAY_URL_ENV)):
         return None
@@ -344,18 +357,8 @@ def cmd_portal(args: argparse.Namespace, root: Path) -> int:
         from odp.portal_check import cmd_check
 
         return cmd_check(args, root)
-    from odp.portal import stack
-
     say = print if not args.json else (lambda m: print(m, file=sys.stderr))
-    if args.action == "install":
-        stack.install(progress=say)
-    elif args.action == "start":
-        info = stack.start(progress=say)
-        say(f"CKAN running at {info.url} (API token in {info.token_file})")
-    elif args.action == "stop":
-        stack.stop()
-        say("local CKAN stopped")
-    status = stack.status()
+    status = _dev_tool("portal")(args.action, say)
     if args.json:
         _print_json(status)
     elif args.action == "status":

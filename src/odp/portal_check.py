@@ -243,10 +243,11 @@ def _groups(api: _Api, root: Path, city: City, sysadmin: bool) -> list[Check]:
 
 def run_checks(root: Path, city: City, url: str | None = None) -> tuple[str, list[Check]]:
     """(the portal URL, the findings) for `url`, default the city's portal. The city's token
-    file (the local portal's) is used for the city's own portal only, never sent elsewhere."""
+    file and DataStore write URL file (the local portal's) are used for the city's own portal
+    only, never sent elsewhere."""
     target = (url or city.portal_url).rstrip("/")
     if target != city.portal_url:
-        city = replace(city, portal_url=target, token_file=None)
+        city = replace(city, portal_url=target, token_file=None, write_url_file=None)
     token = city.api_token()
     api = _Api(target, token)
     answered, status = api.answers("status_show")

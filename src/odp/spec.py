@@ -62,6 +62,27 @@ def read_json(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _with_environment(table: dict[str, Any], where: Path, name: str) -> dict[str, Any]:
+    """The table's strings with `${VAR}` / `${VAR:-default}` replaced from the environment (as a
+    shell or Compose file does): one city file serves every machine, e.g. the local portal on the
+    port ODP_PORTAL_PORT names. A `${VAR}` without default and without VAR set is a ConfigError."""
+
+    def value(match: re.Match[str], key: str) -> str:
+        found = os.environ.get(match.group(1))
+        if found:
+            return found
+        if match.group(2) is None:
+            raise ConfigError(f"{where}: [{name}] {key} names ${{{match.group(1)}}}, which is not "
+                              f"set (give a default: ${{{match.group(1)}:-…}})")
+        return match.group(2)
+
+    return {key: _ENV_REFERENCE.sub(lambda m, k=key: value(m, k), item)
+            if isinstance(item, str) else item for key, item in table.items()}
+
+
 def _require(table: dict[str, Any], key: str, where: Path) -> Any:
     if key not in table or table[key] in ("", None):
         raise ConfigError(f"{where}: missing required key '{key}'")
@@ -273,20 +294,26 @@ class City:
     districts: tuple[DistrictLevel, ...]  # smallest level first
     path: Path
     portal: dict[str, Any] = field(default_factory=dict)  # the [portal] table (publish options)
+    # [portal] datastore_write_url_file (e.g. written by `odp portal start`): None when
+    # ODP_CKAN_URL names another portal than the file's `url` (the file belongs to that one)
+    write_url_file: Path | None = None
 
     @classmethod
     def load(cls, path: Path, root: Path) -> City:
         raw = _read_toml(path)
         city = _require(raw, "city", path)
-        portal = _require(raw, "portal", path)
+        portal = _with_environment(_require(raw, "portal", path), path, "portal")
         token_file = portal.get("token_file")
+        url = _require(portal, "url", path).rstrip("/")
+        portal_url = os.environ.get("ODP_CKAN_URL", url).rstrip("/")
+        write_url_file = portal.get("datastore_write_url_file")
         return cls(
             slug=_require(city, "slug", path),
             name=_require(city, "name", path),
             timezone=city.get("timezone", "Europe/Berlin"),
             regional_key=str(city.get("regional_key", "")),
             crs=_projected_crs(city, path),
-            portal_url=os.environ.get("ODP_CKAN_URL", _require(portal, "url", path)).rstrip("/"),
+            portal_url=portal_url,
             token_env=portal.get("token_env", "CKAN_API_TOKEN"),
             token_file=(root / token_file) if token_file else None,
             organization=_require(raw, "organization", path),
@@ -294,6 +321,8 @@ class City:
             districts=_district_levels(raw, path, root),
             path=path,
             portal=portal,
+            write_url_file=(root / write_url_file) if write_url_file and portal_url == url
+            else None,
         )
 
     def api_token(self) -> str | None:

@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 import requests
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, REPO, cli_env, make_project
 
 REGISTER = "transit-stops-vvo"
@@ -211,9 +211,9 @@ def ckan_action(url: str, action: str, payload: dict[str, Any], token: str,
 
 
 def datastore_db_url(portal_url: str) -> str:
-    from odp.publish.datastore import _local_portal_write_url
+    from odp_dev.portal.stack import datastore_write_url
 
-    url = os.environ.get("ODP_DATASTORE_WRITE_URL") or _local_portal_write_url(portal_url)
+    url = os.environ.get("ODP_DATASTORE_WRITE_URL") or datastore_write_url()
     if not url:
         raise RuntimeError("the DataStore database of the local portal is not known")
     return url

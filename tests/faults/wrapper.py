@@ -121,7 +121,7 @@ POINTS: dict[str, tuple[str, str]] = {
 def restart_postgresql() -> None:
     """Stop and start the local portal's PostgreSQL, under the portal's own lock (so a parallel
     `odp portal start` neither races nor restarts it on its own)."""
-    from odp.portal import settings, stack
+    from odp_dev.portal import settings, stack
 
     layout = stack._Layout(stack.portal_home())
     postgres = stack._Postgres(layout, settings.ports().postgresql)

@@ -1,9 +1,9 @@
-"""Fixtures for integration tests against the local CKAN portal (`odp.portal`).
+"""Fixtures for integration tests against the local CKAN portal (`odp_dev.portal`).
 
 `portal` starts the stack once per test session, installing it on first use (about a minute
-on a fresh machine, a few seconds after `python -m odp.portal stop`, well under a second when
+on a fresh machine, a few seconds after `python -m odp_dev.portal stop`, well under a second when
 it already runs). It deliberately does NOT stop the portal at the end: other test sessions and
-developers reuse the running portal. Stop it by hand with `python -m odp.portal stop`.
+developers reuse the running portal. Stop it by hand with `python -m odp_dev.portal stop`.
 
 `leaves_the_portal_clean` (every session, also when tests failed): the tests publish into
 organisations of the session's own (`tests.helpers.make_project`); at the end of the session
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import ckanapi
 import pytest
 
-from odp.portal import stack
+from odp_dev.portal import stack
 from tests import helpers
 
 

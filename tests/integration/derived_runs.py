@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from odp.portal.stack import PortalInfo
+from odp_dev.portal.stack import PortalInfo
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import cli_reports
 

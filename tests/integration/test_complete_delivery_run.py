@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli, table_resource, use_project
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 
 from odp.dagster_defs import GATE, build_definitions
 from odp.operations import history
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration

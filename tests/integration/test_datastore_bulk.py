@@ -13,6 +13,7 @@ from odp.errors import PublishError
 from odp.publish import datastore
 from odp.publish.portal import Portal
 from odp.spec import load_city
+from odp_dev.portal.stack import datastore_write_url
 from tests.helpers import make_project, use_project
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ def loader(tmp_path: Path, portal, monkeypatch):
     resource = client.call("datastore_create", force=True, fields=FIELDS, primary_key=KEY,
                            indexes=KEY, resource={"package_id": package["id"], "name": "t"})
     messages: list[str] = []
-    url = Secret(datastore._local_portal_write_url(portal.url))
+    url = Secret(datastore_write_url())
     yield datastore.CopyLoader(client, str(url), messages.append, bulk_min_rows=100), \
         resource["resource_id"], messages, url
     client.call("dataset_purge", id=package["id"])

@@ -20,8 +20,8 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF
 
 from odp.operations.cockpit import CockpitConfig
-from odp.replay import ReplayServer
 from odp.spec import dataset_names, load_city
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import DCAT_DIR, PROFILES, validate
 from tests.helpers import (
     RECORDINGS,

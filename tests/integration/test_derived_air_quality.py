@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli, table_resource
 from tests.integration.derived_runs import (
     assert_no_dcat_violations,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, all_rows, cli_env, make_project, odp_cli
 from tests.integration.derived_runs import (
     assert_no_dcat_violations,

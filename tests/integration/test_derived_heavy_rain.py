@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, all_rows, cli_env, cli_reports, make_project, odp_cli
 from tests.integration.derived_runs import (
     add_ten_minute_archive,

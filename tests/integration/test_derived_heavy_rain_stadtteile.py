@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import cli_env, make_project, odp_cli, table_resource
 from tests.integration.derived_runs import (
     assert_no_dcat_violations,

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
 from odp.validate.draft import profile, read_source, write_draft
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, all_rows, make_project, use_project
 
 pytestmark = pytest.mark.integration

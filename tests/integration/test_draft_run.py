@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, REPO, all_rows, cli_env, cli_reports, make_project, odp_cli
 
 pytestmark = pytest.mark.integration

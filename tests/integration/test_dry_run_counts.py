@@ -11,9 +11,9 @@ import pytest
 from ckanapi import NotFound
 
 from odp.cli import _outcome
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration

@@ -48,6 +48,7 @@ def test_broken_coordinates_are_quarantined_with_reasons_and_the_rest_published(
     monkeypatch.setenv("ODP_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("ODP_CKAN_URL", portal.url)
     monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
+    monkeypatch.setenv("ODP_PORTAL_HOME", str(portal.home))
     name = names[SCHOOLS]
 
     report = run_dataset(name, root, load_city(root))

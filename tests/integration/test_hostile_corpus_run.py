@@ -15,9 +15,9 @@ import ckanapi
 import pytest
 import requests
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.corpus.bombs import GIB, zip_bomb
 from tests.corpus.make_corpus import VVO, WFS
 from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli, table_resource, use_project

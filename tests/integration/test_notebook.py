@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, REPO, make_project, use_project
 
 pytestmark = pytest.mark.integration

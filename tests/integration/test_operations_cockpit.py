@@ -13,9 +13,9 @@ import pytest
 
 from odp.cli import main
 from odp.operations import history
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, chromium, make_project, use_project
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ import pytest
 from odp.operations import history
 from odp.publish.catalog import ensure_organization_and_groups
 from odp.publish.portal import Portal
-from odp.replay import ReplayServer
 from odp.spec import load_city, load_dataset
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, REPO, cli_env, make_project, odp_cli, session_org
 
 pytestmark = pytest.mark.integration
@@ -67,6 +67,7 @@ def test_datasets_of_one_new_organisation_published_at_once_create_it_once(
     root, names = make_project(tmp_path, ["schools-dresden"])
     monkeypatch.setenv("ODP_PROJECT", str(root))
     monkeypatch.setenv("CKAN_API_TOKEN", portal.token())
+    monkeypatch.setenv("ODP_PORTAL_HOME", str(portal.home))
     city, dataset = load_city(root), load_dataset(names["schools-dresden"], root)
     start, failures = threading.Barrier(4), []
 

@@ -15,9 +15,9 @@ import ckanapi
 import pytest
 import requests
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, session_org, use_project
 
 pytestmark = pytest.mark.integration

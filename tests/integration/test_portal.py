@@ -15,7 +15,7 @@ import ckanapi
 import pytest
 import requests
 
-from odp.portal import settings, stack
+from odp_dev.portal import settings, stack
 from tests.helpers import chromium, make_project, odp_cli, session_org
 from tests.integration.ckan_proxy import ForwardingProxy, Reply, Request, passed_on
 
@@ -174,6 +174,7 @@ def _check(portal: stack.PortalInfo, project: Path, *args: str, token: bool = Tr
     env = {k: v for k, v in os.environ.items()
            if k not in ("CKAN_API_TOKEN", "CKAN_API_TOKEN_FILE", "ODP_CKAN_URL")}
     env["ODP_PROJECT"] = str(project)
+    env["ODP_PORTAL_HOME"] = str(portal.home)  # the city file's token and write URL files
     if token:
         env["CKAN_API_TOKEN"] = portal.token()
     done = odp_cli(env, "portal", "check", *args, "--json")

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from odp.publish.changes import ledger_path
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, table_resource, use_project
 from tests.integration.ckan_proxy import FailingProxy
 
@@ -37,9 +37,9 @@ RECORDS = RECORDINGS / "schools" / "sachsen_schools_schuldatenbank.json"
 def load_path(request, monkeypatch, portal) -> str:
     monkeypatch.setenv("ODP_DATASTORE_LOAD", request.param)
     if request.param == "copy":  # named explicitly: some tests talk to CKAN via a proxy
-        from odp.publish.datastore import _local_portal_write_url
+        from odp_dev.portal.stack import datastore_write_url
 
-        monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", _local_portal_write_url(portal.url))
+        monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", datastore_write_url())
     return request.param
 
 

@@ -15,9 +15,9 @@ import pytest
 
 from odp.cli import DEMO_SCENARIO
 from odp.operations import history
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import (
     RECORDINGS,
     all_rows,

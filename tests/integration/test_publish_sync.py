@@ -13,9 +13,9 @@ import ckanapi
 import pytest
 import requests
 
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration
@@ -31,9 +31,9 @@ SCHOOLS_URL = (
 def load_path(request, monkeypatch, portal) -> str:
     monkeypatch.setenv("ODP_DATASTORE_LOAD", request.param)
     if request.param == "copy":  # named explicitly: the failure test talks to CKAN via a proxy
-        from odp.publish.datastore import _local_portal_write_url
+        from odp_dev.portal.stack import datastore_write_url
 
-        monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", _local_portal_write_url(portal.url))
+        monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", datastore_write_url())
     return request.param
 
 

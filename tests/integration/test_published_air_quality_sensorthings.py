@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import (
     RECORDINGS,

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from odp.cli import DEMO_SCENARIO
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import (
     RECORDINGS,

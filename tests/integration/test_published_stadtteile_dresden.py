@@ -13,7 +13,7 @@ import shapely
 import shapely.geometry
 
 from odp.cli import DEMO_SCENARIO
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import (
     RECORDINGS,

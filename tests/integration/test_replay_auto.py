@@ -96,7 +96,8 @@ def auto_run(tmp_path_factory, portal):
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODP_REPLAY")}
     env |= {"ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
-            "ODP_CKAN_URL": portal.url, "CKAN_API_TOKEN": portal.token()}
+            "ODP_CKAN_URL": portal.url, "CKAN_API_TOKEN": portal.token(),
+            "ODP_PORTAL_HOME": str(portal.home)}
     try:
         done = subprocess.run(
             [sys.executable, "-m", "odp.cli", "run", *datasets.values(), "--replay", "auto",

@@ -16,10 +16,10 @@ import pytest
 
 from odp.extract import Extracted
 from odp.publish.changes import ledger_path
-from odp.replay import ReplayServer
 from odp.run import run_dataset
 from odp.spec import load_city, load_dataset
 from odp.unchanged import mark_path, why_unchanged
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
 pytestmark = pytest.mark.integration

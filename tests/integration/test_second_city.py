@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import (
     RECORDINGS,
     all_rows,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli
 
 pytestmark = pytest.mark.integration

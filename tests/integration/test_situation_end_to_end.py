@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import REPO, all_rows, chromium, cli_env, cli_reports, make_project, odp_cli
 from tests.integration.derived_runs import add_ten_minute_archive
 from tests.integration.test_derived_heavy_rain import recordings_with_heavy_rain

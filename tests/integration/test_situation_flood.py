@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import all_rows, cli_env, cli_reports, make_project, odp_cli
 from tests.integration.test_derived_flood import recordings_with_flood
 from tests.integration.test_situation_end_to_end import (

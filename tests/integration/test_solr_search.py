@@ -1,9 +1,9 @@
-"""Search on the local portal is Apache Solr with CKAN's own schema (`odp.portal.solr`).
+"""Search on the local portal is Apache Solr with CKAN's own schema (`odp_dev.portal.solr`).
 
 CKAN's schema stems its `text` fields (title, notes, tags, the catch-all `text`) with Solr's
 *English* Snowball stemmer, then folds accents: there "Schule" did not find "Schulen" nor
 "Haltestelle" "Haltestellen" (English has no "-en" plural). The portal is German, so its copy of
-the schema changes that one filter to Snowball's German2 stemmer (`odp.portal.solr.
+the schema changes that one filter to Snowball's German2 stemmer (`odp_dev.portal.solr.
 german_stemming`); everything else stays CKAN's. Measured here: singular and plural find each
 other ("Schule"/"Schulen", "Wasserstand"/"Wasserstände", "Parkhaus"/"Parkhäuser"), and German2
 reads "ss" and "ß", "ae" and "ä" alike ("Strasse" finds "Straße").
@@ -27,7 +27,7 @@ import shapely
 from shapely.geometry import shape
 
 from odp.georeference.output import spatial_extent
-from odp.portal import settings, solr, stack
+from odp_dev.portal import settings, solr, stack
 
 pytestmark = [
     pytest.mark.integration,

@@ -12,7 +12,7 @@ import pytest
 import shapely
 import shapely.geometry
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import (
     RECORDINGS,

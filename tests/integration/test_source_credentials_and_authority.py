@@ -11,7 +11,7 @@
 - CKAN refusing what is sent is classified: a taken name (exit 9), an invalid field (exit 8).
 
 The recording is CONSTRUCTED from REAL rows: the first 300 stops of the recorded VVO list,
-served only to a request carrying the token (odp.replay `require`)."""
+served only to a request carrying the token (odp_dev.replay `require`)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import pytest
 
 from odp.errors import CkanValidationError, NameConflictError
 from odp.publish.portal import Portal
-from odp.replay import ReplayServer
 from odp.spec import load_city
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, cli_env, cli_report, make_project, odp_cli, table_resource
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.dcat_shacl import PROFILES, dataset_violations
 from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from odp.replay import ReplayServer
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from odp.errors import SourceError
 from odp.extract import STAGING_SCHEMA, extract
-from odp.replay import ReplayServer
 from odp.sources.http import HttpSettings, SourceClient
 from odp.spec import load_dataset
+from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project
 from tests.unit.source_env import source_env
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from odp.extract import extract
-from odp.replay import ReplayServer
 from odp.spec import load_dataset
+from odp_dev.replay import ReplayServer
 from tests.faults.harness import (
     KEY,
     KILL_ENV,

@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 
 from odp.errors import GateError, OdpError, SourceError
-from odp.replay import ReplayServer
 from odp.sources import ogcapi, wfs
 from odp.sources.complete import load_json
 from odp.sources.dwd_cdc import parse_station_list, read_archive
@@ -34,6 +33,7 @@ from odp.sources.sensorthings import observations_frame, pages
 from odp.sources.settings import settings_of
 from odp.sources.tabular import Conventions, TableLayout, read_table, shape
 from odp.validate import check_gate, validate_batch
+from odp_dev.replay import ReplayServer
 from tests.corpus.make_corpus import FAMILIES, Case, build
 from tests.unit.test_validate import NOW, dataset
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from odp.portal import settings
 from odp.portal_check import MIN_CKAN, SCHEMA_FIELDS, _ckan, _version
 from odp.publish.metadata import package_dict
 from odp.spec import load_city, load_dataset
+from odp_dev.portal import settings
 from tests.helpers import make_project
 
 CKAN_CORE = {"name", "title", "notes", "owner_org", "license_id", "url", "author", "maintainer",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from odp.portal import ckanconf, settings, solr, stack
-from odp.portal.procs import PortalError
+from odp_dev.portal import ckanconf, settings, solr, stack
+from odp_dev.portal.procs import PortalError
 
 INI = """[DEFAULT]
 debug = false

@@ -1,4 +1,4 @@
-"""Tests of the replay server (odp.replay) and of the PEGELONLINE / schools recordings."""
+"""Tests of the replay server (odp_dev.replay) and of the PEGELONLINE / schools recordings."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from odp.replay import ReplayServer, replay_url
+from odp_dev.replay import ReplayServer, replay_url
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
 PEGEL_DIR = RECORDINGS / "pegelonline"
@@ -134,7 +134,7 @@ def test_scenario_entries_hidden_without_active_scenario(server: ReplayServer) -
 
 
 def test_unknown_url_is_404_naming_the_url(server: ReplayServer, caplog) -> None:
-    caplog.set_level("WARNING", logger="odp.replay")
+    caplog.set_level("WARNING", logger="odp_dev.replay")
     resp = get(server, "https://unknown.example/nothing?a=1")
     assert resp.status_code == 404
     assert resp.json()["url"] == "https://unknown.example/nothing?a=1"
@@ -326,7 +326,7 @@ def test_active_scenario_beats_unscoped_entry_then_most_params(tmp_path: Path) -
 
 def test_cli_prints_url_and_serves(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "odp.replay", "--dir", str(RECORDINGS), "--port", "0"],
+        [sys.executable, "-m", "odp_dev.replay", "--dir", str(RECORDINGS), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -3,7 +3,7 @@ read from the environment or a secrets file, sent to the source's origin only, n
 plain http:// to another machine, and never stored (validators are keyed by the URL's hash).
 
 The protected recordings are CONSTRUCTED: the replay server answers 401 unless the request
-carries the credential the manifest requires (odp.replay `require`)."""
+carries the credential the manifest requires (odp_dev.replay `require`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 
 from odp.errors import ConfigError, SourceError
 from odp.operations.logs import redactor
-from odp.replay import ReplayServer
 from odp.sources.auth import SourceAuth
 from odp.sources.http import HttpSettings, SourceClient, cache_validators, url_key
+from odp_dev.replay import ReplayServer
 
 URL = "https://api.example.org/v1/stops.json"  # CONSTRUCTED: no such service
 KEY = "k3y-Pl4nted-9f8e7d"

@@ -12,7 +12,8 @@ recomputes it. A larger update goes in several requests, and readers may see it 
 
 `CopyLoader` — PostgreSQL `COPY` straight into the DataStore's table, as CKAN's XLoader does,
 when the DataStore's write database is known (ODP_DATASTORE_WRITE_URL, the city's
-`portal.datastore_write_url_env`, or the local portal's ckan.ini). CKAN still creates the table
+`portal.datastore_write_url_env`, or the file its `portal.datastore_write_url_file` names — the
+local portal's, written by `odp portal start`). CKAN still creates the table
 (`datastore_create`: typed columns, primary key, indexes, data dictionary, `datastore_active`);
 the rows then go in with one transaction per run: new rows by `COPY` into a temporary table +
 one `INSERT … SELECT` computing `_full_text` with the trigger's own expression, changed rows by
@@ -45,7 +46,6 @@ Both loaders read a table back (`read`: COPY TO, or `datastore_search` paged by 
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -759,32 +759,14 @@ class Rebuild:
             cur.execute(f"ALTER INDEX {self.build}_i{n} RENAME TO {name}")
 
 
-def _local_portal_write_url(portal_url: str) -> str | None:
-    """The local dev portal's DataStore write URL, from its ckan.ini (same host and port)."""
-    try:
-        from odp.portal.stack import portal_home
-    except ImportError:
-        return None
-    home = portal_home()
-    ini = home / "ckan.ini"
-    if not ini.is_file():
-        return None
-    parser = configparser.ConfigParser(defaults={"here": str(home)})
-    parser.read(ini)
-    if not parser.has_section("app:main"):
-        return None
-    site = parser.get("app:main", "ckan.site_url", fallback="").rstrip("/")
-    if urlsplit(site).netloc != urlsplit(portal_url).netloc:
-        return None
-    return parser.get("app:main", "ckan.datastore.write_url", fallback=None)
-
-
 def write_url(city: City) -> str | None:
     if url := os.environ.get(WRITE_URL_ENV):
         return url
     if (env := city.portal.get("datastore_write_url_env")) and (url := os.environ.get(env)):
         return url
-    return _local_portal_write_url(city.portal_url)
+    if city.write_url_file is not None and city.write_url_file.is_file():
+        return city.write_url_file.read_text().strip() or None
+    return None
 
 
 def choose(portal: Portal, city: City, progress: Progress | None = None) -> Loader:

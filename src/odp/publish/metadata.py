@@ -1,7 +1,7 @@
 """The CKAN dataset's metadata, from the dataset definition, the city defaults and the data.
 
 The package carries the DCAT-AP.de fields of the portal's dataset schema (ckanext-scheming,
-`odp/portal/ckanext_odp/ckanext/odp/dataset.yaml`); ckanext-dcat and the `dcatap_de` profile
+`ckanext-odp/ckanext/odp/dataset.yaml`); ckanext-dcat and the `dcatap_de` profile
 turn them into DCAT-AP.de RDF. Facts that come from the data stay free extras, under the keys
 ckanext-dcat and ckanext-spatial read: `temporal_start`, `temporal_end` (ISO 8601 UTC),
 `spatial` (GeoJSON), `spatial_bbox`, `spatial_text`.

@@ -51,12 +51,11 @@ from odp.sources.archives import ArchiveLimits, check_unpacked
 from odp.sources.auth import SourceAuth, same_origin
 from odp.sources.complete import json_error, refuse_html
 from odp.sources.local import is_local, local_response
+from odp.sources.routing import routed
 
 NOT_MODIFIED = 304
 CHUNK = 1 << 16  # bytes asked per read; a read returns what has arrived (read1)
 VALIDATORS = "http_validators"  # key of the validators in dlt state
-REPLAY_URL_ENV = "ODP_REPLAY_URL"  # a replay server standing in for remote sources
-REPLAY_HOSTS_ENV = "ODP_REPLAY_HOSTS"  # if set: only these hosts (comma-separated) replayed
 MAX_REDIRECTS = 10  # followed by hand when credentials are sent (requests' own limit is 30)
 
 _downloaded: dict[str, int] = {}  # dataset → body bytes received since its counter was taken
@@ -99,32 +98,6 @@ class HttpSettings:
             auth=SourceAuth.from_source(source),
             unpacked=ArchiveLimits.from_source(source),
         )
-
-
-def routed(url: str) -> str:
-    """The URL actually requested: the replay server's when one is configured (and, with
-    ODP_REPLAY_HOSTS, when the URL's host is one of those)."""
-    replay = os.environ.get(REPLAY_URL_ENV)
-    if not replay:
-        return url
-    hosts = os.environ.get(REPLAY_HOSTS_ENV)
-    if hosts is not None and _host_port(url) not in {h.strip() for h in hosts.split(",")}:
-        return url
-    from odp.replay import replay_url
-
-    return replay_url(url, replay)
-
-
-def _host_port(url: str) -> str:
-    """`host:port` of a URL (the scheme's default port when none is given)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.hostname or ''}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 class _BodyFault(Exception):

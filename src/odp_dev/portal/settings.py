@@ -21,8 +21,8 @@ HOME_RELATIVE = Path(".local") / "portal"  # below the project root
 # the install marker (a change reinstalls it) and in CKAN_EXTRA_OPTIONS (a change restarts
 # CKAN). The path is relative to the portal home (the installer's working folder), so
 # checkouts sharing one portal ask for the same requirement.
-CKANEXT_ODP = Path(__file__).resolve().parent / "ckanext_odp"
-_HOME = os.environ.get(HOME_ENV, "").strip() or str(CKANEXT_ODP.parents[3] / HOME_RELATIVE)
+CKANEXT_ODP = Path(__file__).resolve().parents[3] / "ckanext-odp"  # beside src/ in the project
+_HOME = os.environ.get(HOME_ENV, "").strip() or str(CKANEXT_ODP.parent / HOME_RELATIVE)
 # Installed into CKAN's own venv (CKAN pins versions that clash with the pipeline stack).
 CKAN_REQUIREMENTS: tuple[str, ...] = (
     f"ckan[requirements]=={CKAN_VERSION}",
@@ -74,7 +74,7 @@ CKAN_EXTRA_OPTIONS: dict[str, str] = {
     # a city sets its own tiles (e.g. its WMTS) in production.
     "ckan.views.default_views": "datatables_view geojson_view",
     # Spatial search (ckanext-spatial): the envelope of each dataset's `spatial` extra is
-    # indexed as minx/maxx/miny/maxy floats (fields odp.portal.solr adds to CKAN's schema);
+    # indexed as minx/maxx/miny/maxy floats (fields odp_dev.portal.solr adds to CKAN's schema);
     # `ext_bbox=minx,miny,maxx,maxy` finds the datasets whose envelope intersects the box.
     "ckanext.spatial.search_backend": "solr-bbox",
     "ckanext.spatial.common_map.type": "custom",

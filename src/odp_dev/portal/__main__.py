@@ -1,4 +1,4 @@
-"""`python -m odp.portal start|stop|status|install|build-solr`: the local CKAN from the shell.
+"""`python -m odp_dev.portal start|stop|status|install|build-solr`: the local CKAN from the shell.
 
 `build-solr` only resolves Apache Solr's jars and compiles its launcher (`scripts/setup` runs
 it, so that tests start from a machine that has everything).
@@ -13,8 +13,8 @@ import argparse
 import sys
 import time
 
-from odp.portal import solr, stack
-from odp.portal.procs import PortalError
+from odp_dev.portal import solr, stack
+from odp_dev.portal.procs import PortalError
 
 _BEGAN = time.monotonic()
 
@@ -35,7 +35,7 @@ def _print_status() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m odp.portal", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m odp_dev.portal", description=__doc__)
     parser.add_argument("command", choices=["start", "stop", "status", "install", "build-solr"])
     args = parser.parse_args(argv)
     try:

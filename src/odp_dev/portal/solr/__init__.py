@@ -32,13 +32,13 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from odp.portal import settings
-from odp.portal.procs import PortalError, require_binary, run
+from odp_dev.portal import settings
+from odp_dev.portal.procs import PortalError, require_binary, run
 
 HERE = Path(__file__).resolve().parent
 POM = HERE / "pom.xml"
 LAUNCHER_JAVA = HERE / "Launcher.java"
-MAIN_CLASS = "odp.portal.solr.Launcher"  # also how a running Solr is recognised (its cmdline)
+MAIN_CLASS = "odp_dev.portal.solr.Launcher"  # also how a running Solr is recognised (its cmdline)
 BUILD_RELATIVE = Path(".local") / "solr"  # below the project root
 MIN_JAVA = 11  # Solr 9 runs on Java 11 or newer
 
@@ -98,7 +98,7 @@ class Build:
             return False
         return (
             marker.get("digest") == _digest()
-            and (self.classes / "odp" / "portal" / "solr" / "Launcher.class").is_file()
+            and (self.classes / "odp_dev" / "portal" / "solr" / "Launcher.class").is_file()
             and self.args.is_file()
             and all(Path(jar).is_file() for jar in jars)
         )
@@ -145,7 +145,7 @@ class Build:
             return True
 
     def command(self, port: int, solr_home: Path, logs: Path) -> list[str]:
-        """`java … odp.portal.solr.Launcher PORT SOLR_HOME`: loopback only, a small heap, the
+        """`java … odp_dev.portal.solr.Launcher PORT SOLR_HOME`: loopback only, a small heap, the
         serial collector and only the C1 compiler (a dev index is small: start-up matters more
         than peak speed; ready in ~3.5 s instead of ~6 s on two cores)."""
         return [
@@ -193,7 +193,7 @@ def schema_xml(ckan_schema: str) -> str:
         for name in SPATIAL_FIELDS
     )
     added = (
-        "    <!-- added by odp.portal: ckanext-spatial's solr-bbox search backend -->\n"
+        "    <!-- added by odp_dev.portal: ckanext-spatial's solr-bbox search backend -->\n"
         + lines
     )
     return ckan_schema.replace("</fields>", added + "</fields>", 1)

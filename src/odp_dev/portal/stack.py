@@ -10,7 +10,7 @@ Four services, all on 127.0.0.1 with non-default ports (see `settings`), all sta
     run/         pid files, PostgreSQL socket, lock
     ckan.ini     wsgi.py     secrets.json (DB passwords, 0600)     api-token (0600)
 
-Search is Apache Solr 9 (`odp.portal.solr`: Solr's embedded Jetty runner in a JVM, CKAN's own
+Search is Apache Solr 9 (`odp_dev.portal.solr`: Solr's embedded Jetty runner in a JVM, CKAN's own
 schema.xml), built once per checkout into `<project root>/.local/solr/`.
 
 `start()` installs what is missing, then starts what is not running; a warm start (after
@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from odp.portal import settings, solr
-from odp.portal.ckanconf import WSGI_PY, escape, set_options
-from odp.portal.procs import (
+from odp_dev.portal import settings, solr
+from odp_dev.portal.ckanconf import WSGI_PY, escape, set_options
+from odp_dev.portal.procs import (
     PortalError,
     as_user,
     child_env,
@@ -58,7 +58,7 @@ from odp.portal.procs import (
     terminate,
     wait_until,
 )
-from odp.portal.settings import HOST, Ports
+from odp_dev.portal.settings import HOST, Ports
 
 __all__ = ["PortalError", "PortalInfo", "install", "portal_home", "start", "status", "stop"]
 
@@ -90,6 +90,12 @@ def project_root() -> Path:
     raise PortalError(f"no pyproject.toml found; set {settings.HOME_ENV} to the portal folder")
 
 
+def datastore_write_url() -> str | None:
+    """The local portal's DataStore write URL (as `odp portal start` hands it to the engine)."""
+    path = _Layout(portal_home()).write_url
+    return path.read_text().strip() if path.is_file() else None
+
+
 def portal_home() -> Path:
     """Folder with all state of the local portal (ODP_PORTAL_HOME or <root>/.local/portal)."""
     override = os.environ.get(settings.HOME_ENV, "").strip()
@@ -115,6 +121,8 @@ class _Layout:
         self.wsgi = home / "wsgi.py"
         self.secrets = home / "secrets.json"
         self.token = home / "api-token"
+        # what the engine reads to COPY into the DataStore (city file: datastore_write_url_file)
+        self.write_url = home / "datastore-write-url"
 
     def make_dirs(self) -> None:
         for folder in (self.home, self.redis, self.solr, self.storage, self.logs, self.run):
@@ -364,6 +372,9 @@ def _ensure_ini(
     after = set_options(before, _ckan_options(layout, ports, secret))
     if after != before or created:
         _write_private(layout.ini, after)  # holds DB passwords and the JWT secret
+    write_url = _ckan_options(layout, ports, secret)["ckan.datastore.write_url"]
+    if not layout.write_url.is_file() or layout.write_url.read_text().strip() != write_url:
+        _write_private(layout.write_url, write_url.replace("%%", "%") + "\n")
     if not layout.wsgi.exists() or layout.wsgi.read_text() != WSGI_PY:
         layout.wsgi.write_text(WSGI_PY)
     return created, after != before
@@ -495,7 +506,7 @@ def _pid_file(layout: _Layout, name: str) -> Path:
 _NEEDLES = {"redis": "redis-server", "solr": solr.MAIN_CLASS, "ckan": "wsgi.py"}
 # The Python stand-in for Solr that earlier versions ran. A portal that still runs it keeps it
 # until `stop()`; the next `start()` brings up Apache Solr and fills its index.
-_OLD_SOLR = "odp.portal.solr_standin"
+_OLD_SOLR = "odp_dev.portal.solr_standin"
 
 
 def _needle(layout: _Layout, name: str) -> str:

@@ -1,4 +1,4 @@
-package odp.portal.solr;
+package odp_dev.portal.solr;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -12,7 +12,7 @@ import org.apache.solr.embedded.JettySolrRunner;
  * server, JettySolrRunner, bound to 127.0.0.1 (JettySolrRunner binds to loopback only), on the
  * given port, with the cores found in the given Solr home, under the context /solr.
  *
- * <p>Usage: {@code java -cp ... odp.portal.solr.Launcher PORT SOLR_HOME}. Prints one line when
+ * <p>Usage: {@code java -cp ... odp_dev.portal.solr.Launcher PORT SOLR_HOME}. Prints one line when
  * every core is loaded; exits with status 1 when a core fails to load. SIGTERM stops Solr
  * cleanly (the index is closed).
  */

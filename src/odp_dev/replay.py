@@ -35,7 +35,7 @@ closes — with a Content-Length announcing the whole body, or without one, so t
 like the end), ``drip`` (``size`` bytes every ``every`` seconds) and ``html_page`` (an HTML error
 page with status 200).
 
-CLI: ``python -m odp.replay --dir tests/recordings --port 8765 [--scenario NAME]``.
+CLI: ``python -m odp_dev.replay --dir tests/recordings --port 8765 [--scenario NAME]``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-log = logging.getLogger("odp.replay")
+from odp.sources.routing import replay_url
+
+log = logging.getLogger("odp_dev.replay")
 
 DEFAULT_DIR = Path("tests/recordings")
 MANIFEST = "recordings.json"
@@ -71,15 +73,6 @@ _NOT_MODIFIED_HEADERS = {
 
 
 # --------------------------------------------------------------------------- URL mapping
-
-
-def replay_url(remote_url: str, server_url: str) -> str:
-    """Map ``https://HOST/PATH?QUERY`` to ``SERVER_URL/HOST/PATH?QUERY`` (query kept)."""
-    parts = urlsplit(remote_url)
-    if not parts.netloc:
-        raise ValueError(f"not an absolute URL: {remote_url!r}")
-    url = f"{server_url.rstrip('/')}/{parts.netloc}{parts.path or '/'}"
-    return f"{url}?{parts.query}" if parts.query else url
 
 
 def _split_key(key: str) -> tuple[str, str]:
@@ -637,7 +630,7 @@ class ReplayServer:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m odp.replay", description=__doc__.split("\n")[0]
+        prog="python -m odp_dev.replay", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="recordings directory")
     parser.add_argument("--host", default="127.0.0.1")
