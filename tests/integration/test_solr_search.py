@@ -29,13 +29,7 @@ from shapely.geometry import shape
 from odp.georeference.output import spatial_extent
 from odp_dev.portal import settings, solr, stack
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        stack.former_solr_stand_in_runs(),
-        reason="the portal still runs the former Solr stand-in: odp portal stop, then start",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 STADTTEILE = Path(__file__).resolve().parents[2] / "reference" / "dresden" / "stadtteile.geojson"
 

@@ -503,27 +503,12 @@ def _pid_file(layout: _Layout, name: str) -> Path:
     return layout.run / f"{name}.pid"
 
 
+# what the command line of each service's running process contains
 _NEEDLES = {"redis": "redis-server", "solr": solr.MAIN_CLASS, "ckan": "wsgi.py"}
-# The Python stand-in for Solr that earlier versions ran. A portal that still runs it keeps it
-# until `stop()`; the next `start()` brings up Apache Solr and fills its index.
-_OLD_SOLR = "odp_dev.portal.solr_standin"
-
-
-def _needle(layout: _Layout, name: str) -> str:
-    """What the command line of the service's running process contains."""
-    if name == "solr" and pid_alive(read_pid(_pid_file(layout, name)), _OLD_SOLR):
-        return _OLD_SOLR
-    return _NEEDLES[name]
-
-
-def former_solr_stand_in_runs() -> bool:
-    """Whether this portal still runs the Python Solr stand-in of earlier versions (tests that
-    need Apache Solr skip then)."""
-    return _needle(_Layout(portal_home()), "solr") == _OLD_SOLR
 
 
 def _alive(layout: _Layout, name: str) -> bool:
-    return pid_alive(read_pid(_pid_file(layout, name)), _needle(layout, name))
+    return pid_alive(read_pid(_pid_file(layout, name)), _NEEDLES[name])
 
 
 def _daemon_running(layout: _Layout, name: str, port: int) -> bool:
@@ -602,17 +587,12 @@ class _Solr:
         changed = self.write_core()
         self.reindex = (before is not None and schema.read_text() != before
                         and solr.index_exists(layout.solr))
-        if _needle(layout, "solr") == _OLD_SOLR and _daemon_running(layout, "solr", self.port):
-            self.say("the former Solr stand-in still runs: `odp portal stop`, then `start`, "
-                     "switches to Apache Solr")  # fmt: skip
-            return
         if _daemon_running(layout, "solr", self.port):
             if not changed:
                 return
             self.say("restarting Solr to pick up its changed configuration")
         _stop_daemon(layout, "solr", self.port)  # stale pid file, changed config or port
         _refuse_foreign_port("solr", self.port)
-        (layout.solr / "ckan.json").unlink(missing_ok=True)  # the former stand-in's data
         self.new_index = not solr.index_exists(layout.solr)
         self.say(f"starting Apache Solr on {HOST}:{self.port}")
         cmd = solr.Build(project_root()).command(self.port, layout.solr, layout.logs)
@@ -677,7 +657,7 @@ def _stop_daemon(layout: _Layout, name: str, port: int | None = None) -> None:
     pid = read_pid(pid_file)
     if pid:
         running = _alive(layout, name)
-        terminate(pid, _needle(layout, name), settings.STOP_TIMEOUT_S)
+        terminate(pid, _NEEDLES[name], settings.STOP_TIMEOUT_S)
         if running and port:
             wait_until(lambda: not port_open(HOST, port), 10)
     pid_file.unlink(missing_ok=True)
