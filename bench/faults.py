@@ -167,7 +167,8 @@ def matrix(outcomes: list[Outcome]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--random", type=int, default=50, help="random kill moments per path")
+    parser.add_argument("--random", type=int, default=50,
+                        help="random kills per path (moments after the run's end drawn again)")
     parser.add_argument("--paths", default="copy,api")
     parser.add_argument("--seed", type=int, default=20241120)
     parser.add_argument("--named-from", default="",
@@ -197,9 +198,12 @@ def main(argv: list[str] | None = None) -> int:
                     span = bench.clean_seconds(path)
                     print(f"a plain run takes {span:.1f} s: random kills in 0 … {span:.1f} s",
                           flush=True)
-                    for _ in range(args.random):
+                    killed = tries = 0  # a moment after the run's end kills nothing:
+                    while killed < args.random and tries < 2 * args.random:  # draw another
+                        tries += 1
                         moment = rng.uniform(0.5, span)
-                        bench.cycle(f"random@{moment:.1f}s", path, kill_after=moment)
+                        outcome = bench.cycle(f"random@{moment:.1f}s", path, kill_after=moment)
+                        killed += outcome.killed
                 if "ckan" in parts:
                     for name, setup, fresh in ckan_faults():
                         with FailingProxy(portal.url) as proxy:
