@@ -80,6 +80,20 @@ def test_second_start_is_quick(portal: stack.PortalInfo) -> None:
     assert time.monotonic() - began < 5
 
 
+def test_odp_portal_reaches_the_local_stack_through_its_entry_point_and_hands_over_the_write_url(
+        portal: stack.PortalInfo) -> None:
+    done = odp_cli(dict(os.environ), "portal", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert status["url"] == portal.url and status["services"]["ckan"]["running"]
+    handed = portal.home / "datastore-write-url"  # the city file's datastore_write_url_file
+    assert stat.S_IMODE(handed.stat().st_mode) == 0o600
+    assert handed.read_text().strip() == stack.datastore_write_url()
+    assert handed.read_text().startswith("postgresql://")
+    assert "datastore-write-url" in (Path(__file__).parents[2] / "cities" / "dresden.toml"
+                                     ).read_text()
+
+
 def test_dataset_create_show_search(ckan: ckanapi.RemoteCKAN, organization: dict) -> None:
     name = _name("ds")
     # Letters only: Solr's WordDelimiterGraphFilter splits "gauge1a2b" into "gauge", "1", "a"…
