@@ -86,6 +86,10 @@ class QuarantineStore:
     def __init__(self, state_dir: Path) -> None:
         folder = private_dir(Path(state_dir) / "quarantine")
         self.path = folder / "quarantine.sqlite"
+        with closing(self._connect()) as db:
+            # WAL (kept in the file): parallel workers of `odp run --all` share this store, and
+            # a worker storing a large held-back batch must not stop the others reading theirs
+            db.execute("PRAGMA journal_mode=WAL")
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
             present = {row[1] for row in db.execute("PRAGMA table_info(quarantine)")}
