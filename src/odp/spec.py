@@ -83,6 +83,14 @@ def _with_environment(table: dict[str, Any], where: Path, name: str) -> dict[str
             if isinstance(item, str) else item for key, item in table.items()}
 
 
+def _refuse_userinfo(raw: dict[str, Any], where: str, skip: frozenset[str] = frozenset()) -> None:
+    """No URL of a city file or definition holds credentials (odp.userinfo)."""
+    from odp.userinfo import refuse_userinfo_in_tables
+
+    refuse_userinfo_in_tables(raw, where, "give secrets through the environment or a secrets "
+                              "file (the portal's token_env / token_file, *_env keys)", skip)
+
+
 def _require(table: dict[str, Any], key: str, where: Path) -> Any:
     if key not in table or table[key] in ("", None):
         raise ConfigError(f"{where}: missing required key '{key}'")
@@ -303,9 +311,11 @@ class City:
         raw = _read_toml(path)
         city = _require(raw, "city", path)
         portal = _with_environment(_require(raw, "portal", path), path, "portal")
+        _refuse_userinfo({**raw, "portal": portal}, str(path))
         token_file = portal.get("token_file")
         url = _require(portal, "url", path).rstrip("/")
         portal_url = os.environ.get("ODP_CKAN_URL", url).rstrip("/")
+        _refuse_userinfo({"ODP_CKAN_URL": portal_url}, "environment")
         write_url_file = portal.get("datastore_write_url_file")
         return cls(
             slug=_require(city, "slug", path),
@@ -434,6 +444,7 @@ def load_dataset(name: str, root: Path) -> Dataset:
         raise ConfigError(f"{suite_path}: file not found (every dataset needs a suite)")
     source = _require(raw, "source", definition)
     _require(source, "type", definition)
+    _refuse_userinfo(raw, str(definition), skip=frozenset({"source"}))  # [source]: make_resource
     schema = TableSchema.from_dict(read_json(schema_path), schema_path)
     extract = raw.get("extract", {})
     if schema.row_hash and extract.get("mode", "full-refresh") != "full-refresh":

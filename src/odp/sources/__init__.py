@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Iterator
 from typing import Any, get_type_hints
 
 from odp.errors import ConfigError
@@ -97,37 +96,8 @@ def refuse_userinfo(source: dict[str, Any], where: str) -> None:
     """ConfigError for any string of the `[source]` table (nested tables and lists too) that is
     a URL with userinfo (`scheme://user:password@host/…`): credentials belong in
     `[source.auth]`, read from the environment or a secrets file, never in the definition."""
-    for key, text in _strings(source, ""):
-        if _has_userinfo(text):
-            from odp.redact import redact_url
+    from odp import userinfo
 
-            raise ConfigError(
-                f"{where} {key}: {redact_url(text)} carries credentials in the URL "
-                "(user:password@): refused; say where they are in [source.auth] instead "
-                "(basic_user / basic_password_env, a header or query_param with value_env or "
-                "value_file)")
-
-
-def _strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
-    """Every string in a TOML value, with its key path (`files[0].url`)."""
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield from _strings(item, f"{key}.{name}" if key else str(name))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _strings(item, f"{key}[{index}]")
-
-
-def _has_userinfo(text: str) -> bool:
-    """Whether a string parses as a URL (`scheme://host…`) whose authority holds an `@`."""
-    from urllib.parse import urlsplit
-
-    if "://" not in text or "@" not in text:
-        return False
-    try:
-        parts = urlsplit(text.strip())
-    except ValueError:
-        return False
-    return bool(parts.scheme and parts.netloc and "@" in parts.netloc)
+    userinfo.refuse_userinfo(
+        source, where, "say where they are in [source.auth] instead (basic_user / "
+        "basic_password_env, a header or query_param with value_env or value_file)")
