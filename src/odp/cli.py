@@ -228,7 +228,7 @@ class _Reporter:
             print(message, file=sys.stderr)
         elif self.console:
             self.console.print(message)
-        else:  # cron: JSON lines (odp.operations.logs)
+        else:  # cron: JSON lines (odp.runs.logs)
             logging.getLogger("odp").info(message)
 
     def stage(self, dataset: str) -> Callable[[str], None]:
@@ -286,7 +286,7 @@ def _size(nbytes: int) -> str:
 
 def _show(out: _Reporter, report: Any, json_mode: bool) -> Any:
     """A finished run's lines (its outcome and first messages); the report redacted."""
-    from odp.operations.record import redact_report
+    from odp.runs.record import redact_report
 
     redact_report(report)  # a dry run's report is not recorded (record_run redacts the others)
     if not json_mode:
@@ -316,7 +316,7 @@ def _run_in_turn(args: argparse.Namespace, root: Path, city: Any, names: list[st
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import commands as ops
-    from odp.operations import parallel
+    from odp.runs import parallel
     from odp.sources.derived import run_order
 
     names = ops.due_names(root) if args.due else dataset_names(root) if args.all else args.names

@@ -21,7 +21,11 @@ Everything comes from what odp already reads — nothing is defined twice:
   schedule becomes a sensor ticking at that interval; both start stopped (turn them on where
   cron no longer runs `odp run --due`, or the runs meet each other's dataset lock);
 - **freshness policy** — fail after the dataset's stale limit (`stale_after`, else two expected
-  intervals, as `odp status` judges), warn after one expected interval.
+  intervals, as `odp status` judges), warn after one expected interval;
+- **the KPI cockpit** (when the city file has `[cockpit] dataset`) — an asset downstream of
+  every dataset, published by the same function as `odp cockpit publish`; with
+  `update_each_run` it materialises whenever a dataset did (automation condition `eager`, run
+  by Dagster's automation sensor), as `odp run --due` refreshes it after its runs.
 
 dagster-dlt is not used: its assets are dlt pipelines, while a dataset's unit of work is the
 whole chain (dlt extracts only its first stage) under one lock and one history row.
@@ -98,8 +102,8 @@ def _gate_result(report: Any) -> dg.AssetCheckResult:
 def materialise(context: dg.AssetExecutionContext, name: str, root: Path) -> Any:
     """Run the dataset with odp's run function and turn its report into Dagster's events."""
     from odp.operations.commands import after_runs
-    from odp.operations.parallel import served_city
     from odp.run import run_dataset
+    from odp.runs.parallel import served_city
 
     city = served_city(str(root))
     report = run_dataset(name, root, city, lambda step: context.log.info(f"{name}: {step}"))
@@ -140,6 +144,35 @@ def dataset_asset(dataset: Dataset, root: Path, city: City) -> dg.AssetsDefiniti
     return run
 
 
+def cockpit_asset(root: Path, city: City, datasets: list[Dataset]
+                  ) -> dg.AssetsDefinition | None:
+    """The KPI cockpit of the city's datasets, downstream of all of them (None: not configured)."""
+    from odp.operations.cockpit import CockpitConfig
+
+    config = CockpitConfig.from_city(city)
+    if not config.dataset:
+        return None
+
+    @dg.asset(
+        key=asset_key(config.dataset),
+        deps=[asset_key(ds.name) for ds in datasets],
+        description=f"{config.title or config.dataset}\n\nKPIs per dataset and day from odp's "
+                    "run history, and the status page",
+        group_name=city.slug,
+        kinds={"ckan"},
+        automation_condition=dg.AutomationCondition.eager() if config.update_each_run else None,
+    )
+    def cockpit(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from odp.operations.cockpit import publish
+        from odp.spec import state_dir
+
+        url = publish(root, state_dir(root), city, config)
+        context.log.info(f"cockpit {config.dataset}: {url}")
+        return dg.MaterializeResult(metadata={"url": dg.MetadataValue.url(url)})
+
+    return cockpit
+
+
 def _job_name(name: str) -> str:
     return "odp_" + name.replace("-", "_")
 
@@ -171,8 +204,10 @@ def build_definitions(root: Path | None = None) -> dg.Definitions:
     city = load_city(root)
     datasets = [load_dataset(name, root) for name in dataset_names(root)]
     triggers = [t for t in (trigger(ds, city) for ds in datasets) if t is not None]
+    cockpit = cockpit_asset(root, city, datasets)
     return dg.Definitions(
-        assets=[dataset_asset(ds, root, city) for ds in datasets],
+        assets=[dataset_asset(ds, root, city) for ds in datasets]
+        + ([cockpit] if cockpit is not None else []),
         schedules=[t for t in triggers if isinstance(t, dg.ScheduleDefinition)],
         sensors=[t for t in triggers if isinstance(t, dg.SensorDefinition)],
     )

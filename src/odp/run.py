@@ -20,7 +20,7 @@ import pandas as pd
 
 from odp import delta, unchanged
 from odp.errors import GateError, LockedError, OdpError, classified
-from odp.operations.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
+from odp.runs.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
 from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
 
@@ -132,7 +132,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
         dataset = load_dataset(name, root)
         with dataset_lock(state, name, report.run_id):
             if not dry_run:
-                from odp.operations import history
+                from odp.runs import history
 
                 history.begin(state, report)
             with classified(name):  # e.g. a full disk: its own exit code, not "unexpected"
@@ -143,7 +143,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
         report.error = str(exc)
         report.exit_code = exc.exit_code
     except Exception as exc:  # a bug: recorded with its traceback; other datasets still run
-        from odp.operations.logs import ensure_file_log
+        from odp.runs.logs import ensure_file_log
 
         ensure_file_log(state).exception(f"{name}: unexpected error in run {report.run_id}")
         report.status, report.exit_code = "failed", 1
@@ -152,7 +152,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
     finally:
         report.seconds = round(time.monotonic() - began, 2)
         if not dry_run:
-            from odp.operations.record import record_run
+            from odp.runs.record import record_run
 
             record_run(state, city, report)  # SQLite history, log, incidents, alerts
     return report
@@ -264,6 +264,7 @@ def _nothing_new(dataset: Dataset, city: City, state: Path, extracted: Extracted
         unchanged.forget(state, dataset.name)
         return False
     report.status = "unchanged"
+    report.url = f"{city.portal_url}/dataset/{dataset.name}"  # as a publishing run names it
     report.messages.append(f"{dataset.name}: unchanged: {why}")
     return True
 

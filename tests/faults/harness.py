@@ -323,7 +323,7 @@ class FaultProject:
             return [r[0] for r in cur.fetchall()]
 
     def lock_state(self) -> str:
-        from odp.operations.locks import inspect
+        from odp.runs.locks import inspect
 
         return inspect(self.state, self.name).state
 

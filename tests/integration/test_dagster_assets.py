@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from odp.dagster_defs import GATE, build_definitions
-from odp.operations import history
+from odp.runs import history
 from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
@@ -70,3 +70,32 @@ def test_two_datasets_materialise_as_assets_through_odps_run_into_ckan(
     assert _step_events(held, "STEP_START") == [gauges_step]
     assert history.runs(state, names[GAUGES])[0]["status"] == "held-back"
     assert len(history.runs(state, names[LEVELS])) == 1
+
+
+def test_the_kpi_cockpit_is_an_asset_downstream_of_every_dataset_and_refreshes_after_them(
+        tmp_path: Path, portal, ckan, monkeypatch):
+    root, names = make_project(tmp_path, [GAUGES])
+    city = root / "cities" / "dresden.toml"
+    cockpit = names[GAUGES].split("-", 1)[0] + "-kpi-cockpit"  # the session's own prefix
+    city.write_text(city.read_text().replace('dataset = "odp-kpi-cockpit"',
+                                             f'dataset = "{cockpit}"'))
+    with ReplayServer(RECORDINGS, scenario="2024-11-21") as replay:
+        use_project(monkeypatch, root, tmp_path / "state", replay.url, portal)
+        defs = build_definitions(root)
+        spec = defs.resolve_assets_def(cockpit)
+        assert set(spec.asset_deps[dg.AssetKey(cockpit)]) == {dg.AssetKey(names[GAUGES])}
+        condition = spec.automation_conditions_by_key[dg.AssetKey(cockpit)]
+        assert "eager" in repr(condition).lower() or condition.get_label() == "eager"
+        result = dg.materialize([defs.resolve_assets_def(names[GAUGES]), spec],
+                                raise_on_error=False)
+    try:
+        assert result.success
+        assert _step_events(result, "STEP_START") == [names[GAUGES].replace("-", "_"),
+                                                      cockpit.replace("-", "_")]
+        package = ckan.action.package_show(id=cockpit)
+        table = next(r for r in package["resources"] if r.get("datastore_active"))
+        rows = ckan.action.datastore_search(resource_id=table["id"],
+                                            filters={"dataset": names[GAUGES]})["records"]
+        assert len(rows) == 1 and rows[0]["runs"] == 1  # today's KPI row of the run just made
+    finally:
+        ckan.action.dataset_purge(id=cockpit)

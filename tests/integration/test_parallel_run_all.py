@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from odp.operations import history
 from odp.publish.catalog import ensure_organization_and_groups
 from odp.publish.portal import Portal
+from odp.runs import history
 from odp.spec import load_city, load_dataset
 from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, REPO, cli_env, make_project, odp_cli, session_org

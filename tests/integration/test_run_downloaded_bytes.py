@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from odp.operations import history
 from odp.run import run_dataset
+from odp.runs import history
 from odp.spec import load_city
 from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project

@@ -69,7 +69,7 @@ def test_stale_after_is_the_fail_window_and_an_interval_schedule_is_a_sensor(tmp
 
 
 def test_the_engine_and_the_odp_command_never_import_dagster():
-    code = ("import sys, odp.cli, odp.run, odp.operations.parallel; "
+    code = ("import sys, odp.cli, odp.run, odp.runs.parallel; "
             "odp.cli.build_parser(); print('dagster' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, timeout=120)

@@ -14,9 +14,9 @@ import re
 import pytest
 
 from odp.extract import extract
-from odp.operations.packages import KEEP, keep_setting, pipeline_dir, prune_after_success
-from odp.operations.record import record_run
 from odp.run import RunReport
+from odp.runs.packages import KEEP, keep_setting, pipeline_dir, prune_after_success
+from odp.runs.record import record_run
 from odp.spec import load_city, load_dataset
 from tests.helpers import RECORDINGS, make_project
 

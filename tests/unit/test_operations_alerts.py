@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import pytest
 from aiosmtpd.controller import Controller
 
-from odp.operations import alerts, history, logs
-from odp.operations.record import record_run
+from odp.runs import alerts, history, logs
+from odp.runs.record import record_run
 from tests.helpers import REPO, WebhookReceiver
 
 SECRET = "s3cr3t-webhook-token-0123456789"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from odp.operations import history
 from odp.run import RunReport
+from odp.runs import history
 
 
 def test_an_older_history_gains_the_downloaded_column_and_keeps_its_runs(tmp_path):

@@ -17,14 +17,14 @@ import pytest
 
 from odp.cli import main
 from odp.errors import LockedError
-from odp.operations import history, locks
+from odp.runs import history, locks
 from tests.helpers import make_project
 
 HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from types import SimpleNamespace
-    from odp.operations import history, locks
+    from odp.runs import history, locks
     state, name = Path(sys.argv[1]), sys.argv[2]
     report = SimpleNamespace(run_id="run-held", dataset=name, started=history.now_iso())
     with locks.dataset_lock(state, name, "run-held"):

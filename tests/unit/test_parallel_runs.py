@@ -1,4 +1,4 @@
-"""Many datasets at once (odp.operations.parallel): independent datasets run side by side in
+"""Many datasets at once (odp.runs.parallel): independent datasets run side by side in
 worker processes, a dataset that reads others starts only after they finished, and a dataset
 that fails — or whose worker process dies — fails alone. The tasks here stand in for
 `run_dataset` so the timing is known; `tests/integration/test_parallel_run_all.py` runs real
@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from odp.errors import ConfigError
-from odp.operations import history
-from odp.operations.parallel import (
+from odp.run import RunReport
+from odp.runs import history
+from odp.runs.parallel import (
     Finished,
     last_seconds,
     longest_first,
     run_parallel,
     worker_count,
 )
-from odp.run import RunReport
 
 
 def sleeper(name: str, step, seconds: dict[str, float]) -> dict[str, object]:

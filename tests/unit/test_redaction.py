@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from odp.operations import alerts, history, logs
-from odp.operations.record import record_run, redact_report
 from odp.redact import MASK, redact_text, redact_url, sensitive_name
+from odp.runs import alerts, history, logs
+from odp.runs.record import record_run, redact_report
 
 CREDENTIALS_URL = ("http://user:S3CRETPW@raw.githubusercontent.com/kiliankoe/vvo/stations.csv"
                    "?access_token=S3CRETTOKEN&sig=S3CRETSIG")

@@ -7,7 +7,7 @@ import json
 
 from odp import run
 from odp.cli import main
-from odp.operations import history
+from odp.runs import history
 from tests.helpers import make_project
 
 

@@ -15,7 +15,7 @@ import xmlschema
 from odp.indicators import cap
 from odp.indicators.situation import crossings, parse_profile, units_of
 from odp.indicators.warnings import dispatch
-from odp.operations.alerts import Channels
+from odp.runs.alerts import Channels
 from odp.spec import load_city
 from tests.helpers import REPO, WebhookReceiver
 from tests.unit.test_situation_indicators import KLOTZSCHE, RAIN, windows

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from odp.errors import ConfigError, SourceError
-from odp.operations.logs import redactor
+from odp.runs.logs import redactor
 from odp.sources.auth import SourceAuth
 from odp.sources.http import HttpSettings, SourceClient, cache_validators, url_key
 from odp_dev.replay import ReplayServer

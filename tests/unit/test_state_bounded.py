@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from odp.operations import history, logs
 from odp.operations.status import human_size, state_size
 from odp.redact import private_dir, private_file
+from odp.runs import history, logs
 from odp.validate import QuarantineStore
 
 DATASET = "transit-stops"

@@ -23,8 +23,8 @@ import pandas as pd
 
 from odp.indicators import cap as cap_
 from odp.indicators.situation import Profile, Units, areas, crossings, latest, units_of
-from odp.operations.alerts import Channels, Event
-from odp.operations.logs import log
+from odp.runs.alerts import Channels, Event
+from odp.runs.logs import log
 from odp.spec import Dataset
 
 ATTACHMENT = "odp_attachment"  # resource extra naming these files (not `odp_role`: the sync of

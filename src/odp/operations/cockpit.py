@@ -30,7 +30,7 @@ from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from odp.operations import history
+from odp.runs import history
 from odp.spec import Dataset, TableSchema
 
 TEMPLATE = Path(__file__).parent / "templates" / "cockpit.html"

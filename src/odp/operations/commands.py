@@ -33,7 +33,7 @@ def due_names(root: Path) -> list[str]:
 
 
 def start_logging(root: Path, city: Any, console: bool) -> None:
-    from odp.operations.logs import configure
+    from odp.runs.logs import configure
 
     configure(state_dir(root), console=console, secrets=[city.api_token() or ""])
 
@@ -45,8 +45,8 @@ def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
     scheduled one: --due or --all). Failures are logged, never raised."""
     if dry_run:
         return
-    from odp.operations.logs import log
-    from odp.operations.record import check_freshness as freshness_check
+    from odp.runs.logs import log
+    from odp.runs.record import check_freshness as freshness_check
 
     state = state_dir(root)
     if check_freshness:
@@ -134,8 +134,8 @@ HISTORY_COLUMNS = ("run_id", "started", "seconds", "status", "extracted", "valid
 
 
 def cmd_history(args: argparse.Namespace, root: Path) -> int:
-    from odp.operations import history
     from odp.redact import redact_text
+    from odp.runs import history
     from odp.spec import load_dataset
 
     load_dataset(args.name, root)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from odp.errors import OdpError
-from odp.operations import history
 from odp.operations.schedule import dataset_schedule
+from odp.runs import history
 from odp.spec import dataset_names, load_city, load_dataset, state_dir
 
 

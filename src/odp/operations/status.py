@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from odp.operations import history, locks
 from odp.operations.schedule import Schedule, dataset_schedule
 from odp.redact import redact_text
+from odp.runs import history, locks
 
 
 @dataclass

@@ -112,7 +112,7 @@ class SourceAuth:
         if not value:
             raise ConfigError(f"{dataset}: {self.where} {name}: empty")
         if name != "basic_user":
-            from odp.operations.logs import redactor
+            from odp.runs.logs import redactor
 
             redactor().add(value)
         return value

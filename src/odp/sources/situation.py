@@ -38,7 +38,7 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.indicators.situation import Profile, combined, latest, parse_profile, stadtteil_rows
-from odp.operations.logs import log
+from odp.runs.logs import log
 from odp.spec import Dataset
 
 
