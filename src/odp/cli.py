@@ -317,6 +317,7 @@ def _run_in_turn(args: argparse.Namespace, root: Path, city: Any, names: list[st
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from odp.operations import commands as ops
     from odp.runs import parallel
+    from odp.runs.logs import start_logging
     from odp.sources.derived import run_order
 
     names = ops.due_names(root) if args.due else dataset_names(root) if args.all else args.names
@@ -330,7 +331,7 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
     workers = parallel.worker_count(root, args.workers if args.workers is not None or args.all
                                     or args.due else 1, names)
     out = _Reporter(args.json)
-    ops.start_logging(root, city, console=not out.tty and not args.json)
+    start_logging(root, city, console=not out.tty and not args.json)
     server = _replay(args.replay, root, datasets, out.line)
     try:
         reports = _run_in_turn(args, root, city, names, out) if workers == 1 else \

@@ -1,5 +1,5 @@
 """Operations commands: `odp status`, `odp history NAME`, `odp schedule show|install`,
-`odp cockpit build|publish`; and the hooks `odp run` calls (--due, logging, after the runs).
+`odp cockpit build|publish`; and the hooks `odp run` calls (--due, after the runs).
 Imports stay light: heavy work happens inside the commands."""
 
 from __future__ import annotations
@@ -32,12 +32,6 @@ def due_names(root: Path) -> list[str]:
     return due_datasets(root, state_dir(root), load_city(root))
 
 
-def start_logging(root: Path, city: Any, console: bool) -> None:
-    from odp.runs.logs import configure
-
-    configure(state_dir(root), console=console, secrets=[city.api_token() or ""])
-
-
 def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
                scheduled: bool, dry_run: bool) -> None:
     """After `odp run`: staleness alerts (with --due), the warnings of situation datasets that
@@ -45,8 +39,8 @@ def after_runs(root: Path, city: Any, reports: list[Any], check_freshness: bool,
     scheduled one: --due or --all). Failures are logged, never raised."""
     if dry_run:
         return
+    from odp.operations.status import check_freshness as freshness_check
     from odp.runs.logs import log
-    from odp.runs.record import check_freshness as freshness_check
 
     state = state_dir(root)
     if check_freshness:

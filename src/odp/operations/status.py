@@ -1,5 +1,6 @@
 """Per dataset: last run, last success, freshness against the schedule's expected interval,
-open quarantine, lock — what `odp status` shows and what staleness alerts and the cockpit use.
+open quarantine, lock — what `odp status` shows and what staleness alerts (check_freshness)
+and the cockpit use.
 The last error is shown redacted (a row written before redaction existed included); the state
 directory's size is reported alongside (`state_size`).
 """
@@ -140,3 +141,21 @@ def human_age(seconds: float | None, whole: bool = False) -> str:
                 return f"{round(seconds / size)} {unit}"
             return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
     return f"{seconds:.0f} s"
+
+
+def check_freshness(root: Path, state: Path, city: Any) -> list[Any]:
+    """Open or close `stale` incidents for every dataset and send what is owed."""
+    from odp.runs import alerts
+    from odp.runs.logs import ensure_file_log
+
+    log = ensure_file_log(state)
+    for st in all_status(root, state, city):
+        if st.freshness in ("stale", "fresh"):
+            message = (f"last success {human_age(st.age_seconds)} ago, expected every "
+                       f"{human_age(st.expected_seconds)} ({st.schedule})")
+            alerts.note_freshness(state, st.dataset, st.freshness == "stale", message)
+    try:
+        return alerts.dispatch(state, alerts.Channels.from_city(city))
+    except Exception as exc:  # noqa: BLE001
+        log.error(f"alerts failed: {exc}", extra={"event": "alert-failed"})
+        return []

@@ -4,5 +4,5 @@ run — history row, log line, alerts (record, alerts) — the pruning of dlt's 
 a success (packages), and many datasets at once on a fork server (parallel, warm).
 
 The apps built on runs (status, schedule, cockpit, install and the CLI commands) live in
-odp.operations and read what these modules write.
+odp.operations and read what these modules write; nothing here imports odp.operations.
 """

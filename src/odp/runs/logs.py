@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from odp.redact import MASK, private_dir, private_file, redact_text
 
@@ -144,3 +145,11 @@ def ensure_file_log(state: Path) -> logging.Logger:
     if not log.handlers:
         configure(state, console=False)
     return log
+
+
+def start_logging(root: Path, city: Any, console: bool) -> None:
+    """The logging of a process that runs datasets: the state's log file, the console when
+    asked, the city's API token among the secrets redacted."""
+    from odp.spec import state_dir
+
+    configure(state_dir(root), console=console, secrets=[city.api_token() or ""])

@@ -349,7 +349,7 @@ def served_city(root: str) -> Any:
     """The served city, loaded once per process running datasets for a scheduler (a worker
     here, a Dagster step), and that process's logging: the state's log file only, with the
     city's API token among the secrets redacted."""
-    from odp.operations.commands import start_logging
+    from odp.runs.logs import start_logging
     from odp.spec import load_city
 
     city = load_city(Path(root))

@@ -81,22 +81,3 @@ def record_run(state: Path, city: Any, report: Any) -> list[alerts.Event]:
     except Exception as exc:  # noqa: BLE001
         log.error(f"{report.dataset}: run history/alerts failed: {exc}", extra=extra)
         return []
-
-
-def check_freshness(root: Path, state: Path, city: Any) -> list[alerts.Event]:
-    """Open or close `stale` incidents for every dataset and send what is owed."""
-    from odp.operations.status import all_status
-
-    log = ensure_file_log(state)
-    for st in all_status(root, state, city):
-        if st.freshness in ("stale", "fresh"):
-            from odp.operations.status import human_age
-
-            message = (f"last success {human_age(st.age_seconds)} ago, expected every "
-                       f"{human_age(st.expected_seconds)} ({st.schedule})")
-            alerts.note_freshness(state, st.dataset, st.freshness == "stale", message)
-    try:
-        return alerts.dispatch(state, alerts.Channels.from_city(city))
-    except Exception as exc:  # noqa: BLE001
-        log.error(f"alerts failed: {exc}", extra={"event": "alert-failed"})
-        return []
