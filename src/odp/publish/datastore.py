@@ -13,7 +13,8 @@ recomputes it. A larger update goes in several requests, and readers may see it 
 `CopyLoader` — PostgreSQL `COPY` straight into the DataStore's table, as CKAN's XLoader does,
 when the DataStore's write database is known (ODP_DATASTORE_WRITE_URL, the city's
 `portal.datastore_write_url_env`, or the file its `portal.datastore_write_url_file` names — the
-local portal's, written by `odp portal start`). CKAN still creates the table
+local portal's, written by `odp portal start`; a database on another machine only with
+`sslmode=require` or stronger, checked before a run writes anything). CKAN still creates the table
 (`datastore_create`: typed columns, primary key, indexes, data dictionary, `datastore_active`);
 the rows then go in with one transaction per run: new rows by `COPY` into a temporary table +
 one `INSERT … SELECT` computing `_full_text` with the trigger's own expression, changed rows by
@@ -760,13 +761,65 @@ class Rebuild:
 
 
 def write_url(city: City) -> str | None:
+    """The DataStore's write database (a libpq URL or key=value string), checked for its
+    transport: to another machine only with TLS (`check_write_transport`)."""
+    found = None
     if url := os.environ.get(WRITE_URL_ENV):
-        return url
-    if (env := city.portal.get("datastore_write_url_env")) and (url := os.environ.get(env)):
-        return url
-    if city.write_url_file is not None and city.write_url_file.is_file():
-        return city.write_url_file.read_text().strip() or None
-    return None
+        found = url, WRITE_URL_ENV
+    elif (env := city.portal.get("datastore_write_url_env")) and (url := os.environ.get(env)):
+        found = url, str(env)
+    elif (city.write_url_file is not None and city.write_url_file.is_file()
+          and (url := city.write_url_file.read_text().strip())):
+        found = url, str(city.write_url_file)
+    if found is None:
+        return None
+    check_write_transport(*found)
+    return found[0]
+
+
+STRONG_SSLMODES = ("require", "verify-ca", "verify-full")  # libpq: encrypted (and verified)
+
+
+def check_write_transport(url: str, origin: str) -> None:
+    """ConfigError unless the database is on this machine (a loopback address or a local socket)
+    or the connection is encrypted: `sslmode=require` or stronger, in the URL or in PGSSLMODE.
+    libpq's default (`prefer`) falls back to plain text, and the database password and every
+    row would cross the network readable. The message never shows the URL (it has the
+    password), only its host."""
+    import ipaddress
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from odp.errors import ConfigError
+
+    try:
+        params = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 — psycopg's message would echo the URL
+        raise ConfigError(f"DataStore write URL from {origin}: not a PostgreSQL connection URL "
+                          "(postgresql://user:password@host:port/db?sslmode=require)") from None
+    hosts = str(params.get("hostaddr") or params.get("host") or os.environ.get("PGHOST", ""))
+    sslmode = str(params.get("sslmode") or os.environ.get("PGSSLMODE", "prefer"))
+    if sslmode in STRONG_SSLMODES:
+        return
+    for host in filter(None, hosts.split(",")):
+        if host.startswith(("/", "@")) or host == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass
+        raise ConfigError(f"DataStore write URL from {origin}: the database at {host} is "
+                          f"reached with sslmode={sslmode}, so its password and rows can travel "
+                          "unencrypted; add sslmode=require (or verify-ca / verify-full) to it, "
+                          "or leave it unset to write through the action API")
+
+
+def check_before_writes(city: City) -> None:
+    """The write database's transport checked before a run writes anything to the portal
+    (`write_url` raises); nothing to check when the action API is asked for."""
+    if os.environ.get(LOAD_ENV, city.portal.get("datastore_load", "auto")) != "api":
+        write_url(city)
 
 
 def choose(portal: Portal, city: City, progress: Progress | None = None) -> Loader:

@@ -189,6 +189,7 @@ class Sync:
         self.dataset, self.city, self.state = dataset, city, state
         self.progress = progress or (lambda _msg: None)
         self.portal = Portal(city)
+        datastore.check_before_writes(city)  # a remote write database only over TLS
         self.pending = ledger_path(state, dataset.name).with_suffix(".pending")
         self.policy = deletion_policy(dataset, city)
         # An interrupted run is redone with its own timestamp (history rows stay unique).
