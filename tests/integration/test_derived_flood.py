@@ -66,12 +66,14 @@ def test_the_crossings_of_the_wave_are_published_at_the_hand_checked_times(runs,
     assert first.returncode == 0, first.stdout + first.stderr
     rows = sorted(all_rows(ckan, names[CROSSINGS]), key=lambda r: r["timestamp"])
     # i = 0 is 08:00+01:00 = 07:00Z. i = 8 (+2 h, 09:00Z): 380 + 20 = 400, up to 1; i = 48
-    # (+12 h, 19:00Z): 500, up to 2; i = 65 (+16 h 15 min, 23:15Z): 520 − 22.5 = 497.5, down
-    # to 1; at the end 420 cm: no further crossing
+    # (+12 h, 19:00Z): 500, up to 2; down to 1 with the city file's hysteresis (10 cm, 4
+    # readings): below 490 from i = 69 (487.5), the 4th reading below is i = 72 (+18 h,
+    # 2024-11-22T01:00Z): 520 − 40 = 480 (without it: i = 65, 497.5); at the end 420 cm: no
+    # further crossing
     assert [(r["timestamp"][:16], r["from_level"], r["to_level"], r["water_level"])
             for r in rows] == [("2024-11-21T09:00", 0, 1, 400.0),
                                ("2024-11-21T19:00", 1, 2, 500.0),
-                               ("2024-11-21T23:15", 2, 1, 497.5)]
+                               ("2024-11-22T01:00", 2, 1, 480.0)]
     assert {(r["station_id"], r["station_name"]) for r in rows} == {("501060", "DRESDEN")}
     assert all(r["stadtteil"] for r in rows)  # the gauge lies in the city
 
@@ -89,6 +91,11 @@ def test_levels_trends_and_next_level_are_published_per_configured_gauge(runs, c
     row = rows[("501060", "2024-11-21T13:00")]
     assert (row["water_level"], row["alarm_level"], row["trend_6h"]) == (440.0, 1, 10.0)
     assert (row["next_level"], row["next_level_at"][:16]) == (2, "2024-11-21T19:00")
+    # i = 66 (23:30Z): 495 cm, under the Richtwert of 2 but within its 10-cm margin: the
+    # measured level is 1, the held level (which crossings and warnings follow) still 2
+    swing = rows[("501060", "2024-11-21T23:30")]
+    assert (swing["water_level"], swing["alarm_level"], swing["held_level"],
+            swing["held_name"]) == (495.0, 1, 2, "Alarmstufe 2")
     schoena = rows[("501010", "2024-11-22T07:00")]  # recorded: far below 400 cm, outside Dresden
     assert (schoena["alarm_level"], schoena["alarm_name"], schoena["stadtteil"]) == (
         0, "keine Alarmstufe", None)

@@ -78,14 +78,14 @@ def test_each_alarm_level_crossing_of_the_wave_is_a_valid_cap_alert_for_the_city
                     a.findtext(f"{CAP}info/{CAP}headline"),
                     a.findtext(f"{CAP}info/{CAP}severity")) for a in alerts)
     # the hand-checked crossings of test_derived_flood.py, in local time (+01:00): 09:00Z
-    # 400 cm up to 1; 19:00Z 500 cm up to 2; 23:15Z 497.5 cm down to 1 — no Cancel: the wave
-    # ends at 420 cm, still Alarmstufe 1
+    # 400 cm up to 1; 19:00Z 500 cm up to 2; 01:00Z 480 cm down to 1 (the held level: 4
+    # readings below 490 cm) — no Cancel: the wave ends at 420 cm, still Alarmstufe 1
     assert found == [
         ("2024-11-21T10:00:00+01:00", "Alert", "Hochwasser: Alarmstufe 1 am Pegel DRESDEN",
          "Minor"),
         ("2024-11-21T20:00:00+01:00", "Update", "Hochwasser: Alarmstufe 2 am Pegel DRESDEN",
          "Moderate"),
-        ("2024-11-22T00:15:00+01:00", "Update", "Hochwasser: Alarmstufe 1 am Pegel DRESDEN",
+        ("2024-11-22T02:00:00+01:00", "Update", "Hochwasser: Alarmstufe 1 am Pegel DRESDEN",
          "Minor")]
     first = next(a for a in alerts if a.findtext(f"{CAP}msgType") == "Alert")
     assert len(list(first.iter(f"{CAP}area"))) == 64  # the Elbe's level: the whole city

@@ -136,15 +136,19 @@ def test_a_missing_water_level_is_undetermined_never_no_alarm_level():
 
 def test_the_constructed_wave_crosses_up_twice_and_down_twice_at_the_hand_checked_times():
     rows = everything(wave(), compute_crossings)
+    # rising: at the first value reaching the Richtwert. Falling, with the city file's
+    # hysteresis (margin 10 cm, 4 readings): below 500 − 10 = 490 from i = 69 (520 − 32.5 =
+    # 487.5), the 4th such reading is i = 72 (480, 18:00Z); below 390 from i = 109 (387.5),
+    # the 4th is i = 112 (380, 2024-09-15T04:00Z)
     assert rows[["from_level", "to_level", "direction", "threshold", "water_level",
                  "previous_water_level"]].values.tolist() == [
         [0, 1, "steigend", 400.0, 400.0, 397.5],  # i = 8: 02:00Z
         [1, 2, "steigend", 500.0, 500.0, 497.5],  # i = 48: 12:00Z
-        [2, 1, "fallend", 500.0, 497.5, 500.0],   # i = 65: 520 − 22.5 at 16:15Z
-        [1, 0, "fallend", 400.0, 397.5, 400.0],   # i = 105: 520 − 122.5 at 2024-09-15T02:15Z
+        [2, 1, "fallend", 500.0, 480.0, 482.5],   # i = 72: 520 − 40 at 18:00Z
+        [1, 0, "fallend", 400.0, 380.0, 382.5],   # i = 112: 520 − 140 at 2024-09-15T04:00Z
     ]
     assert list(rows.index) == [pd.Timestamp(t) for t in (
-        "2024-09-14T02:00Z", "2024-09-14T12:00Z", "2024-09-14T16:15Z", "2024-09-15T02:15Z")]
+        "2024-09-14T02:00Z", "2024-09-14T12:00Z", "2024-09-14T18:00Z", "2024-09-15T04:00Z")]
     assert list(rows.to_name) == ["Alarmstufe 1", "Alarmstufe 2", "Alarmstufe 1",
                                   "keine Alarmstufe"]
 
@@ -254,6 +258,26 @@ def test_a_crossing_a_late_value_moves_is_replaced_in_staging(derived):
     staged, sent = derived["run"](CROSSINGS)
     # the late values put the crossing of 400 cm at 02:00Z (i = 8); the one at 02:45Z is gone
     assert sorted(staged.timestamp) == ["2024-09-14T02:00:00Z", "2024-09-14T12:00:00Z",
-                                        "2024-09-14T16:15:00Z", "2024-09-15T02:15:00Z"]
+                                        "2024-09-14T18:00:00Z", "2024-09-15T04:00:00Z"]
     assert list(sent.timestamp) == ["2024-09-14T02:00:00Z"]
     assert np.array_equal(staged.station_id.unique(), [DRESDEN])
+
+
+def test_a_late_value_that_changes_the_held_level_resends_every_later_row_it_changes(derived):
+    # CONSTRUCTED: 390 cm, 401 cm at i = 1 (Alarmstufe 1), then 395 cm (inside the hysteresis
+    # band: above 400 − 10) for 60 steps (15 h), then 380 cm for 4 steps (i = 62 … 65)
+    values = [390.0, 401.0] + [395.0] * 60 + [380.0] * 4
+    series = pd.DataFrame({"station_id": DRESDEN,
+                           "timestamp": pd.Timestamp("2024-09-14T00:00Z")
+                           + pd.to_timedelta(range(len(values)), "min") * 15,
+                           "value": pd.array(values, dtype="Float64")})
+    write_ledger(derived["state"], derived["gauges"], _ledger(series.drop(index=1)))
+    staged, _ = derived["run"](LEVELS)
+    assert set(staged.held_level.dropna()) == {"0"}  # 401 cm not yet delivered
+    write_ledger(derived["state"], derived["gauges"], _ledger(series))  # it arrives late
+    staged, sent = derived["run"](LEVELS)
+    held = staged.sort_values("timestamp").held_level.tolist()
+    # held from i = 1 until the 4th reading below 390 cm (i = 65): 15 h later, far beyond the
+    # 6-hour trend that a late value otherwise touches
+    assert held == ["0"] + ["1"] * 64 + ["0"]
+    assert len(sent) == 64  # i = 1 … 64: only the rows whose values changed

@@ -137,3 +137,27 @@ def test_a_wrong_profile_is_a_config_error_naming_the_key(change, message):
     with pytest.raises(ConfigError) as caught:
         parse_profile("heavy_rain", {**RAIN, **change}, "pipelines/situation-dresden.toml:")
     assert message in str(caught.value)
+
+
+def test_a_one_hour_sum_swinging_around_markant_warns_once_with_the_hysteresis():
+    # CONSTRUCTED levels of a 1-h sum swinging around 15 mm: 0 2 0 2 0 0 2 0 0 0 at 14:00 …
+    # 15:30 (10-minute steps). Without hysteresis: Alert, Cancel, Alert, Cancel, Alert, Cancel;
+    # with readings = 3 the warning ends only at the 3rd step in a row below markant: 15:30
+    levels = [0, 2, 0, 2, 0, 0, 2, 0, 0, 0]
+    frame = windows("01048", levels, KLOTZSCHE)
+    raw = crossings(frame, parse_profile("heavy_rain", RAIN, "situation.toml"))
+    assert [t.strftime("%H:%M") for t in raw["timestamp"]] == [
+        "14:10", "14:20", "14:30", "14:40", "15:00", "15:10"]
+    held = parse_profile("heavy_rain", RAIN | {"hysteresis": {"readings": 3}}, "situation.toml")
+    events = crossings(frame, held)
+    assert [t.strftime("%H:%M") for t in events["timestamp"]] == ["14:10", "15:30"]
+    assert msg_types(events) == ["Alert", "Cancel"]
+    # the latest row before the end: level 0 at 15:20 (2 steps below), still a warning
+    row = latest(frame.iloc[:9], held, "").iloc[0]
+    assert (row["level"], row["warning"]) == (0, True)
+    assert latest(frame, held, "").iloc[0]["warning"] == False  # noqa: E712 (pandas boolean)
+
+
+def test_a_situation_hysteresis_has_no_margin_it_has_no_thresholds_for():
+    with pytest.raises(ConfigError, match=r"hysteresis: unknown key 'margin'"):
+        parse_profile("heavy_rain", RAIN | {"hysteresis": {"margin": 2.0}}, "situation.toml")

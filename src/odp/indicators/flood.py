@@ -12,8 +12,13 @@ stopped reporting shows up); a time without a value is missing, never 0 cm:
     rising: the level above and the time W would reach its Richtwert; falling: the level below
     and the time W would fall to the current level's Richtwert. Only within `horizon_hours`
     (a trend is not a forecast); otherwise null.
-  * crossing — a measured W whose level differs from that of the gauge's previous measured W
-    (a gap in between does not hide a crossing: it is reported at the first value after it).
+  * `held_level` — the alarm level with the configured hysteresis (`[indicators.flood.
+    hysteresis]`, `odp.indicators.hysteresis`): entered when W reaches the Richtwert, left only
+    when W has been more than `margin` below it for `readings` consecutive measurements; null
+    when W is missing. Without a hysteresis it equals `alarm_level`.
+  * crossing — a measured W whose held level differs from that of the gauge's previous
+    measured W (a gap in between does not hide a crossing: it is reported at the first value
+    after it). A water level swinging around a Richtwert crosses it once, not at every swing.
 Vectorised per gauge (numpy; no loop over rows).
 """
 
@@ -27,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
+from odp.indicators.hysteresis import Hysteresis, held_levels, parse_hysteresis
 from odp.indicators.series import (
     EMPTY,
     HOUR,
@@ -61,6 +67,7 @@ class FloodConfig:
     none_name: str = "keine Alarmstufe"
     undetermined_name: str = "unbestimmt"
     level_name: str = "Alarmstufe {level}"
+    hysteresis: Hysteresis = Hysteresis()
 
     def name(self, level: float) -> str:
         if np.isnan(level):
@@ -106,7 +113,8 @@ def parse_config(table: Mapping[str, Any], where: str) -> FloodConfig:
         horizon_hours=float(horizon),
         none_name=str(table.get("none", "keine Alarmstufe")),
         undetermined_name=str(table.get("undetermined", "unbestimmt")),
-        level_name=str(table.get("level_name", "Alarmstufe {level}")))
+        level_name=str(table.get("level_name", "Alarmstufe {level}")),
+        hysteresis=parse_hysteresis(table.get("hysteresis"), where))
 
 
 # --- levels and trends -------------------------------------------------------------------------
@@ -147,10 +155,20 @@ def _next(stamps: np.ndarray, water: np.ndarray, level: np.ndarray, trend: np.nd
             "next_level_at": np.where(within, at, NAT)}
 
 
+def held_series(times: np.ndarray, values: np.ndarray, gauge: Gauge,
+                config: FloodConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(times, held alarm level) of a gauge's measured values (all of them: the held level
+    depends on the whole past)."""
+    present = ~np.isnan(values)
+    return times[present], held_levels(values[present], gauge.thresholds, config.hysteresis)
+
+
 def levels(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int, gauge: Gauge,
-           config: FloodConfig) -> dict[str, np.ndarray]:
-    """Water level, alarm level, trends and the next level at each grid time lo … hi of one
-    gauge (arrays; `timestamp` and `next_level_at` in ns, NaT as NAT)."""
+           config: FloodConfig,
+           held: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Water level, alarm level, held level, trends and the next level at each grid time
+    lo … hi of one gauge (arrays; `timestamp` and `next_level_at` in ns, NaT as NAT). `held`:
+    the gauge's `held_series` when computed already."""
     steps = {h: _steps(h, step) for h in config.trends}
     reach = max(steps.values()) * step
     hi -= (hi - lo) % step
@@ -162,13 +180,15 @@ def levels(times: np.ndarray, values: np.ndarray, lo: int, hi: int, step: int, g
     for h, k in steps.items():
         out[f"trend_{h}h"] = np.round((water - grid[first - k:len(grid) - k]) / h, 2)
     out["alarm_level"] = alarm_levels(water, gauge.thresholds)
+    measured, held = held if held is not None else held_series(times, values, gauge, config)
+    out["held_level"] = on_grid(measured, held.astype(float), lo, hi, step)
     out.update(_next(stamps, water, out["alarm_level"], out[f"trend_{config.forecast_trend}h"],
                      gauge, config.horizon_hours))
     return out
 
 
 LEVEL_COLUMNS = ["station_id", "timestamp", "water_level", "alarm_level", "alarm_name",
-                 "next_level", "next_threshold", "next_level_at"]
+                 "held_level", "held_name", "next_level", "next_threshold", "next_level_at"]
 
 
 def _integers(values: np.ndarray) -> pd.array:
@@ -179,7 +199,9 @@ def _level_frame(part: dict[str, np.ndarray], station: str, config: FloodConfig)
     frame = pd.DataFrame({"station_id": station, "timestamp": utc_times(part["timestamp"]),
                           "water_level": part["water_level"],
                           "alarm_level": _integers(part["alarm_level"]),
-                          "alarm_name": _names(part["alarm_level"], config)})
+                          "alarm_name": _names(part["alarm_level"], config),
+                          "held_level": _integers(part["held_level"]),
+                          "held_name": _names(part["held_level"], config)})
     for h in config.trends:
         frame[f"trend_{h}h"] = part[f"trend_{h}h"]
     frame["next_level"] = _integers(part["next_level"])
@@ -199,22 +221,26 @@ def _names(level: np.ndarray, config: FloodConfig) -> np.ndarray:
 def compute_levels(series: pd.DataFrame, step: int, changed: Mapping[str, list[tuple[int, int]]],
                    grid_end: int, config: FloodConfig) -> Computed:
     """The rows whose values the changed input intervals ([lo, hi) in ns, per gauge) touch:
-    those at lo … hi − 1 + the longest trend. Gauges not configured get no rows (their span
-    removes rows staged before they were taken out of the configuration)."""
+    those at lo … hi − 1 + the longest trend; with a hysteresis to the input's end (a changed
+    value can change the held level of every later row). Gauges not configured get no rows
+    (their span removes rows staged before they were taken out of the configuration)."""
     stations = station_arrays(series)
     reach = max(_steps(h, step) for h in config.trends) * step
     parts, spans = [], []
     for station, intervals in changed.items():
         gauge = config.gauges.get(station)
         times, values = stations.get(station, EMPTY)
-        for lo, hi in merge([(ceil_to(lo, step), hi - 1 + reach) for lo, hi in intervals], reach):
+        held = held_series(times, values, gauge, config) if gauge is not None else None
+        wanted = [(ceil_to(lo, step), max(hi - 1 + reach, grid_end) if config.hysteresis.active
+                   else hi - 1 + reach) for lo, hi in intervals]
+        for lo, hi in merge(wanted, reach):
             spans.append((station, lo, hi))
             if gauge is None or not len(times):
                 continue
             a, b = ceil_to(max(lo, int(times[0])), step), min(hi, grid_end)
             if a <= b:
-                parts.append(_level_frame(levels(times, values, a, b, step, gauge, config),
-                                          station, config))
+                parts.append(_level_frame(levels(times, values, a, b, step, gauge, config,
+                                                 held), station, config))
     columns = [*LEVEL_COLUMNS, *(f"trend_{h}h" for h in config.trends)]
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     return Computed(rows, spans_frame(spans))
@@ -229,10 +255,10 @@ CROSSING_COLUMNS = ["station_id", "timestamp", "previous_timestamp", "water_leve
 
 def crossings(times: np.ndarray, values: np.ndarray, gauge: Gauge,
               config: FloodConfig) -> pd.DataFrame:
-    """Every crossing of an alarm level in a gauge's measured values (sorted times)."""
+    """Every crossing of a held alarm level in a gauge's measured values (sorted times)."""
     present = ~np.isnan(values)
     t, w = times[present], values[present]
-    level = alarm_levels(w, gauge.thresholds)
+    level = held_levels(w, gauge.thresholds, config.hysteresis).astype(float)
     at = np.flatnonzero(np.diff(level) != 0) + 1
     before, after = level[at - 1], level[at]
     rising = after > before
@@ -256,7 +282,8 @@ def compute_crossings(series: pd.DataFrame, step: int,
                       config: FloodConfig) -> Computed:
     """The crossings the changed input intervals can touch: a crossing at t depends on the
     values at t and at the gauge's previous measurement, so a change in [lo, hi) touches the
-    crossings from lo to the first measurement at or after hi. Spans are on `timestamp`."""
+    crossings from lo to the first measurement at or after hi — with a hysteresis to the
+    input's end (the held level after a change depends on it). Spans are on `timestamp`."""
     stations = station_arrays(series)
     parts, spans = [], []
     for station, intervals in changed.items():
@@ -267,6 +294,8 @@ def compute_crossings(series: pd.DataFrame, step: int,
         for lo, hi in intervals:
             j = np.searchsorted(measured, hi, "left")
             end = int(measured[j]) if j < len(measured) else max(hi - 1, grid_end)
+            if config.hysteresis.active:
+                end = max(end, hi - 1, grid_end)
             wanted.append((lo, end))
         wanted = merge(wanted, 0)
         spans.extend((station, lo, hi) for lo, hi in wanted)

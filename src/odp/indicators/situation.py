@@ -23,12 +23,16 @@ configuration:
     stadtteile = "nearest"       # Stadtteil rows from the nearest station (Thiessen polygons)
     area = "nearest"             # a warning's Stadtteile: nearest | contains | all | [codes]
     warnings = true              # its crossings are warnings (false: shown, not warned twice)
+    hysteresis = { readings = 3 }  # a warning is left only after 3 readings in a row below it
 
 Rows of a `feature = "stadtteil"` input take the place of those a `stadtteile = "nearest"`
 profile of the same topic and parameter makes (the nearest rule is the fallback until the
 per-Stadtteil dataset is published).
 
 A missing level (undetermined) never starts or ends a warning: the last known one holds.
+With `hysteresis = { readings = N }` a warning state is entered at once but left only when N
+readings in a row are below it (`odp.indicators.hysteresis`), so a value swinging around a
+level warns once; the latest row's `warning` is that held state.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from odp.errors import ConfigError
+from odp.indicators.hysteresis import Hysteresis, held, parse_hysteresis
 
 FEATURES = ("station", "gauge", "air_station", "stadtteil")
 AREA_RULES = ("nearest", "contains", "all")
@@ -79,6 +84,7 @@ class Profile:
     area: str | tuple[str, ...] = "nearest"
     cap: Mapping[str, Any] = field(default_factory=dict)
     warnings: bool = True
+    hysteresis: Hysteresis = Hysteresis()
 
     @property
     def columns(self) -> list[str]:
@@ -131,7 +137,7 @@ def _cap(value: Any, where: str) -> dict[str, Any]:
 
 KNOWN_KEYS = {"topic", "title", "feature", "id", "name", "time", "value", "parameter",
               "parameter_column", "unit", "level", "level_name", "latitude", "longitude", "where",
-              "warn_from", "stadtteile", "area", "cap", "warnings"}
+              "warn_from", "stadtteile", "area", "cap", "warnings", "hysteresis"}
 
 
 def parse_profile(name: str, table: Mapping[str, Any], where: str) -> Profile:
@@ -168,7 +174,8 @@ def parse_profile(name: str, table: Mapping[str, Any], where: str) -> Profile:
         area=_area(table.get("area", "contains" if feature == "stadtteil" else "nearest"),
                    where),
         cap=_cap(table.get("cap"), where),
-        warnings=bool(table.get("warnings", True)))  # fmt: skip
+        warnings=bool(table.get("warnings", True)),
+        hysteresis=parse_hysteresis(table.get("hysteresis"), where, margin=False))  # fmt: skip
 
 
 # --- the latest row per feature -------------------------------------------------------------
@@ -218,6 +225,13 @@ def latest(frame: pd.DataFrame, profile: Profile, lineage: str) -> pd.DataFrame:
     })  # fmt: skip
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True)
     out.loc[out["level"].isna(), "warning"] = pd.NA
+    if profile.hysteresis.readings > 1 and len(out):  # a warning not yet left is still one
+        found = held_warnings(frame, profile)
+        keys = list(zip(out["feature_id"].astype(str), *(
+            [out["parameter"].astype(str)] if profile.parameter_column else []), strict=True))
+        state = pd.array([found.get(k, pd.NA) for k in keys], dtype="boolean")
+        known = out["level"].notna().to_numpy(bool)
+        out.loc[known, "warning"] = state[known]
     return out[COLUMNS]
 
 
@@ -353,6 +367,26 @@ def _state(level: np.ndarray, warn_from: int) -> np.ndarray:
     return np.where(level >= warn_from, level, 0)
 
 
+def held_state(level: np.ndarray, profile: Profile) -> np.ndarray:
+    """The warning state of a series of known levels, held by the profile's hysteresis."""
+    state = _state(level, profile.warn_from)
+    readings = profile.hysteresis.readings
+    return held(state, state, readings) if readings > 1 else state
+
+
+def held_warnings(frame: pd.DataFrame, profile: Profile) -> pd.Series:
+    """Per feature (and parameter; index: those keys as text) whether its held warning state
+    at its newest known level is a warning."""
+    rows = selected(frame, profile)
+    rows = rows[rows[profile.level].notna().to_numpy(bool)]
+    keys = [profile.id, *([profile.parameter_column] if profile.parameter_column else [])]
+    out = {}
+    for key, group in rows.groupby(keys, sort=True):
+        level = group[profile.level].to_numpy(dtype=float).astype(np.int64)
+        out[tuple(str(k) for k in key)] = bool(held_state(level, profile)[-1] > 0)
+    return pd.Series(out, dtype="boolean")
+
+
 def crossings(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     """Entering and leaving a warning level, per feature (and parameter), in time order: the
     first row at a new warning state (levels below `warn_from` are one state, "no warning";
@@ -364,7 +398,7 @@ def crossings(frame: pd.DataFrame, profile: Profile) -> pd.DataFrame:
     out = []
     for _, group in rows.groupby(keys, sort=True):
         level = group[profile.level].to_numpy(dtype=float).astype(np.int64)
-        state = _state(level, profile.warn_from)
+        state = held_state(level, profile)
         before = np.r_[0, state[:-1]]
         at = np.flatnonzero(state != before)
         if len(at):
