@@ -23,9 +23,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from odp.html_page import page
 from odp.indicators.situation import Units
 
-TEMPLATE = Path(__file__).parent / "templates" / "situation.html"
+TEMPLATES = Path(__file__).parent / "templates"
+BODY, STYLE = TEMPLATES / "situation.html", TEMPLATES / "situation.css"  # in odp.html_page's frame
 WIDTH = 760  # px of the map's viewBox; the height follows the city's shape
 SIMPLIFY_M = 20.0  # Stadtteil outlines on the page: 20 m is below a pixel at this width
 
@@ -267,8 +269,8 @@ def render(rows: pd.DataFrame, units: Units, *, title: str, map_topic: str, map_
     names = {str(c): str(n) for c, n in zip(units.codes, units.names, strict=True)}
     newest = rows["timestamp"].max() if len(rows) else None
     features = sorted(set(markers["feature"].astype(str)))
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        title=html.escape(title), level_css=level_css(),
+    style = Template(STYLE.read_text(encoding="utf-8")).substitute(level_css=level_css())
+    body = Template(BODY.read_text(encoding="utf-8")).substitute(
         data_time=f"{local_time(newest, zone)} Uhr" if newest is not None else "—",
         data_time_iso="" if newest is None else pd.Timestamp(newest).isoformat(),
         map_title=html.escape(map_title), inputs=html.escape(inputs),
@@ -276,3 +278,4 @@ def render(rows: pd.DataFrame, units: Units, *, title: str, map_topic: str, map_
         legend=legend(levels, map_title, features),
         warnings=warnings_table(warnings, names, zone), table=table(rows, titles, zone),
         zone=html.escape(zone), dataset_url=html.escape(dataset_url))
+    return page(title, "odp situation page", style, body)

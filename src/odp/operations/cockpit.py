@@ -30,10 +30,12 @@ from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from odp.html_page import page
 from odp.runs import history
 from odp.spec import Dataset, TableSchema
 
-TEMPLATE = Path(__file__).parent / "templates" / "cockpit.html"
+TEMPLATES = Path(__file__).parent / "templates"
+BODY, STYLE = TEMPLATES / "cockpit.html", TEMPLATES / "cockpit.css"  # in odp.html_page's frame
 KPI_ROLE, PAGE_ROLE = "kpis", "status-page"
 KPI_FIELDS = [
     ("dataset", "text", "Datensatz"),
@@ -246,10 +248,10 @@ def render_page(title: str, city: str, statuses: list[Any], kpis: list[DayKpi],
             f'{_bars(latency, top, "Dauer der Veröffentlichung", " s")}'
             f'<p>verortet (letzter Tag mit Daten): '
             f'{_fmt(_last(days, "georeferenced_share"), " %", 100)}</p></section>')
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
-        title=html.escape(title), city=html.escape(city), rows="\n".join(rows),
-        cards="\n".join(cards), generated=generated.strftime("%d.%m.%Y %H:%M UTC"),
-        days=str(len({k.day for k in kpis})))
+    body = Template(BODY.read_text(encoding="utf-8")).substitute(
+        city=html.escape(city), rows="\n".join(rows), cards="\n".join(cards),
+        generated=generated.strftime("%d.%m.%Y %H:%M UTC"), days=str(len({k.day for k in kpis})))
+    return page(title, "odp cockpit build", STYLE.read_text(encoding="utf-8"), body)
 
 
 def _last(days: list[DayKpi], attribute: str) -> float | None:
