@@ -1,7 +1,8 @@
 """A second city by configuration alone: `odp run --city leipzig --all` publishes Leipzig's five
 datasets (its Ortsteile as a layer, a PEGELONLINE gauge, a DWD station, an LfULG air-quality
-station joined from one file per substance, the school register) into the local CKAN under
-Leipzig's organisations, with Leipzig's districts — from cities/leipzig.toml and files only."""
+station joined from one file per substance, the school register, geocoded against Leipzig's
+address register where a row lacks coordinates) into the local CKAN under Leipzig's
+organisations, with Leipzig's districts — from cities/leipzig.toml and files only."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def test_leipzig_publishes_its_five_datasets_with_its_own_districts(tmp_path: Pa
     assert {r["stadtbezirk_nr"] for r in layer if r["stadtbezirk"] == "Alt-West"} == {"7"}
     schools = all_rows(ckan, names["schools-leipzig"])
     assert all(r["ortsteil"] and r["stadtbezirk"] in BEZIRKE for r in schools)
+    # geocoding against Leipzig's own register (cities/leipzig.toml) ran; every row had its own
+    assert {r["geocode_quality"] for r in schools} == {"source"}
     gauge = all_rows(ckan, names["saale-water-level-trotha"])
     assert {r["ortsteil"] for r in gauge} == {None}  # Halle: outside Leipzig, kept, no district
     holzhausen = {r["ortsteil"] for r in all_rows(ckan, names["precipitation-leipzig-hourly"])}

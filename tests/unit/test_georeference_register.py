@@ -158,3 +158,47 @@ def test_a_layer_without_the_default_columns_says_which_field_is_missing(tmp_pat
     with pytest.raises(ConfigError, match="fields: unknown register field 'strasse' "
                                           r"\(known: street, housenumber, suffix, postcode"):
         read_register(city)
+
+
+LEIPZIG = City.load(REPO / "cities" / "leipzig.toml", REPO)
+LEIPZIG_REGISTER = REPO / "reference" / "leipzig" / "buchgewerbe_1912_adressen_2018.csv"
+
+
+def test_leipzigs_register_is_its_real_file_as_delivered_read_through_the_city_file():
+    # A CSV of the city's Amt für Geoinformation (reference/leipzig/SOURCES.md): `;`, a trailing
+    # `;`, German column names, ETRS89/UTM33N — mapped in cities/leipzig.toml, not converted.
+    register = read_register(LEIPZIG)
+    assert len(register) == 2169  # 2181 rows, 12 without a street
+    found = register.geocode(pd.Series(["Georg-Schumann-Straße", "Georg-Schumann-Str."]),
+                             pd.Series(["22", "22"]), pd.Series(["04155", ""]))
+    assert list(found["geocode_quality"]) == ["exact", "normalised"]
+    lon, lat = transform(pd.Series([317285.0339]), pd.Series([5693054.0215]), "EPSG:25833",
+                         "EPSG:4326")  # the file's row 1
+    assert abs(found["longitude"].iloc[0] - lon[0]) < 1e-7
+    assert abs(found["latitude"].iloc[1] - lat[0]) < 1e-7
+    # a street the register has, a number it has not: said, never guessed
+    assert register.lookup("Georg-Schumann-Straße", "9999") == ("street-only", None)
+
+
+def _text(column: pd.Series):
+    return column.fillna("").astype(str).to_numpy()
+
+
+def test_leipzigs_ortsteile_and_stadtbezirke_agree_with_the_citys_own_numbers():
+    # Each register row carries the Ortsteil and Stadtbezirk the city's surveying office gave it
+    # in 2018; the city file's Ortsteile (a derived GeoJSON) and its code-prefix hierarchy with
+    # its names table must place the same points alike (differences: houses on a border line).
+    from odp.georeference.districts import DistrictIndex
+
+    rows = pd.read_csv(LEIPZIG_REGISTER, sep=";", dtype=str, keep_default_na=False)
+    rows = rows[rows["OT_NR_2018"] != ""]
+    got = DistrictIndex(LEIPZIG).assign(pd.to_numeric(rows["ETRS_UTM33N_X"]),
+                                        pd.to_numeric(rows["ETRS_UTM33N_Y"]))
+    same_ortsteil = _text(got["ortsteil_nr"]) == rows["OT_NR_2018"].str.zfill(2).to_numpy()
+    assert same_ortsteil.mean() > 0.98, same_ortsteil.mean()  # measured 2149 of 2181
+    assert (_text(got["ortsteil"]) == rows["OT_NAME_2018"].to_numpy())[same_ortsteil].all()
+    same_bezirk = _text(got["stadtbezirk_nr"]) == rows["SBZ_NR_2018"].to_numpy()
+    assert same_bezirk.mean() > 0.98
+    names = _text(got["stadtbezirk"])[same_bezirk]
+    assert (names == rows["SBZ_NAME_2018"].to_numpy()[same_bezirk]).all()
+    assert len(set(names)) >= 8  # the book trade reached most of the city
