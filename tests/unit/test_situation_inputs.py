@@ -55,7 +55,8 @@ def test_no_input_published_is_a_source_error_naming_them(tmp_path):
         situation_rows(load_dataset(SITUATION, REPO), tmp_path, load_city(REPO))
     assert str(caught.value).startswith(
         "situation-dresden: no input published yet (heavy-rain-dresden-windows, "
-        "heavy-rain-dresden-stadtteile, flood-alarm-levels-saxony, air-quality-dresden-days;")
+        "heavy-rain-dresden-stadtteile, flood-alarm-levels-saxony, air-quality-dresden-days, "
+        "air-quality-dresden-stadtteile;")
 
 
 # The stations' positions as the city file's [indicators.air_quality.stations] gives them (the
@@ -127,3 +128,48 @@ def test_the_page_marks_each_air_station_once_with_its_highest_class_and_class_5
     assert (warning.msg_type, warning.headline) == (
         "Alert", "Luftqualität: sehr schlecht an der Messstation Dresden-Bergstraße")
     assert warning.profile.cap["category"] == "Health" and warning.areas
+
+
+def air_stadtteile(days: pd.DataFrame) -> pd.DataFrame:
+    """air-quality-dresden-stadtteile as its indicator computes it from the days."""
+    import tomllib
+
+    from odp.indicators.areas import compute_districts, parse_config
+
+    table = tomllib.loads((REPO / "cities" / "dresden.toml").read_text())["indicators"][
+        "air_quality_stadtteile"]
+    days = days.assign(date=days["timestamp"].dt.tz_convert("Etc/GMT-1").dt.strftime("%Y-%m-%d"),
+                       max_1h=days["daily_mean"],
+                       max_8h=pd.array([None] * len(days), dtype="Float64"))
+    ns = days["timestamp"].dt.as_unit("ns").astype("int64")
+    end = int(ns.max())
+    rows = compute_districts(days, 3600 * 10**9, {s: [(int(ns.min()), end + 1)] for s in
+                                                  days["station_id"].unique()}, end,
+                             parse_config({**table, "_root": str(REPO)}, "city")).rows
+    return rows.assign(resolution="1h")
+
+
+def test_each_stadtteil_shows_the_air_quality_of_its_station_without_warning_twice(tmp_path):
+    city, dataset = load_city(REPO), load_dataset(SITUATION, REPO)
+    days = air_days()
+    publish(tmp_path, "air-quality-dresden-days", days)
+    publish(tmp_path, "air-quality-dresden-stadtteile", air_stadtteile(days))
+    rows = situation_rows(dataset, tmp_path, city)
+    parts = rows[rows["feature"] == "stadtteil"].set_index(["name", "parameter"])
+    # NO2 in all 64 Stadtteile, PM10 only in Nord's 34 (Bergstraße has no PM10 day); pm2_5
+    # and o3 are not in the constructed days
+    assert len(parts) == 64 + 34 and set(parts["topic"]) == {"luftqualitaet"}
+    plauen = parts.loc[("Plauen", "no2")]  # Bergstraße's Thiessen polygon
+    assert (plauen["value"], plauen["level"], plauen["level_name"], plauen["warning"]) == (
+        95.0, 5, "sehr schlecht", True)
+    assert plauen["timestamp"] == pd.Timestamp("2024-11-19T23:00Z")
+    assert "air-quality-dresden-stadtteile" in str(plauen["input"])
+    klotzsche = parts.loc[("Klotzsche", "no2")]  # Nord's
+    assert (klotzsche["level"], klotzsche["level_name"]) == (3, "mäßig")
+    assert 51.08 < klotzsche["latitude"] < 51.18  # a point inside Klotzsche, for the map
+    from odp.indicators.warnings import build
+
+    publish(tmp_path, SITUATION, rows)
+    built = build(dataset, tmp_path, city, "http://portal.example")
+    assert len(built.warnings) == 1  # Bergstraße's class 5 only: no warning per Stadtteil
+    assert 'data-topic="luftqualitaet" data-id="86">' in built.page  # Plauen in the table

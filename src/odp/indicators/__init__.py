@@ -44,6 +44,9 @@ INDICATORS: dict[str, tuple[str, ...]] = {
     "heavy_rain_districts_current": ("odp.indicators.areas:compute_current",
                                      "odp.indicators.areas:parse_config",
                                      "heavy_rain_stadtteile", "city"),
+    "air_quality_districts": ("odp.indicators.areas:compute_districts",
+                              "odp.indicators.areas:parse_config", "air_quality_stadtteile",
+                              "city"),
 }
 
 

@@ -12,6 +12,12 @@ Rules (`rule` in the configuration table, e.g. `[indicators.heavy_rain_stadtteil
 Stations are placed at their newest position in the input. Rows are the input's time steps (of
 the configured input `resolution`); only the last `keep_days` days are kept (a situation
 product: the stations' own datasets keep the history).
+
+Which columns: `means` (weighted means), `weighted` (weighted sums of shares, e.g.
+completeness), `level` / `level_name` (the highest level), `by` (further key columns: one row
+per district, time and e.g. pollutant) and `first` (columns equal for all stations of a row,
+e.g. the day's date, taken as they are). The defaults are those of the heavy-rain windows;
+the air-quality days per Stadtteil name theirs in `[indicators.air_quality_stadtteile]`.
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ class AreaConfig:
     means: tuple[str, ...] = ("sum_1h", "sum_6h", "sum_24h", "sum_72h")
     weighted: tuple[str, ...] = ("completeness_1h", "completeness_6h", "completeness_24h",
                                  "completeness_72h")
+    level: str = "level"
+    level_name: str = "level_name"
+    by: tuple[str, ...] = ()
+    first: tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> list[str]:
+        """The output's columns after the district's own (in this order)."""
+        return ["timestamp", *self.by, *self.first, "stations", *self.means, *self.weighted,
+                self.level, self.level_name]
 
 
 def city_districts(root: Path) -> Districts:
@@ -76,12 +92,29 @@ def parse_config(table: Mapping[str, Any], where: str) -> AreaConfig:
         raise ConfigError(f"{where}: keep_days must be a number of days above 0")
     if "_root" not in table:
         raise ConfigError(f"{where}: the project root is unknown (run through the derived source)")
+    names = {key: _names(table, key, where) for key in ("means", "weighted", "by", "first")}
     return AreaConfig(
         districts=city_districts(Path(str(table["_root"]))), rule=str(rule),
         min_share=float(share), resolution=str(table.get("resolution", "10min")),
         keep_days=float(keep),
-        means=tuple(table.get("means", AreaConfig.means)),
-        weighted=tuple(table.get("weighted", AreaConfig.weighted)))
+        means=names["means"] if "means" in table else AreaConfig.means,
+        weighted=names["weighted"] if "weighted" in table else AreaConfig.weighted,
+        level=_name(table, "level", where), level_name=_name(table, "level_name", where),
+        by=names["by"], first=names["first"])
+
+
+def _names(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    found = table.get(key, [])
+    if not isinstance(found, list) or not all(isinstance(c, str) and c for c in found):
+        raise ConfigError(f"{where}: {key} must be a list of column names")
+    return tuple(found)
+
+
+def _name(table: Mapping[str, Any], key: str, where: str) -> str:
+    found = table.get(key, key)
+    if not isinstance(found, str) or not found:
+        raise ConfigError(f"{where}: {key} must name a column")
+    return found
 
 
 # --- the stations' areas -----------------------------------------------------------------------
@@ -150,9 +183,11 @@ def _label(table: pd.DataFrame) -> pd.Series:
 
 
 def _aggregate(joined: pd.DataFrame, config: AreaConfig) -> pd.DataFrame:
-    """Weighted values per district and time step."""
-    keys = ["district", "timestamp"]
+    """Weighted values per district and time step (and `by`)."""
+    keys = ["district", "timestamp", *config.by]
     out = joined[keys].drop_duplicates().set_index(keys).sort_index()
+    for column in config.first:
+        out[column] = joined.groupby(keys)[column].first()
     for column in config.means:
         value = joined[column].astype(float)
         present = joined["weight"].where(value.notna(), 0.0)
@@ -163,14 +198,15 @@ def _aggregate(joined: pd.DataFrame, config: AreaConfig) -> pd.DataFrame:
         share = (joined["weight"] * joined[column].astype(float)).groupby(
             [joined[k] for k in keys]).sum(min_count=1)
         out[column] = np.round(share, 4)
-    level = joined["level"].astype(float)
+    level = joined[config.level].astype(float)
     highest = level.groupby([joined[k] for k in keys]).max()
     unknown = level.isna().groupby([joined[k] for k in keys]).any()
-    out["level"] = highest.where((highest > 0) | ~unknown)
-    known = joined.dropna(subset=["level"]).drop_duplicates("level")
-    names = dict(zip(known["level"].astype(float), known["level_name"].astype(str), strict=True))
-    missing = joined.loc[level.isna(), "level_name"]
-    out["level_name"] = out["level"].map(names).fillna(
+    out[config.level] = highest.where((highest > 0) | ~unknown)
+    known = joined.dropna(subset=[config.level]).drop_duplicates(config.level)
+    names = dict(zip(known[config.level].astype(float), known[config.level_name].astype(str),
+                     strict=True))
+    missing = joined.loc[level.isna(), config.level_name].dropna()
+    out[config.level_name] = out[config.level].map(names).fillna(
         str(missing.iloc[0]) if len(missing) else "unbestimmt")
     return out.reset_index()
 
@@ -186,10 +222,6 @@ def _spans(changed: Mapping[str, list[tuple[int, int]]], table: pd.DataFrame, st
     return {d: [s for s in merge(v, 0) if s[0] <= s[1]] for d, v in out.items()}
 
 
-COLUMNS = ["timestamp", "stations", "sum_1h", "sum_6h", "sum_24h", "sum_72h", "completeness_1h",
-           "completeness_6h", "completeness_24h", "completeness_72h", "level", "level_name"]
-
-
 def _district_rows(rows: pd.DataFrame, table: pd.DataFrame, frame: pd.DataFrame,
                    config: AreaConfig) -> pd.DataFrame:
     """Rows per district and time step within each district's [lo, hi] of `frame` (district
@@ -200,11 +232,11 @@ def _district_rows(rows: pd.DataFrame, table: pd.DataFrame, frame: pd.DataFrame,
               .merge(frame, on="district"))
     joined = joined[(joined["_ns"] >= joined["lo"]) & (joined["_ns"] <= joined["hi"])]
     if joined.empty:
-        return pd.DataFrame(columns=["district", *COLUMNS])
+        return pd.DataFrame(columns=["district", *config.columns])
     out = _aggregate(joined.drop(columns=["lo", "hi"]), config)
     out["stations"] = out["district"].map(_label(table))
-    out["level"] = pd.array(out["level"], dtype="Float64").astype("Int64")
-    return out[["district", *COLUMNS]]
+    out[config.level] = pd.array(out[config.level], dtype="Float64").astype("Int64")
+    return out[["district", *config.columns]]
 
 
 def _stations_and_weights(series: pd.DataFrame,
@@ -229,7 +261,7 @@ def compute_districts(series: pd.DataFrame, step: int,
                          columns=["district", "lo", "hi"])
     out = _district_rows(rows, table, frame, config)
     named = config.districts.columns.iloc[out["district"].to_numpy()].reset_index(drop=True)
-    result = pd.concat([named, out[COLUMNS].reset_index(drop=True)], axis=1)
+    result = pd.concat([named, out[config.columns].reset_index(drop=True)], axis=1)
     return Computed(result, spans_frame(spans))
 
 
@@ -262,7 +294,7 @@ def compute_current(series: pd.DataFrame, step: int,
     result = pd.DataFrame({
         "nummer": pd.array(codes[index], dtype="string"),
         "name": pd.array(columns.iloc[index, 1].to_numpy(), dtype="string"),
-        **{c: out[c] for c in COLUMNS},
+        **{c: out[c] for c in config.columns},
         "geometry_wkt": shapely.to_wkt(config.districts.geoms[index], rounding_precision=1),
     })
     return Computed(result, spans_frame(spans))
