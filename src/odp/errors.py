@@ -13,8 +13,10 @@ Every message is one line and has the credentials in any URL it names redacted
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from odp.redact import redact_text
 
@@ -100,23 +102,38 @@ def error_chain(exc: BaseException) -> Iterator[BaseException]:
                    or current.__context__)
 
 
-def disk_full(exc: BaseException, where: str = "") -> DiskFullError | None:
+def disk_full(exc: BaseException, where: str = "", folder: Path | None = None
+              ) -> DiskFullError | None:
     """A DiskFullError when the exception (or one it wraps) is ENOSPC/EDQUOT or a database's
-    "disk is full"; else None."""
-    for item in error_chain(exc):
-        full = isinstance(item, OSError) and item.errno in (errno.ENOSPC, errno.EDQUOT)
-        text = str(item).lower()
-        if full or any(marker in text for marker in _DISK_FULL_TEXT):
-            path = getattr(item, "filename", None)
-            at = f" writing {path}" if path else ""
-            prefix = f"{where}: " if where else ""
-            return DiskFullError(f"{prefix}disk full{at}: free space (the state directory, "
-                                 "staging and the files for the portal) and run again")
-    return None
+    "disk is full"; else None. It names the file that could not be written, or — when the
+    error does not say (a write to an open file, a library's message) — the `folder` the run
+    writes to (the state directory) with the space left on its filesystem."""
+    found = [item for item in error_chain(exc)
+             if (isinstance(item, OSError) and item.errno in (errno.ENOSPC, errno.EDQUOT))
+             or any(marker in str(item).lower() for marker in _DISK_FULL_TEXT)]
+    if not found:
+        return None
+    # the file that could not be written: a closing file's error (no name) may wrap the one
+    # that has it
+    path = next((item.filename for item in found if getattr(item, "filename", None)), None)
+    at = f" writing {path}" if path else _space_left(folder)
+    prefix = f"{where}: " if where else ""
+    return DiskFullError(f"{prefix}disk full{at}: free space (the state directory, staging and "
+                         "the files for the portal) and run again")
+
+
+def _space_left(folder: Path | None) -> str:
+    if folder is None:
+        return ""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return f" writing to {folder}"
+    return f" writing to {folder} ({stat.f_bavail * stat.f_frsize // 1024} KiB free there)"
 
 
 @contextmanager
-def classified(where: str) -> Iterator[None]:
+def classified(where: str, folder: Path | None = None) -> Iterator[None]:
     """Errors of a known class raised by libraries (disk full) become their OdpError; the
     rest pass unchanged."""
     try:
@@ -124,7 +141,7 @@ def classified(where: str) -> Iterator[None]:
     except OdpError:
         raise
     except Exception as exc:
-        known = disk_full(exc, where)
+        known = disk_full(exc, where, folder)
         if known is None:
             raise
         raise known from None

@@ -105,7 +105,9 @@ def _unwrap(exc: BaseException) -> OdpError | None:
 def _one_line(exc: Any, dataset: Dataset) -> OdpError:
     """A dlt step's failure as one line: our own error raised inside it, a full disk, or the
     step and the first line of dlt's message (the whole text goes to the log)."""
-    ours = _unwrap(exc) or disk_full(exc, f"{dataset.name}: extract")
+    folder = getattr(getattr(exc, "pipeline", None), "pipelines_dir", None)
+    ours = _unwrap(exc) or disk_full(exc, f"{dataset.name}: extract",
+                                     Path(folder) if folder else None)
     if ours is not None:
         return ours
     log.error("%s: extract failed in dlt step '%s': %s", dataset.name, exc.step, exc)

@@ -130,13 +130,13 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
     began = time.monotonic()
     try:
         dataset = load_dataset(name, root)
-        with dataset_lock(state, name, report.run_id):
+        # e.g. a full disk (also when taking the lock): its own exit code, not "unexpected"
+        with classified(name, state), dataset_lock(state, name, report.run_id):
             if not dry_run:
                 from odp.runs import history
 
                 history.begin(state, report)
-            with classified(name):  # e.g. a full disk: its own exit code, not "unexpected"
-                _run_stages(dataset, city, state, report, say, dry_run, accept_deletes)
+            _run_stages(dataset, city, state, report, say, dry_run, accept_deletes)
     except OdpError as exc:
         report.status = ("held-back" if isinstance(exc, GateError)
                          else "locked" if isinstance(exc, LockedError) else "failed")

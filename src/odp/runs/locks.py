@@ -98,9 +98,12 @@ def dataset_lock(state: Path, name: str, run_id: str = "") -> Iterator[dict[str,
                 history.mark_killed(state, str(stale["run_id"]), note)
         fh.seek(0)
         fh.truncate()
-        fh.write(json.dumps({"run_id": run_id, "pid": os.getpid(),
-                             "started": datetime.now(UTC).isoformat(timespec="seconds")}) + "\n")
-        fh.flush()
+        try:
+            started = datetime.now(UTC).isoformat(timespec="seconds")
+            fh.write(json.dumps({"run_id": run_id, "pid": os.getpid(), "started": started}) + "\n")
+            fh.flush()
+        except OSError as exc:  # e.g. a full disk: name the file (a flush does not)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         try:
             yield stale
         finally:

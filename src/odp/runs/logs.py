@@ -91,6 +91,16 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         private_file(Path(self.baseFilename))
         return super()._open()
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log file that cannot be written (a full disk) is said once, on one line on
+        stderr, instead of logging's traceback for every record; the console still logs."""
+        if getattr(self, "failed", False):
+            return
+        self.failed = True
+        problem = sys.exc_info()[1]
+        sys.stderr.write(f"odp: the log file {self.baseFilename} cannot be written "
+                         f"({problem}); logging to it stops for this process\n")
+
 
 class _Stdout:
     """sys.stdout as it is at each write (tests and embedders replace it)."""
