@@ -160,3 +160,79 @@ def test_after_a_kill_in_dlts_load_the_next_run_publishes_the_current_source_not
         assert project.staged_keys() == delivery_keys(variant(3))
     finally:
         project.close()
+
+
+# --- lines added to a tabular file: only they go through dlt --------------------------------
+
+ADDED = b"".join(f"de:14612:99{i:04d};Dresden Neuhalt {i};Neuhalt {i};Dresden;0100;;;13,7{i:04d};"
+                 f"51,05{i:04d}\n".encode() for i in range(7))
+
+
+def _deliver(offline: dict, body: bytes, kind: str) -> None:
+    offline["server"].clear_faults()
+    offline["server"].override(SOURCE_URL, 200, body, kind)
+
+
+def _staged_rows(table) -> list[tuple]:  # noqa: ANN001
+    return [tuple(r) for r in table.drop(columns=["_dlt_load_id", "_dlt_id"])
+            .astype("string").fillna("").itertuples(index=False)]
+
+
+def _full_read(dataset, body: bytes) -> list[tuple]:  # noqa: ANN001
+    from odp.sources.tabular import Tabular, _parsed
+
+    return _staged_rows(_parsed(dataset, Tabular.of(dataset.source), [(body, SOURCE_URL)])
+                        .assign(_dlt_load_id="", _dlt_id=""))
+
+
+def test_lines_added_to_a_register_are_staged_alone_and_staging_is_the_whole_file_in_order(
+        offline):
+    dataset = load_dataset(offline["names"][REGISTER], offline["root"])
+    _deliver(offline, variant(1), "text/csv")
+    first = extract(dataset, offline["state"])
+    _deliver(offline, variant(1) + ADDED, "text/csv")
+    added = extract(dataset, offline["state"])
+    assert added.new_rows == 7 and added.staged == first.staged + 7
+    assert _staged_rows(added.table) == _full_read(dataset, variant(1) + ADDED)
+    # the first rows keep their load; only the added ones are of this load
+    assert (added.table["_dlt_load_id"] == added.load_id).sum() == 7
+    # an edit in the file (rows changed, removed, added): read and staged whole again
+    _deliver(offline, variant(2), "text/csv")
+    edited = extract(dataset, offline["state"])
+    assert edited.new_rows == edited.staged == len(_full_read(dataset, variant(2)))
+    assert _staged_rows(edited.table) == _full_read(dataset, variant(2))
+
+
+def test_added_lines_after_staging_changed_behind_the_sources_back_read_the_file_whole(
+        offline):
+    dataset = load_dataset(offline["names"][REGISTER], offline["root"])
+    _deliver(offline, variant(1), "text/csv")
+    extract(dataset, offline["state"])
+    import duckdb
+
+    path = offline["state"] / "staging" / f"{dataset.table_name}.duckdb"
+    with duckdb.connect(str(path)) as con:  # staging no longer holds what was read
+        con.execute(f"DELETE FROM staging.{dataset.table_name} WHERE rowid < 3")
+    _deliver(offline, variant(1) + ADDED, "text/csv")
+    after = extract(dataset, offline["state"])
+    assert after.new_rows == after.staged
+    assert _staged_rows(after.table) == _full_read(dataset, variant(1) + ADDED)
+
+
+@pytest.mark.parametrize("point", ["dlt.extracted", "dlt.inserted", "dlt.loaded"])
+def test_a_run_killed_while_staging_added_lines_holds_each_record_once_afterwards(offline,
+                                                                                 point):
+    name = offline["names"][REGISTER]
+    dataset = load_dataset(name, offline["root"])
+    _deliver(offline, variant(1), "text/csv")
+    extract(dataset, offline["state"])
+    _deliver(offline, variant(1) + ADDED, "text/csv")
+    _killed_run(offline["env"], name, point)
+    after = extract(dataset, offline["state"])
+    assert _staged_rows(after.table) == _full_read(dataset, variant(1) + ADDED)
+    assert after.table["_dlt_id"].is_unique
+    more = ADDED.replace(b":99", b":98")
+    _deliver(offline, variant(1) + ADDED + more, "text/csv")
+    again = extract(dataset, offline["state"])
+    assert again.new_rows == 7
+    assert _staged_rows(again.table) == _full_read(dataset, variant(1) + ADDED + more)

@@ -217,3 +217,41 @@ def test_stops_over_http_in_another_encoding_is_refused_by_name(stops_dataset):
     message = str(caught.value)
     assert message.startswith(f"{dataset.name}: {STOPS_URL}: not UTF-8 (byte 0xDF at offset ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("path", [STOPS, AIR, FORECAST, PARKING])
+def test_arrows_csv_reader_gives_the_cells_pandas_parser_gives(path, monkeypatch):
+    from odp.sources import tabular
+
+    layout = TableLayout(delimiter=";" if path == STOPS else ",", header=path != PARKING,
+                         columns=("local_time", "free_spaces") if path == PARKING else ())
+    fast = read_table(path.read_bytes(), layout, "x")
+    monkeypatch.setattr(tabular, "_arrow_rows", lambda *_args: None)  # pandas' parser alone
+    pd.testing.assert_frame_equal(fast, read_table(path.read_bytes(), layout, "x"),
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("text", [
+    'a,b,c\n"x, with comma","line\nbreak","say ""hi"""\n,,\n\n1,2,3\r\n',
+    "a,b\n1,2\n3\n",  # a short row: pandas' parser reads it (missing cells)
+    "a,b\n1,2,3\n",  # an extra cell: the error names the line
+    'a,b\n"open,2\n',  # a quoted cell left open
+    "a,b,\n1,2,\n",  # a trailing separator
+    "ä,ö\nü,ß\n",
+])
+def test_the_cells_and_errors_of_odd_csv_are_those_of_pandas_parser(text, monkeypatch):
+    from odp.sources import tabular
+
+    def read() -> pd.DataFrame | str:
+        try:
+            return read_table(text.encode(), TableLayout(delimiter=","), "x")
+        except SourceError as exc:
+            return str(exc)
+
+    fast = read()
+    monkeypatch.setattr(tabular, "_arrow_rows", lambda *_args: None)
+    slow = read()
+    if isinstance(slow, str):
+        assert fast == slow
+    else:
+        pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
