@@ -106,7 +106,10 @@ def purge_organisation(ckan: Any, name: str) -> int:
 def session_organisations(ckan: Any, older_than: timedelta | None = None) -> list[str]:
     """Test organisations on the portal: this session's, or (`older_than`) any session's that
     was created longer ago than that (a session killed before it could clean up)."""
-    orgs = ckan.action.organization_list(all_fields=True, limit=1000)
+    orgs, page = [], True
+    while page:  # CKAN answers all_fields with at most 25 organisations a call
+        page = ckan.action.organization_list(all_fields=True, limit=25, offset=len(orgs))
+        orgs += page
     if older_than is None:
         return [o["name"] for o in orgs if o["name"].startswith(SESSION)]
     cutoff = datetime.now(UTC).replace(tzinfo=None) - older_than
