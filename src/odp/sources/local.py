@@ -8,8 +8,11 @@ Every source type that reads from a URL also reads a local file:
   `base_url`/`feed_url`/`archive_url` may name a file or a folder of the project instead of
   `https://…`: a request then reads the file at the request's path below that folder (its
   query is not part of the name), e.g. `base_url = "data/pegelonline"` answers
-  `…/stations/UUID/W/measurements.json` from `data/pegelonline/stations/UUID/W/measurements.json`.
-  (SensorThings pages by absolute `@iot.nextLink` URLs: not covered.)
+  `…/stations/UUID/W/measurements.json` from `data/pegelonline/stations/UUID/W/measurements.json`;
+  a missing day file of a local `archive_url` (sensor.community) is a day without data, as the
+  server's 404;
+* `sensorthings`: `path = "…"` names a folder of the service's saved answers; the answers' absolute
+  links (navigation, self and next links) are read inside it (odp.sources.sensorthings).
 
 A relative path is relative to the project (the folder holding `pipelines/`), never to the
 working directory. A missing file is a SourceError naming the dataset and the file; `path` and

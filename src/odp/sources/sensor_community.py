@@ -30,6 +30,7 @@ from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.incremental import bucket, merged_resource, parse_utc
+from odp.sources.local import is_local, local_path
 from odp.spec import Dataset
 
 VALUE_TYPES = {
@@ -239,6 +240,10 @@ class Archive:
                ) -> Iterator[pd.DataFrame]:
         """The sensor's new rows per archive day; `next_day` records the days read."""
         key = f"{sensor.type}_{sensor.id}"
+        folder = self.url.split("{")[0].rsplit("/", 1)[0] or "."  # the fixed part's folder
+        if is_local(self.url) and not (root := local_path(folder)).is_dir():
+            raise SourceError(f"{self.dataset}: {root}: folder not found ([source] archive_url "
+                              f"= {self.url!r})")
         first = date.fromisoformat(next_day[key]) if key in next_day else self.start
         for day in _days(first, self.end):
             url = self.url.format(date=day.isoformat(), type=sensor.type, id=sensor.id)
@@ -252,7 +257,9 @@ class Archive:
 
 
 def _get_if_exists(client: SourceClient, url: str) -> bytes | None:
-    """The body, or None when the server has no such file (404)."""
+    """The body, or None when the server (or the archive's local folder) has no such file."""
+    if is_local(url) and not local_path(url).is_file():
+        return None  # a day without a file, as the server's 404
     try:
         return client.get_bytes(url, expect="CSV")
     except SourceError as exc:

@@ -7,30 +7,80 @@ Requests follow the entities' navigation links: `{base}/Things` (with `things_fi
 never asked (it times out on large FROST tables). One row per Observation with its Thing,
 Datastream, unit of measurement and the Thing's location (WGS84).
 
-Parameters: `base_url` (the service root, …/v1.1), `things_filter`, `top` (page size, default
-1000), `initial_start` (ISO 8601 instant: observations before it are not asked on the first run),
-`max_pages` (per collection, a guard against endless next links; default 10000).
+Parameters: `base_url` (the service root, …/v1.1) or `path` (a folder of saved answers, below),
+`things_filter`, `top` (page size, default 1000), `initial_start` (ISO 8601 instant: observations
+before it are not asked on the first run), `max_pages` (per collection, a guard against endless
+next links; default 10000).
+
+A service saved as files (`path`): each answer lies at its path below the service root plus
+`.json` — `Things.json`, `Things(1)/Locations.json`, `Things(1)/Datastreams.json`,
+`Datastreams(1)/Observations.json` — the layout of a SensorThings snapshot such as the Toronto
+one in eclipse-sensinact's test resources (`…/toronto-bike-snapshot.sensorup.com/v1.0/…`). The
+absolute links inside the answers (`@iot.navigationLink`, `@iot.selfLink`, `@iot.nextLink`) are
+read inside the folder by their part after the version segment (`/v1.0/`, `/v1.1/`); the page a
+`@iot.nextLink` with `$skip=N` names is `<path>.skipN.json` (`Datastreams(1)/Observations.skip100
+.json`). Query options are not applied to saved answers: `Things.json` is taken as the Things to
+read (a `things_filter` beside `path` is a ConfigError), observations older than the last run's
+are dropped by the source itself as for a server's answer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import dlt
 import pandas as pd
 
-from odp.errors import SourceError
+from odp.errors import ConfigError, SourceError
+from odp.sources.complete import load_json
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
 from odp.sources.incremental import bucket, keep_newer, merged_resource
+from odp.sources.local import resolve
 from odp.spec import Dataset
 
 STAMP_MS = "%Y-%m-%dT%H:%M:%S.%fZ"
+VERSION_SEGMENT = re.compile(r"/v\d+\.\d+/")  # a service root ends in its version, e.g. /v1.1
+
+
+class SavedAnswers:
+    """A SensorThings service saved as files below a folder (see the module's docstring): reads
+    the answer a request URL (the folder's own or one of the service's absolute links) names."""
+
+    def __init__(self, dataset: str, folder: Path, given: str) -> None:
+        self.dataset, self.folder, self.given = dataset, folder, given
+
+    def file_of(self, url: str) -> Path:
+        parts = urlsplit(url)
+        if parts.scheme.lower() in ("http", "https"):
+            found = VERSION_SEGMENT.search(parts.path + "/")
+            if not found:
+                raise SourceError(f"{self.dataset}: {url}: a link without a version segment "
+                                  f"(/v1.0/, /v1.1/) cannot be read from the folder {self.folder}")
+            below = unquote(parts.path[found.end():]).strip("/")
+        else:
+            below = url.split("?", 1)[0].removeprefix(str(self.folder)).strip("/")
+        skip = (parse_qs(parts.query).get("$skip") or ["0"])[0]
+        return self.folder / (below + ("" if skip == "0" else f".skip{skip}") + ".json")
+
+    def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """The saved answer for `url` (`params` are query options a folder does not apply)."""
+        file = self.file_of(url)
+        try:
+            text = file.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise SourceError(f"{self.dataset}: {file}: file not found (the saved answer for "
+                              f"{url} below [source] path = {self.given!r})") from None
+        return load_json(text, f"{self.dataset}: {file}")
 
 
 def pages(
-    client: SourceClient, url: str, params: dict[str, Any] | None, max_pages: int = 10000
+    client: SourceClient | SavedAnswers, url: str, params: dict[str, Any] | None,
+    max_pages: int = 10000,
 ) -> Iterator[list[dict[str, Any]]]:
     """The `value` list of every page of a collection, following `@iot.nextLink`."""
     for _ in range(max_pages):
@@ -47,11 +97,30 @@ def pages(
 
 
 def _link(entity: dict[str, Any], name: str, base: str) -> str:
-    return entity.get(f"{name}@iot.navigationLink") or f"{base}/{_self(entity, base)}/{name}"
+    """The entity's navigation link `name`, else its selfLink (absolute, or below `base`) +
+    `/name`."""
+    if link := entity.get(f"{name}@iot.navigationLink"):
+        return str(link)
+    own = str(entity.get("@iot.selfLink", ""))
+    if "://" in own:
+        return f"{own}/{name}"
+    return f"{base}/{own.removeprefix(base + '/')}/{name}"
 
 
-def _self(entity: dict[str, Any], base: str) -> str:
-    return str(entity.get("@iot.selfLink", "")).removeprefix(base + "/")
+def _reader(dataset: Dataset, base_url: str | None, path: str | None, things_filter: str | None,
+            http: HttpSettings) -> tuple[SourceClient | SavedAnswers, str]:
+    """The service's reader and root: a client of `base_url`, or the folder `path` names."""
+    where = f"{dataset.definition_path}: [source]"
+    if bool(base_url) == bool(path):
+        raise ConfigError(f"{where} needs 'base_url' or 'path' (one of them)")
+    if path is None:
+        return SourceClient(dataset.name, http), str(base_url).rstrip("/")
+    if things_filter:
+        raise ConfigError(f"{where} things_filter is a server's query and is not applied to the "
+                          f"saved answers of path = {path!r}: remove it (Things.json is read as "
+                          "it is)")
+    folder = resolve(path)
+    return SavedAnswers(dataset.name, folder, path), str(folder)
 
 
 def _position(locations: list[dict[str, Any]]) -> tuple[Any, Any]:
@@ -78,27 +147,35 @@ def observations_frame(values: list[dict[str, Any]], where: str) -> pd.DataFrame
     return frame
 
 
-def sensorthings(dataset: Dataset, *, base_url: str, things_filter: str | None = None,
-                 top: int = 1000, initial_start: str | None = None, max_pages: int = 10000,
+def sensorthings(dataset: Dataset, *, base_url: str | None = None, path: str | None = None,
+                 things_filter: str | None = None, top: int = 1000,
+                 initial_start: str | None = None, max_pages: int = 10000,
                  http: HttpSettings) -> Any:
     """Observations of every Datastream of the chosen Things, incremental per Datastream.
 
     Args:
         dataset: the dataset the rows are staged for (name, schema, extract mode).
         base_url: the service root (…/v1.1).
+        path: instead of `base_url`: a folder of the project holding the service's answers
+            saved as files, one per request at its path below the service root plus `.json`
+            (`Things.json`, `Things(1)/Datastreams.json`, `Datastreams(1)/Observations.json`;
+            the page of a nextLink with `$skip=N`: `Observations.skipN.json`); the answers'
+            absolute links are read inside the folder. Not with `things_filter`.
         things_filter: an OData `$filter` on Things (e.g. `properties/operator eq 'LfULG'`).
         top: page size (`$top`); further pages follow `@iot.nextLink`.
         initial_start: ISO 8601 instant: observations before it are not asked on the first run.
         max_pages: per collection, a guard against endless next links.
         http: timeouts, retries, deadline and size cap of the requests.
     """
-    base = base_url.rstrip("/")
-    client = SourceClient(dataset.name, http)
+    client, base = _reader(dataset, base_url, path, things_filter, http)
     columns = [f.name for f in dataset.schema.source_fields]
 
     @merged_resource(dataset)
     def observations() -> Iterator[pd.DataFrame]:
         last = bucket(dlt.current.resource_state(), "last")
+        if isinstance(client, SavedAnswers) and not client.folder.is_dir():
+            raise SourceError(f"{dataset.name}: {client.folder}: folder not found ([source] "
+                              f"path = {path!r})")
         things_params = {"$top": top}
         if things_filter:
             things_params["$filter"] = things_filter
