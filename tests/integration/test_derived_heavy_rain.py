@@ -86,6 +86,9 @@ def test_the_windows_cross_markant_then_unwetter(runs, ckan):
     unwetter = rows[("01048", "10min", "2024-11-20T14:50:00")]  # 20.0 + 7.0 = 27.0
     assert (markant["sum_1h"], markant["level_name"]) == (20.0, "markant")
     assert (unwetter["sum_1h"], unwetter["level_name"]) == (27.0, "Unwetter")
+    # return periods from the real KOSTRA-DWD-2020 depths of Klotzsche's cell 136196 (city
+    # file): 20.0 ≥ hN(D60, 1 a) = 16.0 < 20.5 (2 a); 27.0 ≥ hN(D60, 5 a) = 26.9 < 32.2 (10 a)
+    assert (markant["return_period"], unwetter["return_period"]) == (1, 5)
     gap = rows[("01051", "10min", "2024-11-20T12:30:00")]  # the recorded -999 of 01051
     assert gap["completeness_1h"] == pytest.approx(5 / 6, abs=1e-4)
     assert gap["level"] is None and gap["level_name"] == "unbestimmt"
