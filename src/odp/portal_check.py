@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from odp.errors import PublishError
+from odp.errors import ConfigError, PublishError
 from odp.spec import City
 
 OK, WARN, MISSING = "ok", "warn", "missing"
@@ -114,7 +114,10 @@ def _datastore_write(city: City, plugins: set[str]) -> Check:
 
     if "datastore" not in plugins:
         return Check("datastore_write", MISSING, "no DataStore to write to")
-    url = write_url(city)
+    try:
+        url = write_url(city)
+    except ConfigError as exc:  # e.g. a remote database without TLS
+        return Check("datastore_write", MISSING, str(exc))
     if not url:
         return Check("datastore_write", OK, "action API (datastore_upsert, batched); COPY "
                      f"needs the DataStore's write database: {WRITE_URL_ENV}")

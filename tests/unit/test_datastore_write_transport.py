@@ -100,3 +100,12 @@ def test_the_local_portals_own_write_url_passes(city):
     if not file.is_file():
         pytest.skip("the local portal has not been started here")
     assert write_url(dataclasses.replace(city, write_url_file=file))
+
+
+def test_odp_portal_check_reports_the_refusal_as_a_missing_requirement(city, monkeypatch):
+    from odp.portal_check import MISSING, _datastore_write
+
+    monkeypatch.setenv(WRITE_URL_ENV, f"postgresql://ckan:{PASSWORD}@db.city.example/datastore")
+    check = _datastore_write(city, {"datastore"})
+    assert (check.requirement, check.state) == ("datastore_write", MISSING)
+    assert "sslmode=require" in check.detail and PASSWORD not in check.detail
