@@ -141,7 +141,24 @@ def source_faults(project: FaultProject) -> list[tuple[str, Callable[[], None]]]
                                                               retry_after=1)),
         ("source 503 x9 (gives up)", lambda: replay.fail_next(SOURCE_URL, [503] * 9)),
         ("source slow (delay 3 s)", lambda: replay.delay_next(SOURCE_URL, 3)),
+        ("source body cut, Content-Length sent", lambda: replay.cut(SOURCE_URL, -5000)),
+        ("source cut at a row, no Content-Length", lambda: replay.cut(
+            SOURCE_URL, _half_at_a_row(project.body), content_length=False)),
+        ("source HTML page with status 200", lambda: replay.html_page(SOURCE_URL)),
+        ("source drip 64 KiB/s, deadline 20 s", lambda: _drip(project)),
     ]
+
+
+def _half_at_a_row(body: bytes | None) -> int:
+    """Bytes up to the end of the row around the body's middle: a cut that looks complete."""
+    assert body
+    return body.rindex(b"\n", 0, len(body) // 2) + 1
+
+
+def _drip(project: FaultProject) -> None:
+    """The body at 64 KiB a second, under a 20 s deadline (the default 300 s: same outcome)."""
+    project.env["ODP_HTTP_DEADLINE"] = "20"
+    project.replay.drip(SOURCE_URL, 64 * 1024, 1.0)
 
 
 def matrix(outcomes: list[Outcome]) -> None:
