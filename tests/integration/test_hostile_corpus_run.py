@@ -179,12 +179,10 @@ END_TO_END = {
 KNOWN_GAPS = {
     "json_records/utf16.json": "parsed from the file (UTF-16 with BOM), but over HTTP the "
                                "source reads it as malformed JSON (exit 3)",
-    "json_records/nan-longitude.json": "over HTTP (response.json(), not load_json) the NaN makes "
-                                       "the whole file malformed JSON (exit 3), not a row",
+    "json_records/nan-longitude.json": "over HTTP (requests' JSON: simplejson, NaN refused) the "
+                                       "whole file is malformed JSON (exit 3), not a row",
     "json_records/huge-number.json": "as json_records/nan-longitude.json: exit 3, not a "
                                      "quarantined row",
-    "ogcapi_features/nested-bomb.geojson": "over HTTP the depth is not checked before decoding: "
-                                           "exit 3 with dlt's RecursionError, not 'nested deeper'",
     "dwd_cdc/product-cut-mid-line.zip": "the parser keeps the cut row, then dlt refuses its "
                                         "missing timestamp: exit 3 'ArrowInvalid … contains "
                                         "nulls' instead of a quarantined row",

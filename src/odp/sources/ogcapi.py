@@ -11,6 +11,7 @@ Dresden cardogis server) deliver the whole collection in one page.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,9 @@ def read_pages(client: SourceClient, items: Items) -> Iterator[tuple[Any, str]]:
             payload = response.json()
         except ValueError as exc:
             raise json_error(exc, where) from None
+        except RecursionError:  # as SourceClient.get_json: a nesting bomb is one line
+            raise SourceError(f"{where}: malformed JSON: nested deeper than the parser follows "
+                              f"(about {sys.getrecursionlimit()} levels)") from None
         answered = _content_crs(response)
         if crs and answered and answered != crs:
             raise SourceError(f"{where}: answered in CRS {answered}, requested {crs}")
