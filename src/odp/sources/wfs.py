@@ -258,10 +258,17 @@ def _read_pages(client: SourceClient, url: str, request: GetFeature, columns: Fe
     ids: list[Any] = []
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
+    seen: set[Any] = set()
     for page in range(1, max_pages + 1):
         where = f"{client.dataset}: {url} (page {page})"
         body = client.get(url, params, expect="XML").content
         page_ids, page_props, page_geoms, following = parse_page(body, request, where)
+        named = {i for i in page_ids if i is not None}
+        if named and named <= seen:  # a server ignoring STARTINDEX would be paged 10,000 times
+            raise SourceError(f"{where}: the page repeats features of earlier pages "
+                              f"({len(named)} ids, e.g. {sorted(map(str, named))[0]}): the "
+                              "server does not page (STARTINDEX / next link ignored)")
+        seen |= named
         ids += page_ids
         props += page_props
         geoms += page_geoms
