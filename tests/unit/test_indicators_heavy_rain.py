@@ -1,7 +1,10 @@
 """Heavy-rain indicators on the recorded DWD series (tests/recordings/dwd/README.md): the REAL
 hourly excerpt of Berlin-Tempelhof (00433, 2020-10-30/31) and the Dresden 10-minute products
 CONSTRUCTED in the real format. Series built here (a DST weekend, a heavy-rain day) are
-CONSTRUCTED too, in the real 10-minute product format, and parsed by the real parser."""
+CONSTRUCTED too, in the real 10-minute product format, and parsed by the real parser; they test
+the heavy-rain levels on Dresden stations. The same cases on a REAL 10-minute product (05992
+Rudersberg-Michelau: its flood of 2024-06-02, a -999 run, a 70-day outage, the DST night of
+2023-10-29, a late value) are in test_indicators_heavy_rain_real.py."""
 
 from __future__ import annotations
 
