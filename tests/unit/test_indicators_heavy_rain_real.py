@@ -160,9 +160,12 @@ def test_the_real_night_of_the_dst_change_has_144_values_per_24_utc_hours():
     assert (midnight.sum_24h, midnight.completeness_24h) == (0.54, 1.0)
     # displayed in local time: the 1 h window ending 00:50Z at 02:50 CEST, the next one
     # (01:00Z) at 02:00 CET — the clock went back, the windows did not
-    assert local_time(pd.Timestamp("2023-10-29T00:50Z"), "Europe/Berlin") == "29.10.2023 02:50"
-    assert local_time(pd.Timestamp("2023-10-29T01:00Z"), "Europe/Berlin") == "29.10.2023 02:00"
-    assert local_time(pd.Timestamp("2023-10-29T23:00Z"), "Europe/Berlin") == "30.10.2023 00:00"
+    shown = {at: local_time(pd.Timestamp(at), "Europe/Berlin") for at in (
+        "2023-10-29T00:50Z", "2023-10-29T01:00Z", "2023-10-29T01:50Z", "2023-10-29T23:00Z")}
+    assert shown == {"2023-10-29T00:50Z": "29.10.2023 02:50 MESZ",
+                     "2023-10-29T01:00Z": "29.10.2023 02:00 MEZ",
+                     "2023-10-29T01:50Z": "29.10.2023 02:50 MEZ",  # the repeated hour, told apart
+                     "2023-10-29T23:00Z": "30.10.2023 00:00 MEZ"}
     # 72 h ending 29T23:50 holds the 48 h of the excerpt: 288 / 432 = 0.6667
     assert last.completeness_72h == 0.6667 and (day.level == 0).all()
 

@@ -114,8 +114,8 @@ def test_each_crossing_is_sent_once_and_an_undelivered_one_at_the_next_dispatch(
     assert len(texts) == 4
     assert texts[0] == ("[odp dresden] Starkregen: markant an der Station Station 01048: "
                         "Starkregen: Stufe 2 (markant) an der Station Station 01048 seit "
-                        "20.11.2024 15:10 Uhr. Gemessen: 1,0 mm (sum_1h) bis 20.11.2024 "
-                        "15:10 Uhr.")
+                        "20.11.2024 15:10 MEZ. Gemessen: 1,0 mm (sum_1h) bis 20.11.2024 "
+                        "15:10 MEZ.")
     assert texts[-1].startswith("[odp dresden] Entwarnung Starkregen an der Station")
 
 

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from odp.indicators.page import local_time
 from odp.indicators.situation import Profile, Units
 
 CAP = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -72,8 +73,7 @@ def texts(event: Mapping[str, Any], profile: Profile, msg_type: str, before: str
           zone: str) -> tuple[str, str]:
     """German headline and description of a crossing."""
     place = f"{PLACES[profile.feature]} {event['name'] or event['feature_id']}"
-    local = pd.Timestamp(event["timestamp"]).tz_convert(ZoneInfo(zone))
-    when = local.strftime("%d.%m.%Y %H:%M Uhr")
+    when = local_time(event["timestamp"], zone)
     measured = (f"Gemessen: {_number(event['value'])} {profile.unit} ({event['parameter']}) "
                 f"bis {when}.")
     if msg_type == "Cancel":

@@ -77,10 +77,18 @@ def de_number(value: Any, digits: int = 1) -> str:
         ".", ",")
 
 
+# German names of the zone abbreviations: the night the clocks go back has 02:00-02:59 twice,
+# told apart only by the zone (MESZ, then MEZ)
+ZONE_NAMES = {"CET": "MEZ", "CEST": "MESZ"}
+
+
 def local_time(stamp: Any, zone: str) -> str:
+    """`29.10.2023 02:50 MESZ`: local time with its zone (summer or winter time)."""
     if stamp is None or pd.isna(stamp):
         return "—"
-    return pd.Timestamp(stamp).tz_convert(ZoneInfo(zone)).strftime("%d.%m.%Y %H:%M")
+    local = pd.Timestamp(stamp).tz_convert(ZoneInfo(zone))
+    abbreviation = local.strftime("%Z")
+    return f"{local.strftime('%d.%m.%Y %H:%M')} {ZONE_NAMES.get(abbreviation, abbreviation)}"
 
 
 def _path(geom: Any, frame: Frame) -> str:
@@ -271,7 +279,7 @@ def render(rows: pd.DataFrame, units: Units, *, title: str, map_topic: str, map_
     features = sorted(set(markers["feature"].astype(str)))
     style = Template(STYLE.read_text(encoding="utf-8")).substitute(level_css=level_css())
     body = Template(BODY.read_text(encoding="utf-8")).substitute(
-        data_time=f"{local_time(newest, zone)} Uhr" if newest is not None else "—",
+        data_time=local_time(newest, zone) if newest is not None else "—",
         data_time_iso="" if newest is None else pd.Timestamp(newest).isoformat(),
         map_title=html.escape(map_title), inputs=html.escape(inputs),
         map=map_svg(units, frame, by_unit, markers, map_title),
