@@ -246,7 +246,9 @@ def json_records() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "nested-bomb.json", b"[" * 100_000 + b"]" * 100_000, "source", ("nested deeper",)
     yield "latin1.json", SCHOOLS.replace(b'"name":"', b'"name":"Stra\xdfe ', 1), "source", (
         "not UTF-8 JSON",)
-    yield "utf16.json", SCHOOLS.decode().encode("utf-16"), "ok", ()  # RFC 8259 detection
+    # RFC 8259 lets a parser accept a byte order mark: UTF-16 and UTF-8 with BOM are read by it
+    yield "utf16.json", SCHOOLS.decode().encode("utf-16"), "ok", ()
+    yield "utf8-bom.json", codecs.BOM_UTF8 + SCHOOLS, "ok", ()
     yield "html-page.json", b"<html><body>502 Bad Gateway</body></html>", "source", (
         "malformed JSON",)
     yield "buildings-not-list.json", _schools_with(
@@ -266,9 +268,13 @@ def json_records() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "formula-name.json", _schools_with(
         lambda r: _dresden(r)[0].__setitem__("name", "=HYPERLINK(\"http://x\")")), "warning", (
         "formula",)
-    # NaN in JSON is read as a missing value (geocoded from the address, like any building
-    # without coordinates); the text "NaN" in a CSV is not a number (see tabular/nan-*.csv).
-    yield "nan-longitude.json", _schools_with(set_first("longitude", float("nan"))), "ok", ()
+    # NaN, Infinity and 1e400 (no JSON number, or none a float holds) are kept as the text sent:
+    # validation quarantines the row, naming the field — as the text "NaN" in a CSV
+    # (tabular/nan-*.csv), over HTTP as from a file.
+    yield "nan-longitude.json", _schools_with(set_first("longitude", float("nan"))), \
+        "quarantine", ("type:number",)
+    yield "infinity-latitude.json", _schools_with(set_first("latitude", float("-inf"))), \
+        "quarantine", ("type:number",)
     yield "huge-number.json", _schools_with(set_first("longitude", 1e308 * 10)), "quarantine", (
         "type:number",)
     yield "long-integer.json", _schools_with(set_first("postcode", 10**30)), "quarantine", (
@@ -442,7 +448,9 @@ def dwd_cdc() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "product-empty-mess-datum.zip", _dwd_with(
         _lines(product)[0] + b"      1048;          ;    3;   0.0;   0;-999;eor\r\n"), "source", (
         "malformed MESS_DATUM",)
-    yield "product-cut-mid-line.zip", _dwd_with(_cut_mid_line(product)), "ok", ()
+    yield "product-cut-mid-line.zip", _dwd_with(_cut_mid_line(product)), "source", (
+        "produkt_rr_stunde_20241119_20241122_01048.txt line 42 is cut (1 of 6 fields): the "
+        "delivery is incomplete",)
     yield "product-extra-cell.zip", _dwd_with(_row_with(product, 2, b"eor", b"eor;x;y")), \
         "source", ("line 3",)
     yield "product-no-station-column.zip", _dwd_with(product.replace(b"STATIONS_ID", b"STATION",
@@ -467,6 +475,12 @@ def dwd_station_list() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
 # --- JSON over HTTP: PEGELONLINE, SensorThings (through the real client and replay server) ----
 
 
+def _measurements(nan_at: int | None = None) -> bytes:
+    rows = [f'{{"timestamp": "2024-11-21T{8 + (15 * i) // 60:02d}:{(15 * i) % 60:02d}:00+01:00", '
+            f'"value": {"NaN" if i == nan_at else 100.0}}}' for i in range(1, 41)]
+    return ("[" + ", ".join(rows) + "]").encode()
+
+
 def http_json() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
     yield "pegelonline-empty.json", b"", "source", ("the body is empty",)
     yield "pegelonline-cut.json", GAUGE[: len(GAUGE) // 3], "source", ("truncated",)
@@ -477,8 +491,11 @@ def http_json() -> Iterator[tuple[str, bytes, str, tuple[str, ...]]]:
         "answered an HTML page instead of JSON",)
     yield "pegelonline-nested-bomb.json", b"[" * 100_000 + b"]" * 100_000, "source", (
         "nested deeper",)
-    yield "pegelonline-nan.json", b'[{"timestamp": "2024-11-20T10:00:00+01:00", "value": NaN}]', \
-        "source", ("malformed JSON at line 1, column 54",)
+    # 40 measurements after the last recorded one (2024-11-21T08:00+01:00), the 20th NaN: that
+    # row is quarantined (type:number), the other 39 are published; the same 40 without NaN as
+    # UTF-16 with BOM are read as 40 rows
+    yield "pegelonline-nan.json", _measurements(nan_at=20), "quarantine", ("type:number",)
+    yield "pegelonline-utf16.json", _measurements().decode().encode("utf-16"), "ok", ("40",)
     yield "gauges-cut.json", GAUGES[: len(GAUGES) // 2], "source", ("truncated",)
     yield "gauges-object.json", b"{}", "source", ("stations.json",)
     yield "sensorthings-empty.json", b"", "source", ("the body is empty",)

@@ -11,7 +11,10 @@ register published with most of its rows missing.
   Content-Length check catches that where the server announces one.
 * JSON: the document ends while an object, array or string is still open ("truncated"); any
   other error is "malformed JSON at line L, column C: what"; arrays or objects nested deeper
-  than the parser follows (a nesting bomb) are malformed too.
+  than the parser follows (a nesting bomb) are malformed too. One parser (`load_json`) for
+  answers and files alike: decoded by byte order mark, else the declared charset, else UTF-8;
+  NaN, Infinity and 1e400 are kept as the text sent, for validation to quarantine the row.
+* DWD-style records ending in a marker field (`eor`): a last line without it is cut mid-line.
 * XML: expat's "no element found", "unclosed token", "partial character" and "unclosed CDATA"
   at the end mean the document did not close.
 """
@@ -77,14 +80,47 @@ def json_error(exc: ValueError, where: str) -> SourceError:
     return SourceError(f"{where}: malformed JSON at line {line}, column {column}: {exc.msg}")
 
 
-def load_json(text: str | bytes, where: str) -> Any:
-    """json.loads with the one-line errors above."""
+_BOMS = ((b"\x00\x00\xfe\xff", "utf-32-be"), (b"\xff\xfe\x00\x00", "utf-32-le"),
+         (b"\xef\xbb\xbf", "utf-8"), (b"\xfe\xff", "utf-16-be"), (b"\xff\xfe", "utf-16-le"))
+_MAX_INT_DIGITS = 4300  # Python's own limit for int(text); longer is kept as text, see below
+
+
+def _json_text(data: str | bytes, where: str, charset: str | None) -> str:
+    """The body as text: by its byte order mark (RFC 8259 lets a parser accept one), else by the
+    charset the server declared, else UTF-8 (RFC 8259: JSON exchanged between systems)."""
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    encoding, start = next(((name, len(bom)) for bom, name in _BOMS if data.startswith(bom)),
+                           (charset or "utf-8", 0))
     try:
-        return json.loads(text)
+        return data[start:].decode(encoding)
+    except LookupError:
+        raise SourceError(f"{where}: JSON in the unknown charset {charset!r}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where}: not {encoding.upper()} JSON (byte offset "
+                          f"{exc.start + start})") from None
+
+
+def _finite(text: str) -> float | str:
+    number = float(text)
+    return number if number not in (float("inf"), float("-inf")) else text
+
+
+def _integer(text: str) -> int | str:
+    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else text
+
+
+def load_json(data: str | bytes, where: str, charset: str | None = None) -> Any:
+    """The one JSON parser of every source, over HTTP and from files, with the one-line errors
+    above. Decoded as `_json_text` says. A value JSON cannot hold as a finite number (NaN,
+    Infinity, -Infinity, 1e400, an integer of more than 4,300 digits) is kept as the text it was
+    sent as, so validation rejects its row with a reason naming the field (type:number), instead
+    of the whole body failing or NaN passing as a missing value."""
+    text = _json_text(data, where, charset)
+    try:
+        return json.loads(text, parse_constant=str, parse_float=_finite, parse_int=_integer)
     except json.JSONDecodeError as exc:
         raise json_error(exc, where) from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{where}: not UTF-8 JSON (byte offset {exc.start})") from None
     except RecursionError:
         raise SourceError(f"{where}: malformed JSON: nested deeper than the parser follows "
                           f"(about {sys.getrecursionlimit()} levels)") from None
@@ -146,3 +182,19 @@ def csv_complete(data: str | bytes, delimiter: str, quotechar: str, where: str) 
         number = data.count(newline) + 1
         raise SourceError(f"{where}: line {number}: the body ends mid-record ({found} of "
                           f"{expected} cells, no line end): cut short")
+
+
+def records_complete(text: str, delimiter: str, end: str, where: str) -> None:
+    """Raise when the last line of a delimited file whose every record ends with the field `end`
+    (DWD's `eor`) has no line end and lacks that field: the delivery was cut mid-line. Header
+    and rows count their fields without `end`. A cut exactly at a line end cannot be seen here."""
+    if not text or text.endswith(("\n", "\r")):
+        return
+    last_start = text.rfind("\n") + 1
+    last = text[last_start:].split(delimiter)
+    if last_start == 0 or not "".join(last).strip() or last[-1].strip() == end:
+        return
+    expected = len(text[: text.find("\n")].rstrip("\r").split(delimiter)) - 1
+    found = min(len(last), expected)
+    raise SourceError(f"{where} line {text.count(chr(10)) + 1} is cut ({found} of {expected} "
+                      "fields): the delivery is incomplete")

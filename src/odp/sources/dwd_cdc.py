@@ -27,7 +27,7 @@ import pandas as pd
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.archives import ArchiveLimits, open_zip, read_member
-from odp.sources.complete import csv_error, looks_like_html
+from odp.sources.complete import csv_error, looks_like_html, records_complete
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
 from odp.sources.incremental import bucket, keep_newer, merged_resource
@@ -113,7 +113,9 @@ def _semicolon_table(text: str, where: str) -> pd.DataFrame:
 
 
 def parse_product(text: str, where: str) -> pd.DataFrame:
-    """A `produkt_*.txt` → raw text columns; -999 → null; MESS_DATUM → UTC ISO 8601."""
+    """A `produkt_*.txt` → raw text columns; -999 → null; MESS_DATUM → UTC ISO 8601. A file cut
+    mid-line (its last line without `eor`) is refused: the delivery is incomplete."""
+    records_complete(text, ";", "eor", where)
     frame = _semicolon_table(text, where)
     for needed in ("STATIONS_ID", "MESS_DATUM"):
         if needed not in frame.columns:

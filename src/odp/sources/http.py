@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator, MutableMapping
@@ -49,7 +48,7 @@ from urllib3.exceptions import ReadTimeoutError
 from odp.errors import SourceError
 from odp.sources.archives import ArchiveLimits, check_unpacked
 from odp.sources.auth import SourceAuth, same_origin
-from odp.sources.complete import json_error, refuse_html
+from odp.sources.complete import load_json, refuse_html
 from odp.sources.local import is_local, local_response
 from odp.sources.routing import routed
 
@@ -267,14 +266,7 @@ class SourceClient:
         time.sleep(delay)
 
     def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        response = self.get(url, params, expect="JSON")
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise json_error(exc, f"{self.dataset}: {url}") from None
-        except RecursionError:
-            raise SourceError(f"{self.dataset}: {url}: malformed JSON: nested deeper than the "
-                              f"parser follows (about {sys.getrecursionlimit()} levels)") from None
+        return response_json(self.get(url, params, expect="JSON"), f"{self.dataset}: {url}")
 
     def get_bytes(self, url: str, expect: str | None = None) -> bytes:
         return self.get(url, expect=expect).content
@@ -396,3 +388,13 @@ def staged_rows(table: str) -> bool:
             return bool(client.execute_sql(f"SELECT 1 FROM {name} LIMIT 1"))
     except DatabaseException:
         return False
+
+
+def response_json(response: requests.Response, where: str) -> Any:
+    """The answer's JSON, parsed exactly as a file's (odp.sources.complete.load_json: by byte
+    order mark, else the charset the server declared, else UTF-8; NaN and 1e400 kept as text for
+    validation) — not requests' `.json()`, which guesses charsets and refuses NaN as a whole."""
+    media = response.headers.get("Content-Type") or ""
+    charset = next((part.split("=", 1)[1].strip().strip('"\'') for part in media.split(";")[1:]
+                    if part.strip().lower().startswith("charset=")), None)
+    return load_json(response.content, where, charset or None)

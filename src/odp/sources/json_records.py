@@ -41,7 +41,7 @@ def _load(dataset: Dataset, url: str | None, path: str | None,
     if path:
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         try:
-            text = file.read_text(encoding="utf-8")
+            text = file.read_bytes()  # decoded by load_json, as an answer over HTTP
         except FileNotFoundError:
             raise SourceError(f"{dataset.name}: {file}: file not found") from None
         return load_json(text, f"{dataset.name}: {file}"), str(file)

@@ -11,7 +11,6 @@ Dresden cardogis server) deliver the whole collection in one page.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +21,9 @@ import dlt
 import pandas as pd
 
 from odp.errors import ConfigError, SourceError
-from odp.sources.complete import json_error, load_json
+from odp.sources.complete import load_json
 from odp.sources.features import FeatureColumns, feature_table
-from odp.sources.http import HttpSettings, SourceClient
+from odp.sources.http import HttpSettings, SourceClient, response_json
 from odp.sources.settings import settings_of
 from odp.spec import Dataset, project_root
 
@@ -98,13 +97,7 @@ def read_pages(client: SourceClient, items: Items) -> Iterator[tuple[Any, str]]:
         response = client.get(url, params, expect="GeoJSON")
         page_url = url if params is None else f"{url}?{urlencode(params)}"  # the remote URL
         where = f"{client.dataset}: {page_url} (page {page})"
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise json_error(exc, where) from None
-        except RecursionError:  # as SourceClient.get_json: a nesting bomb is one line
-            raise SourceError(f"{where}: malformed JSON: nested deeper than the parser follows "
-                              f"(about {sys.getrecursionlimit()} levels)") from None
+        payload = response_json(response, where)  # parsed as a file's (load_json)
         answered = _content_crs(response)
         if crs and answered and answered != crs:
             raise SourceError(f"{where}: answered in CRS {answered}, requested {crs}")
@@ -138,7 +131,7 @@ def read_collection(dataset: Dataset, items: Items | None = None,
         file = Path(path) if Path(path).is_absolute() else project_root() / path
         where = f"{dataset.name}: {file}"
         try:
-            pages = iter([(load_json(file.read_text(encoding="utf-8"), where), where)])
+            pages = iter([(load_json(file.read_bytes(), where), where)])
         except FileNotFoundError:
             raise SourceError(f"{where}: file not found") from None
     else:
