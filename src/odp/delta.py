@@ -117,12 +117,11 @@ def split(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
     record = _record(dataset, city, state, ledger)
     if record is None:
         return Split(staged, raw=raw, why_all="no record of the last publish to compare with")
-    known = pd.Index(record[RAW].to_numpy())
-    carried = raw.isin(known).to_numpy() & ~_repeated_keys(dataset, staged, raw)
-    keys = pd.Series(record[KEY].to_numpy(), index=known)
-    carried_raw = raw.to_numpy()[carried]
-    return Split(staged[~carried], keys.reindex(carried_raw).to_numpy(dtype=np.uint64),
-                 carried_raw, raw)
+    # One hash table of the recorded raw hashes: where each staged row's is (−1: not recorded).
+    at = pd.Index(record[RAW].to_numpy()).get_indexer(raw.to_numpy())
+    carried = (at >= 0) & ~_repeated_keys(dataset, staged, raw)
+    keys = record[KEY].to_numpy(dtype=np.uint64)[at[carried]]
+    return Split(staged[~carried], keys, raw.to_numpy()[carried], raw)
 
 
 def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset) -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from odp.publish.changes import diff, read_ledger, write_ledger
 from tests.helpers import LEDGER_COLUMNS as COLUMNS
 from tests.helpers import LEDGER_KEY as KEY
@@ -101,3 +103,34 @@ def test_rows_carried_over_by_key_are_neither_deleted_nor_rewritten(tmp_path):
     assert list(changes.changed["id"]) == [2] and list(changes.new["id"]) == [4]
     assert list(changes.deleted["id"]) == [3] and changes.unchanged == 1
     assert list(changes.result["id"]) == [1, 2, 4]
+
+
+@pytest.mark.parametrize("stretches", [2000, 1])  # assembled from stretches, or reordered
+def test_rows_delivered_between_published_ones_end_in_key_order_and_leave_the_ledger_as_read(
+        tmp_path, monkeypatch, stretches):
+    from odp.publish import changes as module
+    from odp.publish.changes import key_index
+
+    monkeypatch.setattr(module, "_MAX_STRETCHES", stretches)
+
+    write_ledger(tmp_path, "d", diff(_table([(1, "a", "2024-01-01"), (3, "c", "2024-01-03"),
+                                             (5, "e", "2024-01-05")]), None, KEY, COLUMNS,
+                                     True).result)
+    ledger = read_ledger(tmp_path, "d")
+    before = ledger.copy()
+    carried = key_index(ledger[ledger["id"] != 3], KEY).to_numpy()  # 1 and 5 as published
+    wider = _table([(2, "b", "2024-01-02"), (3, "C", "2024-01-03"), (4, "d", "2024-01-04"),
+                    (6, "f", "2024-01-06")]).assign(quality="exact")
+    for policy in ("delete", "mark-deleted", "keep-history"):
+        changes = diff(wider, ledger, KEY, COLUMNS + ["quality"], True, policy, carried=carried)
+        assert list(changes.new["id"]) == [2, 4, 6] and list(changes.changed["id"]) == [3]
+        assert changes.unchanged == 2 and changes.deleted.empty, policy
+        assert list(changes.result["id"]) == [1, 2, 3, 4, 5, 6], policy
+        assert list(changes.result.index) == list(range(6)), policy
+        assert list(changes.result["name"]) == ["a", "b", "C", "d", "e", "f"], policy
+        assert list(changes.previous["id"]) == [3], policy
+    assert list(ledger.columns) == list(before.columns) and ledger.equals(before)
+    nothing_new = diff(ledger.iloc[0:0][COLUMNS], ledger, KEY, COLUMNS, True,
+                       carried=key_index(ledger, KEY).to_numpy())
+    assert nothing_new.empty and nothing_new.result[COLUMNS].equals(ledger[COLUMNS])
+    assert nothing_new.result is not ledger

@@ -140,52 +140,90 @@ def diff(
         result = rows[out].sort_values(key, ignore_index=True)
         return ChangeSet(rows, rows.iloc[0:0], empty, 0, result, policy,
                          rows.iloc[0:0], rows.iloc[0:0])
-    ledger = ledger.reset_index(drop=True)
+    if not isinstance(ledger.index, pd.RangeIndex) or ledger.index.start != 0:
+        ledger = ledger.reset_index(drop=True)
+    if any(c not in ledger for c in columns) or (marking and DELETED_AT not in ledger):
+        ledger = ledger.copy(deep=False)  # columns added here stay out of the caller's frame
     for name in columns:  # a column the schema gained since the last publish: null before
         if name not in ledger:
             ledger[name] = pd.Series(index=ledger.index, dtype=rows[name].dtype)
     if marking and DELETED_AT not in ledger:
         ledger[DELETED_AT] = pd.Series(pd.NaT, index=ledger.index, dtype="datetime64[ns, UTC]")
-    was_deleted = ledger[DELETED_AT].notna() if marking else pd.Series(False, index=ledger.index)
-    ledger_keys = key_index(ledger, key)  # hashed once: the ledger may hold millions of rows
-    old = pd.Series(ledger[HASH].to_numpy(), index=ledger_keys)
-    revivable = pd.Series(was_deleted.to_numpy(), index=old.index)
-    keys = key_index(rows, key)
-    known = keys.isin(old.index)
-    previous = old.reindex(keys[known]).to_numpy()
-    same = previous == rows.loc[known, HASH].to_numpy()
+    was_deleted = (ledger[DELETED_AT].notna().to_numpy() if marking
+                   else np.zeros(len(ledger), dtype=bool))
+    # Positions in the ledger, through one hash table of its keys (hashed once: the ledger may
+    # hold millions of rows): no pass over the whole table but the masks below.
+    ledger_keys = key_index(ledger, key)
+    at = ledger_keys.get_indexer(key_index(rows, key))
+    known = at >= 0
+    at = at[known]
+    same = ledger[HASH].to_numpy()[at] == rows[HASH].to_numpy()[known]
     if marking:
-        same &= ~revivable.reindex(keys[known]).to_numpy(dtype=bool)
+        same &= ~was_deleted[at]
     new = rows[~known]
     changed = rows[known][~same]
-    marked = rows.iloc[0:0]
+    replaced = _mask(len(ledger), at[~same])
+    delivered = _mask(len(ledger), at)
     still = 0
     if carried is not None and len(carried):
-        present = ledger_keys.isin(carried)
-        still = int((present & ~was_deleted.to_numpy()).sum())
-        keys = keys.append(pd.Index(ledger_keys[present]))
-    if full_refresh:
-        gone = ~ledger_keys.isin(keys) & ~was_deleted
-        deleted = ledger.loc[gone, key]
-        if marking:
-            marked = ledger.loc[gone, out].copy()
-            marked[DELETED_AT] = now if now is not None else pd.Timestamp.now(tz="UTC")
-            kept = ledger[~gone]
-        else:
-            kept = ledger[~gone]
-    else:
-        gone = pd.Series(False, index=ledger.index)
-        deleted = ledger[key].iloc[0:0]
-        kept = ledger
-    replaced = ledger_keys.isin(key_index(changed, key))
-    history = ledger.loc[replaced | gone.to_numpy(), columns + [HASH]]
+        present = _mask(len(ledger), ledger_keys.get_indexer(carried))
+        still = int((present & ~was_deleted).sum())
+        delivered |= present
+    gone = (~delivered & ~was_deleted) if full_refresh else np.zeros(len(ledger), dtype=bool)
+    deleted = ledger.loc[gone, key]
+    marked = rows.iloc[0:0]
+    if marking and gone.any():
+        marked = ledger.loc[gone, out].copy()
+        marked[DELETED_AT] = now if now is not None else pd.Timestamp.now(tz="UTC")
+    dropped = replaced | gone
+    history = ledger.loc[dropped, columns + [HASH]]
     # The new published table: previous rows not replaced, plus this run's new and changed rows.
-    kept = kept[~replaced[~gone.to_numpy()]]
-    parts = [p for p in (kept[out], changed, new, marked) if not p.empty]
-    result = pd.concat(parts, ignore_index=True) if parts else rows[out].iloc[0:0]
-    result = result.sort_values(key, ignore_index=True)
+    kept = (ledger.loc[~dropped, out] if dropped.any() else
+            ledger if list(ledger.columns) == out else ledger[out])  # not copied: see below
+    result = _in_key_order(kept, [p for p in (changed, new, marked) if not p.empty], key,
+                           rows[out].iloc[0:0])
     if marking:  # concat of all-NaT and set columns may give `object`: keep it a UTC timestamp
         result[DELETED_AT] = pd.to_datetime(result[DELETED_AT], utc=True)
         marked[DELETED_AT] = pd.to_datetime(marked[DELETED_AT], utc=True)
     return ChangeSet(new, changed, deleted, int(same.sum()) + still, result, policy, marked,
                      history)
+
+
+def _mask(size: int, positions: np.ndarray) -> np.ndarray:
+    """A boolean mask of `size` rows, set at `positions` (−1: not found, ignored)."""
+    mask = np.zeros(size, dtype=bool)
+    mask[positions[positions >= 0]] = True
+    return mask
+
+
+def _in_key_order(kept: pd.DataFrame, added: list[pd.DataFrame], key: list[str],
+                  empty: pd.DataFrame) -> pd.DataFrame:
+    """`kept` (the ledger's rows, in its key order) and the `added` rows as one new table
+    sorted by the key. Only the key columns are sorted; the table is then assembled from
+    stretches of consecutive rows (one pass over every column, no row-by-row reordering of
+    the whole table) — reordered row by row only when the rows interleave too finely."""
+    added = [p for p in added if not p.empty]
+    if added:  # the few added rows in key order first: they then join kept ones in stretches
+        added = [pd.concat(added, ignore_index=True).sort_values(key, kind="stable")]
+    parts = [p for p in (kept, *added) if not p.empty]
+    if not parts:
+        return empty
+    keys = pd.concat([p[key] for p in parts], ignore_index=True)
+    order = keys.sort_values(key, kind="stable").index.to_numpy()
+    bounds = np.cumsum([0] + [len(p) for p in parts])
+    starts = np.flatnonzero(np.r_[True, (np.diff(order) != 1)
+                                  | np.isin(order[1:], bounds[1:-1])])
+    if len(starts) > _MAX_STRETCHES:
+        return pd.concat(parts, ignore_index=True).take(order).reset_index(drop=True)
+    lengths = np.diff(np.r_[starts, len(order)])
+    part_of = np.searchsorted(bounds, order[starts], side="right") - 1
+    pieces = [parts[p].iloc[first - bounds[p]:first - bounds[p] + n]
+              for p, first, n in zip(part_of, order[starts], lengths, strict=True)]
+    if len(pieces) == 1:  # never the caller's ledger nor a table the ChangeSet holds
+        return pieces[0].copy().reset_index(drop=True)
+    return pd.concat(pieces, ignore_index=True)
+
+
+# More stretches than this (rows interleaving finely, e.g. every other key new) are reordered
+# row by row: concatenating thousands of small slices costs more than one reordering pass.
+_MAX_STRETCHES = 2000
