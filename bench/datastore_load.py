@@ -3,18 +3,28 @@
   baseline   naive ckanapi `datastore_upsert` (method upsert) in batches of 10k, one at a time
   api        the tuned action-API path (odp.publish.datastore.ApiLoader: `insert`, large
              batches encoded once, parallel requests)
-  copy       the COPY path (odp.publish.datastore.CopyLoader: `datastore_create`, then the bulk
-             load — indexes dropped, COPY into a staging table, `_full_text` computed set-wise
-             with the trigger's expression, rows inserted, indexes re-created — one transaction)
+  copy       the COPY path (odp.publish.datastore.CopyLoader), from the CSV file XLoader reads
+             (pyarrow's reader): `datastore_create`, then the bulk load — COPY into a staging
+             table, `_full_text` computed set-wise with the trigger's expression, rows inserted
+             into a copy of the table without indexes, indexes re-created, swapped in — one
+             transaction
   raw COPY   the limit: the same CSV bytes COPYed by psycopg (a) into a table CKAN created
              (its primary key and full-text trigger on: the DataStore's physical limit) and
              (b) into a plain table with the same columns and primary key (no trigger)
+  xloader    CKAN's own loader, ckanext-xloader 2.x, on the same rows written as a CSV file:
+             its `load_csv` (datastore_create, trigger off, indexes dropped, COPY, `_full_text`
+             by UPDATE in chunks) + `calculate_record_count` + `create_column_indexes`, called
+             in the local portal's CKAN virtualenv as its job calls them (without the download).
+             It loads every column as text, without a key. `--install-xloader` installs it there
+             for the benchmark only (not among the portal's plugins; the portal's own packages
+             kept at their versions).
 
 then an incremental run adding 1 % new rows on each path (change detection against the 1M-row
 ledger included). Prints rows/s and ratios; deletes everything it created.
 
     uv run python bench/datastore_load.py                 # 1,000,000 rows (baseline ≈ 5 min)
     uv run python bench/datastore_load.py --rows 200000   # quicker
+    uv run python bench/datastore_load.py --only raw copy xloader --install-xloader
 Needs the local portal (`odp portal start`).
 """
 
@@ -24,7 +34,9 @@ import argparse
 import json
 import os
 import secrets
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +64,28 @@ FIELDS = [
     {"id": "stadtteil", "type": "text", "info": {"label": "Stadtteil"}},
 ]
 COLUMNS = [f["id"] for f in FIELDS]
+PATHS = ("raw", "copy", "xloader", "api", "baseline")
+XLOADER = "ckanext-xloader==2.6.0"  # the version the README's figures were measured with
+# Run in the portal's virtualenv: XLoader's job without the download (jobs.xloader_data_into_
+# datastore calls these three for a CSV, in this order: create_column_indexes leaves its
+# connection open, so an ANALYZE after it would wait for its lock), timed inside the process
+# (CKAN's start-up excluded).
+XLOADER_RUN = """
+import json, logging, sys, time
+from ckan.cli import load_config
+from ckan.config.middleware import make_app
+app = make_app(load_config(sys.argv[1]))
+log = logging.getLogger("xloader-bench")
+with getattr(app, "_wsgi_app", app).test_request_context():
+    from ckanext.xloader import loader
+    began = time.perf_counter()
+    fields = loader.load_csv(sys.argv[3], resource_id=sys.argv[2], mimetype="text/csv",
+                             logger=log)
+    loaded = time.perf_counter()
+    loader.calculate_record_count(resource_id=sys.argv[2], logger=log)
+    loader.create_column_indexes(fields=fields, resource_id=sys.argv[2], logger=log)
+    print(json.dumps({"load_csv": loaded - began, "total": time.perf_counter() - began}))
+"""
 STADTTEILE = ["Altstadt", "Neustadt", "Pieschen", "Klotzsche", "Loschwitz", "Blasewitz",
               "Leuben", "Prohlis", "Plauen", "Cotta"]
 
@@ -90,6 +124,8 @@ class Bench:
         self.package: dict | None = None
         self.raw_table = f"odp_bench_raw_{self.tag}"
         self.results: list[tuple[str, int, float]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="odp-bench-ds-"))
+        self.csv = self.tmp / "readings.csv"
 
     def setup(self) -> None:
         org = self.city.organization["name"]
@@ -141,17 +177,61 @@ class Bench:
                    lambda: loader.load(rid, table, empty, empty[KEY], KEY))
         self._incremental("api", loader, rid, table, more)
 
+    def write_csv(self, table: pd.DataFrame) -> None:
+        """The rows as a CSV file with a header (the file XLoader and the copy path read)."""
+        from pyarrow import csv
+
+        out = table.assign(timestamp=table["timestamp"].dt.tz_localize(None))
+        import pyarrow as pa
+
+        csv.write_csv(pa.Table.from_pandas(out, preserve_index=False), str(self.csv))
+
+    def read_csv(self) -> pd.DataFrame:
+        """The CSV file typed as the table's columns (pyarrow's reader, no per-row Python)."""
+        import pyarrow as pa
+        from pyarrow import csv
+
+        types = {"station_id": pa.string(), "stadtteil": pa.string(),
+                 "timestamp": pa.timestamp("us")}
+        frame = csv.read_csv(self.csv, convert_options=csv.ConvertOptions(
+            column_types=types)).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+        return frame.assign(timestamp=frame["timestamp"].dt.tz_localize("UTC"))
+
     def copy(self, table: pd.DataFrame, more: pd.DataFrame) -> None:
         loader = datastore.CopyLoader(self.portal, self.write_url)
         empty = table.iloc[0:0]
         holder: dict[str, str] = {}
 
         def run() -> None:
+            rows = self.read_csv()
             holder["rid"] = self.resource("copy")  # datastore_create is part of the path
-            loader.load(holder["rid"], table, empty, empty[KEY], KEY)
+            loader.load(holder["rid"], rows, empty, empty[KEY], KEY)
 
-        self.timed("copy: datastore_create + COPY", len(table), run)
+        self.timed("copy: CSV + datastore_create + COPY", len(table), run)
         self._incremental("copy", loader, holder["rid"], table, more)
+
+    def xloader(self, rows: int) -> None:
+        """XLoader's load of the same CSV into a resource of its own, in the portal's venv."""
+        home = Path(os.environ.get("ODP_PORTAL_HOME", ROOT / ".local" / "portal"))
+        python, ini = home / "venv" / "bin" / "python", home / "ckan.ini"
+        found = subprocess.run([str(python), "-c", "import ckanext.xloader.loader"],
+                               capture_output=True)
+        if found.returncode:
+            print(f"  xloader: not installed in {home / 'venv'} (--install-xloader) — skipped")
+            return
+        resource = self.portal.call("resource_create", package_id=self.package["id"],
+                                    name="xloader", url="http://localhost/readings.csv",
+                                    format="CSV")
+        done = subprocess.run([str(python), "-c", XLOADER_RUN, str(ini), resource["id"],
+                               str(self.csv)], capture_output=True, text=True, cwd=home,
+                              env={**os.environ, "CKAN_INI": str(ini)})
+        if done.returncode:
+            sys.exit(f"xloader failed: {done.stderr[-3000:]}")
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["total"]
+        self.results.append(("xloader", rows, seconds))
+        print(f"  {'xloader: load_csv + indexes + ANALYZE':<34} {rows:>9,} rows {seconds:8.1f} s "
+              f"{rows / seconds:>10,.0f} rows/s", flush=True)
+        assert self.count(resource["id"]) == rows, "xloader: wrong row count"
 
     def _incremental(self, label: str, loader, rid: str, table: pd.DataFrame,
                      more: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
@@ -187,7 +267,11 @@ class Bench:
         self.timed("raw COPY (psycopg, DataStore table)", len(table), into_datastore)
 
     def cleanup(self) -> None:
+        import shutil
+
         import psycopg
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
         with psycopg.connect(self.write_url) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {self.raw_table}")
@@ -195,23 +279,24 @@ class Bench:
             self.portal.call("dataset_purge", id=self.package["id"])  # also drops its tables
 
     def report(self) -> None:
-        by = {label.split(":")[0]: n / s for label, n, s in self.results
-              if "incremental" not in label}
-        raw_ds, raw_plain = by["raw COPY (psycopg, DataStore table)"], by[
-            "raw COPY (psycopg, plain table)"]
         full = {label.split(":")[0]: s for label, _, s in self.results
                 if "incremental" not in label}
         inc = {label.split(":")[0]: s for label, _, s in self.results if "incremental" in label}
-        print("\nrows/s ratios")
-        print(f"  tuned api / baseline  {by['api'] / by['baseline']:6.2f}×  (target ≥ 2)")
-        print(f"  copy path / baseline  {by['copy'] / by['baseline']:6.2f}×  (target ≥ 20)")
-        print(f"  raw COPY into the DataStore table / copy path  {raw_ds / by['copy']:6.2f}×  "
-              "(target ≤ 1.5)")
-        print(f"  raw COPY into a plain table / copy path        {raw_plain / by['copy']:6.2f}×  "
-              "(CKAN's full-text trigger is the difference)")
+        names = {"raw COPY (psycopg, plain table)": "raw COPY, plain table (no trigger)",
+                 "raw COPY (psycopg, DataStore table)": "raw COPY, DataStore table (trigger)",
+                 "copy": "odp COPY path (bulk load)", "xloader": "ckanext-xloader",
+                 "api": "odp action API (tuned)", "baseline": "ckanapi upsert (naive)"}
+        copy = full.get("copy")
+        print(f"\n{'first load of ' + format(self.rows, ',') + ' rows':<40} {'s':>7} "
+              f"{'rows/s':>9}  odp COPY path is …× faster")
+        for key, label in names.items():
+            if key in full:
+                ratio = f"{full[key] / copy:6.2f}×" if copy else ""
+                print(f"{label:<40} {full[key]:7.1f} {self.rows / full[key]:>9,.0f}  {ratio}")
         for path in ("api", "copy"):
-            share = inc[path] / full[path] * 100
-            print(f"  {path}: incremental +1 % / full load {share:5.1f} %  (target ≤ 5 %)")
+            if path in inc:
+                share = inc[path] / full[path] * 100
+                print(f"{path}: incremental +1 % / full load {share:5.1f} %  (target ≤ 5 %)")
 
 
 def main() -> None:
@@ -222,22 +307,54 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20_000, help="tuned API batch size")
     parser.add_argument("--workers", type=int, default=None,
                         help="tuned API parallel requests (default: the portal's limit)")
+    parser.add_argument("--only", nargs="+", choices=PATHS, default=list(PATHS),
+                        help="the paths to run (default: all)")
+    parser.add_argument("--install-xloader", action="store_true",
+                        help=f"install {XLOADER} into the local portal's virtualenv first")
     args = parser.parse_args()
+    if args.install_xloader:
+        install_xloader()
     bench = Bench(args.rows, args.baseline_rows or args.rows, args.batch, args.workers)
     table = sensor_rows(args.rows)
     more = sensor_rows(max(1, args.rows // 100), start=args.rows)
     print(f"{args.rows:,} synthetic sensor rows ({len(COLUMNS)} columns), baseline on "
           f"{bench.baseline_rows:,}; CKAN {bench.portal.check()} at {bench.city.portal_url}, "
           f"{os.cpu_count()} CPUs")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     bench.setup()
     try:
-        bench.raw_copy(table)
-        bench.copy(table, more)
-        bench.api(table, more)
-        bench.baseline(table.iloc[: bench.baseline_rows])
+        bench.write_csv(table)
+        steps = {"raw": lambda: bench.raw_copy(table), "copy": lambda: bench.copy(table, more),
+                 "xloader": lambda: bench.xloader(len(table)),
+                 "api": lambda: bench.api(table, more),
+                 "baseline": lambda: bench.baseline(table.iloc[: bench.baseline_rows])}
+        for path in PATHS:
+            if path in args.only:
+                steps[path]()
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
         bench.report()
     finally:
         bench.cleanup()
+
+
+def install_xloader() -> None:
+    """ckanext-xloader into the local portal's virtualenv, for this benchmark only: not added
+    to the portal's plugins, and the packages CKAN runs on kept at their versions (XLoader
+    2.6 asks for newer certifi/idna/urllib3 than CKAN's, which its loader does not need)."""
+    home = Path(os.environ.get("ODP_PORTAL_HOME", ROOT / ".local" / "portal"))
+    python = str(home / "venv" / "bin" / "python")
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", python], capture_output=True,
+                            text=True, check=True).stdout
+    pins = home / "xloader-bench-constraints.txt"
+    pins.write_text("\n".join(line for line in frozen.splitlines()
+                              if "==" in line and "@" not in line) + "\n")
+    try:
+        subprocess.run(["uv", "pip", "install", "--python", python, "-c", str(pins),
+                        "tabulator==1.53.5", "Unidecode==1.4.0", "chardet==7.6.0"], check=True)
+        subprocess.run(["uv", "pip", "install", "--python", python, "--no-deps", XLOADER],
+                       check=True)
+    finally:
+        pins.unlink()
 
 
 if __name__ == "__main__":
