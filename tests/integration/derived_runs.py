@@ -10,6 +10,7 @@ import subprocess
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from odp_dev.portal.stack import PortalInfo
 from tests.dcat_shacl import PROFILES, dataset_violations
@@ -67,3 +68,12 @@ def assert_no_dcat_violations(portal: PortalInfo, *names: str) -> None:
     for name in names:
         found = dataset_violations(portal.url, name, portal.token())
         assert found == {p: [] for p in PROFILES}, (name, found)
+
+
+def published_rows(ckan: Any, name: str, **filters: Any) -> list[dict]:
+    """The rows of the dataset's DataStore table matching `filters` (at most 1000)."""
+    from tests.helpers import table_resource
+
+    found = ckan.action.datastore_search(resource_id=table_resource(ckan, name)["id"],
+                                         filters=filters, limit=1000)
+    return found["records"]

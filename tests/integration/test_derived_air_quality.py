@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 
 from odp_dev.replay import ReplayServer
-from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli, table_resource
+from tests.helpers import RECORDINGS, cli_env, make_project, odp_cli
 from tests.integration.derived_runs import (
     assert_no_dcat_violations,
     assert_unchanged_with_no_ckan_writes,
+    published_rows,
     read_renamed_inputs,
 )
 
@@ -31,24 +32,18 @@ def runs(portal, tmp_path_factory):
     return names, first, again
 
 
-def _rows(ckan, name: str, **filters) -> list[dict]:
-    found = ckan.action.datastore_search(resource_id=table_resource(ckan, name)["id"],
-                                         filters=filters, limit=1000)
-    return found["records"]
-
-
 def test_the_daily_values_are_published_with_the_hand_checked_mean_and_validity(runs, ckan):
     names, first, _ = runs
     assert first.returncode == 0, first.stdout + first.stderr
-    assert len(_rows(ckan, names[DAYS])) == 2 * 4 * 30  # 2 stations, 4 pollutants, 30 days
-    (no2,) = _rows(ckan, names[DAYS], station_id="Dresden-Nord", pollutant="no2",
+    assert len(published_rows(ckan, names[DAYS])) == 2 * 4 * 30  # 2 stations, 4 pollutants, 30 days
+    (no2,) = published_rows(ckan, names[DAYS], station_id="Dresden-Nord", pollutant="no2",
                    date="2018-12-02")
     # 572 / 24 = 23.8 (hand sum in tests/unit/test_indicators_air_quality.py), class 3
     assert (no2["daily_mean"], no2["hours"], no2["valid"], no2["index_name"]) == (
         23.8, 24, True, "mäßig")
     assert (no2["exceedances_ytd"], no2["exceedances_allowed"]) == (0, 18)
     assert no2["stadtbezirk"] == "Neustadt" and no2["station_code"] == "DESN061"
-    (partial,) = _rows(ckan, names[DAYS], station_id="Dresden-Bergstraße", pollutant="no2",
+    (partial,) = published_rows(ckan, names[DAYS], station_id="Dresden-Bergstraße", pollutant="no2",
                        date="2018-12-13")
     # 11 of 24 hourly values recorded that day: no daily mean
     assert (partial["hours"], partial["valid"], partial["daily_mean"]) == (11, False, None)

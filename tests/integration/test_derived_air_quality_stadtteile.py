@@ -20,6 +20,7 @@ from tests.helpers import (
 from tests.integration.derived_runs import (
     assert_no_dcat_violations,
     assert_unchanged_with_no_ckan_writes,
+    published_rows,
     read_renamed_inputs,
 )
 
@@ -43,12 +44,6 @@ def runs(portal, tmp_path_factory):
     return names, first, again
 
 
-def _rows(ckan, name: str, **filters) -> list[dict]:
-    found = ckan.action.datastore_search(resource_id=table_resource(ckan, name)["id"],
-                                         filters=filters, limit=1000)
-    return found["records"]
-
-
 def test_each_stadtteil_is_published_with_its_stations_hand_checked_day(runs, ckan):
     names, first, _ = runs
     assert first.returncode == 0, first.stdout + first.stderr
@@ -56,13 +51,13 @@ def test_each_stadtteil_is_published_with_its_stations_hand_checked_day(runs, ck
     found = ckan.action.datastore_search(resource_id=table_resource(ckan, names[STADTTEILE])[
         "id"], limit=0)
     assert found["total"] == 64 * 4 * 30  # Stadtteile, pollutants, recorded days
-    (neustadt,) = _rows(ckan, names[STADTTEILE], stadtteil="Äußere Neustadt (Antonstadt)",
+    (neustadt,) = published_rows(ckan, names[STADTTEILE], stadtteil="Äußere Neustadt (Antonstadt)",
                         pollutant="no2", date="2018-12-02")
     # Dresden-Nord's NO2 of 2018-12-02: 572 / 24 = 23.8, class 3 (tests/unit/
     # test_indicators_air_quality.py adds the hours up by hand)
     assert (neustadt["stations"], neustadt["daily_mean"], neustadt["index_band"],
             neustadt["index_name"]) == ("Dresden-Nord", 23.8, 3, "mäßig")
-    (plauen,) = _rows(ckan, names[STADTTEILE], stadtteil="Plauen", pollutant="no2",
+    (plauen,) = published_rows(ckan, names[STADTTEILE], stadtteil="Plauen", pollutant="no2",
                       date="2018-12-13")
     # Dresden-Bergstraße had 11 of 24 NO2 hours that day: no daily mean in its Stadtteile
     assert (plauen["stations"], plauen["daily_mean"]) == ("Dresden-Bergstraße", None)

@@ -46,8 +46,9 @@ def test_the_write_url_file_is_not_used_for_another_portal(project, monkeypatch,
     monkeypatch.setenv("ODP_PORTAL_HOME", str(tmp_path))
     monkeypatch.setenv("ODP_CKAN_URL", "https://opendata.example.org")
     assert write_url(load_city(project)) is None
-    monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", "postgresql://theirs/datastore")
-    assert write_url(load_city(project)) == "postgresql://theirs/datastore"
+    theirs = "postgresql://db.example.org/datastore?sslmode=require"
+    monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", theirs)
+    assert write_url(load_city(project)) == theirs
 
 
 def test_an_unset_variable_without_default_names_file_and_key(project):

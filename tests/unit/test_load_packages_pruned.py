@@ -47,7 +47,7 @@ def local(tmp_path, monkeypatch):
 
 def _run(local, rows: int) -> None:
     (local["root"] / "data" / "stations.csv").write_bytes(_rows(rows))
-    assert extract(local["dataset"], local["state"]).new_rows == rows
+    assert extract(local["dataset"], local["state"]).staged == rows  # a grown file: appended
 
 
 def _loaded(local) -> list[str]:
