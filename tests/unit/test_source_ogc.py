@@ -11,7 +11,7 @@ import pytest
 import shapely
 
 from odp.errors import SourceError
-from odp.sources.ogcapi import read_collection
+from odp.sources.ogcapi import parse_page, read_collection
 from odp.sources.wfs import read_features
 from odp.spec import load_dataset
 from tests.helpers import RECORDINGS
@@ -160,3 +160,11 @@ def test_wfs_malformed_xml_and_exception_report(env):
     env["server"].override(url, 200, report, "application/xml")
     with pytest.raises(SourceError, match="the service reports an exception: Unknown type wb:X"):
         read_features(dataset)
+
+
+@pytest.mark.parametrize("geometry", [True, 1, "POINT (1 2)", [13.7, 51.0]])
+def test_a_geometry_that_is_not_an_object_is_one_line_naming_the_feature(geometry):
+    page = {"features": [{"type": "Feature", "id": 7, "geometry": geometry, "properties": {}}]}
+    with pytest.raises(SourceError, match=r"^page: feature 1 \(id 7\): field 'geometry': not a "
+                                          r"GeoJSON geometry object$"):
+        parse_page(page, "page")

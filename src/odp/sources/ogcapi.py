@@ -45,6 +45,9 @@ def parse_page(payload: Any, where: str) -> tuple[list[Any], list[dict[str, Any]
         if not isinstance(properties, dict):
             raise SourceError(f"{where}: feature {i}: 'properties' is not an object")
         geometry = feature.get("geometry")
+        if geometry and not isinstance(geometry, dict):
+            raise SourceError(f"{where}: feature {i} (id {feature.get('id')}): field 'geometry': "
+                              f"not a GeoJSON geometry object")
         try:
             # A non-standard `crs` member inside a geometry (cardogis) is ignored by shape().
             parsed = shape(geometry) if geometry else None
