@@ -22,7 +22,7 @@ The gate still judges the whole delivery: carried rows count as valid rows deliv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,11 @@ class Split:
     @property
     def carried(self) -> int:
         return len(self.carried_keys)
+
+    def validated(self) -> Split:
+        """The split without its candidates' text (once they are validated): what publishing
+        and the record need is the keys and hashes."""
+        return replace(self, candidates=self.candidates.iloc[0:0])
 
 
 def rows_path(state: Path, name: str) -> Path:

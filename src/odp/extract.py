@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +54,11 @@ class Extracted:
     newest_load: str | None = None  # the newest load id among them (with `staged`: a mark of
     # staging's content: dlt gives every loaded or merged row the id of its load)
 
-    @cached_property
+    @property
     def table(self) -> pd.DataFrame:
-        """Everything staging holds for the dataset (raw text + _dlt columns), read on first
-        use: a run that finds nothing new never reads it."""
+        """Everything staging holds for the dataset (raw text + _dlt columns), read anew on
+        each use: a run that finds nothing new never reads it, and only the caller holds it
+        (the run drops it once validated: it is the run's largest frame)."""
         return read_staging(self.dataset, self.state)
 
 

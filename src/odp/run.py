@@ -180,6 +180,9 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
     with _stage(report, say, "georeference"):
         located, result = _georeference(dataset, city, batch, result, store, report)
+    # The delivered text is the run's largest frame and no later stage reads it.
+    del batch
+    part = part.validated()
     report.validated, report.valid = result.total, len(result.valid) + result.carried
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages

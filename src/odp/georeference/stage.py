@@ -121,7 +121,7 @@ def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georefere
 
     rule = _rule(dataset)
     src = rule["crs"]
-    out = table.copy()
+    out = table.copy(deep=False)  # copy-on-write: the new columns are the copy's alone
     warnings: list[str] = []
     geoms = None
     if column := rule.get("geometry"):

@@ -129,7 +129,7 @@ def diff(
     if policy not in POLICIES:
         raise ValueError(f"unknown deletion policy '{policy}' (one of {', '.join(POLICIES)})")
     marking = policy == "mark-deleted"
-    rows = rows[columns].copy()
+    rows = rows[columns]  # a new frame (copy-on-write): the caller's is never changed
     rows[HASH] = row_hashes(rows, columns)
     out = columns + ([DELETED_AT] if marking else []) + [HASH]
     if marking:
