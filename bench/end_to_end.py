@@ -8,7 +8,7 @@ resident memory and CKAN write calls, with ratios against the first run. Deletes
 it created.
 
     nice -n 10 uv run python bench/end_to_end.py                    # 100k and 1M rows
-    nice -n 10 uv run python bench/end_to_end.py --rows 100000 3000000
+    nice -n 10 uv run python bench/end_to_end.py --rows 1000000 3000000 10000000   # growth
 Needs the local portal (`odp portal start`).
 """
 
@@ -201,6 +201,33 @@ def table(outcomes: list[Outcome]) -> None:
             print(f"{'':<16} {line}")
 
 
+def growth(outcomes: list[Outcome]) -> None:
+    """Per kind of run, how time and memory grow with the row count: a growth factor of 1.0
+    per step is linear (10× the rows in 10× the time)."""
+    kinds = ("first", "no-op", "+1 %")
+    by_kind = {k: [o for o in outcomes if o.label.endswith(k)] for k in kinds}
+    if len(by_kind["first"]) < 2:
+        return
+    print("\ngrowth against the previous row count (time ratio ÷ row ratio; 1.00 = linear)")
+    print(f"{'run':<16} {'rows ×':>7} {'process':>8} {'cpu':>7} {'run':>7} {'peak':>7}")
+    for kind in kinds:
+        runs = by_kind[kind]
+        for before, after in zip(runs, runs[1:], strict=False):
+            rows = _rows(after) / _rows(before)
+
+            def factor(a: float, b: float, n: float = rows) -> str:
+                return f"{a / b / n:.2f}" if b else "–"
+
+            print(f"{after.label:<16} {rows:6.1f}× {factor(after.wall, before.wall):>8} "
+                  f"{factor(after.cpu, before.cpu):>7} "
+                  f"{factor(after.report['seconds'], before.report['seconds']):>7} "
+                  f"{factor(after.peak_mb, before.peak_mb):>7}")
+
+
+def _rows(outcome: Outcome) -> int:
+    return int(outcome.label.split()[0].replace(",", ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -218,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes += done
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     table(outcomes)
+    growth(outcomes)
     return 0
 
 
