@@ -808,11 +808,10 @@ def check_write_transport(url: str, origin: str) -> None:
     libpq's default (`prefer`) falls back to plain text, and the database password and every
     row would cross the network readable. The message never shows the URL (it has the
     password), only its host."""
-    import ipaddress
-
     from psycopg.conninfo import conninfo_to_dict
 
     from odp.errors import ConfigError
+    from odp.hosts import on_this_machine
 
     try:
         params = conninfo_to_dict(url)
@@ -824,13 +823,8 @@ def check_write_transport(url: str, origin: str) -> None:
     if sslmode in STRONG_SSLMODES:
         return
     for host in filter(None, hosts.split(",")):
-        if host.startswith(("/", "@")) or host == "localhost":
+        if host.startswith(("/", "@")) or on_this_machine(host):  # a local socket, loopback
             continue
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                continue
-        except ValueError:
-            pass
         raise ConfigError(f"DataStore write URL from {origin}: the database at {host} is "
                           f"reached with sslmode={sslmode}, so its password and rows can travel "
                           "unencrypted; add sslmode=require (or verify-ca / verify-full) to it, "

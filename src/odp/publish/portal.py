@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from odp.errors import CkanValidationError, ConfigError, NameConflictError, PublishError, one_line
+from odp.hosts import on_this_machine
 from odp.spec import City
 
 READ_ACTIONS = frozenset(
     {"status_show", "package_show", "organization_show", "group_show", "datastore_search"}
 )
 USER_AGENT = "odp/0.1 (city open-data pipelines)"
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 ALLOW_HTTP_ENV = "ODP_CKAN_ALLOW_HTTP"
 # CKAN's words for a name that is taken (English, German); else the name is looked up
 _TAKEN = ("already in use", "already exists", "bereits vergeben", "bereits verwendet")
@@ -98,7 +98,7 @@ def check_transport(url: str, allow_http: bool) -> None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if parts.scheme == "https" or (parts.hostname or "") in LOCAL_HOSTS:
+    if parts.scheme == "https" or on_this_machine(parts.hostname):
         return
     if parts.scheme != "http":
         raise ConfigError(f"portal URL {url}: use https://")

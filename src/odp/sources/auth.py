@@ -30,10 +30,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from odp.errors import ConfigError
+from odp.hosts import on_this_machine
 
 log = logging.getLogger("odp.sources")
 
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _SECRET_KEYS = ("value", "basic_user", "basic_password")
 _KEYS = frozenset({"header", "prefix", "query_param", "allow_http", "basic_user",
                    *(f"{k}_{how}" for k in _SECRET_KEYS for how in ("env", "file"))})
@@ -130,7 +130,7 @@ class SourceAuth:
 
     def check_transport(self, dataset: str, url: str) -> None:
         parts = urlsplit(url)
-        if parts.scheme == "https" or (parts.hostname or "") in LOCAL_HOSTS:
+        if parts.scheme == "https" or on_this_machine(parts.hostname):
             return
         if self.get("allow_http") is True:
             log.warning("%s: credentials sent over plain %s:// to %s (allow_http = true)",
