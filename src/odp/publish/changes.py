@@ -137,8 +137,10 @@ def diff(
                                                         dtype="datetime64[ns, UTC]"))
     if ledger is None or ledger.empty:
         empty = rows[key].iloc[0:0]
+        # Every row is new: the sorted table is both what to insert and the result (one
+        # copy of the table, not two).
         result = rows[out].sort_values(key, ignore_index=True)
-        return ChangeSet(rows, rows.iloc[0:0], empty, 0, result, policy,
+        return ChangeSet(result, rows.iloc[0:0], empty, 0, result, policy,
                          rows.iloc[0:0], rows.iloc[0:0])
     if not isinstance(ledger.index, pd.RangeIndex) or ledger.index.start != 0:
         ledger = ledger.reset_index(drop=True)
