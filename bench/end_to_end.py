@@ -4,8 +4,11 @@ served as CSV through the tabular source (a local file), into the local CKAN.
 For each row count: the first run, a run with nothing new (the same file) and a run with 1 %
 new rows. Prints per run the wall time of the process, the run's own time and its stages
 (extract / validate / georeference / publish, from the run report), the process's peak
-resident memory and CKAN write calls, with ratios against the first run. Deletes the datasets
-it created.
+resident memory and CKAN write calls, with ratios against the first run, then the growth from
+one row count to the next. Beside each first run, on the same CSV file in the same run: CKAN's
+own loader ckanext-xloader (where installed in the local portal's virtualenv:
+`bench/datastore_load.py --install-xloader`) and a raw `COPY` of the file into a plain table of
+text columns (the physical limit). Deletes the datasets and tables it created.
 
     nice -n 10 uv run python bench/end_to_end.py                    # 100k and 1M rows
     nice -n 10 uv run python bench/end_to_end.py --rows 1000000 3000000 10000000   # growth
@@ -158,7 +161,51 @@ def measured(env: dict[str, str], name: str, label: str) -> Outcome:
     return Outcome(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def bench_rows(rows: int, portal) -> list[Outcome]:  # noqa: ANN001 (PortalInfo)
+def peers(csv: Path, rows: int) -> list[Outcome]:
+    """XLoader's load (datastore_load.Bench.xloader: load_csv, record count, indexes) and a
+    raw COPY of `csv` — the file the first run read — as Outcomes labelled `ROWS xloader` and
+    `ROWS raw COPY` (their seconds in `wall`, nothing else measured)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import datastore_load
+
+    load = datastore_load.Bench(rows, rows, 20_000, None)
+    load.csv = csv
+    out = []
+    load.setup()
+    try:
+        load.xloader(rows)
+        out += [Outcome(f"{rows:,} xloader", s, {}, 0.0) for label, _, s in load.results
+                if label == "xloader"]
+        out.append(Outcome(f"{rows:,} raw COPY", raw_copy(load.write_url, csv), {}, 0.0))
+    finally:
+        load.cleanup()
+    return out
+
+
+def raw_copy(write_url: str, csv: Path) -> float:
+    """Seconds to COPY the CSV file's bytes into a new plain table of text columns (no key,
+    no trigger, no index); the table is dropped afterwards."""
+    import psycopg
+
+    header = csv.open(encoding="utf-8").readline().strip().split(",")
+    table = f"odp_bench_raw_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(write_url) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} ({', '.join(f'{c} text' for c in header)})")
+        conn.commit()
+        try:
+            began = time.perf_counter()
+            with cur.copy(f"COPY {table} FROM STDIN (FORMAT csv, HEADER true)") as copy, \
+                    csv.open("rb") as file:
+                while block := file.read(1 << 20):
+                    copy.write(block)
+            conn.commit()
+            return time.perf_counter() - began
+        finally:
+            cur.execute(f"DROP TABLE {table}")
+            conn.commit()
+
+
+def bench_rows(rows: int, portal, with_peers: bool = True) -> list[Outcome]:  # noqa: ANN001
     tmp = Path(tempfile.mkdtemp(prefix="odp-e2e-"))
     root, name, csv = make_project(tmp, rows)
     env = {**os.environ, "ODP_PROJECT": str(root), "ODP_STATE_DIR": str(tmp / "state"),
@@ -167,6 +214,8 @@ def bench_rows(rows: int, portal) -> list[Outcome]:  # noqa: ANN001 (PortalInfo)
     try:
         write_csv(readings(0, rows), csv)
         out = [measured(env, name, f"{rows:,} first")]
+        if with_peers:
+            out += peers(csv, rows)
         out.append(measured(env, name, f"{rows:,} no-op"))
         write_csv(readings(rows, rows // 100), csv, append=True)
         out.append(measured(env, name, f"{rows:,} +1 %"))
@@ -189,6 +238,12 @@ def table(outcomes: list[Outcome]) -> None:
           f"{'extract / validate / georef / publish':<38} {'peak':>8} {'writes':>6}  status")
     first = None
     for o in outcomes:
+        if o.label.endswith(("xloader", "raw COPY")):  # a peer on the first run's CSV file
+            if first:
+                print(f"{o.label:<16} {o.wall:7.2f}s   the same CSV file: odp's first run took "
+                      f"{first.wall / o.wall:.2f}× this (process), its publish stage "
+                      f"{first.stage('publish') / o.wall:.2f}× (2× faster = 0.50×)")
+            continue
         if o.label.endswith("first"):
             first = o
         ratio = f"{o.wall / first.wall:.1%}" if first and o is not first else ""
@@ -204,7 +259,7 @@ def table(outcomes: list[Outcome]) -> None:
 def growth(outcomes: list[Outcome]) -> None:
     """Per kind of run, how time and memory grow with the row count: a growth factor of 1.0
     per step is linear (10× the rows in 10× the time)."""
-    kinds = ("first", "no-op", "+1 %")
+    kinds = ("first", "no-op", "+1 %", "xloader", "raw COPY")
     by_kind = {k: [o for o in outcomes if o.label.endswith(k)] for k in kinds}
     if len(by_kind["first"]) < 2:
         return
@@ -220,7 +275,7 @@ def growth(outcomes: list[Outcome]) -> None:
 
             print(f"{after.label:<16} {rows:6.1f}× {factor(after.wall, before.wall):>8} "
                   f"{factor(after.cpu, before.cpu):>7} "
-                  f"{factor(after.report['seconds'], before.report['seconds']):>7} "
+                  f"{factor(after.report.get('seconds', 0), before.report.get('seconds', 0)):>7} "
                   f"{factor(after.peak_mb, before.peak_mb):>7}")
 
 
@@ -231,6 +286,8 @@ def _rows(outcome: Outcome) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--no-peers", action="store_true",
+                        help="without XLoader and the raw COPY beside each first run")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
           "(process = wall time of `odp run`, cpu = its CPU seconds, run = the run's own time)")
@@ -239,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     portal = stack.start()
     outcomes: list[Outcome] = []
     for rows in args.rows:
-        done = bench_rows(rows, portal)
+        done = bench_rows(rows, portal, with_peers=not args.no_peers)
         for o in done:
             print(f"{o.label}: {o.wall:.2f} s", flush=True)
         outcomes += done
