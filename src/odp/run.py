@@ -261,14 +261,18 @@ def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,
 def _nothing_new(dataset: Dataset, city: City, state: Path, extracted: Extracted,
                  report: RunReport) -> bool:
     """Whether the run can end after extracting (see odp.unchanged); then the report says
-    why. Otherwise the mark of the last publish is dropped until this run publishes."""
-    why = unchanged.why_unchanged(dataset, city, state, extracted)
-    if why is None:
+    why. Otherwise the mark of the last publish is dropped until this run publishes, and a
+    run the source gave nothing new says what it catches up on (e.g. rows a dry run staged)."""
+    verdict = unchanged.judge(dataset, city, state, extracted)
+    if not verdict.unchanged:
         unchanged.forget(state, dataset.name)
+        if not extracted.new_rows:
+            report.messages.append(f"{dataset.name}: the source delivered nothing new, but "
+                                   f"every stage runs: {verdict.why}")
         return False
     report.status = "unchanged"
     report.url = f"{city.portal_url}/dataset/{dataset.name}"  # as a publishing run names it
-    report.messages.append(f"{dataset.name}: unchanged: {why}")
+    report.messages.append(f"{dataset.name}: unchanged: {verdict.why}")
     return True
 
 

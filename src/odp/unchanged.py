@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,33 +51,64 @@ def _staging(extracted: Extracted) -> dict[str, Any]:
     return {"staged": extracted.staged, "newest_load": extracted.newest_load}
 
 
+@dataclass(frozen=True)
+class Verdict:
+    unchanged: bool  # the run may end after extracting
+    why: str  # why it ends there, or why every stage runs (a sentence for the report)
+
+
 def why_unchanged(dataset: Dataset, city: City, state: Path, extracted: Extracted
                   ) -> str | None:
     """Why this run may end here (a sentence for the report), or None: run every stage."""
-    from odp.publish.changes import ledger_path
+    verdict = judge(dataset, city, state, extracted)
+    return verdict.why if verdict.unchanged else None
+
+
+def judge(dataset: Dataset, city: City, state: Path, extracted: Extracted) -> Verdict:
+    """Whether the run may end after extracting, and why (or why not: a run that does work
+    although the source delivered nothing new says what it is catching up on)."""
+    if extracted.new_rows:
+        return Verdict(False, f"the source delivered {extracted.new_rows} rows")
+    if extracted.finished or extracted.aborted or extracted.collapsed:
+        return Verdict(False, "an interrupted extract was finished or rolled back")
+    if extracted.newest_load is None:
+        return Verdict(False, "staging holds no rows")
+    mark = _mark(state, dataset.name)
+    if mark is None:
+        return Verdict(False, "no record of a complete publish of these rows (the first "
+                              "publish, one after a dry run, or one after an interrupted run)")
+    if mark.get("staging") != _staging(extracted):
+        return Verdict(False, f"staging holds rows not yet published ({extracted.staged} rows, "
+                              "staged by a dry run or a run that stopped before publishing)")
+    if mark.get("inputs") != inputs_digest(dataset, city):
+        return Verdict(False, "the definition, Table Schema, suite, city file or odp version "
+                              "changed since the last publish")
     from odp.publish.portal import Portal
 
-    path = mark_path(state, dataset.name)
-    ledger = ledger_path(state, dataset.name)
-    if (extracted.new_rows or extracted.finished or extracted.aborted or extracted.collapsed
-            or extracted.newest_load is None or not path.is_file() or not ledger.is_file()
-            or ledger.with_suffix(".pending").exists()):
+    package = Portal(city).show("package_show", dataset.name)
+    if not package or package.get("state") != "active" or (
+            package.get("metadata_modified") != mark.get("metadata_modified")):
+        return Verdict(False, "the dataset was changed or deleted on the portal since the last "
+                              "publish: it is checked and repaired")
+    return Verdict(True, "the source delivered nothing new and staging holds what was "
+                         "published; definition, schema, suite and city unchanged; the last "
+                         "publish complete and the portal's dataset as it was left: nothing "
+                         "validated, georeferenced or written")
+
+
+def _mark(state: Path, name: str) -> dict[str, Any] | None:
+    """The mark of the last complete publish; None without one, or while a publish is
+    unfinished (its `pending` marker, or no ledger)."""
+    from odp.publish.changes import ledger_path
+
+    path, ledger = mark_path(state, name), ledger_path(state, name)
+    if not path.is_file() or not ledger.is_file() or ledger.with_suffix(".pending").exists():
         return None
     try:
         mark = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if mark.get("staging") != _staging(extracted):
-        return None
-    if mark.get("inputs") != inputs_digest(dataset, city):
-        return None
-    package = Portal(city).show("package_show", dataset.name)
-    if not package or package.get("state") != "active" or (
-            package.get("metadata_modified") != mark.get("metadata_modified")):
-        return None
-    return ("the source delivered nothing new and staging holds what was published; "
-            "definition, schema, suite and city unchanged; the last publish complete and the "
-            "portal's dataset as it was left: nothing validated, georeferenced or written")
+    return mark if isinstance(mark, dict) else None
 
 
 def record(dataset: Dataset, city: City, state: Path, extracted: Extracted,

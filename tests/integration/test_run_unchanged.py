@@ -52,6 +52,24 @@ def _short_circuited(report) -> bool:
     return said
 
 
+def _catching_up(report, why: str) -> bool:
+    """The run's line saying that the source delivered nothing new, but every stage ran."""
+    said = [m for m in report.messages if "the source delivered nothing new, but every stage "
+            "runs: " in m]
+    return len(said) == 1 and why in said[0]
+
+
+def _local_stops(project: dict, tmp_path: Path) -> Path:
+    """The stops dataset reading a local copy of the recorded file (returned)."""
+    source = tmp_path / "stops.csv"
+    source.write_bytes(STOPS_FILE.read_bytes())
+    definition = project["root"] / "pipelines" / f"{project['names'][STOPS]}.toml"
+    text = definition.read_text(encoding="utf-8")
+    url = next(line for line in text.splitlines() if line.startswith("url = "))
+    definition.write_text(text.replace(url, f'path = "{source}"'), encoding="utf-8")
+    return source
+
+
 def test_a_run_with_nothing_new_ends_unchanged_without_validating_and_says_why(project, ckan):
     first = _run(project, ELBE)
     assert first.inserted == 2885 and not _short_circuited(first)
@@ -75,6 +93,7 @@ def test_a_run_with_nothing_new_ends_unchanged_without_validating_and_says_why(p
     ckan.action.package_patch(id=project["names"][ELBE], title="edited by hand")
     third = _run(project, ELBE)
     assert not _short_circuited(third) and third.validated == 0  # incremental: nothing new
+    assert _catching_up(third, "the dataset was changed or deleted on the portal")
     assert _short_circuited(_run(project, ELBE))
 
 
@@ -114,18 +133,32 @@ def test_a_changed_suite_schema_or_definition_is_not_skipped(project):
                        (schema, lambda t: t.replace('"title"', '"title"', 1) + " "),
                        (definition, lambda t: t + "\n# a comment is a change too\n")):
         path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
-        assert not _short_circuited(_run(project, ELBE)), path.name
+        again = _run(project, ELBE)
+        assert not _short_circuited(again), path.name
+        assert _catching_up(again, "Table Schema, suite, city file or odp version changed")
         assert _short_circuited(_run(project, ELBE)), path.name
 
 
+def test_after_a_dry_run_the_real_run_publishes_what_it_staged_and_says_why(project, tmp_path):
+    """The dry run read the new file; the real run finds the source unchanged since, so it
+    extracts nothing — and says that it publishes the rows the dry run staged."""
+    source = _local_stops(project, tmp_path)
+    root, name = project["root"], project["names"][STOPS]
+    first = _run(project, STOPS)
+    source.write_bytes(STOPS_FILE.read_bytes().replace(b"Dresden Prager Stra",
+                                                       b"Dresden Prager-Stra"))
+    dry = run_dataset(name, root, load_city(root), dry_run=True)
+    assert dry.status == "dry-run" and dry.write_calls == 0, dry.error
+    real = _run(project, STOPS)
+    assert real.extracted == 0 and real.staged == first.staged and real.updated == 1
+    assert _catching_up(real, f"staging holds rows not yet published ({first.staged} rows, "
+                              "staged by a dry run or a run that stopped before publishing)")
+    assert _short_circuited(_run(project, STOPS))
+
+
 def test_a_local_file_read_again_with_the_same_bytes_is_unchanged(project, ckan, tmp_path):
-    source = tmp_path / "stops.csv"
-    source.write_bytes(STOPS_FILE.read_bytes())
+    source = _local_stops(project, tmp_path)
     name = project["names"][STOPS]
-    definition = project["root"] / "pipelines" / f"{name}.toml"
-    text = definition.read_text(encoding="utf-8")
-    url = next(line for line in text.splitlines() if line.startswith("url = "))
-    definition.write_text(text.replace(url, f'path = "{source}"'), encoding="utf-8")
     first = _run(project, STOPS)
     assert first.inserted > 4000
 
