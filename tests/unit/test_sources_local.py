@@ -53,6 +53,42 @@ def test_a_missing_file_and_a_path_beside_a_url_are_named(project):
         read_features(both)
 
 
+def test_every_single_file_source_names_a_missing_file_and_refuses_a_path_beside_a_url(project):
+    """JSON records and OGC API features read `path` through the same helper as WFS and the
+    tabular source: a relative path is the project's, a missing file is named with the
+    setting, and `path` together with `url` is a ConfigError."""
+    from odp.sources.json_records import json_records
+    from odp.sources.ogcapi import read_collection
+
+    def records(dataset, **where):  # noqa: ANN001, ANN003 — the dlt resource, run
+        from dlt.extract.exceptions import ResourceExtractionError
+
+        try:
+            return list(json_records(dataset, http=HttpSettings(), **where))
+        except ResourceExtractionError as exc:  # dlt wraps what the resource raised
+            raise exc.__cause__ from None
+
+    def features(dataset, **where):  # noqa: ANN001, ANN003
+        return read_collection(replace(dataset, source={"type": "ogcapi_features", **where}),
+                               http=HttpSettings())
+
+    (project["root"] / "received").mkdir()
+    (project["root"] / "received" / "r.json").write_text('[{"id": "1", "name": "Elbe"}]')
+    (project["root"] / "received" / "f.json").write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "id": "a", '
+        '"properties": {"name": "Elbe"}, "geometry": {"type": "Point", '
+        '"coordinates": [13.74, 51.05]}}]}')
+    dataset = project["dataset"]
+    assert records(dataset, path="received/r.json")[0]["name"].tolist() == ["Elbe"]
+    assert features(dataset, path="received/f.json")["name"].tolist() == ["Elbe"]
+    for read in (records, features):
+        with pytest.raises(SourceError, match=r"received/none\.json: file not found \(\[source\] "
+                                              r"path = 'received/none\.json'\)"):
+            read(dataset, path="received/none.json")
+        with pytest.raises(ConfigError, match="has both 'url' and 'path'"):
+            read(dataset, path="received/r.json", url="https://example.org/x")
+
+
 def test_an_api_base_url_may_be_a_folder_of_the_project(project):
     # The PEGELONLINE layout below a folder: stations/UUID.json and stations/UUID/W/…
     folder = project["root"] / "received" / "pegelonline"

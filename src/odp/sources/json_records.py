@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -19,7 +18,8 @@ from odp.errors import ConfigError, SourceError
 from odp.sources.complete import load_json
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient
-from odp.spec import Dataset, project_root
+from odp.sources.local import local_file
+from odp.spec import Dataset
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,11 @@ class RecordShape:
 
 def _load(dataset: Dataset, url: str | None, path: str | None,
           http: HttpSettings) -> tuple[Any, str]:
+    if file := local_file(dataset.name, {"url": url, "path": path}, dataset.definition_path):
+        # decoded by load_json, as an answer over HTTP
+        return load_json(file.read_bytes(), f"{dataset.name}: {file}"), str(file)
     if url:
         return SourceClient(dataset.name, http).get_json(url), url
-    if path:
-        file = Path(path) if Path(path).is_absolute() else project_root() / path
-        try:
-            text = file.read_bytes()  # decoded by load_json, as an answer over HTTP
-        except FileNotFoundError:
-            raise SourceError(f"{dataset.name}: {file}: file not found") from None
-        return load_json(text, f"{dataset.name}: {file}"), str(file)
     raise ConfigError(f"{dataset.definition_path}: [source] needs 'url' or 'path'")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode, urljoin
 
@@ -24,8 +23,9 @@ from odp.errors import ConfigError, SourceError
 from odp.sources.complete import load_json
 from odp.sources.features import FeatureColumns, feature_table
 from odp.sources.http import HttpSettings, SourceClient, response_json
+from odp.sources.local import local_file
 from odp.sources.settings import settings_of
-from odp.spec import Dataset, project_root
+from odp.spec import Dataset
 
 
 def parse_page(payload: Any, where: str) -> tuple[list[Any], list[dict[str, Any]], list[Any]]:
@@ -126,17 +126,15 @@ def read_collection(dataset: Dataset, items: Items | None = None,
     props: list[dict[str, Any]] = []
     geoms: list[Any] = []
     matched: int | None = None
-    if items.url:
-        client = SourceClient(dataset.name, http or HttpSettings.from_source(dataset.source))
-        pages: Iterator[tuple[Any, str]] = read_pages(client, items)
-        where = f"{dataset.name}: {items.url}"
-    elif path := items.path:
-        file = Path(path) if Path(path).is_absolute() else project_root() / path
+    pages: Iterator[tuple[Any, str]]
+    if file := local_file(dataset.name, {"url": items.url, "path": items.path},
+                          dataset.definition_path):
         where = f"{dataset.name}: {file}"
-        try:
-            pages = iter([(load_json(file.read_bytes(), where), where)])
-        except FileNotFoundError:
-            raise SourceError(f"{where}: file not found") from None
+        pages = iter([(load_json(file.read_bytes(), where), where)])
+    elif items.url:
+        client = SourceClient(dataset.name, http or HttpSettings.from_source(dataset.source))
+        pages = read_pages(client, items)
+        where = f"{dataset.name}: {items.url}"
     else:
         raise ConfigError(f"{dataset.definition_path}: [source] needs 'url' or 'path'")
     for payload, page_where in pages:
