@@ -32,6 +32,9 @@ from odp.spec import City, Dataset
 
 RAW, KEY = "raw", "key"
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
+# How the raw hashes were computed: a record of another kind is not compared with (every row
+# validated once, the record then rewritten).
+_RAW_HASH, _RAW_HASH_KIND = b"odp_raw_hash", b"duckdb-hash"
 # Row-level expectations judge each row alone; the primary key's uniqueness is checked here.
 _ROW_LEVEL = "expect_column_values_to_"
 _UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
@@ -61,9 +64,20 @@ def rows_path(state: Path, name: str) -> Path:
 
 
 def raw_hashes(staged: pd.DataFrame) -> pd.Series:
-    """A 64-bit hash of each staged row's text (dlt's own columns left out)."""
+    """A 64-bit hash of each staged row's text (dlt's own columns left out): DuckDB's `hash`
+    of the row's values, vectorised in C++ over the Arrow-backed text (1M rows: 0.16 s of
+    CPU, against 0.65 s for pandas' hash, which builds a Python string per cell)."""
+    import duckdb
+
     columns = [c for c in staged.columns if not c.startswith("_dlt_")]
-    return pd.util.hash_pandas_object(staged[columns].astype("string"), index=False)
+    text = staged[columns].astype("string")
+    if not columns or text.empty:
+        return pd.Series(np.zeros(len(text), dtype=np.uint64), index=staged.index)
+    values = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    with duckdb.connect() as con:
+        con.register("staged_rows", text)
+        hashed = con.sql(f"SELECT hash({values}) AS h FROM staged_rows").fetchnumpy()["h"]
+    return pd.Series(np.asarray(hashed, dtype=np.uint64), index=staged.index)
 
 
 def ledger_digest(ledger: pd.DataFrame) -> str:
@@ -107,7 +121,8 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | No
     stored = pq.read_table(path)
     meta = stored.schema.metadata or {}
     if (meta.get(_DIGESTS[0], b"").decode() != ledger_digest(ledger)
-            or meta.get(_DIGESTS[1], b"").decode() != inputs_digest(dataset, city)):
+            or meta.get(_DIGESTS[1], b"").decode() != inputs_digest(dataset, city)
+            or meta.get(_RAW_HASH) != _RAW_HASH_KIND):
         return None
     return stored.to_pandas()
 
@@ -181,7 +196,8 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
     table = pa.table({RAW: np.concatenate([split_.carried_raw, fresh_raw]),
                       KEY: np.concatenate([split_.carried_keys, fresh_keys])})
     table = table.replace_schema_metadata({_DIGESTS[0]: ledger_digest(ledger),
-                                           _DIGESTS[1]: inputs_digest(dataset, city)})
+                                           _DIGESTS[1]: inputs_digest(dataset, city),
+                                           _RAW_HASH: _RAW_HASH_KIND})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pandas as pd
+
 from odp.delta import _rules_allow
 from odp.spec import load_dataset
 from tests.helpers import REPO
@@ -29,3 +31,23 @@ def test_incremental_and_series_datasets_validate_as_before():
     series = load_dataset("elbe-water-level-dresden", REPO)
     assert "series" in _rules_allow(replace(series, extract={**series.extract,
                                                               "mode": "full-refresh"}))
+
+
+def test_a_rows_raw_hash_changes_with_any_cell_and_not_with_dlts_columns_or_the_index():
+    """The raw hash decides which delivered rows are carried over unvalidated: any change of
+    a cell's text — a value moved to the next column, an empty cell that was missing, text
+    moved across the column boundary — must change it; dlt's own columns and the frame's
+    index must not."""
+    from odp.delta import raw_hashes
+
+    rows = pd.DataFrame({"a": ["x", "x", None, "", "ab", "a", "x"],
+                         "b": ["y", "y", "x", "x", "c", "bc", "z"],
+                         "_dlt_id": ["1", "2", "3", "4", "5", "6", "7"]}, dtype="str")
+    hashed = raw_hashes(rows)
+    assert hashed.dtype == "uint64" and list(hashed.index) == list(rows.index)
+    assert hashed[0] == hashed[1]  # the same text; only dlt's id differs
+    assert hashed.iloc[2:].nunique() == 5  # missing ≠ empty, "ab|c" ≠ "a|bc", y ≠ z
+    moved = raw_hashes(rows.set_axis(range(10, 17)))
+    assert moved.tolist() == hashed.tolist() and list(moved.index) == list(range(10, 17))
+    swapped = raw_hashes(pd.DataFrame({"a": ["y"], "b": ["x"]}, dtype="str"))
+    assert swapped[0] != hashed[0]
