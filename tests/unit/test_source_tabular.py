@@ -255,3 +255,36 @@ def test_the_cells_and_errors_of_odd_csv_are_those_of_pandas_parser(text, monkey
         assert fast == slow
     else:
         pd.testing.assert_frame_equal(fast, slow, check_dtype=False)
+
+
+def test_a_local_file_with_the_bytes_of_the_last_run_is_not_read_into_memory(stops_dataset,
+                                                                              tmp_path):
+    """A local file read again: its digest is taken block by block, and when it is that of
+    the last run nothing is read whole or parsed (a 16 MB file: at most two 1 MiB blocks of Python
+    memory at the peak); one byte changed, and the file is read and parsed as usual."""
+    import tracemalloc
+    from dataclasses import replace
+
+    from odp.sources.tabular import read_all
+
+    dataset, _ = stops_dataset
+    big = tmp_path / "stops.csv"
+    header, *lines = STOPS.read_bytes().split(b"\n")
+    big.write_bytes(b"\n".join([header] + [line for _ in range(40) for line in lines if line])
+                    + b"\n")
+    local = replace(dataset, source={**{k: v for k, v in dataset.source.items() if k != "url"},
+                                     "path": str(big)})
+    validators: dict = {}
+    first = read_all(local, validators)
+    assert first is not None and len(first) == 40 * 4373 and big.stat().st_size > 12e6
+    tracemalloc.start()
+    try:
+        assert read_all(local, validators) is None  # the same bytes: nothing new
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4e6, peak  # two 1 MiB blocks at most
+    data = bytearray(big.read_bytes())
+    data[-3:-2] = b"7" if data[-3:-2] != b"7" else b"8"  # one byte of the last line
+    big.write_bytes(bytes(data))
+    assert len(read_all(local, validators)) == 40 * 4373

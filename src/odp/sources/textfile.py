@@ -11,11 +11,10 @@ encoding the file is not in) are a SourceError naming the byte; an unknown name 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.http import HttpSettings, SourceClient
-from odp.spec import project_root
+from odp.sources.local import resolve
 
 AUTO = "auto"
 _LATIN = {"iso-8859-1", "latin-1", "latin1", "iso-8859-15", "cp1252", "windows-1252"}
@@ -34,7 +33,7 @@ def read_bytes(dataset: str, url: str | None, path: str | None, http: HttpSettin
     if url:
         return SourceClient(dataset, http).get_bytes(url, expect), url
     if path:
-        file = Path(path) if Path(path).is_absolute() else project_root() / path
+        file = resolve(path)  # as odp.sources.local reads a project's path
         try:
             return file.read_bytes(), str(file)
         except FileNotFoundError:
