@@ -440,7 +440,7 @@ def derived_source(dataset: str, inputs: dict[str, str], indicator: str, config:
 # --- the factory -------------------------------------------------------------------------------
 
 
-def indicator_config(dataset: Any, table: str) -> dict[str, Any]:
+def indicator_config(dataset: Dataset, table: str) -> dict[str, Any]:
     """The city file's `[indicators.TABLE]` for a dataset (the project's city)."""
     from odp.spec import load_city
 
@@ -521,7 +521,7 @@ def _value(given: str | list[str], where: str) -> str | list[str]:
                       "columns the indicator reads")
 
 
-def inputs_of(dataset: Any) -> list[str]:
+def inputs_of(dataset: Dataset) -> list[str]:
     """The datasets a dataset is computed from (the `[source.inputs]` of the source types that
     read other datasets' published tables: `derived` and `situation`)."""
     if dataset.source.get("type") not in ("derived", "situation"):

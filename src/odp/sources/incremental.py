@@ -11,6 +11,8 @@ from typing import Any
 import dlt
 import pandas as pd
 
+from odp.spec import Dataset
+
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -42,7 +44,7 @@ def bucket(state: MutableMapping[str, Any], *path: str) -> dict[str, Any]:
     return node  # type: ignore[return-value]
 
 
-def merged_resource(dataset: Any) -> Any:
+def merged_resource(dataset: Dataset) -> Any:
     """The dlt resource decorator of an incremental dataset: staged under the dataset's table
     name, re-delivered rows merged on the schema's primary key (never duplicated)."""
     return dlt.resource(
