@@ -57,13 +57,6 @@ class Verdict:
     why: str  # why it ends there, or why every stage runs (a sentence for the report)
 
 
-def why_unchanged(dataset: Dataset, city: City, state: Path, extracted: Extracted
-                  ) -> str | None:
-    """Why this run may end here (a sentence for the report), or None: run every stage."""
-    verdict = judge(dataset, city, state, extracted)
-    return verdict.why if verdict.unchanged else None
-
-
 def judge(dataset: Dataset, city: City, state: Path, extracted: Extracted) -> Verdict:
     """Whether the run may end after extracting, and why (or why not: a run that does work
     although the source delivered nothing new says what it is catching up on)."""

@@ -18,7 +18,7 @@ from odp.extract import Extracted
 from odp.publish.changes import ledger_path
 from odp.run import run_dataset
 from odp.spec import load_city, load_dataset
-from odp.unchanged import mark_path, why_unchanged
+from odp.unchanged import judge, mark_path
 from odp_dev.replay import ReplayServer
 from tests.helpers import RECORDINGS, make_project, use_project
 
@@ -104,12 +104,12 @@ def test_staging_leftovers_of_an_interrupted_extract_are_not_skipped(project):
     mark = json.loads(mark_path(project["state"], name).read_text())["staging"]
     same = Extracted(dataset, project["state"], new_rows=0, load_id=None,
                      staged=mark["staged"], newest_load=mark["newest_load"])
-    assert why_unchanged(dataset, city, project["state"], same) is not None
+    assert judge(dataset, city, project["state"], same).unchanged
     for leftover in (replace(same, finished=("1733000000.1",)),
                      replace(same, aborted=("1733000000.1",)), replace(same, collapsed=3),
                      replace(same, staged=mark["staged"] + 1),
                      replace(same, newest_load="1733000000.2"), replace(same, new_rows=1)):
-        assert why_unchanged(dataset, city, project["state"], leftover) is None, leftover
+        assert not judge(dataset, city, project["state"], leftover).unchanged, leftover
 
 
 def test_an_interrupted_publish_is_not_skipped(project):
