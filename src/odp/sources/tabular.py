@@ -591,12 +591,18 @@ CONTENT = "#content"  # in the validators: the SHA-256 of the files as last read
 # file, its length and the rows read from it: what an appended delivery is checked against)
 
 
+def _file_header(where: str, size: int) -> bytes:
+    """What the content digest takes before each file's bytes (its name and length): one
+    format for the digest of bytes in memory and of a file read block by block."""
+    return f"{where}\n{size}\n".encode()
+
+
 def content_digest(files: list[tuple[bytes, str]], upto: int | None = None) -> str:
     """SHA-256 of the files (names, lengths, bytes); `upto`: of each file's first bytes."""
     digest = hashlib.sha256()
     for data, where in files:
         part = memoryview(data)[:upto]
-        digest.update(f"{where}\n{len(part)}\n".encode())
+        digest.update(_file_header(where, len(part)))
         digest.update(part)
     return digest.hexdigest()
 
@@ -614,7 +620,7 @@ def unchanged_local_files(plan: Tabular, validators: MutableMapping[str, Any]) -
         found = resolve(str(file.path))
         try:
             with found.open("rb") as stream:
-                digest.update(f"{found}\n{os.fstat(stream.fileno()).st_size}\n".encode())
+                digest.update(_file_header(str(found), os.fstat(stream.fileno()).st_size))
                 while block := stream.read(1 << 20):
                     digest.update(block)
         except OSError:
