@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from odp.errors import ConfigError, SourceError
 from odp.sources.http import HttpSettings, SourceClient
-from odp.sources.local import resolve
+from odp.sources.local import local_file
 
 AUTO = "auto"
 _LATIN = {"iso-8859-1", "latin-1", "latin1", "iso-8859-15", "cp1252", "windows-1252"}
@@ -30,14 +30,10 @@ def read_bytes(dataset: str, url: str | None, path: str | None, http: HttpSettin
                expect: str | None = None) -> tuple[bytes, str]:
     """The file named by `url` or `path` (a relative path is relative to the project) and its
     name. `expect` names the format parsed ("CSV"): a server's HTML page instead is refused."""
+    if file := local_file(dataset, {"url": url, "path": path}):  # as every source reads one
+        return file.read_bytes(), str(file)
     if url:
         return SourceClient(dataset, http).get_bytes(url, expect), url
-    if path:
-        file = resolve(path)  # as odp.sources.local reads a project's path
-        try:
-            return file.read_bytes(), str(file)
-        except FileNotFoundError:
-            raise SourceError(f"{dataset}: {file}: file not found") from None
     raise ConfigError(f"{dataset}: [source] needs 'url' or 'path'")
 
 
