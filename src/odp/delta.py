@@ -18,23 +18,36 @@ Every row is validated as before whenever the split could change a verdict:
   * a validated row's key is also a carried row's (e.g. "01" and "1" of an integer key).
 Rows whose key (as text) is delivered more than once are always validated, all together.
 The gate still judges the whole delivery: carried rows count as valid rows delivered.
+
+A delivery that only added rows to staging (a file that grew: its new lines appended) is split
+without reading the rows staged before: the record also holds staging's mark at the publish
+(rows staged, the newest load id). When every row staged then was published, staging still
+holds exactly those rows and no added row repeats one of their keys, the earlier rows are the
+recorded ones — carried over from the record — and only the added rows are read and hashed:
+the same split as reading everything, at the cost of the added rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from odp.spec import City, Dataset
 
+if TYPE_CHECKING:
+    from odp.extract import Extracted
+
 RAW, KEY = "raw", "key"
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
 # How the raw hashes were computed: a record of another kind is not compared with (every row
 # validated once, the record then rewritten).
 _RAW_HASH, _RAW_HASH_KIND = b"odp_raw_hash", b"duckdb-hash"
+# Staging at the publish: "ROWS:NEWEST_LOAD_ID" (where later rows begin, see staged_since).
+_STAGED = b"odp_staged"
 # Row-level expectations judge each row alone; the primary key's uniqueness is checked here.
 _ROW_LEVEL = "expect_column_values_to_"
 _UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
@@ -47,6 +60,7 @@ class Split:
     carried_raw: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
     raw: pd.Series | None = None  # raw hash of every staged row (staged index)
     why_all: str = ""  # why every row is validated (empty: only the candidates)
+    added_only: bool = False  # the rows staged before were not read (only the added ones)
 
     @property
     def carried(self) -> int:
@@ -108,8 +122,14 @@ def _rules_allow(dataset: Dataset) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class _Record:
+    rows: pd.DataFrame  # RAW and KEY of every row published
+    staged: tuple[int, str] | None  # staging's rows and newest load id at that publish
+
+
 def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | None
-            ) -> pd.DataFrame | None:
+            ) -> _Record | None:
     import pyarrow.parquet as pq
 
     from odp.unchanged import inputs_digest
@@ -124,24 +144,53 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | No
             or meta.get(_DIGESTS[1], b"").decode() != inputs_digest(dataset, city)
             or meta.get(_RAW_HASH) != _RAW_HASH_KIND):
         return None
-    return stored.to_pandas()
+    rows, _, newest = meta.get(_STAGED, b"").decode().partition(":")
+    staged = (int(rows), newest) if rows.isdigit() and newest else None
+    return _Record(stored.to_pandas(), staged)
 
 
-def split(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
+def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
           ledger: pd.DataFrame | None) -> Split:
     """The staged rows to validate, and the keys of those carried over unchanged."""
     why = _rules_allow(dataset)
-    if why or staged.empty:  # the rules need every row, every run: nothing to record
-        return Split(staged, why_all=why or "nothing staged")
-    raw = raw_hashes(staged)
+    if why or not extracted.staged:  # the rules need every row, every run: nothing to record
+        return Split(extracted.table, why_all=why or "nothing staged")
     record = _record(dataset, city, state, ledger)
+    if record is not None and (added := _added_only(dataset, extracted, record)) is not None:
+        return added
+    staged = extracted.table
+    raw = raw_hashes(staged)
     if record is None:
         return Split(staged, raw=raw, why_all="no record of the last publish to compare with")
+    record = record.rows
     # One hash table of the recorded raw hashes: where each staged row's is (−1: not recorded).
     at = pd.Index(record[RAW].to_numpy()).get_indexer(raw.to_numpy())
     carried = (at >= 0) & ~_repeated_keys(dataset, staged, raw)
     keys = record[KEY].to_numpy(dtype=np.uint64)[at[carried]]
     return Split(staged[~carried], keys, raw.to_numpy()[carried], raw)
+
+
+def everything(staged: pd.DataFrame, why: str) -> Split:
+    """Every staged row validated (`why`), their raw hashes kept for the record."""
+    return Split(staged, raw=raw_hashes(staged), why_all=why)
+
+
+def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Split | None:
+    """The split of a delivery that only added rows to what was published (see the module's
+    docstring), reading only the added rows; None when it does not apply."""
+    from odp.extract import staged_since
+
+    if record.staged is None or extracted.collapsed or len(record.rows) != record.staged[0]:
+        return None  # no mark, or rows staged then were not published (quarantined)
+    since = staged_since(dataset, extracted.state, record.staged[1])
+    if since is None or since.earlier != record.staged[0] or since.key_again:
+        return None
+    raw = raw_hashes(since.added)
+    recorded = record.rows[RAW].to_numpy(dtype=np.uint64)
+    if dataset.schema.row_hash and np.isin(raw.to_numpy(), recorded).any():
+        return None  # a derived key: an added row delivered again is a repeated key
+    return Split(since.added, record.rows[KEY].to_numpy(dtype=np.uint64), recorded, raw,
+                 added_only=True)
 
 
 def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset) -> dict[str, int]:
@@ -177,9 +226,10 @@ def collides(split_: Split, validated: pd.DataFrame, key: list[str]) -> bool:
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,
-           published: pd.DataFrame, ledger: pd.DataFrame) -> None:
+           published: pd.DataFrame, ledger: pd.DataFrame, extracted: Extracted) -> None:
     """After a complete publish: raw and key hash of every published row of this delivery
-    (`published`: the rows validated this run, staged index; plus the carried ones)."""
+    (`published`: the rows validated this run, staged index; plus the carried ones), and
+    staging's mark (where the next run's added rows begin)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -197,7 +247,9 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
                       KEY: np.concatenate([split_.carried_keys, fresh_keys])})
     table = table.replace_schema_metadata({_DIGESTS[0]: ledger_digest(ledger),
                                            _DIGESTS[1]: inputs_digest(dataset, city),
-                                           _RAW_HASH: _RAW_HASH_KIND})
+                                           _RAW_HASH: _RAW_HASH_KIND,
+                                           _STAGED: f"{extracted.staged}:"
+                                                    f"{extracted.newest_load or ''}"})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)

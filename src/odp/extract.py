@@ -15,15 +15,17 @@ A run killed anywhere inside dlt (extract, normalize, load) leaves staging consi
   tables are deduplicated on the primary key by dlt's merge.
 - Every row carries `_dlt_load_id` and `_dlt_id`. A load job whose INSERT committed just before
   the kill is executed again by the next run (dlt had not yet marked it done); its rows then
-  exist twice with the same `_dlt_id`. After each load, such exact copies are collapsed to one
-  (the newest load's), so staging never holds a record twice; rows the source itself delivered
-  twice keep their own ids and are still reported by validation.
+  exist twice with the same `_dlt_id`. After a run that loaded packages an interrupted run
+  left (and after every run until that check completed), such exact copies are collapsed to
+  one (the newest load's), so staging never holds a record twice; rows the source itself
+  delivered twice keep their own ids and are still reported by validation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,14 @@ def finish_pending(pipeline: Any, dataset: Dataset) -> tuple[list[str], list[str
         return sorted(set(pending) - set(left)), left
 
 
+def copies_due(state: Path, dataset: Dataset) -> Path:
+    """The marker that staging may hold copies of a record: written before the packages an
+    interrupted run left are loaded (a load job of theirs may run a second time), removed once
+    `collapse_copies` has looked. Only then is staging scanned for copies (a GROUP BY of the
+    key over every staged row: 3M rows 0.56 s and 0.54 GB, every run's cost otherwise)."""
+    return state / "staging" / f"{dataset.table_name}.copies-due"
+
+
 def collapse_copies(pipeline: Any, dataset: Dataset) -> int:
     """Remove exact copies of a staged record (same values, same `_dlt_id`: one load job's
     rows inserted twice), keeping the newest load's; only when a primary key occurs twice.
@@ -199,7 +209,10 @@ def extract(dataset: Dataset, state: Path) -> Extracted:
     from odp.sources import make_resource
 
     pipeline = _pipeline(dataset, state)
+    due = copies_due(state, dataset)
     try:
+        if pipeline.has_pending_data:  # its load jobs may run a second time: copies
+            due.touch()
         finished, aborted = finish_pending(pipeline, dataset)
         info = pipeline.run(make_resource(dataset))
     except PipelineStepFailed as exc:
@@ -210,7 +223,8 @@ def extract(dataset: Dataset, state: Path) -> Extracted:
     trace = pipeline.last_trace
     normalized = trace.last_normalize_info if trace else None
     new_rows = normalized.row_counts.get(dataset.table_name, 0) if normalized else 0
-    collapsed = collapse_copies(pipeline, dataset)
+    collapsed = collapse_copies(pipeline, dataset) if due.exists() else 0
+    due.unlink(missing_ok=True)  # after the check: a run killed before it leaves it due
     staged, newest = staging_mark(pipeline, dataset)
     return Extracted(dataset, state, new_rows=new_rows, load_id=load_id,
                      finished=tuple(finished), aborted=tuple(aborted), collapsed=collapsed,
@@ -231,22 +245,73 @@ def staging_mark(pipeline: Any, dataset: Dataset) -> tuple[int, str | None]:
     return (int(found[0][0]), found[0][1]) if found else (0, None)
 
 
-def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:
-    """All rows staging holds for the dataset (empty if nothing was ever extracted)."""
+@contextlib.contextmanager
+def _staging_table(dataset: Dataset, state: Path) -> Iterator[tuple[Any, str] | None]:
+    """A read-only connection to the dataset's staging and its table's qualified name (None:
+    nothing was ever staged)."""
     import duckdb
 
     path = state / "staging" / f"{dataset.table_name}.duckdb"
     if not path.exists():
-        return pd.DataFrame()
+        yield None
+        return
     with duckdb.connect(str(path), read_only=True) as con:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
             "and table_name = ?",
             [STAGING_SCHEMA, dataset.table_name],
         ).fetchall()
-        if not exists or not exists[0][0]:
+        yield (con, f'{STAGING_SCHEMA}."{dataset.table_name}"') if exists and exists[0][0] \
+            else None
+
+
+def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:
+    """All rows staging holds for the dataset (empty if nothing was ever extracted)."""
+    with _staging_table(dataset, state) as found:
+        if found is None:
             return pd.DataFrame()
+        con, table = found
         # Through Arrow: the same frame as `.df()`, 1M rows of text in about a quarter of the
         # time (DuckDB's own conversion builds each string on its own).
-        query = f'select * from {STAGING_SCHEMA}."{dataset.table_name}"'
-        return con.sql(query).to_arrow_table().to_pandas()
+        return con.sql(f"select * from {table}").to_arrow_table().to_pandas()
+
+
+@dataclass(frozen=True)
+class Since:
+    """Staging split at a load: the rows of that load and earlier ones, counted, and the rows
+    loaded after it (a file that grew: the lines appended since)."""
+
+    earlier: int  # rows staged by the load or before it
+    added: pd.DataFrame  # rows of later loads, in staging's order, indexed after `earlier`
+    key_again: bool  # an added row's key (as text) is also an earlier row's
+
+
+def staged_since(dataset: Dataset, state: Path, load_id: str) -> Since | None:
+    """The rows staged after `load_id` — read alone, the earlier rows only counted — and
+    whether an added row repeats an earlier row's key (compared as text, as delivered). None:
+    nothing staged, rows without load ids, or a key column missing."""
+    with _staging_table(dataset, state) as found:
+        if found is None:
+            return None
+        con, table = found
+        columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+        key = list(dataset.schema.primary_key)
+        if LOAD_ID not in columns or not key or any(k not in columns for k in key):
+            return None
+        load = _quoted(LOAD_ID)
+        earlier = con.execute(f"select count(*) from {table} where {load} <= ?",
+                              [load_id]).fetchall()[0][0]
+        keys = ", ".join(f"CAST({_quoted(k)} AS VARCHAR) AS {_quoted(k)}" for k in key)
+        same = " AND ".join(f"o.{_quoted(k)} IS NOT DISTINCT FROM n.{_quoted(k)}" for k in key)
+        again = con.execute(
+            f"select exists (select 1 from (select distinct {keys} from {table} "
+            f"where {load} <= $1) o join (select {keys} from {table} where {load} > $1) n "
+            f"on {same})", [load_id]).fetchall()[0][0]
+        added = con.sql(f"select * from {table} where {load} > $1",
+                        params=[load_id]).to_arrow_table().to_pandas()
+    added.index = pd.RangeIndex(int(earlier), int(earlier) + len(added))
+    return Since(int(earlier), added, bool(again))
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'

@@ -175,8 +175,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         ledger = read_ledger(state, dataset.name)
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
         # A full refresh: only new and changed rows (odp.delta); the others are carried over.
-        part, batch, result = _validate(dataset, city, state, extracted.table, ledger, held,
-                                        store, report)
+        part, batch, result = _validate(dataset, city, state, extracted, ledger, held, store,
+                                        report)
 
     with _stage(report, say, "georeference"):
         located, result = _georeference(dataset, city, batch, result, store, report)
@@ -206,7 +206,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         report.plan = published.plan if dry_run else {}
         _release(dataset, store, located.table, report.run_id)
         if not dry_run:  # what the next run compares with (odp.unchanged, odp.delta)
-            delta.record(dataset, city, state, part, located.table, changes.result)
+            delta.record(dataset, city, state, part, located.table, changes.result, extracted)
             unchanged.record(dataset, city, state, extracted, sync.portal)
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
@@ -216,20 +216,21 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.status = "dry-run" if would_write else "ok" if published.changed else "unchanged"
 
 
-def _validate(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
+def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
               ledger: pd.DataFrame | None, held: set[str], store: QuarantineStore,
               report: RunReport) -> tuple[delta.Split, pd.DataFrame, ValidationResult]:
     """Validate the rows this run must: for a full refresh the new and changed ones (all of
     them when a rule needs the whole delivery, see odp.delta)."""
     from odp.validate import validate_batch
 
-    part = delta.split(dataset, city, state, staged, ledger)
+    part = delta.split(dataset, city, state, extracted, ledger)
     batch = _candidates(dataset, part.candidates, ledger, held)
     if not part.carried:
         return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
     result = validate_batch(batch, dataset, report.run_id, None, history=ledger)
     if delta.collides(part, result.valid, list(dataset.schema.primary_key)):
-        part = delta.Split(staged, raw=part.raw, why_all="a key was delivered twice")
+        staged = extracted.table
+        part = delta.everything(staged, "a key was delivered twice")
         batch = _candidates(dataset, staged, ledger, held)
         return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
     if not result.drift_blocks:  # quarantined as validate_batch does with a store
@@ -237,9 +238,12 @@ def _validate(dataset: Dataset, city: City, state: Path, staged: pd.DataFrame,
                                  & result.findings["row"].notna()]
         store.add(dataset.name, report.run_id, errors, batch.reset_index(drop=True))
     delivered = result.total + part.carried
+    unread = (f" (staging's earlier rows not read: only the {len(part.candidates)} added)"
+              if part.added_only else "")
     report.messages.append(
-        f"{dataset.name}: {part.carried} of {len(staged)} delivered rows are as last "
-        f"published: validated and georeferenced only the {len(batch)} new or changed")
+        f"{dataset.name}: {part.carried} of {part.carried + len(part.candidates)} delivered "
+        f"rows are as last published{unread}: validated and georeferenced only the "
+        f"{len(batch)} new or changed")
     present = delta.present_in(ledger, part, dataset)  # the carried rows' non-missing values
     return part, batch, replace(result, carried=part.carried,
                                 share_rejected=result.rejected_rows / delivered,

@@ -109,6 +109,7 @@ POINTS: dict[str, tuple[str, str]] = {
     "dlt.followup": ("dlt.destinations.job_client_impl:SqlLoadJob.run", "after"),
     "dlt.loaded": ("dlt.common.storages.load_storage:LoadStorage.complete_load_package",
                    "before"),
+    "pending.finished": ("odp.extract:finish_pending", "after"),
     "validate.enter": ("odp.validate:validate_batch", "before"),
     "georeference.enter": ("odp.georeference:georeference", "before"),
     "copy.committed": ("odp.publish.datastore:CopyLoader.load", "after"),

@@ -187,3 +187,59 @@ def test_a_local_file_read_again_with_the_same_bytes_is_unchanged(project, ckan,
     assert not _short_circuited(carried_only) and carried_only.validated == twice
     assert carried_only.valid == first.valid and carried_only.deleted == 0
     assert carried_only.inserted == carried_only.updated == 0
+
+
+def _lines_once(path: Path) -> list[bytes]:
+    """The recorded stop list's lines without the stops whose id it holds twice."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    ids = [line.split(b";")[0] for line in lines]
+    return [line for line, stop in zip(lines, ids, strict=True) if ids.count(stop) == 1]
+
+
+def _added_alone(report) -> bool:
+    return any("staging's earlier rows not read" in m for m in report.messages)
+
+
+def test_lines_added_to_a_published_file_are_read_alone_and_published_as_a_whole_read_would(
+        project, ckan, tmp_path):
+    """A file that grew by a few lines: the run reads only those from staging (the earlier
+    rows are the recorded ones), publishes them and keeps every earlier row; a line that
+    repeats an earlier stop id, or rows staged but not published (quarantined), make the
+    run read everything again, so the verdict is the one a whole read gives."""
+    source = _local_stops(project, tmp_path)
+    name = project["names"][STOPS]
+    lines = _lines_once(STOPS_FILE)
+    header, body, held = lines[0], lines[1:-4], lines[-4:]
+    source.write_bytes(header + b"".join(body))
+    first = _run(project, STOPS)
+    assert first.quarantined == 0 and first.inserted == len(body)
+
+    with source.open("ab") as file:
+        file.write(held[0] + held[1])
+    grew = _run(project, STOPS)
+    assert _added_alone(grew), grew.messages
+    assert any(f"{len(body)} of {len(body) + 2} delivered rows are as last published" in m
+               for m in grew.messages), grew.messages
+    assert grew.validated == 2 and grew.inserted == 2 and grew.deleted == grew.updated == 0
+    ids = {row["stop_id"] for row in ckan.action.datastore_search(
+        resource_id=_datastore_id(ckan, name), limit=10_000, fields="stop_id")["records"]}
+    assert len(ids) == len(body) + 2 and {held[0].split(b";")[0].decode(),
+                                          held[1].split(b";")[0].decode()} <= ids
+
+    again = body[0].split(b";", 1)[1]  # an earlier stop's id on a new line: validated together
+    with source.open("ab") as file:
+        file.write(held[2].split(b";", 1)[0] + b";" + again)
+        file.write(body[0].split(b";", 1)[0] + b";" + held[2].split(b";", 1)[1])
+    repeated = _run(project, STOPS)
+    assert not _added_alone(repeated) and repeated.validated == 3, repeated.messages
+    assert repeated.quarantined == 2  # the stop id delivered twice: both rows
+
+    with source.open("ab") as file:  # rows staged then were not all published: read whole
+        file.write(held[3])
+    after = _run(project, STOPS)
+    assert not _added_alone(after) and after.inserted == 1, after.messages
+
+
+def _datastore_id(ckan, name: str) -> str:  # noqa: ANN001
+    package = ckan.action.package_show(id=name)
+    return next(r["id"] for r in package["resources"] if r.get("datastore_active"))

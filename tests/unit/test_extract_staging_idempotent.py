@@ -99,6 +99,42 @@ def test_a_register_killed_after_the_insert_committed_holds_each_record_once_whe
     assert after.table["_dlt_id"].is_unique
 
 
+def test_copies_loaded_by_a_run_killed_before_it_collapsed_them_are_collapsed_by_the_next(
+        offline):
+    """The packages a killed run left are finished, then that run is killed too, before it
+    looked for copies: the next run, with nothing pending, still collapses them."""
+    name = offline["names"][REGISTER]
+    _killed_run(offline["env"], name, "dlt.inserted")  # rows inserted, job not marked done
+    _killed_run(offline["env"], name, "pending.finished")  # job run again: copies, unchecked
+    after = extract(load_dataset(name, offline["root"]), offline["state"])
+    assert not after.finished and after.collapsed > 0
+    assert sorted(after.table[KEY].fillna("")) == delivery_keys(variant(1))
+    assert after.table["_dlt_id"].is_unique
+
+
+def test_staging_is_scanned_for_copies_only_after_packages_of_an_interrupted_run(
+        offline, monkeypatch):
+    import odp.extract
+
+    looked: list[str] = []
+    collapse = odp.extract.collapse_copies
+    monkeypatch.setattr(odp.extract, "collapse_copies",
+                        lambda pipeline, ds: looked.append(ds.name) or collapse(pipeline, ds))
+    name = offline["names"][REGISTER]
+    dataset = load_dataset(name, offline["root"])
+    extract(dataset, offline["state"])
+    offline["server"].override(SOURCE_URL, 200, variant(2), "text/csv")
+    extract(dataset, offline["state"])
+    assert looked == []  # two plain runs: no scan of staging
+    offline["server"].clear_faults()
+    offline["server"].override(SOURCE_URL, 200, variant(3), "text/csv")
+    _killed_run(offline["env"], name, "dlt.inserted")
+    after = extract(dataset, offline["state"])
+    assert looked == [name] and len(after.finished) == 1
+    extract(dataset, offline["state"])
+    assert looked == [name]  # checked once: not again
+
+
 @pytest.mark.parametrize("point", ["dlt.extracted", "dlt.normalized", "dlt.inserted",
                                    "dlt.job_marked", "dlt.followup", "dlt.loaded"])
 def test_a_register_killed_inside_dlt_is_then_extracted_from_the_current_source(offline,
