@@ -21,14 +21,16 @@ The gate still judges the whole delivery: carried rows count as valid rows deliv
 
 A delivery that only added rows to staging (a file that grew: its new lines appended) is split
 without reading the rows staged before: the record also holds staging's mark at the publish
-(rows staged, the newest load id). When every row staged then was published, staging still
-holds exactly those rows and no added row repeats one of their keys, the earlier rows are the
-recorded ones — carried over from the record — and only the added rows are read and hashed:
-the same split as reading everything, at the cost of the added rows.
+(rows staged, the newest load id) and the dlt ids of the rows held back then (quarantined).
+When the rows staged then were those published and those held back, staging still holds
+exactly those rows and no added or held-back row repeats another earlier row's key, the
+published rows are carried over from the record and only the added and the held-back rows are
+read, hashed and validated: the same split as reading everything, at the cost of those rows.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,12 +44,16 @@ if TYPE_CHECKING:
     from odp.extract import Extracted
 
 RAW, KEY = "raw", "key"
+ROW_ID = "_dlt_id"  # odp.extract.ROW_ID: each staged row's own id
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
 # How the raw hashes were computed: a record of another kind is not compared with (every row
 # validated once, the record then rewritten).
 _RAW_HASH, _RAW_HASH_KIND = b"odp_raw_hash", b"duckdb-hash"
-# Staging at the publish: "ROWS:NEWEST_LOAD_ID" (where later rows begin, see staged_since).
-_STAGED = b"odp_staged"
+# Staging at the publish: "ROWS:NEWEST_LOAD_ID" (where later rows begin, see staged_since),
+# and the dlt ids of its rows held back then (quarantined: validated again with the added
+# rows). With more held rows than _MAX_HELD no mark is kept (the next run reads everything).
+_STAGED, _HELD = b"odp_staged", b"odp_held"
+_MAX_HELD = 10_000
 # Row-level expectations judge each row alone; the primary key's uniqueness is checked here.
 _ROW_LEVEL = "expect_column_values_to_"
 _UNIQUE = ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")
@@ -61,15 +67,20 @@ class Split:
     raw: pd.Series | None = None  # raw hash of every staged row (staged index)
     why_all: str = ""  # why every row is validated (empty: only the candidates)
     added_only: bool = False  # the rows staged before were not read (only the added ones)
+    reread: int = 0  # added_only: earlier rows read again, held back at the last publish
+    held: tuple[str, ...] = ()  # dlt ids of the candidates not published (once validated)
 
     @property
     def carried(self) -> int:
         return len(self.carried_keys)
 
-    def validated(self) -> Split:
-        """The split without its candidates' text (once they are validated): what publishing
-        and the record need is the keys and hashes."""
-        return replace(self, candidates=self.candidates.iloc[0:0])
+    def validated(self, published: pd.Index) -> Split:
+        """The split without its candidates' text (once they are validated; `published`: the
+        index of those that are published): what publishing and the record need is the keys
+        and hashes, and the dlt ids of the staged rows held back (quarantined)."""
+        back = self.candidates[~self.candidates.index.isin(published)]
+        held = tuple(back[ROW_ID].astype(str)) if ROW_ID in back else ()
+        return replace(self, candidates=self.candidates.iloc[0:0], held=held)
 
 
 def rows_path(state: Path, name: str) -> Path:
@@ -126,6 +137,7 @@ def _rules_allow(dataset: Dataset) -> str:
 class _Record:
     rows: pd.DataFrame  # RAW and KEY of every row published
     staged: tuple[int, str] | None  # staging's rows and newest load id at that publish
+    held: tuple[str, ...] = ()  # the dlt ids of the staged rows not published then
 
 
 def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | None
@@ -146,7 +158,8 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | No
         return None
     rows, _, newest = meta.get(_STAGED, b"").decode().partition(":")
     staged = (int(rows), newest) if rows.isdigit() and newest else None
-    return _Record(stored.to_pandas(), staged)
+    held = tuple(json.loads(meta.get(_HELD, b"[]")))
+    return _Record(stored.to_pandas(), staged, held)
 
 
 def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
@@ -180,17 +193,19 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
     docstring), reading only the added rows; None when it does not apply."""
     from odp.extract import staged_since
 
-    if record.staged is None or extracted.collapsed or len(record.rows) != record.staged[0]:
-        return None  # no mark, or rows staged then were not published (quarantined)
-    since = staged_since(dataset, extracted.state, record.staged[1])
-    if since is None or since.earlier != record.staged[0] or since.key_again:
+    if (record.staged is None or extracted.collapsed
+            or len(record.rows) + len(record.held) != record.staged[0]):
+        return None  # no mark, or staging then held rows neither published nor held back
+    since = staged_since(dataset, extracted.state, record.staged[1], record.held)
+    if (since is None or since.earlier != record.staged[0] or since.key_again
+            or since.held != len(record.held)):
         return None
-    raw = raw_hashes(since.added)
+    raw = raw_hashes(since.rows)
     recorded = record.rows[RAW].to_numpy(dtype=np.uint64)
     if dataset.schema.row_hash and np.isin(raw.to_numpy(), recorded).any():
         return None  # a derived key: an added row delivered again is a repeated key
-    return Split(since.added, record.rows[KEY].to_numpy(dtype=np.uint64), recorded, raw,
-                 added_only=True)
+    return Split(since.rows, record.rows[KEY].to_numpy(dtype=np.uint64), recorded, raw,
+                 added_only=True, reread=since.held)
 
 
 def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset) -> dict[str, int]:
@@ -245,11 +260,12 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
         dtype=np.uint64)
     table = pa.table({RAW: np.concatenate([split_.carried_raw, fresh_raw]),
                       KEY: np.concatenate([split_.carried_keys, fresh_keys])})
-    table = table.replace_schema_metadata({_DIGESTS[0]: ledger_digest(ledger),
-                                           _DIGESTS[1]: inputs_digest(dataset, city),
-                                           _RAW_HASH: _RAW_HASH_KIND,
-                                           _STAGED: f"{extracted.staged}:"
-                                                    f"{extracted.newest_load or ''}"})
+    meta = {_DIGESTS[0]: ledger_digest(ledger), _DIGESTS[1]: inputs_digest(dataset, city),
+            _RAW_HASH: _RAW_HASH_KIND}
+    if extracted.newest_load and len(split_.held) <= _MAX_HELD:
+        meta |= {_STAGED: f"{extracted.staged}:{extracted.newest_load}",
+                 _HELD: json.dumps(split_.held)}
+    table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)

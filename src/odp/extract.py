@@ -279,38 +279,49 @@ def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:
 @dataclass(frozen=True)
 class Since:
     """Staging split at a load: the rows of that load and earlier ones, counted, and the rows
-    loaded after it (a file that grew: the lines appended since)."""
+    loaded after it (a file that grew: the lines appended since) with the earlier rows named
+    to be read again (held back at the last publish)."""
 
     earlier: int  # rows staged by the load or before it
-    added: pd.DataFrame  # rows of later loads, in staging's order, indexed after `earlier`
-    key_again: bool  # an added row's key (as text) is also an earlier row's
+    rows: pd.DataFrame  # the later rows and the named earlier ones, in staging's order
+    held: int  # how many of `rows` are named earlier ones
+    key_again: bool  # one of `rows` repeats the key (as text) of another earlier row
 
 
-def staged_since(dataset: Dataset, state: Path, load_id: str) -> Since | None:
-    """The rows staged after `load_id` — read alone, the earlier rows only counted — and
-    whether an added row repeats an earlier row's key (compared as text, as delivered). None:
-    nothing staged, rows without load ids, or a key column missing."""
+def staged_since(dataset: Dataset, state: Path, load_id: str,
+                 held: tuple[str, ...] = ()) -> Since | None:
+    """The rows staged after `load_id` and the earlier rows whose dlt ids are `held`, read
+    alone — the other earlier rows only counted and their keys compared (as text, as
+    delivered). Indexed by DuckDB's row id (the row's place in staging). None: nothing staged,
+    rows without load or row ids, or a key column missing."""
+    import pyarrow as pa
+
     with _staging_table(dataset, state) as found:
         if found is None:
             return None
         con, table = found
         columns = [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
         key = list(dataset.schema.primary_key)
-        if LOAD_ID not in columns or not key or any(k not in columns for k in key):
+        if ({LOAD_ID, ROW_ID} - set(columns)) or not key or any(k not in columns for k in key):
             return None
-        load = _quoted(LOAD_ID)
-        earlier = con.execute(f"select count(*) from {table} where {load} <= ?",
-                              [load_id]).fetchall()[0][0]
+        con.register("odp_held", pa.table({"id": pa.array(held, type=pa.string())}))
+        load, row_id = _quoted(LOAD_ID), _quoted(ROW_ID)
+        again = f"{row_id} IN (SELECT id FROM odp_held)"
+        read = f"({load} > $1 OR {again})"
+        earlier = con.sql(f"select count(*) from {table} where {load} <= $1",
+                          params=[load_id]).fetchall()[0][0]
         keys = ", ".join(f"CAST({_quoted(k)} AS VARCHAR) AS {_quoted(k)}" for k in key)
         same = " AND ".join(f"o.{_quoted(k)} IS NOT DISTINCT FROM n.{_quoted(k)}" for k in key)
-        again = con.execute(
+        repeats = con.sql(
             f"select exists (select 1 from (select distinct {keys} from {table} "
-            f"where {load} <= $1) o join (select {keys} from {table} where {load} > $1) n "
-            f"on {same})", [load_id]).fetchall()[0][0]
-        added = con.sql(f"select * from {table} where {load} > $1",
-                        params=[load_id]).to_arrow_table().to_pandas()
-    added.index = pd.RangeIndex(int(earlier), int(earlier) + len(added))
-    return Since(int(earlier), added, bool(again))
+            f"where not {read}) o join (select {keys} from {table} where {read}) n "
+            f"on {same})", params=[load_id]).fetchall()[0][0]
+        rows = con.sql(f"select rowid as odp_rowid, * from {table} where {read} "
+                       "order by rowid", params=[load_id]).to_arrow_table().to_pandas()
+        con.unregister("odp_held")
+    rows = rows.set_index("odp_rowid").rename_axis(None)
+    reread = int((rows[LOAD_ID] <= load_id).sum()) if len(rows) else 0
+    return Since(int(earlier), rows, reread, bool(repeats))
 
 
 def _quoted(column: str) -> str:
