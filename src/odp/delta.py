@@ -208,17 +208,20 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
                  added_only=True, reread=since.held)
 
 
-def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset) -> dict[str, int]:
+def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset,
+               ledger_keys: pd.Index | None = None) -> dict[str, int]:
     """Per source field, the carried rows' non-missing values (from the ledger, as published),
-    so the report's completeness counts the whole delivery."""
+    so the report's completeness counts the whole delivery. `ledger_keys`: the ledger's
+    `key_index`, when the caller has it (hashed once per run: the diff needs it too)."""
     from odp.publish.changes import key_index
 
     if ledger is None or not split_.carried:
         return {}
-    carried = ledger[key_index(ledger, list(dataset.schema.primary_key))
-                     .isin(split_.carried_keys)]
-    names = [f.name for f in dataset.schema.source_fields if f.name in carried.columns]
-    return {name: int(n) for name, n in carried[names].notna().sum().items()}
+    if ledger_keys is None:
+        ledger_keys = key_index(ledger, list(dataset.schema.primary_key))
+    carried = ledger_keys.isin(split_.carried_keys)
+    names = [f.name for f in dataset.schema.source_fields if f.name in ledger.columns]
+    return {name: int((ledger[name].notna().to_numpy() & carried).sum()) for name in names}
 
 
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:

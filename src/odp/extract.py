@@ -313,7 +313,7 @@ def staged_since(dataset: Dataset, state: Path, load_id: str,
         keys = ", ".join(f"CAST({_quoted(k)} AS VARCHAR) AS {_quoted(k)}" for k in key)
         same = " AND ".join(f"o.{_quoted(k)} IS NOT DISTINCT FROM n.{_quoted(k)}" for k in key)
         repeats = con.sql(
-            f"select exists (select 1 from (select distinct {keys} from {table} "
+            f"select exists (select 1 from (select {keys} from {table} "
             f"where not {read}) o join (select {keys} from {table} where {read}) n "
             f"on {same})", params=[load_id]).fetchall()[0][0]
         rows = con.sql(f"select rowid as odp_rowid, * from {table} where {read} "

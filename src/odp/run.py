@@ -176,7 +176,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
 
 def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, say: Progress,
                 dry_run: bool, accept_deletes: bool) -> None:
-    from odp.publish.changes import read_ledger
+    from odp.publish.changes import key_index, read_ledger
     from odp.publish.guard import guard_settings
     from odp.publish.sync import Sync
     from odp.validate import check_gate, gate_reasons
@@ -189,10 +189,13 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     with _stage(report, say, "validate"):
         store = QuarantineStore(state)
         ledger = read_ledger(state, dataset.name)
+        # The ledger's keys hashed once: the carried rows' counts and the diff both need them.
+        ledger_keys = (None if ledger is None or ledger.empty
+                       else key_index(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
         # A full refresh: only new and changed rows (odp.delta); the others are carried over.
-        part, batch, result = _validate(dataset, city, state, extracted, ledger, held, store,
-                                        report)
+        part, batch, result = _validate(dataset, city, state, extracted, (ledger, ledger_keys),
+                                        held, store, report)
 
     with _stage(report, say, "georeference"):
         located, result = _georeference(dataset, city, batch, result, store, report)
@@ -213,7 +216,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         rows = located.table
         if guard.quarantined_rows == "keep-published":
             rows = _keep_last_good(dataset, rows, result, ledger, report)
-        changes = sync.diff(rows, ledger, part.carried_keys)  # per the deletion policy
+        changes = sync.diff(rows, ledger, part.carried_keys, ledger_keys)  # deletion policy
         check_gate(result, dataset, keep,
                    _publish_reasons(dataset, len(rows) + part.carried, changes, guard,
                                     accept_deletes, report))
@@ -233,11 +236,15 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
 
 def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
-              ledger: pd.DataFrame | None, held: set[str], store: QuarantineStore,
-              report: RunReport) -> tuple[delta.Split, pd.DataFrame, ValidationResult]:
+              published: tuple[pd.DataFrame | None, pd.Index | None], held: set[str],
+              store: QuarantineStore, report: RunReport
+              ) -> tuple[delta.Split, pd.DataFrame, ValidationResult]:
     """Validate the rows this run must: for a full refresh the new and changed ones (all of
-    them when a rule needs the whole delivery, see odp.delta)."""
+    them when a rule needs the whole delivery, see odp.delta). `published`: the ledger and
+    its key hashes."""
     from odp.validate import validate_batch
+
+    ledger, ledger_keys = published
 
     part = delta.split(dataset, city, state, extracted, ledger)
     batch = _candidates(dataset, part.candidates, ledger, held)
@@ -261,7 +268,7 @@ def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         f"{dataset.name}: {part.carried} of {part.carried + len(part.candidates)} delivered "
         f"rows are as last published{unread}: validated and georeferenced only the "
         f"{len(batch)} new or changed")
-    present = delta.present_in(ledger, part, dataset)  # the carried rows' non-missing values
+    present = delta.present_in(ledger, part, dataset, ledger_keys)  # carried rows' values
     return part, batch, replace(result, carried=part.carried,
                                 share_rejected=result.rejected_rows / delivered,
                                 present={f: result.present.get(f, 0) + present.get(f, 0)

@@ -51,3 +51,22 @@ def test_a_rows_raw_hash_changes_with_any_cell_and_not_with_dlts_columns_or_the_
     assert moved.tolist() == hashed.tolist() and list(moved.index) == list(range(10, 17))
     swapped = raw_hashes(pd.DataFrame({"a": ["y"], "b": ["x"]}, dtype="str"))
     assert swapped[0] != hashed[0]
+
+
+def test_the_completeness_of_carried_rows_counts_their_values_in_the_ledger_and_no_others():
+    """Rows carried over are not validated, so the report's completeness takes their
+    non-missing values from the ledger: only theirs, whether the key hashes are handed in
+    (hashed once per run) or hashed here."""
+    from odp.delta import Split, present_in
+    from odp.publish.changes import key_index
+
+    stops = load_dataset("transit-stops-vvo", REPO)
+    ledger = pd.DataFrame({"stop_id": ["a", "b", "c", "d"], "name": ["A", None, "C", None],
+                           "short_name": [None, None, "c", "d"]})
+    keys = key_index(ledger, ["stop_id"])
+    part = Split(ledger.iloc[0:0], carried_keys=keys[[0, 1, 3]].to_numpy())
+    counted = present_in(ledger, part, stops)
+    assert counted["name"] == 1 and counted["short_name"] == 1  # of a, b and d only
+    assert counted["stop_id"] == 3
+    assert present_in(ledger, part, stops, keys) == counted
+    assert present_in(ledger, Split(ledger), stops) == {}  # nothing carried

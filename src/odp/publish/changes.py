@@ -118,14 +118,15 @@ def key_index(table: pd.DataFrame, key: list[str]) -> pd.Index:
 def diff(
     rows: pd.DataFrame, ledger: pd.DataFrame | None, key: list[str], columns: list[str],
     full_refresh: bool, policy: str = "delete", now: pd.Timestamp | None = None,
-    carried: np.ndarray | None = None,
+    carried: np.ndarray | None = None, ledger_keys: pd.Index | None = None,
 ) -> ChangeSet:
     """`rows` are this run's publishable rows (all of them for a full refresh, except those
     `carried`: the key hashes (`key_index`) of rows delivered exactly as last published,
     which stay as the ledger holds them). `policy` says
     what happens to rows gone from the source: `delete` removes them; `mark-deleted` keeps
     them with DELETED_AT set (a row that comes back is revived); `keep-history` removes them
-    and hands their last version (and that of changed rows) over as `previous`."""
+    and hands their last version (and that of changed rows) over as `previous`.
+    `ledger_keys`: the ledger's `key_index` when the caller has it (else hashed here)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown deletion policy '{policy}' (one of {', '.join(POLICIES)})")
     marking = policy == "mark-deleted"
@@ -155,7 +156,8 @@ def diff(
                    else np.zeros(len(ledger), dtype=bool))
     # Positions in the ledger, through one hash table of its keys (hashed once: the ledger may
     # hold millions of rows): no pass over the whole table but the masks below.
-    ledger_keys = key_index(ledger, key)
+    if ledger_keys is None or len(ledger_keys) != len(ledger):
+        ledger_keys = key_index(ledger, key)
     at = ledger_keys.get_indexer(key_index(rows, key))
     known = at >= 0
     at = at[known]

@@ -207,12 +207,15 @@ class Sync:
         return self._loader
 
     def diff(self, rows: pd.DataFrame, ledger: pd.DataFrame | None,
-             carried: np.ndarray | None = None) -> ChangeSet:
-        """`carried`: key hashes of rows delivered exactly as last published (odp.delta)."""
+             carried: np.ndarray | None = None,
+             ledger_keys: pd.Index | None = None) -> ChangeSet:
+        """`carried`: key hashes of rows delivered exactly as last published (odp.delta);
+        `ledger_keys`: the ledger's key hashes, when the caller has them."""
         ds = self.dataset
-        ledger = self._trusted_ledger(ledger)
-        return diff(rows, ledger, list(ds.schema.primary_key), ds.schema.names, ds.full_refresh,
-                    policy=self.policy, now=self.now, carried=carried)
+        trusted = self._trusted_ledger(ledger)
+        return diff(rows, trusted, list(ds.schema.primary_key), ds.schema.names,
+                    ds.full_refresh, policy=self.policy, now=self.now, carried=carried,
+                    ledger_keys=ledger_keys if trusted is ledger else None)
 
     def _trusted_ledger(self, ledger: pd.DataFrame | None) -> pd.DataFrame | None:
         """The ledger, or — when it may be behind the portal — the DataStore table itself."""
