@@ -243,3 +243,32 @@ def test_check_never_sends_the_local_portals_token_file_to_another_portal(
         code, checks = _check(portal, project, stand_in.url, token=False)
     assert stand_in.authorizations == []
     assert code == 5 and checks["token"]["state"] == "missing"
+
+
+def _datastore_tables(names: list[str]) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(stack.datastore_write_url()) as conn:
+        found = conn.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s)", (names,))
+        return {row[0] for row in found.fetchall()}
+
+
+def test_starting_the_portal_drops_the_datastore_tables_a_purged_dataset_left(
+        portal: stack.PortalInfo, ckan: ckanapi.RemoteCKAN, organization: dict) -> None:
+    """CKAN's dataset_purge leaves the dataset's DataStore tables; tests and benchmarks purge
+    thousands of datasets, so the local portal drops such tables when it starts (a full disk
+    otherwise) — and never a table whose resource still exists."""
+    ids = {}
+    for which in ("kept", "purged"):
+        package = ckan.action.package_create(name=_name(which), owner_org=organization["id"])
+        created = ckan.action.datastore_create(
+            resource={"package_id": package["id"], "name": which},
+            fields=[{"id": "n", "type": "int"}], records=[{"n": 1}, {"n": 2}])
+        ids[which] = (package["id"], created["resource_id"])
+    ckan.action.dataset_purge(id=ids["purged"][0])
+    tables = [ids["kept"][1], ids["purged"][1]]
+    assert _datastore_tables(tables) == set(tables)  # CKAN left the purged one's table
+
+    stack.start()
+    assert _datastore_tables(tables) == {ids["kept"][1]}
+    assert ckan.action.datastore_search(resource_id=ids["kept"][1])["total"] == 2
