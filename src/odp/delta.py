@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from odp.extract import ROW_ID
 from odp.spec import City, Dataset
 
 if TYPE_CHECKING:
     from odp.extract import Extracted
 
 RAW, KEY = "raw", "key"
-ROW_ID = "_dlt_id"  # odp.extract.ROW_ID: each staged row's own id
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
 # How the raw hashes were computed: a record of another kind is not compared with (every row
 # validated once, the record then rewritten).
