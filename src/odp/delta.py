@@ -42,6 +42,8 @@ from odp.extract import ROW_ID
 from odp.spec import City, Dataset
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from odp.extract import Extracted
 
 RAW, KEY = "raw", "key"
@@ -105,11 +107,11 @@ def raw_hashes(staged: pd.DataFrame) -> pd.Series:
     return pd.Series(np.asarray(hashed, dtype=np.uint64), index=staged.index)
 
 
-def ledger_digest(ledger: pd.DataFrame) -> str:
+def ledger_digest(ledger: pa.Table) -> str:
     """Rows and the sum of their row hashes: changes whenever the ledger's content does."""
-    from odp.publish.changes import HASH
+    from odp.publish.changes import hashes
 
-    total = int(ledger[HASH].to_numpy(dtype=np.uint64).sum(dtype=np.uint64))
+    total = int(hashes(ledger).sum(dtype=np.uint64))
     return f"{len(ledger)}:{total}"
 
 
@@ -140,7 +142,7 @@ class _Record:
     held: tuple[str, ...] = ()  # the dlt ids of the staged rows not published then
 
 
-def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | None
+def _record(dataset: Dataset, city: City, state: Path, ledger: pa.Table | None
             ) -> _Record | None:
     import pyarrow.parquet as pq
 
@@ -163,7 +165,7 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pd.DataFrame | No
 
 
 def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
-          ledger: pd.DataFrame | None) -> Split:
+          ledger: pa.Table | None) -> Split:
     """The staged rows to validate, and the keys of those carried over unchanged."""
     why = _rules_allow(dataset)
     if why or not extracted.staged:  # the rules need every row, every run: nothing to record
@@ -208,20 +210,35 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
                  added_only=True, reread=since.held)
 
 
-def present_in(ledger: pd.DataFrame | None, split_: Split, dataset: Dataset,
+def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset,
                ledger_keys: pd.Index | None = None) -> dict[str, int]:
     """Per source field, the carried rows' non-missing values (from the ledger, as published),
     so the report's completeness counts the whole delivery. `ledger_keys`: the ledger's
     `key_index`, when the caller has it (hashed once per run: the diff needs it too)."""
-    from odp.publish.changes import key_index
+    from odp.publish.changes import stored_keys
 
     if ledger is None or not split_.carried:
         return {}
     if ledger_keys is None:
-        ledger_keys = key_index(ledger, list(dataset.schema.primary_key))
-    carried = ledger_keys.isin(split_.carried_keys)
-    names = [f.name for f in dataset.schema.source_fields if f.name in ledger.columns]
-    return {name: int((ledger[name].notna().to_numpy() & carried).sum()) for name in names}
+        ledger_keys = stored_keys(ledger, list(dataset.schema.primary_key))
+    # Positions through the ledger keys' own hash table, which pandas keeps with the index:
+    # the diff looks the carried keys up in the same table (built once, not twice).
+    at = ledger_keys.get_indexer(split_.carried_keys)
+    carried = np.zeros(len(ledger_keys), dtype=bool)
+    carried[at[at >= 0]] = True
+    names = [f.name for f in dataset.schema.source_fields if f.name in ledger.column_names]
+    return {name: int((_set(ledger.column(name)) & carried).sum()) for name in names}
+
+
+def _set(column: pa.ChunkedArray) -> np.ndarray:
+    """Per row: the value is present (neither null nor a float's NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    present = column.is_valid()
+    if pa.types.is_floating(column.type):
+        present = pc.and_(present, pc.invert(pc.fill_null(pc.is_nan(column), True)))
+    return present.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
 
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
@@ -244,7 +261,7 @@ def collides(split_: Split, validated: pd.DataFrame, key: list[str]) -> bool:
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,
-           published: pd.DataFrame, ledger: pd.DataFrame, extracted: Extracted) -> None:
+           published: pd.DataFrame, ledger: pa.Table, extracted: Extracted) -> None:
     """After a complete publish: raw and key hash of every published row of this delivery
     (`published`: the rows validated this run, staged index; plus the carried ones), and
     staging's mark (where the next run's added rows begin)."""

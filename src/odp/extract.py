@@ -306,18 +306,23 @@ def staged_since(dataset: Dataset, state: Path, load_id: str,
             return None
         con.register("odp_held", pa.table({"id": pa.array(held, type=pa.string())}))
         load, row_id = _quoted(LOAD_ID), _quoted(ROW_ID)
-        again = f"{row_id} IN (SELECT id FROM odp_held)"
-        read = f"({load} > $1 OR {again})"
+        # Each part a filter DuckDB pushes into its scan (the load id: whole row groups
+        # skipped), the named rows a join with their few ids: an OR of the two made DuckDB
+        # read every staged row's columns (3M rows: 0.5 s and 0.37 GB for 30k added rows).
+        named = f"{row_id} IN (SELECT id FROM odp_held)"
+        read = [f"{load} > $1"] + ([f"{load} <= $1 AND {named}"] if held else [])
+        kept = f"{load} <= $1" + (f" AND NOT {named}" if held else "")
         earlier = con.sql(f"select count(*) from {table} where {load} <= $1",
                           params=[load_id]).fetchall()[0][0]
         keys = ", ".join(f"CAST({_quoted(k)} AS VARCHAR) AS {_quoted(k)}" for k in key)
         same = " AND ".join(f"o.{_quoted(k)} IS NOT DISTINCT FROM n.{_quoted(k)}" for k in key)
+        added = " UNION ALL ".join(f"select {keys} from {table} where {w}" for w in read)
         repeats = con.sql(
-            f"select exists (select 1 from (select {keys} from {table} "
-            f"where not {read}) o join (select {keys} from {table} where {read}) n "
-            f"on {same})", params=[load_id]).fetchall()[0][0]
-        rows = con.sql(f"select rowid as odp_rowid, * from {table} where {read} "
-                       "order by rowid", params=[load_id]).to_arrow_table().to_pandas()
+            f"select exists (select 1 from (select {keys} from {table} where {kept}) o "
+            f"join ({added}) n on {same})", params=[load_id]).fetchall()[0][0]
+        rows = con.sql(" UNION ALL ".join(f"select rowid as odp_rowid, * from {table} where {w}"
+                                          for w in read) + " order by odp_rowid",
+                       params=[load_id]).to_arrow_table().to_pandas()
         con.unregister("odp_held")
     rows = rows.set_index("odp_rowid").rename_axis(None)
     reread = int((rows[LOAD_ID] <= load_id).sum()) if len(rows) else 0

@@ -6,6 +6,7 @@ any orchestrator (cron today) only calls `run_dataset`.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import secrets
@@ -26,6 +27,8 @@ from odp.spec import City, Dataset, load_dataset, state_dir
 from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
 
 if TYPE_CHECKING:  # the stages' modules load in the run, not at the CLI's start-up
+    import pyarrow as pa
+
     from odp.extract import Extracted
     from odp.georeference import Georeferenced
     from odp.publish.changes import ChangeSet
@@ -83,7 +86,7 @@ def _stage(report: RunReport, say: Progress, name: str) -> Iterator[None]:
         report.stages[name] = round(spent, 3)
 
 
-def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | None,
+def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pa.Table | None,
                 quarantined_keys: set[str]) -> pd.DataFrame:
     """Rows to validate this run: the whole register for a full refresh; for a time series the
     staged rows not yet published and not already quarantined (until the rules change)."""
@@ -91,9 +94,16 @@ def _candidates(dataset: Dataset, staged: pd.DataFrame, ledger: pd.DataFrame | N
         return staged
     key = list(dataset.schema.primary_key)
     staged_keys = quarantine_keys(staged, key)
-    published = set(quarantine_keys(_published_as_text(ledger, dataset), key))
+    published = set(quarantine_keys(_published_as_text(_key_columns(ledger, dataset), dataset),
+                                    key))
     fresh = ~staged_keys.isin(published) & ~staged_keys.isin(quarantined_keys)
     return staged[fresh.to_numpy()]
+
+
+def _key_columns(ledger: pa.Table, dataset: Dataset) -> pd.DataFrame:
+    from odp.publish.changes import as_frame
+
+    return as_frame(ledger, list(dataset.schema.primary_key))
 
 
 def _published_as_text(ledger: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
@@ -176,7 +186,7 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
 
 def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, say: Progress,
                 dry_run: bool, accept_deletes: bool) -> None:
-    from odp.publish.changes import key_index, read_ledger
+    from odp.publish.changes import read_ledger, stored_keys
     from odp.publish.guard import guard_settings
     from odp.publish.sync import Sync
     from odp.validate import check_gate, gate_reasons
@@ -190,8 +200,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         store = QuarantineStore(state)
         ledger = read_ledger(state, dataset.name)
         # The ledger's keys hashed once: the carried rows' counts and the diff both need them.
-        ledger_keys = (None if ledger is None or ledger.empty
-                       else key_index(ledger, list(dataset.schema.primary_key)))
+        ledger_keys = (None if ledger is None or not ledger.num_rows
+                       else stored_keys(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
         # A full refresh: only new and changed rows (odp.delta); the others are carried over.
         part, batch, result = _validate(dataset, city, state, extracted, (ledger, ledger_keys),
@@ -236,7 +246,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
 
 def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
-              published: tuple[pd.DataFrame | None, pd.Index | None], held: set[str],
+              published: tuple[pa.Table | None, pd.Index | None], held: set[str],
               store: QuarantineStore, report: RunReport
               ) -> tuple[delta.Split, pd.DataFrame, ValidationResult]:
     """Validate the rows this run must: for a full refresh the new and changed ones (all of
@@ -245,17 +255,18 @@ def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
     from odp.validate import validate_batch
 
     ledger, ledger_keys = published
+    history = _series_history(dataset, ledger)
 
     part = delta.split(dataset, city, state, extracted, ledger)
     batch = _candidates(dataset, part.candidates, ledger, held)
     if not part.carried:
-        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
-    result = validate_batch(batch, dataset, report.run_id, None, history=ledger)
+        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=history)
+    result = validate_batch(batch, dataset, report.run_id, None, history=history)
     if delta.collides(part, result.valid, list(dataset.schema.primary_key)):
         staged = extracted.table
         part = delta.everything(staged, "a key was delivered twice")
         batch = _candidates(dataset, staged, ledger, held)
-        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=ledger)
+        return part, batch, validate_batch(batch, dataset, report.run_id, store, history=history)
     if not result.drift_blocks:  # quarantined as validate_batch does with a store
         errors = result.findings[(result.findings["severity"] == "error")
                                  & result.findings["row"].notna()]
@@ -273,6 +284,18 @@ def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
                                 share_rejected=result.rejected_rows / delivered,
                                 present={f: result.present.get(f, 0) + present.get(f, 0)
                                          for f in {*result.present, *present}})
+
+
+def _series_history(dataset: Dataset, ledger: pa.Table | None) -> pd.DataFrame | None:
+    """The published rows' columns an incremental dataset's series rules continue (None: no
+    such rules, or a full refresh, whose delivery is the whole series)."""
+    from odp.publish.changes import as_frame
+    from odp.validate.settings import settings
+
+    series = settings(dataset).series
+    if dataset.full_refresh or series is None or ledger is None:
+        return None
+    return as_frame(ledger, [c for c in dict.fromkeys(series.columns) if c in ledger.column_names])
 
 
 def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,
@@ -314,6 +337,9 @@ def _extract(dataset: Dataset, state: Path, report: RunReport) -> Extracted:
     finally:
         report.downloaded = take_downloaded(dataset.name)
     report.extracted, report.staged = extracted.new_rows, extracted.staged
+    # dlt's load leaves its buffers in reference cycles: freed now, before the ledger is read,
+    # not whenever the collector next runs (3M-row dataset, +1 %: 0.25 GB less at the peak).
+    gc.collect()
     return extracted
 
 
@@ -341,19 +367,25 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
 
 
 def _keep_last_good(dataset: Dataset, rows: pd.DataFrame, result: ValidationResult,
-                    ledger: pd.DataFrame | None, report: RunReport) -> pd.DataFrame:
+                    ledger: pa.Table | None, report: RunReport) -> pd.DataFrame:
     """A full refresh: published rows quarantined in this delivery keep their last good
     version instead of vanishing from the public table."""
-    if not dataset.full_refresh or ledger is None or ledger.empty or not result.rejected_rows:
+    import pyarrow as pa
+
+    from odp.publish.changes import as_frame
+
+    if (not dataset.full_refresh or ledger is None or not ledger.num_rows
+            or not result.rejected_rows):
         return rows
     errors = result.findings[(result.findings["severity"] == "error")
                              & result.findings["row"].notna()]
     rejected = set(errors["key"].dropna().astype(str))
     key = list(dataset.schema.primary_key)
-    ledger_keys = quarantine_keys(_published_as_text(ledger, dataset), key)
+    ledger_keys = quarantine_keys(_published_as_text(_key_columns(ledger, dataset), dataset), key)
     valid_keys = set(quarantine_keys(_published_as_text(rows, dataset), key)) if len(
         rows) else set()
-    kept = ledger[(ledger_keys.isin(rejected) & ~ledger_keys.isin(valid_keys)).to_numpy()]
+    wanted = (ledger_keys.isin(rejected) & ~ledger_keys.isin(valid_keys)).to_numpy()
+    kept = as_frame(ledger.filter(pa.array(wanted)))  # a filter: see changes._taken
     if kept.empty:
         return rows
     report.kept_last_good = len(kept)

@@ -31,14 +31,14 @@ def test_full_refresh_finds_new_changed_and_deleted():
     assert list(changes.new["id"]) == [4]
     assert list(changes.changed["id"]) == [2]
     assert list(changes.deleted["id"]) == [3]
-    assert list(changes.result["id"]) == [1, 2, 4]
-    assert changes.result.set_index("id").loc[2, "name"] == "B"
+    assert list(changes.frame["id"]) == [1, 2, 4]
+    assert changes.frame.set_index("id").loc[2, "name"] == "B"
 
 
 def test_incremental_keeps_rows_not_in_the_batch():
     old = diff(_table([(1, "a", "2024-01-01")]), None, KEY, COLUMNS, False).result
     changes = diff(_table([(2, "b", "2024-01-02")]), old, KEY, COLUMNS, False)
-    assert changes.deleted.empty and list(changes.result["id"]) == [1, 2]
+    assert changes.deleted.empty and list(changes.frame["id"]) == [1, 2]
 
 
 def test_a_column_the_schema_gained_updates_every_row_without_failing(tmp_path):
@@ -50,7 +50,7 @@ def test_a_column_the_schema_gained_updates_every_row_without_failing(tmp_path):
         changes = diff(wider, read_ledger(tmp_path, "d"), KEY, COLUMNS + ["quality"], True,
                        policy)
         assert list(changes.changed["id"]) == [1, 2] and changes.new.empty, policy
-        assert list(changes.result["quality"].fillna("-")) == ["exact", "-"]
+        assert list(changes.frame["quality"].fillna("-")) == ["exact", "-"]
 
 
 def _text_hashes(table):
@@ -67,7 +67,7 @@ def _text_hashes(table):
 
 def test_a_ledger_with_text_hashed_timestamps_is_migrated_and_finds_nothing_changed(tmp_path):
     table = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
-    old = diff(table, None, KEY, COLUMNS, True).result
+    old = diff(table, None, KEY, COLUMNS, True).frame.copy()
     old["_row_hash"] = _text_hashes(old)
     path = tmp_path / "published" / "d.parquet"
     path.parent.mkdir()
@@ -75,7 +75,7 @@ def test_a_ledger_with_text_hashed_timestamps_is_migrated_and_finds_nothing_chan
     again = diff(table, read_ledger(tmp_path, "d"), KEY, COLUMNS, True)
     assert again.empty and again.unchanged == 2
     write_ledger(tmp_path, "d", again.result)  # now marked: read as written
-    assert read_ledger(tmp_path, "d")["_row_hash"].tolist() == again.result["_row_hash"].tolist()
+    assert read_ledger(tmp_path, "d")["_row_hash"].to_pylist() == again.frame["_row_hash"].tolist()
 
 
 def test_a_timestamp_one_second_later_is_a_change_the_same_instant_elsewhere_is_not():
@@ -97,12 +97,13 @@ def test_rows_carried_over_by_key_are_neither_deleted_nor_rewritten(tmp_path):
                None, KEY, COLUMNS, True).result
     write_ledger(tmp_path, "d", old)  # read back: Arrow-backed, read-only arrays
     ledger = read_ledger(tmp_path, "d")
-    carried = key_index(ledger[ledger["id"] == 1], KEY).to_numpy()
+    published = ledger.to_pandas()
+    carried = key_index(published[published["id"] == 1], KEY).to_numpy()
     changes = diff(_table([(2, "B", "2024-01-02"), (4, "d", "2024-01-04")]), ledger, KEY,
                    COLUMNS, True, carried=carried)
     assert list(changes.changed["id"]) == [2] and list(changes.new["id"]) == [4]
     assert list(changes.deleted["id"]) == [3] and changes.unchanged == 1
-    assert list(changes.result["id"]) == [1, 2, 4]
+    assert list(changes.frame["id"]) == [1, 2, 4]
 
 
 @pytest.mark.parametrize("stretches", [2000, 1])  # assembled from stretches, or reordered
@@ -117,20 +118,67 @@ def test_rows_delivered_between_published_ones_end_in_key_order_and_leave_the_le
                                              (5, "e", "2024-01-05")]), None, KEY, COLUMNS,
                                      True).result)
     ledger = read_ledger(tmp_path, "d")
-    before = ledger.copy()
-    carried = key_index(ledger[ledger["id"] != 3], KEY).to_numpy()  # 1 and 5 as published
+    before = ledger.to_pandas()
+    carried = key_index(before[before["id"] != 3], KEY).to_numpy()  # 1 and 5 as published
     wider = _table([(2, "b", "2024-01-02"), (3, "C", "2024-01-03"), (4, "d", "2024-01-04"),
                     (6, "f", "2024-01-06")]).assign(quality="exact")
     for policy in ("delete", "mark-deleted", "keep-history"):
         changes = diff(wider, ledger, KEY, COLUMNS + ["quality"], True, policy, carried=carried)
         assert list(changes.new["id"]) == [2, 4, 6] and list(changes.changed["id"]) == [3]
         assert changes.unchanged == 2 and changes.deleted.empty, policy
-        assert list(changes.result["id"]) == [1, 2, 3, 4, 5, 6], policy
-        assert list(changes.result.index) == list(range(6)), policy
-        assert list(changes.result["name"]) == ["a", "b", "C", "d", "e", "f"], policy
+        assert list(changes.frame["id"]) == [1, 2, 3, 4, 5, 6], policy
+        assert list(changes.frame.index) == list(range(6)), policy
+        assert list(changes.frame["name"]) == ["a", "b", "C", "d", "e", "f"], policy
         assert list(changes.previous["id"]) == [3], policy
-    assert list(ledger.columns) == list(before.columns) and ledger.equals(before)
-    nothing_new = diff(ledger.iloc[0:0][COLUMNS], ledger, KEY, COLUMNS, True,
+    assert ledger.to_pandas().equals(before)
+    nothing_new = diff(before.iloc[0:0][COLUMNS], ledger, KEY, COLUMNS, True,
                        carried=key_index(ledger, KEY).to_numpy())
-    assert nothing_new.empty and nothing_new.result[COLUMNS].equals(ledger[COLUMNS])
-    assert nothing_new.result is not ledger
+    assert nothing_new.empty and nothing_new.frame[COLUMNS].equals(before[COLUMNS])
+
+
+def _buffers(table) -> set[int]:
+    """Addresses of the data buffers behind every column of an Arrow table."""
+    return {buffer.address for column in table.columns for chunk in column.chunks
+            for buffer in chunk.buffers() if buffer is not None and buffer.size}
+
+
+def test_the_kept_rows_of_a_ledger_are_not_copied_into_the_new_published_table(tmp_path):
+    """A run that adds a few rows to a large ledger must not pay for copying every published
+    row: the new table is the ledger's own buffers with the added rows between them."""
+    even = _table([(i, f"n{i}", "2024-01-01") for i in range(0, 2000, 2)])
+    write_ledger(tmp_path, "d", diff(even, None, KEY, COLUMNS, False).result)
+    ledger = read_ledger(tmp_path, "d")
+    added = diff(_table([(7, "seven", "2024-01-02"), (1001, "x", "2024-01-03")]), ledger, KEY,
+                 COLUMNS, False)
+    assert list(added.new["id"]) == [7, 1001] and added.unchanged == 0
+    assert added.result.num_rows == 1002
+    ids = added.result.column("id").to_pylist()
+    assert ids == sorted(ids) and ids[2:5] == [4, 6, 7]  # in key order
+    assert _buffers(ledger) <= _buffers(added.result)  # every kept row still where it was
+    # The key hashes stored beside the rows (no run hashes a large ledger's keys again) are
+    # those of the rows they stand beside.
+    from odp.publish.changes import key_index, stored_keys
+
+    assert stored_keys(added.result, KEY).equals(key_index(added.frame, KEY))
+
+
+def test_a_ledger_written_and_read_again_keeps_the_validated_dtypes(tmp_path):
+    """The ledger, its readers' pandas (a derived dataset reads it) and a column the schema
+    gained since the last publish all keep the rows' dtypes: nullable integers stay
+    integers, text stays text."""
+    import pandas as pd
+
+    from odp.publish.changes import as_frame, ledger_path
+
+    write_ledger(tmp_path, "d", diff(_table([(1, "a", "2024-01-01")]), None, KEY, COLUMNS,
+                                     True).result)
+    wider = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")]).assign(
+        count=pd.array([None, 3], dtype="Int64"))
+    changes = diff(wider, read_ledger(tmp_path, "d"), KEY, COLUMNS + ["count"], True)
+    assert list(changes.changed["id"]) == [1] and list(changes.new["id"]) == [2]
+    write_ledger(tmp_path, "d", changes.result)
+    for frame in (as_frame(read_ledger(tmp_path, "d")),
+                  pd.read_parquet(ledger_path(tmp_path, "d"))):
+        assert str(frame["id"].dtype) == "Int64" and str(frame["count"].dtype) == "Int64"
+        assert isinstance(frame["name"].dtype, pd.StringDtype)
+        assert frame["count"].tolist() == [pd.NA, 3]

@@ -58,15 +58,16 @@ def test_the_completeness_of_carried_rows_counts_their_values_in_the_ledger_and_
     non-missing values from the ledger: only theirs, whether the key hashes are handed in
     (hashed once per run) or hashed here."""
     from odp.delta import Split, present_in
-    from odp.publish.changes import key_index
+    from odp.publish.changes import key_index, to_arrow
 
     stops = load_dataset("transit-stops-vvo", REPO)
-    ledger = pd.DataFrame({"stop_id": ["a", "b", "c", "d"], "name": ["A", None, "C", None],
-                           "short_name": [None, None, "c", "d"]})
+    published = pd.DataFrame({"stop_id": ["a", "b", "c", "d"], "name": ["A", None, "C", None],
+                              "short_name": [None, None, "c", "d"]}, dtype="string")
+    ledger = to_arrow(published)  # as the run reads it
     keys = key_index(ledger, ["stop_id"])
-    part = Split(ledger.iloc[0:0], carried_keys=keys[[0, 1, 3]].to_numpy())
+    part = Split(published.iloc[0:0], carried_keys=keys[[0, 1, 3]].to_numpy())
     counted = present_in(ledger, part, stops)
     assert counted["name"] == 1 and counted["short_name"] == 1  # of a, b and d only
     assert counted["stop_id"] == 3
     assert present_in(ledger, part, stops, keys) == counted
-    assert present_in(ledger, Split(ledger), stops) == {}  # nothing carried
+    assert present_in(ledger, Split(published), stops) == {}  # nothing carried

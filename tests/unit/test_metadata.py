@@ -138,3 +138,26 @@ def test_the_covered_districts_extra_is_named_by_the_city_s_coarsest_level(proje
     package = package_dict(load_dataset(names[ELBE], root), other, table)
     extras = {e["key"]: e["value"] for e in package["extras"]}
     assert extras["bezirke"] == "Mitte" and "stadtbezirke" not in extras
+
+
+def test_the_data_extras_of_a_published_arrow_table_are_those_of_its_rows(project):
+    """The run hands the published table over as Arrow (millions of rows are not converted
+    to pandas for a time span and a box): the extras are the same as from the rows, with
+    rows lacking a coordinate, a district twice and no rows at all."""
+    import pyarrow as pa
+
+    root, names = project
+    rows = pd.DataFrame({
+        "timestamp": pd.to_datetime(["2024-11-20T07:00:00Z", None, "2024-10-21T06:00:00Z",
+                                     "2024-12-01T00:00:00Z"], utc=True),
+        "longitude": pd.array([13.7, 13.95, None, 13.6], dtype="Float64"),
+        "latitude": pd.array([51.0, None, 51.1, 51.05], dtype="Float64"),
+        "stadtbezirk": pd.array(["Neustadt", "Altstadt", None, "Neustadt"], dtype="string"),
+    })  # fmt: skip
+    for frame in (rows, rows.iloc[0:0]):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        assert _package(root, names[ELBE], table) == _package(root, names[ELBE], frame)
+    extras = {e["key"]: e["value"] for e in _package(root, names[ELBE], table=pa.Table.from_pandas(
+        rows, preserve_index=False))["extras"]}
+    assert extras["temporal_start"] == "2024-10-21T06:00:00Z"
+    assert json.loads(extras["spatial"])["coordinates"][0][0] == [13.6, 51.0]  # 13.95: no lat

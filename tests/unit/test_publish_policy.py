@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from odp.publish.changes import DELETED_AT, diff
@@ -24,18 +25,18 @@ def _publish(rows, ledger=None, policy="mark-deleted"):
 
 def test_mark_deleted_keeps_gone_rows_and_revives_them():
     first = _publish([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
-    assert DELETED_AT in first.columns and first.result[DELETED_AT].isna().all()
+    assert DELETED_AT in first.columns and first.frame[DELETED_AT].isna().all()
     gone = _publish([(1, "a", "2024-01-01")], first.result)
     assert list(gone.deleted["id"]) == [2] and gone.new.empty and gone.changed.empty
     assert list(gone.marked["id"]) == [2] and (gone.marked[DELETED_AT] == NOW).all()
-    assert list(gone.result["id"]) == [1, 2]
-    assert gone.result.set_index("id").loc[2, DELETED_AT] == NOW
+    assert list(gone.frame["id"]) == [1, 2]
+    assert gone.frame.set_index("id").loc[2, DELETED_AT] == NOW
     # Still gone: nothing to do (it is not marked again).
     still = _publish([(1, "a", "2024-01-01")], gone.result)
     assert still.empty
     # Back at the source: revived as a change.
     back = _publish([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")], still.result)
-    assert list(back.changed["id"]) == [2] and back.result[DELETED_AT].isna().all()
+    assert list(back.changed["id"]) == [2] and back.frame[DELETED_AT].isna().all()
 
 
 def test_keep_history_hands_over_previous_versions():
@@ -45,7 +46,7 @@ def test_keep_history_hands_over_previous_versions():
     assert list(later.deleted["id"]) == [2] and list(later.changed["id"]) == [1]
     previous = later.previous.set_index("id")
     assert previous.loc[1, "name"] == "a" and previous.loc[2, "name"] == "b"
-    assert list(later.result["id"]) == [1]
+    assert list(later.frame["id"]) == [1]
 
 
 def test_copy_csv_tells_null_from_empty_text_and_writes_utc():
@@ -87,6 +88,9 @@ def test_resource_files(tmp_path):
                                                                 utc=True)})
     csv = write_csv(table, ["id", "when"], tmp_path / "t.csv").read_text(encoding="utf-8")
     assert csv.splitlines() == ["id,when", "1,2024-01-01T00:00:00Z", "2,2024-01-02T00:00:00Z"]
-    parquet = pq.read_table(write_parquet(table, ["id", "when"], tmp_path / "t.parquet"))
+    published = pa.Table.from_pandas(table.astype({"id": "Int64"}), preserve_index=False)
+    path = write_parquet(published, ["id", "when"], tmp_path / "t.parquet")
+    parquet = pq.read_table(path)
     assert str(parquet.schema.field("when").type).endswith("tz=UTC]")
+    assert str(pd.read_parquet(path)["id"].dtype) == "Int64"  # a developer's pandas: as typed
     assert json.loads(json.dumps(parquet.to_pylist()[0], default=str))["id"] == 1

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from odp.georeference.output import covered_districts, spatial_extent
 from odp.publish.dcat import DcatFacts, facts
 from odp.spec import City, Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 HASH_EXTRA = "odp_metadata_hash"
 PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
@@ -49,7 +52,60 @@ def _publisher(info: DcatFacts) -> dict[str, str]:
     return {k: v for k, v in publisher.items() if v}
 
 
-def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str, str]:
+def _extent_columns(dataset: Dataset, city: City) -> list[str]:
+    """The columns the data's extras read: timestamps, locations, districts."""
+    districts = [level.name_column or level.code_column for level in city.districts]
+    return [*(f.name for f in dataset.schema.fields if f.type == "datetime"),
+            dataset.georeference.get("geometry") or "", "longitude", "latitude", *districts]
+
+
+def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
+    """A few rows with the table's extents in `columns` (no geometry column): the first and
+    last time, the corners of the points (of rows with both coordinates), each district
+    once — so the extras are computed without converting millions of rows to pandas."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from odp.publish.changes import as_frame
+
+    picked: dict[str, pa.Array] = {}
+    if "longitude" in columns and "latitude" in columns:
+        lon, lat = (pc.cast(published.column(c), pa.float64()) for c in ("longitude", "latitude"))
+        both = pc.and_(pc.fill_null(pc.is_finite(lon), False),
+                       pc.fill_null(pc.is_finite(lat), False))
+        for name, values in (("longitude", lon), ("latitude", lat)):
+            ends = pc.min_max(pc.filter(values, both))
+            picked[name] = pa.array([ends["min"].as_py(), ends["max"].as_py()], pa.float64())
+    for name in columns:
+        if name in picked or name in ("longitude", "latitude"):
+            continue
+        column = published.column(name)
+        if pa.types.is_timestamp(column.type):
+            ends = pc.min_max(column)
+            picked[name] = pa.array([ends["min"], ends["max"]], column.type)
+        else:
+            picked[name] = pc.unique(column)
+    size = max([len(v) for v in picked.values()] + [0])
+    table = pa.table({n: pa.concat_arrays([v.cast(published.schema.field(n).type)
+                                           if n not in ("longitude", "latitude") else v,
+                                           pa.nulls(size - len(v), v.type)])
+                      for n, v in picked.items()})
+    return as_frame(table)
+
+
+def _data_extras(dataset: Dataset, city: City, published: pa.Table | pd.DataFrame
+                 ) -> dict[str, str]:
+    from odp.publish.changes import as_frame
+
+    names = (list(published.columns) if isinstance(published, pd.DataFrame)
+             else published.column_names)
+    wanted = set(_extent_columns(dataset, city))
+    columns = [c for c in names if c in wanted]
+    geometry = dataset.georeference.get("geometry")
+    if isinstance(published, pd.DataFrame) or (geometry and geometry in columns):
+        table = as_frame(published, columns)  # geometries: every one is needed
+    else:
+        table = _extremes(published, columns)
     extras = {
         "source_type": dataset.source_type,
         "reference_system": city.crs,
@@ -70,7 +126,7 @@ def _data_extras(dataset: Dataset, city: City, table: pd.DataFrame) -> dict[str,
 
 
 def package_dict(
-    dataset: Dataset, city: City, table: pd.DataFrame, validation_summary: str = ""
+    dataset: Dataset, city: City, table: pa.Table | pd.DataFrame, validation_summary: str = ""
 ) -> dict[str, Any]:
     """The desired CKAN package (without id), including the hash extra; `validation_summary`
     (Markdown from the validation report) closes the description."""

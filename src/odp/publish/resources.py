@@ -14,14 +14,17 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.publish.changes import DELETED_AT
+from odp.publish.changes import DELETED_AT, as_frame
 from odp.publish.formulas import neutralise
 from odp.spec import Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 TABLE_ROLE = "table"  # the CSV resource that backs the DataStore table
 KINDS = ("csv", "parquet", "geojson", "report")
@@ -95,10 +98,15 @@ def _pandas_csv(out: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def write_parquet(table: pd.DataFrame, columns: list[str], path: Path) -> Path:
-    """Typed columns (timestamps UTC) for developers: pandas/arrow/duckdb read it directly."""
+def write_parquet(table: pa.Table, columns: list[str], path: Path) -> Path:
+    """Typed columns (timestamps UTC) for developers: pandas/arrow/duckdb read it directly
+    (pandas with the dtypes the rows were validated in: nullable integers, text, …)."""
+    import pyarrow.parquet as pq
+
+    from odp.publish.changes import pandas_typed
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    table[columns].to_parquet(path, index=False, compression="zstd")
+    pq.write_table(pandas_typed(table.select(columns)), path, compression="zstd")
     return path
 
 
@@ -166,13 +174,13 @@ CLEARLY_OVER = 1.5
 SIZES = "sizes.json"  # per folder: bytes per row of the CSV and Parquet files last written
 
 
-def _table_digest(table: pd.DataFrame, columns: list[str]) -> str | None:
+def _table_digest(table: pa.Table, columns: list[str]) -> str | None:
     """Rows, columns and the sum of the row hashes (the ledger's): changes with the content."""
-    from odp.publish.changes import HASH
+    from odp.publish.changes import HASH, hashes
 
-    if HASH not in table:
+    if HASH not in table.column_names:
         return None
-    total = int(table[HASH].to_numpy(dtype="uint64").sum(dtype="uint64"))
+    total = int(hashes(table).sum(dtype="uint64"))
     return _digest(json.dumps([len(table), columns, total]).encode())
 
 
@@ -215,9 +223,11 @@ def _table_file(kind: str, write: Any, sizes: _Sizes, path: Path, digest: str | 
     return ResourceFile(**meta, path=path, hash=f"rows-{digest}" if digest else hashed)
 
 
-def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path,
+def build(dataset: Dataset, table: pa.Table, columns: list[str], state: Path,
           limit: int | None = None) -> list[ResourceFile]:
     """Write this run's files under `state/published/` and return them with their hashes.
+    `table`: the published table (the ledger's Arrow form; converted to pandas only for a
+    file written from pandas).
     `limit`: the portal's upload limit (upload mode): a CSV or Parquet file clearly over it
     is not written at all — it would not be uploaded (see odp.publish.sync)."""
     folder = state / "published" / dataset.name
@@ -230,7 +240,7 @@ def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path
     for kind in kinds(dataset):
         if kind == "csv":
             files.append(_table_file(
-                "csv", lambda p: write_csv(table, columns, p), sizes,
+                "csv", lambda p: write_csv(as_frame(table, columns), columns, p), sizes,
                 folder / f"{dataset.name}.csv", digest, role=TABLE_ROLE, name=title,
                 format="CSV", mimetype="text/csv",
                 description="Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in UTC nach "
@@ -243,7 +253,9 @@ def build(dataset: Dataset, table: pd.DataFrame, columns: list[str], state: Path
                 mimetype="application/vnd.apache.parquet",
                 description="Die vollständige Tabelle als Apache Parquet (typisiert)."))
         elif kind == "geojson" and geometry_columns(dataset):
-            current = table[table[DELETED_AT].isna()] if DELETED_AT in table else table
+            current = as_frame(table)
+            if DELETED_AT in current:
+                current = current[current[DELETED_AT].isna()]
             path = write_geojson(current, columns, dataset, folder / f"{dataset.name}.geojson")
             files.append(ResourceFile("geojson", path, f"{base} (GeoJSON)", "GeoJSON",
                                       "application/geo+json",

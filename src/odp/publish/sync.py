@@ -35,7 +35,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ from odp.publish.changes import (
 from odp.publish.metadata import package_dict, stored_hash
 from odp.publish.portal import Portal
 from odp.spec import City, Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 RESOURCE_ROLE = resources.TABLE_ROLE  # resource extra `odp_role`: the dataset's main table
 HISTORY_ROLE = "history"
@@ -206,7 +209,7 @@ class Sync:
             self._loader = datastore.choose(self.portal, self.city, self.progress)
         return self._loader
 
-    def diff(self, rows: pd.DataFrame, ledger: pd.DataFrame | None,
+    def diff(self, rows: pd.DataFrame, ledger: pa.Table | None,
              carried: np.ndarray | None = None,
              ledger_keys: pd.Index | None = None) -> ChangeSet:
         """`carried`: key hashes of rows delivered exactly as last published (odp.delta);
@@ -217,7 +220,7 @@ class Sync:
                     ds.full_refresh, policy=self.policy, now=self.now, carried=carried,
                     ledger_keys=ledger_keys if trusted is ledger else None)
 
-    def _trusted_ledger(self, ledger: pd.DataFrame | None) -> pd.DataFrame | None:
+    def _trusted_ledger(self, ledger: pa.Table | None) -> pa.Table | pd.DataFrame | None:
         """The ledger, or — when it may be behind the portal — the DataStore table itself."""
         interrupted = self.interrupted
         if not interrupted and ledger is not None:
@@ -372,8 +375,9 @@ class Sync:
         if not fresh:
             self._update(loader, package, table["id"], changes, key, self.interrupted, report)
             return
-        empty = changes.result.iloc[0:0]
-        loader.load(table["id"], changes.result, empty, empty[key], key)
+        rows = changes.frame
+        empty = rows.iloc[0:0]
+        loader.load(table["id"], rows, empty, empty[key], key)
         report.rows_inserted = len(changes.result)
         # The portal's default previews (e.g. the DataStore table view), as XLoader adds
         # them after a load: at resource creation the table did not exist yet.
