@@ -38,12 +38,14 @@ class ChangeSet:
     changed: pd.DataFrame  # rows to overwrite (mark-deleted: also revived rows)
     deleted: pd.DataFrame  # key columns of rows gone from the source this run
     unchanged: int
-    result: pa.Table  # the published table after applying the changes (with HASH), key order
+    # The published table after applying the changes (with HASH), in key order: Arrow (the
+    # ledger's buffers with this run's rows between them), or — a first publish, every row
+    # new — the rows' own frame, converted once, when the ledger is written.
+    published: pa.Table | pd.DataFrame
     policy: str = "delete"
     marked: pd.DataFrame | None = None  # mark-deleted: the gone rows, with DELETED_AT set
     previous: pd.DataFrame | None = None  # ledger rows of changed and deleted keys (history)
-    # The result as a DataFrame when the diff had one (a first publish: every row is new).
-    given_frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    key_hashes: np.ndarray | None = field(default=None, repr=False)  # of a published frame
 
     @property
     def empty(self) -> bool:
@@ -52,15 +54,26 @@ class ChangeSet:
     @property
     def columns(self) -> list[str]:
         """The published table's columns (the schema's, plus DELETED_AT for mark-deleted)."""
-        return [c for c in self.result.column_names if c not in (HASH, KEY_HASH)]
+        return [c for c in column_names(self.published) if c not in (HASH, KEY_HASH)]
+
+    @cached_property
+    def result(self) -> pa.Table:
+        """The published table as Arrow, with its key hashes (what the ledger stores)."""
+        if not isinstance(self.published, pd.DataFrame):
+            return self.published
+        return _with_keys(to_arrow(self.published), self.key_hashes)
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        """The result as pandas (with HASH), typed as the validated rows (for a loader filling
-        a new DataStore table with every row)."""
-        if self.given_frame is not None:
-            return self.given_frame
-        return as_frame(self.result, [*self.columns, HASH])
+        """The published table as pandas (with HASH), typed as the validated rows (for a
+        loader filling a new DataStore table with every row)."""
+        if isinstance(self.published, pd.DataFrame):
+            return self.published
+        return as_frame(self.published, [*self.columns, HASH])
+
+
+def column_names(table: pa.Table | pd.DataFrame) -> list[str]:
+    return list(table.columns) if isinstance(table, pd.DataFrame) else table.column_names
 
 
 def ledger_path(state: Path, name: str) -> Path:
@@ -145,9 +158,10 @@ def pandas_typed(table: pa.Table) -> pa.Table:
                                           b"pandas": meta[b"pandas"]})
 
 
-def hashes(ledger: pa.Table) -> np.ndarray:
+def hashes(ledger: pa.Table | pd.DataFrame) -> np.ndarray:
     """The ledger's row hashes (uint64)."""
-    return ledger.column(HASH).to_numpy().astype(np.uint64, copy=False)
+    column = ledger[HASH] if isinstance(ledger, pd.DataFrame) else ledger.column(HASH)
+    return column.to_numpy().astype(np.uint64, copy=False)
 
 
 def _instants(column: pd.Series) -> pd.Series:
@@ -224,9 +238,8 @@ def diff(
         # Every row is new: the sorted table is both what to insert and the result.
         order = rows[key].reset_index(drop=True).sort_values(key, kind="stable").index.to_numpy()
         result = rows[out].take(order).reset_index(drop=True)
-        return ChangeSet(result, rows.iloc[0:0], empty, 0,
-                         _with_keys(to_arrow(result), row_keys[order]), policy,
-                         rows.iloc[0:0], rows.iloc[0:0], given_frame=result)
+        return ChangeSet(result, rows.iloc[0:0], empty, 0, result, policy, rows.iloc[0:0],
+                         rows.iloc[0:0], key_hashes=row_keys[order])
     # Positions in the ledger, through one hash table of its keys (stored beside its rows:
     # the ledger may hold millions): no pass over the whole table but the masks below.
     if ledger_keys is None or len(ledger_keys) != ledger.num_rows:
@@ -288,9 +301,11 @@ def _conform(ledger: pa.Table, rows: pd.DataFrame, out: list[str], keys: pd.Inde
     return ledger if ledger.column_names == wanted else ledger.select(wanted)
 
 
-def _with_keys(table: pa.Table, keys: np.ndarray) -> pa.Table:
+def _with_keys(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
     import pyarrow as pa
 
+    if keys is None:
+        return table
     return table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
 
 

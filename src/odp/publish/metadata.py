@@ -95,10 +95,9 @@ def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
 
 def _data_extras(dataset: Dataset, city: City, published: pa.Table | pd.DataFrame
                  ) -> dict[str, str]:
-    from odp.publish.changes import as_frame
+    from odp.publish.changes import as_frame, column_names
 
-    names = (list(published.columns) if isinstance(published, pd.DataFrame)
-             else published.column_names)
+    names = column_names(published)
     wanted = set(_extent_columns(dataset, city))
     columns = [c for c in names if c in wanted]
     geometry = dataset.georeference.get("geometry")

@@ -98,15 +98,17 @@ def _pandas_csv(out: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def write_parquet(table: pa.Table, columns: list[str], path: Path) -> Path:
+def write_parquet(table: pa.Table | pd.DataFrame, columns: list[str], path: Path) -> Path:
     """Typed columns (timestamps UTC) for developers: pandas/arrow/duckdb read it directly
     (pandas with the dtypes the rows were validated in: nullable integers, text, …)."""
     import pyarrow.parquet as pq
 
-    from odp.publish.changes import pandas_typed
+    from odp.publish.changes import pandas_typed, to_arrow
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pandas_typed(table.select(columns)), path, compression="zstd")
+    table = to_arrow(table[columns]) if isinstance(table, pd.DataFrame) else pandas_typed(
+        table.select(columns))
+    pq.write_table(table, path, compression="zstd")
     return path
 
 
@@ -174,11 +176,11 @@ CLEARLY_OVER = 1.5
 SIZES = "sizes.json"  # per folder: bytes per row of the CSV and Parquet files last written
 
 
-def _table_digest(table: pa.Table, columns: list[str]) -> str | None:
+def _table_digest(table: pa.Table | pd.DataFrame, columns: list[str]) -> str | None:
     """Rows, columns and the sum of the row hashes (the ledger's): changes with the content."""
-    from odp.publish.changes import HASH, hashes
+    from odp.publish.changes import HASH, column_names, hashes
 
-    if HASH not in table.column_names:
+    if HASH not in column_names(table):
         return None
     total = int(hashes(table).sum(dtype="uint64"))
     return _digest(json.dumps([len(table), columns, total]).encode())
@@ -223,11 +225,11 @@ def _table_file(kind: str, write: Any, sizes: _Sizes, path: Path, digest: str | 
     return ResourceFile(**meta, path=path, hash=f"rows-{digest}" if digest else hashed)
 
 
-def build(dataset: Dataset, table: pa.Table, columns: list[str], state: Path,
+def build(dataset: Dataset, table: pa.Table | pd.DataFrame, columns: list[str], state: Path,
           limit: int | None = None) -> list[ResourceFile]:
     """Write this run's files under `state/published/` and return them with their hashes.
-    `table`: the published table (the ledger's Arrow form; converted to pandas only for a
-    file written from pandas).
+    `table`: the published table (`ChangeSet.published`: Arrow converted to pandas only for
+    a file written from pandas).
     `limit`: the portal's upload limit (upload mode): a CSV or Parquet file clearly over it
     is not written at all — it would not be uploaded (see odp.publish.sync)."""
     folder = state / "published" / dataset.name

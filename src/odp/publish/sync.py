@@ -267,7 +267,7 @@ class Sync:
             return report  # no-op: zero write calls, metadata_modified untouched
         if dry_run:  # the rows a run would write, counted as apply() counts them
             fresh = not (plan.table or {}).get("datastore_active")
-            report.rows_inserted = len(changes.result if fresh else changes.new)
+            report.rows_inserted = len(changes.published if fresh else changes.new)
             report.rows_updated = 0 if fresh else len(changes.changed)
             report.rows_deleted = 0 if fresh else len(changes.deleted)
             report.plan["would_write"] = True
@@ -283,10 +283,10 @@ class Sync:
         files (those over the portal's upload limit found before any write)."""
         ds = self.dataset
         package = self.portal.show("package_show", ds.name)
-        desired = package_dict(ds, self.city, changes.result, self._validation_summary())
+        desired = package_dict(ds, self.city, changes.published, self._validation_summary())
         fields = datastore.fields(ds, changes.columns)
         uploading = ds.publish.get("resource_mode", "upload") == "upload"
-        files = resources.build(ds, changes.result, changes.columns, self.state,
+        files = resources.build(ds, changes.published, changes.columns, self.state,
                                 limits.max_upload_bytes(self.city) if uploading else None)
         plan = Plan(package, desired, fields, _fields_hash(fields, list(ds.schema.primary_key)),
                     files, [], [], package is not None
@@ -378,7 +378,7 @@ class Sync:
         rows = changes.frame
         empty = rows.iloc[0:0]
         loader.load(table["id"], rows, empty, empty[key], key)
-        report.rows_inserted = len(changes.result)
+        report.rows_inserted = len(changes.published)
         # The portal's default previews (e.g. the DataStore table view), as XLoader adds
         # them after a load: at resource creation the table did not exist yet.
         self.portal.call("resource_create_default_resource_views",
