@@ -136,3 +136,25 @@ def test_failed_bulk_load_leaves_the_table_as_it_was(loader):
         assert left.fetchone()[0] == 0  # no staging table survives the rollback
     copy.load(rid, rows, empty, empty[KEY], KEY)
     assert copy.portal.call("datastore_search", resource_id=rid, limit=0)["total"] == 300
+
+
+def test_statistics_are_refreshed_after_a_large_share_and_left_to_autovacuum_after_a_small_one(
+        loader):
+    """ANALYZE after a bulk load and after a tenth of the table or more; an addition of a few
+    percent to a large table is left to autovacuum (as it judges: a tenth changed)."""
+    copy, rid, _messages, url = loader
+    empty = readings(0)
+
+    def known() -> float:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
+                                (f'"{rid}"',)).fetchone()[0]
+
+    copy.load(rid, readings(120_000), empty, empty[KEY], KEY)
+    analysed = known()
+    assert abs(analysed - 120_000) < 1_200  # the bulk load analysed its table (an estimate)
+    copy.load(rid, readings(11_000, start=120_000), empty, empty[KEY], KEY)
+    assert known() == analysed  # 9 % more: the statistics are autovacuum's to refresh
+    copy.load(rid, readings(15_000, start=131_000), empty, empty[KEY], KEY)
+    assert abs(known() - 146_000) < 1_460  # 11 %: analysed with the write
+    assert copy.portal.call("datastore_search", resource_id=rid, limit=0)["total"] == 146_000

@@ -516,8 +516,8 @@ class CopyLoader:
             _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
             match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
             cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
-        if len(insert) + len(upsert) > 10_000:
-            cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as CKAN does
+        if _analyze_due(cur, table, len(insert) + len(upsert)):
+            cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as XLoader's load
         if rebuild:
             rebuild.swap(cur)
 
@@ -562,6 +562,18 @@ class CopyLoader:
             for chunk in chunks:
                 for start in range(0, len(chunk), 1 << 20):
                     copy.write(chunk[start : start + (1 << 20)])
+
+
+def _analyze_due(cur: Any, table: str, written: int) -> bool:
+    """Whether a write of `written` rows should refresh the table's planner statistics: more
+    than 10,000 rows that are at least a tenth of the rows the statistics know (a new or
+    rebuilt table knows none). A smaller share is left to autovacuum, which analyses a table
+    once a tenth of it changed (ANALYZE of a 3.6M-row table: 0.56 s of a +1 % run's 11 s)."""
+    if written <= 10_000:
+        return False
+    cur.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table,))
+    known = cur.fetchone()[0]
+    return known < 0 or written >= 0.1 * known
 
 
 def _copy_into_stage(cur: Any, stage: str, like: str, columns: list[str],
