@@ -68,3 +68,28 @@ def test_a_file_clearly_over_the_upload_limit_is_not_written_again(tmp_path):
     roomy = {f.role: f for f in build(dataset, changed, LEDGER_COLUMNS, tmp_path, limit=10**7)}
     assert roomy["table"].path.is_file() and roomy["table"].hash == moved["table"].hash
     assert "renamed" in roomy["table"].path.read_text(encoding="utf-8")
+
+
+def test_a_first_csv_clearly_over_the_upload_limit_is_estimated_from_a_sample_not_written(
+        tmp_path):
+    """A first publish of a large table does not write a CSV the portal would refuse: every
+    n-th row is written and measured; a table within the limit is written whole."""
+    from odp.publish.changes import diff
+    from odp.publish.resources import SAMPLE_ROWS, build
+    from odp.spec import load_dataset
+    from tests.helpers import LEDGER_COLUMNS, LEDGER_KEY, REPO, ledger_table
+
+    dataset = load_dataset("air-quality-dresden", REPO)
+    rows = [(i, f"name {i}", "2024-01-01") for i in range(3 * SAMPLE_ROWS)]
+    changes = diff(ledger_table(rows), None, LEDGER_KEY, LEDGER_COLUMNS, True)
+    whole = tmp_path / "whole.csv"
+    write_csv(changes.frame, LEDGER_COLUMNS, whole)
+    for table in (changes.published, changes.result):  # a first publish's frame, or Arrow
+        state = tmp_path / type(table).__name__
+        tight = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state, limit=100_000)}
+        assert not tight["table"].path.exists()
+        assert abs(tight["table"].estimated - whole.stat().st_size) < 0.05 * whole.stat().st_size
+        assert not list(state.rglob(".sample*"))  # the sample is gone
+        roomy = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state, limit=10**8)}
+        assert roomy["table"].path.read_bytes() == whole.read_bytes()
+        assert roomy["table"].hash == tight["table"].hash

@@ -173,6 +173,9 @@ def kinds(dataset: Dataset) -> list[str]:
 # A file is not written when the last one's bytes per row put this one beyond this multiple of
 # the upload limit (it would not be uploaded; files near the limit are written and measured).
 CLEARLY_OVER = 1.5
+# A CSV never written before is estimated from every n-th row, this many (a table of at least
+# twice as many rows): a 1M-row first publish wrote 100 MB only to find them over 10 MB.
+SAMPLE_ROWS = 10_000
 SIZES = "sizes.json"  # per folder: bytes per row of the CSV and Parquet files last written
 
 
@@ -196,10 +199,21 @@ class _Sizes:
         except (OSError, ValueError):
             self.known = {}
 
-    def over(self, kind: str) -> int:
-        """The estimated size when the file is clearly over the limit, else 0 (write it)."""
+    def over(self, kind: str, sample: Any = None) -> int:
+        """The estimated size when the file is clearly over the limit, else 0 (write it).
+        `sample(path)`: writes a sample of the rows and returns how many, to estimate a
+        file never written before (a first publish of a large table)."""
         per_row = self.known.get(kind)
-        if not (self.limit and self.digest and per_row and self.rows):
+        if not (self.limit and self.digest and self.rows):
+            return 0
+        if per_row is None and sample is not None and self.rows >= 2 * SAMPLE_ROWS:
+            trial = self.path.with_name(f".sample-{kind}")
+            try:
+                rows = sample(trial)
+                per_row = trial.stat().st_size / rows
+            finally:
+                trial.unlink(missing_ok=True)
+        if not per_row:
             return 0
         estimate = int(per_row * self.rows)
         return estimate if estimate > CLEARLY_OVER * self.limit else 0
@@ -212,12 +226,24 @@ class _Sizes:
         return "" if self.digest else _digest(path.read_bytes())
 
 
+def _sample_csv(table: pa.Table | pd.DataFrame, columns: list[str], path: Path) -> int:
+    """Every n-th row of `table` (about SAMPLE_ROWS) written as the CSV resource is; how many."""
+    import numpy as np
+    import pyarrow as pa
+
+    every = np.zeros(len(table), dtype=bool)
+    every[::max(1, len(table) // SAMPLE_ROWS)] = True
+    rows = table[every] if isinstance(table, pd.DataFrame) else table.filter(pa.array(every))
+    write_csv(as_frame(rows, columns), columns, path)
+    return int(every.sum())
+
+
 def _table_file(kind: str, write: Any, sizes: _Sizes, path: Path, digest: str | None,
-                **meta: str) -> ResourceFile:
+                sample: Any = None, **meta: str) -> ResourceFile:
     """The CSV or Parquet file: written, or — clearly over the upload limit — left unwritten
     (an older file removed). Its hash is the table's content (the same whether the file was
-    written or not), else the file's bytes."""
-    if estimate := sizes.over(kind):
+    written or not), else the file's bytes. `sample`: see `_Sizes.over`."""
+    if estimate := sizes.over(kind, sample):
         path.unlink(missing_ok=True)
         return ResourceFile(**meta, path=path, hash=f"rows-{digest}", estimated=estimate)
     write(path)
@@ -243,7 +269,8 @@ def build(dataset: Dataset, table: pa.Table | pd.DataFrame, columns: list[str], 
         if kind == "csv":
             files.append(_table_file(
                 "csv", lambda p: write_csv(as_frame(table, columns), columns, p), sizes,
-                folder / f"{dataset.name}.csv", digest, role=TABLE_ROLE, name=title,
+                folder / f"{dataset.name}.csv", digest,
+                lambda p: _sample_csv(table, columns, p), role=TABLE_ROLE, name=title,
                 format="CSV", mimetype="text/csv",
                 description="Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in UTC nach "
                             "ISO 8601)."))
