@@ -213,6 +213,26 @@ def test_water_level_bands_and_passthrough_columns():
     assert reason.startswith("'1200' is outside 0 … 1000")
 
 
+def test_the_suite_does_not_keep_the_rows_it_validated_alive():
+    """GX keeps its last context for the process: the frame it validated must not stay with
+    it (a run would hold a copy of every validated row to its end)."""
+    import gc
+    import weakref
+
+    from odp.validate.suite import run_suite
+
+    batch = elbe(["98.0", "25", "940"])
+    typed = batch.assign(water_level=pd.to_numeric(batch["water_level"]),
+                         timestamp=pd.to_datetime(batch["timestamp"], utc=True))
+    suite = load_suite(dataset(ELBE).suite_path, dataset(ELBE).schema)
+    seen = weakref.ref(typed)
+    outcome = run_suite(typed, suite, now=NOW)
+    del typed
+    gc.collect()
+    assert seen() is None
+    assert [f.positions.tolist() for f in outcome.rows] == [[1, 2]]  # it ran: 25, 940 warned
+
+
 def test_offsets_are_converted_to_utc_and_naive_times_rejected():
     batch = elbe(
         ["98.0"] * 3, ["2024-11-20T07:45:00+01:00", "2024-11-20T06:50:00Z", "2024-11-20T07:55:00"]
