@@ -182,3 +182,48 @@ def test_a_ledger_written_and_read_again_keeps_the_validated_dtypes(tmp_path):
         assert str(frame["id"].dtype) == "Int64" and str(frame["count"].dtype) == "Int64"
         assert isinstance(frame["name"].dtype, pd.StringDtype)
         assert frame["count"].tolist() == [pd.NA, 3]
+
+
+def test_a_column_empty_in_every_published_row_takes_the_type_of_its_first_value(tmp_path):
+    """A date column no published row had a value in (Arrow: a column of type null) joins the
+    run's first date without a cast error, and the published table keeps every row."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from odp.publish.changes import as_frame
+
+    def rows(days: list[dt.date | None]) -> pd.DataFrame:
+        table = _table([(i + 1, f"n{i}", "2024-01-01") for i in range(len(days))])
+        return table.assign(day=pd.Series(days, dtype=object))
+
+    columns = COLUMNS + ["day"]
+    write_ledger(tmp_path, "d", diff(rows([None, None]), None, KEY, columns, True).result)
+    ledger = read_ledger(tmp_path, "d")
+    assert str(ledger.schema.field("day").type) == "null"
+    changes = diff(rows([None, None, dt.date(2024, 5, 1)]), ledger, KEY, columns, True)
+    assert list(changes.new["id"]) == [3] and changes.unchanged == 2
+    write_ledger(tmp_path, "d", changes.result)
+    published = as_frame(read_ledger(tmp_path, "d"))
+    assert published["day"].tolist() == [None, None, dt.date(2024, 5, 1)]
+
+
+def test_a_column_whose_type_changed_joins_the_published_rows_without_a_failed_run():
+    """The Table Schema changed a field's type: the rows delivered again carry the new type; a
+    published row not delivered again keeps its value, in the new type where it converts,
+    else as text."""
+    import pandas as pd
+
+    def rows(codes: list, dtype: str) -> pd.DataFrame:
+        table = _table([(i + 1, f"n{i}", "2024-01-01") for i in range(len(codes))])
+        return table.assign(code=pd.array(codes, dtype=dtype))
+
+    columns = COLUMNS + ["code"]
+    numbers = diff(rows([7, 8], "Int64"), None, KEY, columns, True).result
+    again = diff(rows(["07", "08"], "string"), numbers, KEY, columns, True)
+    assert again.frame["code"].tolist() == ["07", "08"] and len(again.changed) == 2
+    part = diff(rows(["07"], "string"), numbers, KEY, columns, False)  # row 2 not delivered
+    assert part.frame["code"].tolist() == ["07", "8"]
+    words = diff(rows(["x", "9"], "string"), None, KEY, columns, True).result
+    back = diff(rows([5], "Int64"), words, KEY, columns, False)  # "9" converts, "x" does not
+    assert back.frame["code"].tolist() == ["5", "9"]

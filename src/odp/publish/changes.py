@@ -337,12 +337,14 @@ def _in_key_order(ledger: pa.Table, dropped: np.ndarray,
 
     if not added and not dropped.any():
         return ledger
-    parts = [ledger]
     by = [(k, "ascending") for k in key]
     if added:  # the few added rows in key order first: they then join kept ones in stretches
         more = _with_keys(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
                           np.concatenate([k for _, k in added]))
-        parts.append(more.take(pc.sort_indices(more.select(key), sort_keys=by)))
+        more = more.take(pc.sort_indices(more.select(key), sort_keys=by))
+        if dropped.all():  # every published row replaced (e.g. a column's type changed)
+            return more
+    parts = [ledger] + ([more] if added else [])
     whole = pa.concat_tables(_same_types(parts))
     order = (pc.sort_indices(whole.select(key), sort_keys=by).to_numpy() if added
              else np.arange(whole.num_rows))
@@ -359,11 +361,32 @@ def _in_key_order(ledger: pa.Table, dropped: np.ndarray,
 
 def _same_types(parts: list[pa.Table]) -> list[pa.Table]:
     """The tables with one schema (e.g. a column null in every published row so far and set
-    in a new one; text as string or large_string)."""
+    in a new one; text as string or large_string). A column whose type changed (the Table
+    Schema's type of a field) takes this run's type (the last part's) where every published
+    value converts, else becomes text."""
     import pyarrow as pa
 
-    schema = pa.unify_schemas([p.schema for p in parts], promote_options="permissive")
+    try:
+        schema = pa.unify_schemas([p.schema for p in parts], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        schema = _run_types(parts)
     return [p if p.schema.equals(schema) else p.cast(schema) for p in parts]
+
+
+def _run_types(parts: list[pa.Table]) -> pa.Schema:
+    """One schema for tables whose column types conflict: this run's (the last part's) type
+    for each column every part converts to, text for the others."""
+    import pyarrow as pa
+
+    fields = []
+    for kind in parts[-1].schema:
+        try:
+            for part in parts[:-1]:
+                part.column(kind.name).cast(kind.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            kind = kind.with_type(pa.large_string())
+        fields.append(kind)
+    return pa.schema(fields, metadata=parts[0].schema.metadata)
 
 
 # More stretches than this (rows interleaving finely, e.g. every other key new) are reordered
