@@ -71,10 +71,27 @@ class Split:
     added_only: bool = False  # the rows staged before were not read (only the added ones)
     reread: int = 0  # added_only: earlier rows read again, held back at the last publish
     held: tuple[str, ...] = ()  # dlt ids of the candidates not published (once validated)
+    # Per ledger row: carried over this run (`located`; None: nothing carried).
+    carried_rows: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def carried(self) -> int:
         return len(self.carried_keys)
+
+    def located(self, ledger_keys: pd.Index | None) -> Split:
+        """The split with its carried rows' places in the ledger, found through the ledger
+        keys' own hash table (pandas keeps it with the index: the collision check and the
+        diff use the same one). A grown file's split that carries as many rows as the ledger
+        holds carries every one of them (its keys are the record's, the record the ledger's):
+        no lookup (10M rows: 1 s)."""
+        if ledger_keys is None or not self.carried:
+            return self
+        if self.added_only and self.carried == len(ledger_keys):
+            return replace(self, carried_rows=np.ones(len(ledger_keys), dtype=bool))
+        at = ledger_keys.get_indexer(self.carried_keys)
+        rows = np.zeros(len(ledger_keys), dtype=bool)
+        rows[at[at >= 0]] = True
+        return replace(self, carried_rows=rows)
 
     def validated(self, published: pd.Index) -> Split:
         """The split without its candidates' text (once they are validated; `published`: the
@@ -109,10 +126,9 @@ def raw_hashes(staged: pd.DataFrame) -> pd.Series:
 
 def ledger_digest(ledger: pa.Table) -> str:
     """Rows and the sum of their row hashes: changes whenever the ledger's content does."""
-    from odp.publish.changes import hashes
+    from odp.publish.changes import hash_sum
 
-    total = int(hashes(ledger).sum(dtype=np.uint64))
-    return f"{len(ledger)}:{total}"
+    return f"{len(ledger)}:{hash_sum(ledger)}"
 
 
 def _rules_allow(dataset: Dataset) -> str:
@@ -210,24 +226,26 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
                  added_only=True, reread=since.held)
 
 
-def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset,
-               ledger_keys: pd.Index | None = None) -> dict[str, int]:
+def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset) -> dict[str, int]:
     """Per source field, the carried rows' non-missing values (from the ledger, as published),
-    so the report's completeness counts the whole delivery. `ledger_keys`: the ledger's
-    `key_index`, when the caller has it (hashed once per run: the diff needs it too)."""
-    from odp.publish.changes import stored_keys
-
-    if ledger is None or not split_.carried:
+    so the report's completeness counts the whole delivery (`split_` located in the ledger)."""
+    carried = split_.carried_rows
+    if ledger is None or carried is None:
         return {}
-    if ledger_keys is None:
-        ledger_keys = stored_keys(ledger, list(dataset.schema.primary_key))
-    # Positions through the ledger keys' own hash table, which pandas keeps with the index:
-    # the diff looks the carried keys up in the same table (built once, not twice).
-    at = ledger_keys.get_indexer(split_.carried_keys)
-    carried = np.zeros(len(ledger_keys), dtype=bool)
-    carried[at[at >= 0]] = True
     names = [f.name for f in dataset.schema.source_fields if f.name in ledger.column_names]
+    if carried.all():  # Arrow's counts: no pass in numpy
+        return {name: _present(ledger.column(name)) for name in names}
     return {name: int((_set(ledger.column(name)) & carried).sum()) for name in names}
+
+
+def _present(column: pa.ChunkedArray) -> int:
+    """The column's values that are neither null nor a float's NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    nan = int(pc.sum(pc.is_nan(column)).as_py() or 0) if pa.types.is_floating(
+        column.type) else 0
+    return len(column) - column.null_count - nan
 
 
 def _set(column: pa.ChunkedArray) -> np.ndarray:
@@ -251,13 +269,16 @@ def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np
     return hashed.duplicated(keep=False).to_numpy()
 
 
-def collides(split_: Split, validated: pd.DataFrame, key: list[str]) -> bool:
-    """Whether a validated row's typed key is also a carried row's (then validate all)."""
+def collides(split_: Split, validated: pd.DataFrame, key: list[str],
+             ledger_keys: pd.Index | None) -> bool:
+    """Whether a validated row's typed key is also a carried row's (then validate all):
+    looked up in the ledger's keys (the carried rows are rows of the ledger)."""
     from odp.publish.changes import key_index
 
-    if not split_.carried or validated.empty:
+    if split_.carried_rows is None or ledger_keys is None or validated.empty:
         return False
-    return bool(key_index(validated, key).isin(split_.carried_keys).any())
+    at = ledger_keys.get_indexer(key_index(validated, key))
+    return bool(split_.carried_rows[at[at >= 0]].any())
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,

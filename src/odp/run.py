@@ -226,7 +226,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         rows = located.table
         if guard.quarantined_rows == "keep-published":
             rows = _keep_last_good(dataset, rows, result, ledger, report)
-        changes = sync.diff(rows, ledger, part.carried_keys, ledger_keys)  # deletion policy
+        changes = sync.diff(rows, ledger, part.carried_keys, ledger_keys,  # deletion policy
+                            part.carried_rows)
         check_gate(result, dataset, keep,
                    _publish_reasons(dataset, len(rows) + part.carried, changes, guard,
                                     accept_deletes, report))
@@ -257,12 +258,12 @@ def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
     ledger, ledger_keys = published
     history = _series_history(dataset, ledger)
 
-    part = delta.split(dataset, city, state, extracted, ledger)
+    part = delta.split(dataset, city, state, extracted, ledger).located(ledger_keys)
     batch = _candidates(dataset, part.candidates, ledger, held)
     if not part.carried:
         return part, batch, validate_batch(batch, dataset, report.run_id, store, history=history)
     result = validate_batch(batch, dataset, report.run_id, None, history=history)
-    if delta.collides(part, result.valid, list(dataset.schema.primary_key)):
+    if delta.collides(part, result.valid, list(dataset.schema.primary_key), ledger_keys):
         staged = extracted.table
         part = delta.everything(staged, "a key was delivered twice")
         batch = _candidates(dataset, staged, ledger, held)
@@ -279,7 +280,7 @@ def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         f"{dataset.name}: {part.carried} of {part.carried + len(part.candidates)} delivered "
         f"rows are as last published{unread}: validated and georeferenced only the "
         f"{len(batch)} new or changed")
-    present = delta.present_in(ledger, part, dataset, ledger_keys)  # carried rows' values
+    present = delta.present_in(ledger, part, dataset)  # carried rows' values
     return part, batch, replace(result, carried=part.carried,
                                 share_rejected=result.rejected_rows / delivered,
                                 present={f: result.present.get(f, 0) + present.get(f, 0)

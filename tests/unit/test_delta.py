@@ -65,9 +65,30 @@ def test_the_completeness_of_carried_rows_counts_their_values_in_the_ledger_and_
                               "short_name": [None, None, "c", "d"]}, dtype="string")
     ledger = to_arrow(published)  # as the run reads it
     keys = key_index(ledger, ["stop_id"])
-    part = Split(published.iloc[0:0], carried_keys=keys[[0, 1, 3]].to_numpy())
+    part = Split(published.iloc[0:0], carried_keys=keys[[0, 1, 3]].to_numpy()).located(keys)
     counted = present_in(ledger, part, stops)
     assert counted["name"] == 1 and counted["short_name"] == 1  # of a, b and d only
     assert counted["stop_id"] == 3
-    assert present_in(ledger, part, stops, keys) == counted
+    # A grown file's split carrying every published row: counted by Arrow, no lookup.
+    grown = Split(published.iloc[0:0], carried_keys=keys.to_numpy()[::-1].copy(),
+                  added_only=True).located(keys)
+    assert grown.carried_rows.all()
+    assert present_in(ledger, grown, stops) == {"stop_id": 4, "name": 2, "short_name": 2}
     assert present_in(ledger, Split(published), stops) == {}  # nothing carried
+
+
+def test_a_validated_row_whose_typed_key_is_a_carried_rows_sends_the_delivery_to_validation():
+    """Two texts of one typed key ('7' carried, '07' changed): the carried row's key is found
+    among the ledger's, so the run validates everything; a key of the ledger not carried, or
+    a new key, is no collision."""
+    from odp.delta import Split, collides
+    from odp.publish.changes import key_index, to_arrow
+
+    published = pd.DataFrame({"stop_id": ["a", "b", "c", "d"]}, dtype="string")
+    keys = key_index(to_arrow(published), ["stop_id"])
+    part = Split(published.iloc[0:0], carried_keys=keys[[0, 1]].to_numpy()).located(keys)
+    rows = {k: pd.DataFrame({"stop_id": [k]}, dtype="string") for k in "bcz"}
+    assert collides(part, rows["b"], ["stop_id"], keys)
+    assert not collides(part, rows["c"], ["stop_id"], keys)  # published, not carried
+    assert not collides(part, rows["z"], ["stop_id"], keys)  # new
+    assert not collides(Split(published), rows["b"], ["stop_id"], keys)  # nothing carried

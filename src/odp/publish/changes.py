@@ -158,6 +158,16 @@ def pandas_typed(table: pa.Table) -> pa.Table:
                                           b"pandas": meta[b"pandas"]})
 
 
+def hash_sum(table: pa.Table | pd.DataFrame) -> int:
+    """The sum of the row hashes modulo 2**64 (Arrow's sum over the chunks, no copy: 10M
+    rows 5 ms instead of 0.18 s), the content part of a table's digest."""
+    import pyarrow.compute as pc
+
+    if isinstance(table, pd.DataFrame):
+        return int(hashes(table).sum(dtype=np.uint64))
+    return int(pc.sum(table.column(HASH)).as_py() or 0)
+
+
 def hashes(ledger: pa.Table | pd.DataFrame) -> np.ndarray:
     """The ledger's row hashes (uint64)."""
     column = ledger[HASH] if isinstance(ledger, pd.DataFrame) else ledger.column(HASH)
@@ -212,7 +222,7 @@ def diff(
     rows: pd.DataFrame, ledger: pa.Table | pd.DataFrame | None, key: list[str],
     columns: list[str], full_refresh: bool, policy: str = "delete",
     now: pd.Timestamp | None = None, carried: np.ndarray | None = None,
-    ledger_keys: pd.Index | None = None,
+    ledger_keys: pd.Index | None = None, carried_rows: np.ndarray | None = None,
 ) -> ChangeSet:
     """`rows` are this run's publishable rows (all of them for a full refresh, except those
     `carried`: the key hashes (`key_index`) of rows delivered exactly as last published,
@@ -220,7 +230,8 @@ def diff(
     what happens to rows gone from the source: `delete` removes them; `mark-deleted` keeps
     them with DELETED_AT set (a row that comes back is revived); `keep-history` removes them
     and hands their last version (and that of changed rows) over as `previous`.
-    `ledger_keys`: the ledger's `key_index` when the caller has it (else hashed here)."""
+    `ledger_keys`: the ledger's `key_index` when the caller has it (else read or hashed
+    here); `carried_rows`: per ledger row, whether it is carried (else looked up here)."""
     if policy not in POLICIES:
         raise ValueError(f"unknown deletion policy '{policy}' (one of {', '.join(POLICIES)})")
     marking = policy == "mark-deleted"
@@ -260,7 +271,8 @@ def diff(
     delivered = _mask(size, at)
     still = 0
     if carried is not None and len(carried):
-        present = _mask(size, ledger_keys.get_indexer(carried))
+        present = (carried_rows if carried_rows is not None and len(carried_rows) == size
+                   else _mask(size, ledger_keys.get_indexer(carried)))
         still = int((present & ~was_deleted).sum())
         delivered |= present
     gone = (~delivered & ~was_deleted) if full_refresh else np.zeros(size, dtype=bool)

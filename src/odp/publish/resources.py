@@ -181,12 +181,11 @@ SIZES = "sizes.json"  # per folder: bytes per row of the CSV and Parquet files l
 
 def _table_digest(table: pa.Table | pd.DataFrame, columns: list[str]) -> str | None:
     """Rows, columns and the sum of the row hashes (the ledger's): changes with the content."""
-    from odp.publish.changes import HASH, column_names, hashes
+    from odp.publish.changes import HASH, column_names, hash_sum
 
     if HASH not in column_names(table):
         return None
-    total = int(hashes(table).sum(dtype="uint64"))
-    return _digest(json.dumps([len(table), columns, total]).encode())
+    return _digest(json.dumps([len(table), columns, hash_sum(table)]).encode())
 
 
 class _Sizes:

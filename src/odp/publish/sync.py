@@ -210,15 +210,18 @@ class Sync:
         return self._loader
 
     def diff(self, rows: pd.DataFrame, ledger: pa.Table | None,
-             carried: np.ndarray | None = None,
-             ledger_keys: pd.Index | None = None) -> ChangeSet:
+             carried: np.ndarray | None = None, ledger_keys: pd.Index | None = None,
+             carried_rows: np.ndarray | None = None) -> ChangeSet:
         """`carried`: key hashes of rows delivered exactly as last published (odp.delta);
-        `ledger_keys`: the ledger's key hashes, when the caller has them."""
+        `ledger_keys`, `carried_rows`: the ledger's key hashes and, per ledger row, whether
+        it is carried, when the caller has them (used only with the run's own ledger)."""
         ds = self.dataset
         trusted = self._trusted_ledger(ledger)
+        own = trusted is ledger
         return diff(rows, trusted, list(ds.schema.primary_key), ds.schema.names,
                     ds.full_refresh, policy=self.policy, now=self.now, carried=carried,
-                    ledger_keys=ledger_keys if trusted is ledger else None)
+                    ledger_keys=ledger_keys if own else None,
+                    carried_rows=carried_rows if own else None)
 
     def _trusted_ledger(self, ledger: pa.Table | None) -> pa.Table | pd.DataFrame | None:
         """The ledger, or — when it may be behind the portal — the DataStore table itself."""
