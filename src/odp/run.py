@@ -199,7 +199,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     with _stage(report, say, "validate"):
         store = QuarantineStore(state)
         ledger = read_ledger(state, dataset.name)
-        # The ledger's keys hashed once: the carried rows' counts and the diff both need them.
+        # The ledger's key hashes (stored beside its rows): the split's lookup and the diff.
         ledger_keys = (None if ledger is None or not ledger.num_rows
                        else stored_keys(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
