@@ -229,26 +229,19 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
 def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset) -> dict[str, int]:
     """Per source field, the carried rows' non-missing values (from the ledger, as published),
     so the report's completeness counts the whole delivery (`split_` located in the ledger)."""
+    import pyarrow.compute as pc
+
     carried = split_.carried_rows
     if ledger is None or carried is None:
         return {}
     names = [f.name for f in dataset.schema.source_fields if f.name in ledger.column_names]
-    if carried.all():  # Arrow's counts: no pass in numpy
-        return {name: _present(ledger.column(name)) for name in names}
-    return {name: int((_set(ledger.column(name)) & carried).sum()) for name in names}
+    if carried.all():  # counted by Arrow: no pass in numpy
+        return {name: int(pc.sum(_filled(ledger.column(name))).as_py() or 0) for name in names}
+    return {name: int((_filled(ledger.column(name)).to_numpy(zero_copy_only=False)
+                       & carried).sum()) for name in names}
 
 
-def _present(column: pa.ChunkedArray) -> int:
-    """The column's values that are neither null nor a float's NaN."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    nan = int(pc.sum(pc.is_nan(column)).as_py() or 0) if pa.types.is_floating(
-        column.type) else 0
-    return len(column) - column.null_count - nan
-
-
-def _set(column: pa.ChunkedArray) -> np.ndarray:
+def _filled(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Per row: the value is present (neither null nor a float's NaN)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -256,7 +249,7 @@ def _set(column: pa.ChunkedArray) -> np.ndarray:
     present = column.is_valid()
     if pa.types.is_floating(column.type):
         present = pc.and_(present, pc.invert(pc.fill_null(pc.is_nan(column), True)))
-    return present.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    return present
 
 
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:

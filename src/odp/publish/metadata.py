@@ -77,7 +77,7 @@ def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
             ends = pc.min_max(pc.filter(values, both))
             picked[name] = pa.array([ends["min"].as_py(), ends["max"].as_py()], pa.float64())
     for name in columns:
-        if name in picked or name in ("longitude", "latitude"):
+        if name in ("longitude", "latitude"):
             continue
         column = published.column(name)
         if pa.types.is_timestamp(column.type):
@@ -86,9 +86,7 @@ def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
         else:
             picked[name] = pc.unique(column)
     size = max([len(v) for v in picked.values()] + [0])
-    table = pa.table({n: pa.concat_arrays([v.cast(published.schema.field(n).type)
-                                           if n not in ("longitude", "latitude") else v,
-                                           pa.nulls(size - len(v), v.type)])
+    table = pa.table({n: pa.concat_arrays([v, pa.nulls(size - len(v), v.type)])
                       for n, v in picked.items()})
     return as_frame(table)
 
