@@ -9,10 +9,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pandas as pd
 import psycopg
+import pytest
 
+from odp.errors import PublishError
 from tests.faults.harness import Reader
-from tests.integration.test_datastore_bulk import KEY, _shape, loader, readings  # noqa: F401
+from tests.integration.test_datastore_bulk import COLUMNS, FIELDS, KEY, _shape, loader, readings  # noqa: F401
 
 OLD, NEW = 50_000, 60_000
 
@@ -98,3 +101,56 @@ def test_a_copy_load_sets_ckans_cached_row_count_in_its_own_transaction(loader):
     copy.load(rid, readings(20, start=300), empty, rows[KEY].iloc[:5], KEY)
     assert _cached_count(url, rid) == "315"
     assert copy.portal.call("datastore_search", resource_id=rid, limit=0)["total"] == 315
+
+
+COLUMN_DEFINITIONS = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attcollation, a.attnotnull, "
+    "pg_get_expr(d.adbin, d.adrelid), col_description(a.attrelid, a.attnum), a.attstorage, "
+    "a.attstattarget FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+    "AND d.adnum = a.attnum WHERE a.attrelid = %s::regclass AND a.attnum > 0 "
+    "AND NOT a.attisdropped ORDER BY a.attnum")
+
+
+def test_a_rebuilt_table_keeps_every_column_definition_a_city_may_have_set(loader):  # noqa: F811
+    """The rebuilt table is made by `CREATE TABLE … AS`: each definition the live table had —
+    CKAN's own (the `_id` default, the data dictionary's comments, NOT NULL of the key) and
+    what a city's database administrator may add (a check, a column's storage, statistics
+    target, a NOT NULL, the table's comment) — is on the table swapped in."""
+    copy, rid, messages, url = loader
+    table = f'"{rid}"'
+    copy.portal.call("datastore_create", resource_id=rid, force=True, fields=[
+        {**f, "info": {"label": f["id"].upper(), "notes": f"about {f['id']}"}} for f in FIELDS])
+    with psycopg.connect(url) as conn:
+        conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT count_not_negative CHECK (count >= 0)")
+        conn.execute(f"ALTER TABLE {table} ALTER COLUMN stadtteil SET STORAGE MAIN, "
+                     "ALTER COLUMN pm10 SET STATISTICS 500, ALTER COLUMN ok SET NOT NULL")
+        conn.execute(f"COMMENT ON TABLE {table} IS 'readings'")
+    rows = readings(300)
+    empty = rows.iloc[0:0]
+    with psycopg.connect(url) as conn:
+        before = conn.execute(COLUMN_DEFINITIONS, (table,)).fetchall()
+        checks_before = conn.execute("SELECT conname, pg_get_constraintdef(oid) FROM "
+                                     "pg_constraint WHERE conrelid = %s::regclass AND "
+                                     "contype = 'c'", (table,)).fetchall()
+    shape = _shape(url, rid)
+    copy.load(rid, rows, empty, empty[KEY], KEY)
+    assert any("into a copy of the table, swapped in" in m for m in messages), messages
+    with psycopg.connect(url) as conn:
+        assert conn.execute(COLUMN_DEFINITIONS, (table,)).fetchall() == before
+        assert conn.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                            "WHERE conrelid = %s::regclass AND contype = 'c'",
+                            (table,)).fetchall() == checks_before == [
+            ("count_not_negative", "CHECK ((count >= 0))")]
+        assert conn.execute("SELECT obj_description(%s::regclass, 'pg_class')",
+                            (table,)).fetchone()[0] == "readings"
+        ids = conn.execute(f"SELECT min(_id), max(_id), count(DISTINCT _id) FROM {table}"
+                           ).fetchone()
+    assert _shape(url, rid) == shape
+    assert ids[2] == 300 and ids[1] - ids[0] == 299  # _id from the table's own sequence
+    info = copy.portal.call("datastore_info", id=rid)
+    assert {f["id"]: f.get("info", {}).get("notes") for f in info["fields"]} == {
+        c: f"about {c}" for c in COLUMNS}
+    # the check travelled with the table: a negative count is refused after the swap
+    with pytest.raises(PublishError, match="count_not_negative"):
+        bad = readings(1, start=1000).assign(count=pd.array([-1], dtype="Int64"))
+        copy.load(rid, bad, empty, empty[KEY], KEY)

@@ -23,15 +23,16 @@ USING`. CKAN's full-text trigger stays on, so `datastore_search?q=` finds the sa
 an API load.
 
 A bulk load (at least `bulk_min_rows` new rows, and at least as many as the table holds) takes
-the way XLoader takes, but beside the live table (`Rebuild`), inside the same one transaction: a
-copy of the table without indexes gets the live rows, the new rows are COPYed into an unlogged
-staging table, `_full_text` is computed set-wise with exactly the trigger's expression
-(PostgreSQL may spread that over parallel workers), the rows go in with it (the trigger leaves a
-filled `_full_text` alone), every index, key, trigger and grant is created from the live
-table's own definitions, the changed and gone rows are applied, and the copy is swapped in under
-the live table's name. Readers read the old table meanwhile and never see it empty, half-built
-or locked for longer than the swap. CKAN's per-row trigger (row → JSON → tsvector) and index
-maintenance row by row otherwise cap COPY into a DataStore table at ~30k rows/s.
+the way XLoader takes, but beside the live table (`Rebuild`), inside the same one transaction:
+the new rows are COPYed into an unlogged staging table, one `CREATE TABLE … AS SELECT` writes a
+new table of the live rows and the staged ones with `_full_text` computed set-wise by exactly
+the trigger's expression (PostgreSQL may spread that over parallel workers; the trigger leaves a
+filled `_full_text` alone), every column definition, index, key, trigger and grant is created
+from the live table's own definitions, the changed and gone rows are applied, and the new table
+is swapped in under the live table's name. Readers read the old table meanwhile and never see
+it empty, half-built or locked for longer than the swap. CKAN's per-row trigger (row → JSON →
+tsvector) and index maintenance row by row otherwise cap COPY into a DataStore table at ~30k
+rows/s.
 
 A row whose text may be too long for a tsvector (`odp.publish.limits`) never blocks a dataset:
 on the COPY path every `_full_text` is computed by odp (inserts, bulk loads and upserts alike),
@@ -502,7 +503,7 @@ class CopyLoader:
             if rebuild:
                 self.progress(f"DataStore bulk COPY: {len(insert)} new rows into a copy of the "
                               "table, swapped in at the commit")
-                bulk_append(cur, target, cols, csv_chunks(insert, cols))
+                rebuild.fill(cur, cols, csv_chunks(insert, cols))
                 rebuild.index(cur)
             else:
                 self.progress(f"DataStore COPY: {len(insert)} new rows")
@@ -647,28 +648,6 @@ def upsert_with_full_text(cur: Any, resource_id: str, columns: list[str], key: l
                 f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
 
 
-def bulk_append(cur: Any, table: str, columns: list[str],
-                data: bytes | Iterable[bytes]) -> None:
-    """Append many rows to `table` (one without indexes yet) as XLoader does: COPY into an
-    unlogged staging table, `_full_text` computed set-wise with the trigger's expression —
-    PostgreSQL may spread that over parallel workers — and the rows inserted with it (the
-    trigger leaves a filled `_full_text` alone)."""
-    import secrets
-
-    names = ", ".join(map(_ident, columns))
-    full_text = full_text_expression(cur, table)
-    stage = f"odp_stage_{secrets.token_hex(6)}"  # unlogged, not temporary: parallel workers scan it
-    _copy_into_stage(cur, stage, _ident(table), columns, data, temporary=False)
-    # Gathering the computed rows is the point here: let the planner use parallel workers.
-    cur.execute("SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
-    cur.execute(f"CREATE UNLOGGED TABLE {stage}_ft AS SELECT {names}, {full_text} AS _full_text "
-                f"FROM {stage}")
-    cur.execute("RESET parallel_setup_cost; RESET parallel_tuple_cost")
-    cur.execute(f"INSERT INTO {_ident(table)} ({names}, _full_text) SELECT {names}, _full_text "
-                f"FROM {stage}_ft")
-    cur.execute(f"DROP TABLE {stage}, {stage}_ft")
-
-
 # The table's row count in CKAN's cache, set inside the write's transaction (see
 # CopyLoader._cache_row_count).
 _RECOUNT = ("INSERT INTO _table_stats (resource_id, stats) VALUES (%(rid)s, "
@@ -682,8 +661,18 @@ _QUALIFIED = ("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
               "obj_description(c.oid, 'pg_class') FROM pg_class c "
               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %(t)s::regclass")
 _CONSTRAINTS = ("SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conrelid = %(t)s::regclass AND contype IN ('p', 'u', 'x') "
+                "WHERE conrelid = %(t)s::regclass AND contype IN ('c', 'p', 'u', 'x') "
                 "ORDER BY contype, conname")
+_COLUMNS = ("SELECT quote_ident(a.attname), a.attnotnull, pg_get_expr(d.adbin, d.adrelid), "
+            "col_description(a.attrelid, a.attnum), a.attstorage, t.typstorage, "
+            "a.attstattarget, a.attname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE a.attrelid = %(t)s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum")
+_STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+_UNUSUAL = ("SELECT EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxrelid = %(t)s::regclass) "
+            "OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %(t)s::regclass "
+            "AND attnum > 0 AND (attidentity <> '' OR attgenerated <> ''))")
 _INDEXES = ("SELECT quote_ident(c.relname), pg_get_indexdef(i.indexrelid) FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = %(t)s::regclass "
             "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
@@ -707,14 +696,18 @@ class Rebuild:
     indexed and analysed (`LOCK … IN EXCLUSIVE MODE` holds off other writers, not readers);
     only the swap at the end — two renames and a drop — takes the lock readers wait for, for
     milliseconds. The new table keeps everything CKAN made: the name (the resource id), each
-    row's `_id` and its sequence, column types, defaults and the data dictionary (column
-    comments), the key constraints and indexes under their own names, the full-text trigger
-    and the read grants. A failure or a kill rolls it all back: the live table is untouched.
-    A table other objects depend on (a view such as a DataStore alias, a foreign key) is not
-    rebuilt: its rows go in the plain way, row locks only."""
+    row's `_id` and its sequence, column types, defaults, NOT NULL, storage and statistics
+    targets, the data dictionary (column comments), the table's comment, the key and check
+    constraints and indexes under their own names, the full-text trigger and the read grants.
+    A failure or a kill rolls it all back: the live table is untouched. A table other objects
+    depend on (a view such as a DataStore alias, a foreign key) or with definitions this does
+    not rebuild (extended statistics, identity or generated columns) is not rebuilt: its rows
+    go in the plain way, row locks only."""
 
     live: str  # the resource id
     build: str
+    columns: list[str]  # the live table's columns, in order
+    definitions: list[str]  # column definitions and comments, on the build table
     constraints: list[tuple[str, str]]  # (name, definition)
     indexes: list[tuple[str, str]]  # (name, CREATE INDEX statement on the build table)
     triggers: list[str]
@@ -723,13 +716,16 @@ class Rebuild:
 
     @classmethod
     def beside(cls, cur: Any, resource_id: str) -> Rebuild | None:
-        """The build table, filled with the live table's rows; None if the table cannot be
-        swapped (other objects depend on it, or PostgreSQL writes its definitions otherwise
-        than expected)."""
+        """The live table's definitions, rewritten for a build table of a new name; None if
+        the table cannot be swapped (other objects depend on it, or PostgreSQL writes its
+        definitions otherwise than expected)."""
         import secrets
 
         table, args = _ident(resource_id), {"t": _ident(resource_id)}
         cur.execute(_DEPENDENTS, args)
+        if cur.fetchone()[0]:
+            return None
+        cur.execute(_UNUSUAL, args)
         if cur.fetchone()[0]:
             return None
         cur.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")  # writers wait, readers read on
@@ -746,22 +742,53 @@ class Rebuild:
         if any(build not in statement for _, statement in indexes) or any(
                 build not in statement for statement in triggers):
             return None
+        cur.execute(_COLUMNS, args)
+        described = cur.fetchall()
+        from psycopg import sql
+
+        def literal(text: str) -> str:  # COMMENT takes no query parameters
+            return sql.Literal(text).as_string(cur.connection)
+
+        definitions = _column_definitions(build, described, literal)
+        if comment is not None:
+            definitions.append(f"COMMENT ON TABLE {build} IS {literal(comment)}")
         cur.execute(_CONSTRAINTS, args)
         constraints = cur.fetchall()
         cur.execute(_GRANTS, args)
         grants = cur.fetchall()
         cur.execute(_SEQUENCES, args)
         sequences = cur.fetchall()
-        cur.execute(f"CREATE TABLE {build} (LIKE {table} INCLUDING DEFAULTS INCLUDING "
-                    "CONSTRAINTS INCLUDING COMMENTS INCLUDING STORAGE INCLUDING STATISTICS)")
-        if comment is not None:
-            cur.execute(f"COMMENT ON TABLE {build} IS %s", (comment,))
-        cur.execute(f"INSERT INTO {build} SELECT * FROM {table}")  # _id and _full_text kept
-        return cls(resource_id, build, constraints, indexes, triggers, grants, sequences)
+        return cls(resource_id, build, [row[-1] for row in described], definitions,
+                   constraints, indexes, triggers, grants, sequences)
+
+    def fill(self, cur: Any, columns: list[str], data: bytes | Iterable[bytes]) -> None:
+        """Create the build table with the live rows and the new ones, as XLoader loads: the
+        new rows COPYed into an unlogged staging table (each row's `_id` from the live table's
+        sequence, as an insert would take it), then ONE `CREATE TABLE … AS SELECT` of the
+        live rows and the staged ones with `_full_text` computed set-wise by the trigger's own
+        expression — PostgreSQL spreads that over parallel workers — and the rows written once
+        (1M rows: an index-less copy of the table filled by INSERT after it had cost 1.8–2.7 s
+        more). The trigger leaves a filled `_full_text` alone."""
+        live = _ident(self.live)
+        full_text = full_text_expression(cur, self.live)
+        stage = f"{self.build}_new"  # unlogged, not temporary: parallel workers scan it
+        cur.execute(f"CREATE UNLOGGED TABLE {stage} (LIKE {live} INCLUDING DEFAULTS)")
+        CopyLoader._copy(cur, stage, columns, data)
+        old = ", ".join(map(_ident, self.columns))
+        new = ", ".join(f"{full_text} AS _full_text" if name == "_full_text" else _ident(name)
+                        for name in self.columns)
+        # Computing the rows is the point here: let the planner use parallel workers.
+        cur.execute("SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0")
+        cur.execute(f"CREATE TABLE {self.build} AS SELECT {old} FROM {live} "
+                    f"UNION ALL SELECT {new} FROM {stage}")  # _id and _full_text of live kept
+        cur.execute("RESET parallel_setup_cost; RESET parallel_tuple_cost")
+        cur.execute(f"DROP TABLE {stage}")
 
     def index(self, cur: Any) -> None:
-        """Keys, indexes, triggers and grants on the filled build table (names of its own
-        until the swap)."""
+        """Column definitions, keys, indexes, triggers and grants on the filled build table
+        (names of its own until the swap)."""
+        for statement in self.definitions:
+            cur.execute(statement)
         # Index builds sort in memory: 256MB holds the btree sorts of 1M rows (a GIN build
         # of their full text took the same CPU time from 64MB to 2GB: 4.1-4.6 s).
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
@@ -792,6 +819,32 @@ class Rebuild:
             cur.execute(f"ALTER TABLE {table} RENAME CONSTRAINT {self.build}_c{n} TO {name}")
         for n, (name, _) in enumerate(self.indexes):
             cur.execute(f"ALTER INDEX {self.build}_i{n} RENAME TO {name}")
+
+
+def _column_definitions(build: str, described: list[tuple[Any, ...]],
+                        literal: Callable[[str], str]) -> list[str]:
+    """What `CREATE TABLE … (LIKE live INCLUDING DEFAULTS INCLUDING STORAGE …)` would copy,
+    as statements on a build table made by `CREATE TABLE … AS`: defaults, NOT NULL (one
+    statement, one scan), storage and statistics targets that differ from the default, and
+    the column comments CKAN keeps its data dictionary in."""
+    statements = []
+    not_null = []
+    for name, notnull, default, comment, storage, type_storage, target, _ in described:
+        if default is not None:
+            statements.append(f"ALTER TABLE {build} ALTER COLUMN {name} SET DEFAULT {default}")
+        if notnull:
+            not_null.append(f"ALTER COLUMN {name} SET NOT NULL")
+        if storage != type_storage:
+            statements.append(f"ALTER TABLE {build} ALTER COLUMN {name} SET STORAGE "
+                              f"{_STORAGE[storage]}")
+        if target is not None and target >= 0:
+            statements.append(f"ALTER TABLE {build} ALTER COLUMN {name} SET STATISTICS "
+                              f"{int(target)}")
+        if comment is not None:
+            statements.append(f"COMMENT ON COLUMN {build}.{name} IS {literal(comment)}")
+    if not_null:
+        statements.append(f"ALTER TABLE {build} {', '.join(not_null)}")
+    return statements
 
 
 def write_url(city: City) -> str | None:

@@ -168,7 +168,7 @@ def _gx_results(frame: pd.DataFrame, suite: Suite, items: list[dict[str, Any]]) 
             source
             .add_dataframe_asset("batch")
             .add_batch_definition_whole_dataframe("whole")
-            .get_batch(batch_parameters={"dataframe": frame})
+            .get_batch(batch_parameters={"dataframe": numpy_numbers(frame, items)})
         )
         result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
     finally:
@@ -177,6 +177,28 @@ def _gx_results(frame: pd.DataFrame, suite: Suite, items: list[dict[str, Any]]) 
         context.data_sources.delete(source.name)
     by_id = {r.expectation_config.id: r for r in result.results}
     return [by_id[id_] for id_ in ids]
+
+
+def numpy_numbers(frame: pd.DataFrame, items: list[dict[str, Any]]) -> pd.DataFrame:
+    """`frame` with the nullable integer and number columns that range rules check as numpy
+    columns (integers with a missing value as float64, missing = NaN), the rest shared.
+
+    GX compares a column with a range in one vectorised step only for numpy ints and floats;
+    for pandas' nullable Int64 and Float64 (the validated types) it calls a Python function per
+    value (1M rows, six range rules: 5.2 s of a 1M-row run's 11 s validation). Both ways skip
+    missing values; coercion makes no NaN or infinity, so NaN means exactly "missing"."""
+    named = {c for item in items if item["type"] == "expect_column_values_to_be_between"
+             for c in _columns(item.get("kwargs", {}))}
+    plain = {}
+    for column in named & set(frame.columns):
+        values = frame[column]
+        if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) and \
+                values.dtype.kind in "if":
+            if values.dtype.kind == "i" and not values.hasnans:
+                plain[column] = values.to_numpy("int64")
+            else:
+                plain[column] = values.to_numpy("float64", na_value=np.nan)
+    return frame.assign(**plain) if plain else frame
 
 
 def _collect(item: dict[str, Any], result: Any, outcome: SuiteOutcome) -> None:
