@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from odp.errors import PublishError
+from odp.publish import datastore
 from tests.faults.harness import Reader
 from tests.integration.test_datastore_bulk import COLUMNS, FIELDS, KEY, _shape, loader, readings  # noqa: F401
 
@@ -154,3 +155,35 @@ def test_a_rebuilt_table_keeps_every_column_definition_a_city_may_have_set(loade
     with pytest.raises(PublishError, match="count_not_negative"):
         bad = readings(1, start=1000).assign(count=pd.array([-1], dtype="Int64"))
         copy.load(rid, bad, empty, empty[KEY], KEY)
+
+
+def test_the_cached_row_count_moves_by_the_rows_a_load_added_or_removed(loader):  # noqa: F811
+    """A load into a large table must not count it again at its end (10M rows: a count in
+    every +1 % run): CKAN's cached count moves by the rows inserted, the upserted keys that
+    were new and the rows deleted — exact after each load. A rebuilt table, or an entry
+    CKAN's own write cleared meanwhile, is counted."""
+    copy, rid, _messages, url = loader
+    rows = readings(300)
+    empty = rows.iloc[0:0]
+    copy.load(rid, rows, empty, empty[KEY], KEY)  # rebuilt: counted
+    assert _cached_count(url, rid) == "300"
+    changed = rows.iloc[:3].assign(pm10=1.0)
+    new_by_upsert = readings(2, start=400)
+    copy.load(rid, readings(20, start=300), pd.concat([changed, new_by_upsert]),
+              rows[KEY].iloc[10:15], KEY)
+    assert _cached_count(url, rid) == str(300 + 20 + 2 - 5)
+    assert copy.portal.call("datastore_search", resource_id=rid, limit=0)["total"] == 317
+
+    with psycopg.connect(url) as conn, conn.cursor() as cur:  # a marker: a count says 317
+        cur.execute("UPDATE _table_stats SET stats = '{\"rows\": 1000}' WHERE resource_id = %s",
+                    (rid,))
+        datastore.set_row_count(cur, rid, -4)
+        assert cur.execute("SELECT stats ->> 'rows' FROM _table_stats WHERE resource_id = %s",
+                           (rid,)).fetchone()[0] == "996"
+        datastore.set_row_count(cur, rid, None)  # rebuilt
+        assert cur.execute("SELECT stats ->> 'rows' FROM _table_stats WHERE resource_id = %s",
+                           (rid,)).fetchone()[0] == "317"
+        cur.execute("DELETE FROM _table_stats WHERE resource_id = %s", (rid,))
+        datastore.set_row_count(cur, rid, 5)  # cleared meanwhile
+        assert cur.execute("SELECT stats ->> 'rows' FROM _table_stats WHERE resource_id = %s",
+                           (rid,)).fetchone()[0] == "317"

@@ -479,22 +479,25 @@ class CopyLoader:
         self.portal.may_update(resource_id)  # the token's right, checked before the database
         self._note_long_text(insert, upsert)
         try:
-            cached = self._cache_row_count(resource_id)
+            counted = self._cache_row_count(resource_id)
             with self._connect() as conn, conn.cursor() as cur:  # one transaction
-                self._write(cur, resource_id, insert, upsert, delete, key)
-                if cached:
-                    cur.execute(_RECOUNT.format(t=_ident(resource_id)), {"rid": resource_id})
+                grown = self._write(cur, resource_id, insert, upsert, delete, key, counted)
+                if counted is not None:
+                    set_row_count(cur, resource_id, grown)
         except psycopg.Error as exc:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
         self.writes += 1
 
     def _write(self, cur: Any, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
-               delete: pd.DataFrame, key: list[str]) -> None:
+               delete: pd.DataFrame, key: list[str], counted: int | None) -> int | None:
         """The update inside the load's transaction: into the live table, or — a bulk load —
-        into a copy of it built beside it and swapped in at the end (`Rebuild`)."""
+        into a copy of it built beside it and swapped in at the end (`Rebuild`). `counted`:
+        the table's rows just before, if known. Returns by how many rows the table grew
+        (None: it was rebuilt)."""
+        grown = 0
         rebuild = None
-        if not insert.empty and self._is_bulk(cur, resource_id, len(insert)):
+        if not insert.empty and self._is_bulk(cur, resource_id, len(insert), counted):
             rebuild = Rebuild.beside(cur, resource_id)
         target = rebuild.build if rebuild else resource_id
         table = _ident(target)
@@ -507,37 +510,41 @@ class CopyLoader:
                 rebuild.index(cur)
             else:
                 self.progress(f"DataStore COPY: {len(insert)} new rows")
-                insert_with_full_text(cur, target, cols, csv_chunks(insert, cols))
+                grown += insert_with_full_text(cur, target, cols, csv_chunks(insert, cols))
         if not upsert.empty:
             self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
             cols = [c for c in upsert.columns if c != HASH]
-            upsert_with_full_text(cur, target, cols, key, copy_csv(upsert, cols))
+            grown += upsert_with_full_text(cur, target, cols, key, copy_csv(upsert, cols))
         if not delete.empty:
             self.progress(f"DataStore delete: {len(delete)} rows")
             _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
             match = " AND ".join(f"t.{_ident(k)} = d.{_ident(k)}" for k in key)
             cur.execute(f"DELETE FROM {table} t USING odp_delete d WHERE {match}")
+            grown -= cur.rowcount
         if _analyze_due(cur, table, len(insert) + len(upsert)):
             cur.execute(f"ANALYZE {table}")  # fresh planner statistics, as XLoader's load
         if rebuild:
             rebuild.swap(cur)
+        return None if rebuild else grown
 
-    def _cache_row_count(self, resource_id: str) -> bool:
-        """Make sure CKAN's cached row count of the table exists before the write (False: this
-        DataStore has no such cache, CKAN < 2.11).
+    def _cache_row_count(self, resource_id: str) -> int | None:
+        """Make sure CKAN's cached row count of the table exists before the write, and return
+        it (None: this DataStore has no such cache, CKAN < 2.11).
 
         CKAN ≥ 2.11 caches `datastore_search`'s `total` in `_table_stats`; a reader that
         finds no entry counts the rows and stores the count. Were the entry cleared by the
         write, a reader counting while the write commits would store the OLD count after it,
         and every reader would see that count until the next write. So the entry is made sure
-        of here, and the write's transaction sets it to the new count (`_RECOUNT`): readers
-        see the old count with the old rows and the new one with the new rows."""
+        of here, and the write's transaction sets it to the new count (`set_row_count`):
+        readers see the old count with the old rows and the new one with the new rows. (The
+        right to write, asked of CKAN just before by a dry-run upsert, has cleared the entry:
+        it is counted here, once per load.)"""
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regproc('cached_table_row_count') IS NOT NULL")
             if not cur.fetchone()[0]:
-                return False
+                return None
             cur.execute("SELECT cached_table_row_count(%s)", (resource_id,))
-        return True
+            return int(cur.fetchone()[0])
 
     def _note_long_text(self, insert: pd.DataFrame, upsert: pd.DataFrame) -> None:
         long = sum(int(limits.long_text_rows(t, [c for c in t.columns if c != HASH]).sum())
@@ -549,11 +556,15 @@ class CopyLoader:
                 f"{limits.FULL_TEXT_SAFE_BYTES // 1000} kB are left out of the full-text "
                 "search (datastore_search q=), filters find them as usual")
 
-    def _is_bulk(self, cur: Any, resource_id: str, rows: int) -> bool:
+    def _is_bulk(self, cur: Any, resource_id: str, rows: int, counted: int | None) -> bool:
+        """At least `bulk_min_rows` new rows, and as many as the table holds (the count just
+        made for CKAN's cache, else counted: a choice of speed, the result is the same)."""
         if rows < self.bulk_min_rows:
             return False
-        cur.execute(f"SELECT count(*) FROM {_ident(resource_id)}")
-        return rows >= cur.fetchone()[0]
+        if counted is None:
+            cur.execute(f"SELECT count(*) FROM {_ident(resource_id)}")
+            counted = cur.fetchone()[0]
+        return rows >= counted
 
     @staticmethod
     def _copy(cur: Any, table: str, columns: list[str], data: bytes | Iterable[bytes]) -> None:
@@ -623,33 +634,54 @@ def full_text_expression(cur: Any, resource_id: str) -> str:
 
 
 def insert_with_full_text(cur: Any, resource_id: str, columns: list[str],
-                          data: bytes | Iterable[bytes]) -> None:
+                          data: bytes | Iterable[bytes]) -> int:
     """Append rows with their `_full_text` computed set-wise (CKAN's trigger expression, about
     twice as fast as the trigger's row → JSON → text per row): COPY into a temporary table,
-    then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone."""
+    then one INSERT … SELECT. The trigger leaves a filled `_full_text` alone. Returns the
+    number of rows inserted."""
     table, names = _ident(resource_id), ", ".join(map(_ident, columns))
     _copy_into_stage(cur, "odp_insert", table, columns, data)
     cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
                 f"{full_text_expression(cur, resource_id)} FROM odp_insert")
+    inserted = cur.rowcount
     cur.execute("DROP TABLE odp_insert")
+    return inserted
 
 
 def upsert_with_full_text(cur: Any, resource_id: str, columns: list[str], key: list[str],
-                          data: bytes | Iterable[bytes]) -> None:
+                          data: bytes | Iterable[bytes]) -> int:
     """Insert or overwrite rows by key, `_full_text` computed set-wise as for new rows and
     overwritten with the row (CKAN's trigger keeps a filled `_full_text` on UPDATE, and on
-    INSERT it would compute it row by row — and fail for a row too long for a tsvector)."""
+    INSERT it would compute it row by row — and fail for a row too long for a tsvector).
+    Returns the number of rows that were new (a row PostgreSQL inserted has no `xmax`; one it
+    overwrote has the writing transaction's)."""
     table, names = _ident(resource_id), ", ".join(map(_ident, columns))
     _copy_into_stage(cur, "odp_upsert", table, columns, data)
     sets = ", ".join(f"{_ident(c)} = EXCLUDED.{_ident(c)}"
                      for c in [*columns, "_full_text"] if c not in key)
-    cur.execute(f"INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
+    cur.execute(f"WITH written AS (INSERT INTO {table} ({names}, _full_text) SELECT {names}, "
                 f"{full_text_expression(cur, resource_id)} FROM odp_upsert "
-                f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets}")
+                f"ON CONFLICT ({', '.join(map(_ident, key))}) DO UPDATE SET {sets} "
+                "RETURNING xmax = 0 AS new) SELECT count(*) FILTER (WHERE new) FROM written")
+    return cur.fetchone()[0]
 
 
-# The table's row count in CKAN's cache, set inside the write's transaction (see
-# CopyLoader._cache_row_count).
+def set_row_count(cur: Any, resource_id: str, grown: int | None) -> None:
+    """CKAN's cached row count of the table, set inside the write's transaction (see
+    `CopyLoader._cache_row_count`): moved by the rows the write added or removed — the entry
+    was made sure of before the write, and every writer either sets it so (odp) or clears it
+    after committing (CKAN) — or, for a rebuilt table or an entry cleared meanwhile, counted
+    (10M rows: a count of the whole table in every +1 % run)."""
+    if grown is not None:
+        cur.execute("UPDATE _table_stats SET stats = jsonb_set(stats, '{rows}', "
+                    "to_jsonb((stats ->> 'rows')::bigint + %(grown)s)) "
+                    "WHERE resource_id = %(rid)s AND stats ? 'rows'",
+                    {"rid": resource_id, "grown": grown})
+        if cur.rowcount:
+            return
+    cur.execute(_RECOUNT.format(t=_ident(resource_id)), {"rid": resource_id})
+
+
 _RECOUNT = ("INSERT INTO _table_stats (resource_id, stats) VALUES (%(rid)s, "
             "jsonb_build_object('rows', (SELECT count(*) FROM {t}))) "
             "ON CONFLICT (resource_id) DO UPDATE SET stats = "
