@@ -514,7 +514,7 @@ class CopyLoader:
         if not upsert.empty:
             self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
             cols = [c for c in upsert.columns if c != HASH]
-            grown += upsert_with_full_text(cur, target, cols, key, copy_csv(upsert, cols))
+            grown += upsert_with_full_text(cur, target, cols, key, csv_chunks(upsert, cols))
         if not delete.empty:
             self.progress(f"DataStore delete: {len(delete)} rows")
             _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
