@@ -25,6 +25,7 @@ from odp.errors import GateError, LockedError, OdpError, classified
 from odp.runs.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
 from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
+from odp.validate.suite import import_in_background
 
 if TYPE_CHECKING:  # the stages' modules load in the run, not at the CLI's start-up
     import pyarrow as pa
@@ -195,6 +196,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         extracted = _extract(dataset, state, report)
     if not dry_run and _nothing_new(dataset, city, state, extracted, report):
         return  # report.status "unchanged", and why
+    import_in_background()  # great-expectations, beside the ledger's read and the split
 
     with _stage(report, say, "validate"):
         store = QuarantineStore(state)

@@ -589,12 +589,12 @@ def _analyze_due(cur: Any, table: str, written: int) -> bool:
 
 
 def _copy_into_stage(cur: Any, stage: str, like: str, columns: list[str],
-                     data: bytes | Iterable[bytes], temporary: bool = True) -> None:
-    """A new table `stage` with `like`'s `columns` — temporary (dropped at commit) or, for
-    parallel workers, unlogged — filled by COPY."""
+                     data: bytes | Iterable[bytes]) -> None:
+    """A new temporary table `stage` (dropped at commit) with `like`'s `columns`, filled by
+    COPY."""
     names = ", ".join(map(_ident, columns))
-    kind = f"TEMP TABLE {stage} ON COMMIT DROP" if temporary else f"UNLOGGED TABLE {stage}"
-    cur.execute(f"CREATE {kind} AS SELECT {names} FROM {like} WITH NO DATA")
+    cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {names} FROM {like} "
+                "WITH NO DATA")
     CopyLoader._copy(cur, stage, columns, data)
 
 
@@ -753,6 +753,8 @@ class Rebuild:
         definitions otherwise than expected)."""
         import secrets
 
+        from psycopg import sql
+
         table, args = _ident(resource_id), {"t": _ident(resource_id)}
         cur.execute(_DEPENDENTS, args)
         if cur.fetchone()[0]:
@@ -776,7 +778,6 @@ class Rebuild:
             return None
         cur.execute(_COLUMNS, args)
         described = cur.fetchall()
-        from psycopg import sql
 
         def literal(text: str) -> str:  # COMMENT takes no query parameters
             return sql.Literal(text).as_string(cur.connection)
