@@ -5,7 +5,7 @@ the source changes, a plain run follows, and convergence is checked:
 - the plain run exits 0 (never 6: no lock left blocking);
 - the DataStore table equals that of a clean reference run of the same delivery into a second
   dataset (every schema column), with no duplicate keys;
-- no `odp_stage_%` table is left in the DataStore database;
+- no `odp_stage_%` table is left in the DataStore database, no staged ledger beside the ledger;
 - staging holds exactly the delivery's keys (source duplicates included), nothing twice;
 - a reader polling `datastore_search` during the runs never saw an empty table or a row count
   no published version had (a half-applied update).
@@ -420,6 +420,8 @@ def converged(project: FaultProject, run: RunResult, expected: pd.DataFrame) -> 
         reasons.append(f"stage tables left in the DataStore DB: {', '.join(left[:3])}")
     if project.lock_state() == "held":
         reasons.append("the dataset lock is still held")
+    if (project.state / "published" / f"{project.name}.tmp").exists():
+        reasons.append("a staged ledger was left beside the ledger in force")
     return reasons
 
 

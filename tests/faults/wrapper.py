@@ -21,7 +21,7 @@ Points (`before`/`after` = around the call, `enter` = at the start):
   portal.after:ACTION   the same, after CKAN answered
   copy.committed        odp.publish.datastore.CopyLoader.load returned (its transaction committed)
   api.loaded            odp.publish.datastore.ApiLoader.load returned
-  ledger.before         odp.publish.changes.write_ledger
+  ledger.before         odp.publish.changes.commit_ledger
   ledger.after
 
 Not a kill: `pg.restart_mid_copy` restarts the local portal's PostgreSQL (`pg_ctl stop -m fast`,
@@ -114,8 +114,8 @@ POINTS: dict[str, tuple[str, str]] = {
     "georeference.enter": ("odp.georeference:georeference", "before"),
     "copy.committed": ("odp.publish.datastore:CopyLoader.load", "after"),
     "api.loaded": ("odp.publish.datastore:ApiLoader.load", "after"),
-    "ledger.before": ("odp.publish.changes:write_ledger", "before"),
-    "ledger.after": ("odp.publish.changes:write_ledger", "after"),
+    "ledger.before": ("odp.publish.changes:commit_ledger", "before"),
+    "ledger.after": ("odp.publish.changes:commit_ledger", "after"),
 }
 
 

@@ -105,18 +105,29 @@ def read_ledger(state: Path, name: str) -> pa.Table | None:
 
 def write_ledger(state: Path, name: str, table: pa.Table | pd.DataFrame) -> None:
     """Replace the ledger with `table` (a frame: converted, as a test or benchmark has it)."""
+    commit_ledger(state, name, stage_ledger(state, name, table))
+
+
+def stage_ledger(state: Path, name: str, table: pa.Table | pd.DataFrame) -> Path:
+    """Write `table` as the next ledger, beside the ledger in force, and return its path:
+    `commit_ledger` puts it in place (a publish stages it while it writes to the portal)."""
     import pyarrow.parquet as pq
 
     if isinstance(table, pd.DataFrame):
         table = to_arrow(table)
     path = ledger_path(state, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    staged = path.with_suffix(".tmp")
     table = pandas_typed(table)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            _VERSION_KEY: HASH_VERSION})
-    pq.write_table(table, tmp)
-    tmp.replace(path)  # atomic: the ledger is old or new, never half
+    pq.write_table(table, staged)
+    return staged
+
+
+def commit_ledger(state: Path, name: str, staged: Path) -> None:
+    """Put a staged ledger in place: atomic, the ledger is old or new, never half."""
+    staged.replace(ledger_path(state, name))
 
 
 def to_arrow(frame: pd.DataFrame) -> pa.Table:

@@ -30,9 +30,11 @@ its application (`Sync.apply`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,8 +48,10 @@ from odp.publish.changes import (
     DELETED_AT,
     POLICIES,
     ChangeSet,
+    commit_ledger,
     diff,
     ledger_path,
+    stage_ledger,
     write_ledger,
 )
 from odp.publish.metadata import package_dict, stored_hash
@@ -325,9 +329,35 @@ class Sync:
 
     def apply(self, plan: Plan, changes: ChangeSet, report: PublishReport) -> None:
         """Write the plan: the DataStore first, then the files, the metadata and — only when
-        every write succeeded — the ledger."""
+        every write succeeded — the ledger.
+
+        The new ledger is written beside the one in force while the portal is written to
+        (Parquet's encoder leaves the interpreter free: 10M rows, 1.6 s beside the DataStore's
+        load) and put in place after the last write. A first publish's rows are a frame until
+        the ledger is written: converted after the DataStore load, not during it (both at
+        once had raised a 1M-row first run's peak by 0.2 GB)."""
         self.pending.parent.mkdir(parents=True, exist_ok=True)
         self.pending.write_text(self.now.isoformat() + "\n")
+        name = self.dataset.name
+        with ThreadPoolExecutor(1) as pool:
+            early = None if isinstance(changes.published, pd.DataFrame) else pool.submit(
+                stage_ledger, self.state, name, changes.result)
+            try:
+                self._write_portal(plan, changes, report)
+                staged = early.result() if early else stage_ledger(self.state, name,
+                                                                   changes.result)
+            except BaseException:
+                if early is not None:
+                    with contextlib.suppress(Exception):
+                        early.result().unlink(missing_ok=True)
+                raise
+        commit_ledger(self.state, name, staged)
+        self.pending.unlink(missing_ok=True)
+        report.write_calls = self.portal.writes + self.loader.writes
+        report.notes += self.loader.notes
+
+    def _write_portal(self, plan: Plan, changes: ChangeSet, report: PublishReport) -> None:
+        """The portal's writes: the DataStore table, the files, the metadata."""
         self._ensure_organization()
         package = plan.package
         if package is None:
@@ -352,10 +382,6 @@ class Sync:
         if report.created or not plan.metadata_current or package.get("state") != "active":
             self.portal.call("package_patch", id=package["id"], **plan.desired, state="active")
             report.metadata_updated = True
-        write_ledger(self.state, self.dataset.name, changes.result)
-        self.pending.unlink(missing_ok=True)
-        report.write_calls = self.portal.writes + self.loader.writes
-        report.notes += self.loader.notes
 
     def _create_table(self, plan: Plan, package_id: str) -> dict[str, Any]:
         """The table resource: with the CSV, or — over the upload limit — without a file
