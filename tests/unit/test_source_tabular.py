@@ -288,3 +288,24 @@ def test_a_local_file_with_the_bytes_of_the_last_run_is_not_read_into_memory(sto
     data[-3:-2] = b"7" if data[-3:-2] != b"7" else b"8"  # one byte of the last line
     big.write_bytes(bytes(data))
     assert len(read_all(local, validators)) == 40 * 4373
+
+
+def test_a_local_file_of_another_length_than_recorded_is_changed_without_hashing(tmp_path):
+    """A file that grew (or shrank) cannot be the last run's: its length alone says so, and
+    the 785 MB of a 10M-row file are not hashed for it (they are hashed once, when read)."""
+    from odp.sources.tabular import (
+        CONTENT,
+        Tabular,
+        TabularFile,
+        content_digest,
+        unchanged_local_files,
+    )
+
+    path = tmp_path / "readings.csv"
+    path.write_bytes(b"a,b\n1,2\n")
+    plan = Tabular((TabularFile(None, str(path)),), TableLayout(), Conventions())
+    # The digest recorded is that of the file as it is: only a recorded length tells them apart.
+    digest = content_digest([(path.read_bytes(), str(path))])
+    assert unchanged_local_files(plan, {CONTENT: {"sha256": digest}})
+    assert unchanged_local_files(plan, {CONTENT: {"sha256": digest, "bytes": 8}})
+    assert not unchanged_local_files(plan, {CONTENT: {"sha256": digest, "bytes": 6}})
