@@ -322,6 +322,12 @@ class FaultProject:
                         "OR tablename IN ('odp_insert', 'odp_upsert', 'odp_delete')")
             return [r[0] for r in cur.fetchall()]
 
+    def staged_ledger(self) -> bool:
+        """Whether a ledger written beside the one in force is still there (not put in place)."""
+        from odp.publish.changes import ledger_path
+
+        return ledger_path(self.state, self.name).with_suffix(".tmp").exists()
+
     def lock_state(self) -> str:
         from odp.runs.locks import inspect
 
@@ -420,7 +426,7 @@ def converged(project: FaultProject, run: RunResult, expected: pd.DataFrame) -> 
         reasons.append(f"stage tables left in the DataStore DB: {', '.join(left[:3])}")
     if project.lock_state() == "held":
         reasons.append("the dataset lock is still held")
-    if (project.state / "published" / f"{project.name}.tmp").exists():
+    if project.staged_ledger():
         reasons.append("a staged ledger was left beside the ledger in force")
     return reasons
 
@@ -473,11 +479,15 @@ def fault_cycle(project: FaultProject, reference: Reference, k: int, fault: str,
         if before is not None:
             before()
         faulted = project.run(kill=kill, kill_after=kill_after, ckan_url=ckan_url)
+        # A run that failed (not killed) removes the ledger it staged beside the writes.
+        staged_left = not faulted.killed and faulted.rc != 0 and project.staged_ledger()
         project.deliver(next_body)
         after = project.run()
     seconds = round(time.monotonic() - began, 1)
     expected = reference.table(next_body)
     reasons = converged(project, after, expected)
+    if staged_left:
+        reasons.append(f"the failed run (exit {faulted.rc}) left its staged ledger")
     if kill == PG_RESTART:
         if PG_RESTARTED not in faulted.stderr:
             reasons.append(f"PostgreSQL was not restarted (exit {faulted.rc}: "

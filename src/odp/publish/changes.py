@@ -283,7 +283,7 @@ def diff(
     still = 0
     if carried is not None and len(carried):
         present = (carried_rows if carried_rows is not None and len(carried_rows) == size
-                   else _mask(size, ledger_keys.get_indexer(carried)))
+                   else rows_with(ledger_keys, carried))
         still = int((present & ~was_deleted).sum())
         delivered |= present
     gone = (~delivered & ~was_deleted) if full_refresh else np.zeros(size, dtype=bool)
@@ -338,6 +338,12 @@ def _taken(ledger: pa.Table, mask: np.ndarray, columns: list[str]) -> pd.DataFra
     import pyarrow as pa
 
     return as_frame(ledger.select(columns).filter(pa.array(mask)))
+
+
+def rows_with(ledger_keys: pd.Index, keys: np.ndarray) -> np.ndarray:
+    """Per ledger row (`ledger_keys`: the ledger's key hashes): whether its key is one of
+    `keys`, found through the index's own hash table."""
+    return _mask(len(ledger_keys), ledger_keys.get_indexer(keys))
 
 
 def _mask(size: int, positions: np.ndarray) -> np.ndarray:

@@ -137,7 +137,7 @@ def resolved(suite: Suite, now: datetime | None = None) -> list[dict[str, Any]]:
 # --- running -----------------------------------------------------------------------------------
 
 
-def import_in_background() -> threading.Thread:
+def import_in_background() -> None:
     """Start importing great-expectations (2–5 s of Python imports) in a thread, for a run
     that will validate: the run reads its ledger and splits its delivery meanwhile — mostly
     Arrow and DuckDB, which leave the interpreter free — and `run_suite`'s own import then
@@ -149,9 +149,7 @@ def import_in_background() -> threading.Thread:
         with contextlib.suppress(Exception):
             import great_expectations  # noqa: F401
 
-    thread = threading.Thread(target=load, name="odp-import-gx", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=load, name="odp-import-gx", daemon=True).start()
 
 
 def run_suite(frame: pd.DataFrame, suite: Suite, now: datetime | None = None) -> SuiteOutcome:
