@@ -106,13 +106,13 @@ def test_rows_carried_over_by_key_are_neither_deleted_nor_rewritten(tmp_path):
     assert list(changes.frame["id"]) == [1, 2, 4]
 
 
-@pytest.mark.parametrize("stretches", [2000, 1])  # assembled from stretches, or reordered
+@pytest.mark.parametrize("group_rows", [2000, 1])  # one row group, or one per row
 def test_rows_delivered_between_published_ones_end_in_key_order_and_leave_the_ledger_as_read(
-        tmp_path, monkeypatch, stretches):
-    from odp.publish import changes as module
+        tmp_path, monkeypatch, group_rows):
+    from odp.publish import ledgerfile
     from odp.publish.changes import key_index
 
-    monkeypatch.setattr(module, "_MAX_STRETCHES", stretches)
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", group_rows)
 
     write_ledger(tmp_path, "d", diff(_table([(1, "a", "2024-01-01"), (3, "c", "2024-01-03"),
                                              (5, "e", "2024-01-05")]), None, KEY, COLUMNS,
@@ -136,30 +136,45 @@ def test_rows_delivered_between_published_ones_end_in_key_order_and_leave_the_le
     assert nothing_new.empty and nothing_new.frame[COLUMNS].equals(before[COLUMNS])
 
 
-def _buffers(table) -> set[int]:
-    """Addresses of the data buffers behind every column of an Arrow table."""
-    return {buffer.address for column in table.columns for chunk in column.chunks
-            for buffer in chunk.buffers() if buffer is not None and buffer.size}
+def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_time(
+        tmp_path, monkeypatch):
+    """A run that adds a few rows to a large ledger must not hold the published table: the
+    diff reads only the stored key and row hashes whole, the rows it replaces and the next
+    ledger are read a row group at a time, and the next ledger is in key order."""
+    from odp.publish import ledgerfile
+    from odp.publish.changes import HASH, KEY_HASH, key_index, stage_ledger, stored_keys
 
-
-def test_the_kept_rows_of_a_ledger_are_not_copied_into_the_new_published_table(tmp_path):
-    """A run that adds a few rows to a large ledger must not pay for copying every published
-    row: the new table is the ledger's own buffers with the added rows between them."""
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 100)
     even = _table([(i, f"n{i}", "2024-01-01") for i in range(0, 2000, 2)])
     write_ledger(tmp_path, "d", diff(even, None, KEY, COLUMNS, False).result)
     ledger = read_ledger(tmp_path, "d")
-    added = diff(_table([(7, "seven", "2024-01-02"), (1001, "x", "2024-01-03")]), ledger, KEY,
-                 COLUMNS, False)
-    assert list(added.new["id"]) == [7, 1001] and added.unchanged == 0
-    assert added.result.num_rows == 1002
-    ids = added.result.column("id").to_pylist()
-    assert ids == sorted(ids) and ids[2:5] == [4, 6, 7]  # in key order
-    assert _buffers(ledger) <= _buffers(added.result)  # every kept row still where it was
+    reads: list[tuple[list[str], int | None]] = []
+    original = ledgerfile.LedgerFile._read
+
+    def spy(self, names, group=None):
+        reads.append((list(names), group))
+        return original(self, names, group)
+
+    monkeypatch.setattr(ledgerfile.LedgerFile, "_read", spy)
+    added = diff(_table([(7, "seven", "2024-01-02"), (1001, "x", "2024-01-03"),
+                         (4, "four", "2024-01-01")]), ledger, KEY, COLUMNS, True,
+                 carried=stored_keys(ledger, KEY).to_numpy()[3:])
+    staged = stage_ledger(tmp_path, "d", added.result)
+    whole = {name for names, group in reads if group is None for name in names}
+    assert whole <= {KEY_HASH, HASH}, whole
+    assert {group for _, group in reads if group is not None} == set(range(10))
+    assert list(added.new["id"]) == [7, 1001] and list(added.changed["id"]) == [4]
+    assert list(added.deleted["id"]) == [0, 2] and list(added.previous["id"]) == [0, 2, 4]
+    import pyarrow.parquet as pq
+
+    written = pq.read_table(staged)
+    ids = written.column("id").to_pylist()
+    assert len(ids) == 1000 and ids == sorted(ids) and ids[:4] == [4, 6, 7, 8]
+    assert written.column("name").to_pylist()[0] == "four"
+    assert pq.ParquetFile(staged).metadata.num_row_groups >= 10
     # The key hashes stored beside the rows (no run hashes a large ledger's keys again) are
     # those of the rows they stand beside.
-    from odp.publish.changes import key_index, stored_keys
-
-    assert stored_keys(added.result, KEY).equals(key_index(added.frame, KEY))
+    assert stored_keys(written, KEY).equals(key_index(written, KEY))
 
 
 def test_a_ledger_written_and_read_again_keeps_the_validated_dtypes(tmp_path):

@@ -5,10 +5,11 @@ compares its rows with it by primary key: new, changed, unchanged, and — for f
 datasets — deleted. The ledger is replaced only after CKAN accepted every write, so a failed
 publish is simply redone by the next run.
 
-The ledger stays an Arrow table from its read to its write: a run converts to pandas only the
-key columns and the rows it touches (new, changed, deleted), and the new published table is
-the kept rows' buffers (not copied) with the run's rows between them. 3M-row ledger, +1 %:
-the read into pandas (2.1 s) and the copy of every kept row into the new table (2.6 s) gone.
+The ledger is never held whole (`odp.publish.ledgerfile`): a run reads the key and row hashes
+stored beside its rows and converts to pandas only the rows it touches (new, changed,
+deleted); the next ledger is the last one streamed through a row group at a time, without
+the replaced rows, with this run's rows between them in key order. 10M-row ledger, +1 %: the
+read of the whole table (2.1 GB) gone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from odp.publish.ledgerfile import LedgerFile, Merged
+
 HASH = "_row_hash"
 KEY_HASH = "_key_hash"  # the ledger's `key_index` per row, stored so no run hashes them again
 
@@ -38,10 +41,10 @@ class ChangeSet:
     changed: pd.DataFrame  # rows to overwrite (mark-deleted: also revived rows)
     deleted: pd.DataFrame  # key columns of rows gone from the source this run
     unchanged: int
-    # The published table after applying the changes (with HASH), in key order: Arrow (the
-    # ledger's buffers with this run's rows between them), or — a first publish, every row
-    # new — the rows' own frame, converted once, when the ledger is written.
-    published: pa.Table | pd.DataFrame
+    # The published table after applying the changes (with HASH), in key order: the last
+    # ledger merged with this run's rows a row group at a time, or — a first publish, every
+    # row new — the rows' own frame, converted once, when the ledger is written.
+    published: Merged | pd.DataFrame
     policy: str = "delete"
     marked: pd.DataFrame | None = None  # mark-deleted: the gone rows, with DELETED_AT set
     previous: pd.DataFrame | None = None  # ledger rows of changed and deleted keys (history)
@@ -57,8 +60,8 @@ class ChangeSet:
         return [c for c in column_names(self.published) if c not in (HASH, KEY_HASH)]
 
     @cached_property
-    def result(self) -> pa.Table:
-        """The published table as Arrow, with its key hashes (what the ledger stores)."""
+    def result(self) -> Merged | pa.Table:
+        """The published table with its key hashes (what the ledger stores)."""
         if not isinstance(self.published, pd.DataFrame):
             return self.published
         return _with_keys(to_arrow(self.published), self.key_hashes)
@@ -72,7 +75,7 @@ class ChangeSet:
         return as_frame(self.published, [*self.columns, HASH])
 
 
-def column_names(table: pa.Table | pd.DataFrame) -> list[str]:
+def column_names(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> list[str]:
     return list(table.columns) if isinstance(table, pd.DataFrame) else table.column_names
 
 
@@ -84,44 +87,50 @@ HASH_VERSION = b"2"  # 1 (no mark): timestamps hashed as text; 2: as integers (n
 _VERSION_KEY = b"odp_hash_version"
 
 
-def read_ledger(state: Path, name: str) -> pa.Table | None:
-    """The ledger (Arrow; pandas metadata gives each column back its dtype); one written
-    before timestamps were hashed as integers has its row hashes recomputed (the same values
-    give the same hashes as this run's rows)."""
-    import pyarrow.parquet as pq
+def read_ledger(state: Path, name: str) -> LedgerFile | pa.Table | None:
+    """The ledger, read lazily (`LedgerFile`: a column or a row group at a time; pandas
+    metadata gives each column back its dtype); one written before timestamps were hashed as
+    integers is read whole and has its row hashes recomputed (the same values give the same
+    hashes as this run's rows)."""
+    from odp.publish.ledgerfile import LedgerFile
 
     path = ledger_path(state, name)
     if not path.exists():
         return None
-    stored = pq.read_table(path)
-    if (stored.schema.metadata or {}).get(_VERSION_KEY) != HASH_VERSION and (
+    stored = LedgerFile(path)
+    if stored.stored_metadata.get(_VERSION_KEY) != HASH_VERSION and (
             HASH in stored.column_names):
-        ledger = as_frame(stored).drop(columns=[KEY_HASH], errors="ignore")
+        ledger = as_frame(stored.to_table()).drop(columns=[KEY_HASH], errors="ignore")
         hashed = [c for c in ledger.columns if c not in (HASH, DELETED_AT)]
         ledger[HASH] = row_hashes(ledger, hashed)
         return to_arrow(ledger)
     return stored
 
 
-def write_ledger(state: Path, name: str, table: pa.Table | pd.DataFrame) -> None:
+def write_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame) -> None:
     """Replace the ledger with `table` (a frame: converted, as a test or benchmark has it)."""
     commit_ledger(state, name, stage_ledger(state, name, table))
 
 
-def stage_ledger(state: Path, name: str, table: pa.Table | pd.DataFrame) -> Path:
+def stage_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame) -> Path:
     """Write `table` as the next ledger, beside the ledger in force, and return its path:
-    `commit_ledger` puts it in place (a publish stages it while it writes to the portal)."""
+    `commit_ledger` puts it in place (a publish stages it while it writes to the portal).
+    A merged ledger is written a row group at a time."""
     import pyarrow.parquet as pq
+
+    from odp.publish.ledgerfile import BATCH_ROWS, Merged
 
     if isinstance(table, pd.DataFrame):
         table = to_arrow(table)
     path = ledger_path(state, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_suffix(".tmp")
-    table = pandas_typed(table)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           _VERSION_KEY: HASH_VERSION})
-    pq.write_table(table, staged)
+    meta = {**(table.schema.metadata or {}), **_typed_metadata(table.schema),
+            _VERSION_KEY: HASH_VERSION}
+    if isinstance(table, Merged):
+        table.write(staged, meta)
+    else:
+        pq.write_table(table.replace_schema_metadata(meta), staged, row_group_size=BATCH_ROWS)
     return staged
 
 
@@ -164,18 +173,27 @@ def as_frame(table: pa.Table | pd.DataFrame, columns: list[str] | None = None) -
 def pandas_typed(table: pa.Table) -> pa.Table:
     """`table` with pandas metadata that matches its columns, so a reader's pandas (e.g. a
     developer's `read_parquet`) gets the validated rows' dtypes back."""
-    meta = to_arrow(as_frame(table.slice(0, 0))).schema.metadata or {}
     return table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                          b"pandas": meta[b"pandas"]})
+                                          **_typed_metadata(table.schema)})
 
 
-def hash_sum(table: pa.Table | pd.DataFrame) -> int:
+def _typed_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
+    """The pandas metadata of a table with `schema`, typed as the validated rows are."""
+    meta = to_arrow(as_frame(schema.empty_table())).schema.metadata or {}
+    return {b"pandas": meta[b"pandas"]}
+
+
+def hash_sum(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> int:
     """The sum of the row hashes modulo 2**64 (Arrow's sum over the chunks, no copy: 10M
     rows 5 ms instead of 0.18 s), the content part of a table's digest."""
     import pyarrow.compute as pc
 
+    from odp.publish.ledgerfile import Merged
+
     if isinstance(table, pd.DataFrame):
         return int(hashes(table).sum(dtype=np.uint64))
+    if isinstance(table, Merged):
+        return table.hash_sum()
     return int(pc.sum(table.column(HASH)).as_py() or 0)
 
 
@@ -305,22 +323,26 @@ def diff(
                      history)
 
 
-def _conform(ledger: pa.Table, rows: pd.DataFrame, out: list[str], keys: pd.Index
-             ) -> pa.Table:
+def _conform(ledger: pa.Table | LedgerFile, rows: pd.DataFrame, out: list[str], keys: pd.Index
+             ) -> pa.Table | LedgerFile:
     """The ledger's columns as this run publishes them (`out`, in order, and the key hashes
     `keys`); a column the schema gained since the last publish is null in the rows
     published before."""
     import pyarrow as pa
 
+    from odp.publish.ledgerfile import LedgerFile
+
     missing = [c for c in out if c not in ledger.column_names]
-    if missing:
-        types = to_arrow(rows[missing].iloc[0:0]).schema
-        for name in missing:
-            kind = types.field(name)
-            ledger = ledger.append_column(kind, pa.nulls(ledger.num_rows, kind.type))
+    types = to_arrow(rows[missing].iloc[0:0]).schema if missing else pa.schema([])
+    wanted = [*out, KEY_HASH]
+    if isinstance(ledger, LedgerFile):
+        stored = None if KEY_HASH in ledger.column_names else keys.to_numpy()
+        return ledger.conformed({n: types.field(n).type for n in missing}, stored, wanted)
+    for name in missing:
+        kind = types.field(name)
+        ledger = ledger.append_column(kind, pa.nulls(ledger.num_rows, kind.type))
     if KEY_HASH not in ledger.column_names:
         ledger = _with_keys(ledger, keys.to_numpy())
-    wanted = [*out, KEY_HASH]
     return ledger if ledger.column_names == wanted else ledger.select(wanted)
 
 
@@ -332,11 +354,17 @@ def _with_keys(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
     return table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
 
 
-def _taken(ledger: pa.Table, mask: np.ndarray, columns: list[str]) -> pd.DataFrame:
-    """The ledger's rows at `mask` (few: changed, deleted) as pandas. A filter, not a `take`:
-    Arrow's take joins a column's chunks first (3M-row ledger: 0.37 GB for no row at all)."""
+def _taken(ledger: pa.Table | LedgerFile, mask: np.ndarray, columns: list[str]
+           ) -> pd.DataFrame:
+    """The ledger's rows at `mask` (few: changed, deleted) as pandas: from a ledger file a
+    row group at a time; from a table a filter, not a `take` (Arrow's take joins a column's
+    chunks first: 3M-row ledger, 0.37 GB for no row at all)."""
     import pyarrow as pa
 
+    from odp.publish.ledgerfile import LedgerFile
+
+    if isinstance(ledger, LedgerFile):
+        return as_frame(ledger.filter(mask, columns))
     return as_frame(ledger.select(columns).filter(pa.array(mask)))
 
 
@@ -353,42 +381,25 @@ def _mask(size: int, positions: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _in_key_order(ledger: pa.Table, dropped: np.ndarray,
-                  added: list[tuple[pd.DataFrame, np.ndarray]], key: list[str]) -> pa.Table:
+def _in_key_order(ledger: pa.Table | LedgerFile, dropped: np.ndarray,
+                  added: list[tuple[pd.DataFrame, np.ndarray]], key: list[str]) -> Merged:
     """The ledger (in key order) without its `dropped` rows, and the `added` rows (with their
-    key hashes), as one
-    table sorted by the key. Only the key columns are sorted (Arrow: 0.08 s for 3M keys);
-    the table is then stretches of consecutive rows, slices of the ledger's buffers and of
-    the added rows (no copy of the kept rows) — reordered row by row only when the rows
-    interleave too finely."""
-    import pyarrow as pa
+    key hashes), as one table in key order: the added rows sorted, then merged into the
+    ledger's a row group at a time whenever the table is read (`odp.publish.ledgerfile`)."""
     import pyarrow.compute as pc
 
-    if not added and not dropped.any():
-        return ledger
-    by = [(k, "ascending") for k in key]
-    if added:  # the few added rows in key order first: they then join kept ones in stretches
+    from odp.publish.ledgerfile import Merged
+
+    more = None
+    if added:
         more = _with_keys(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
                           np.concatenate([k for _, k in added]))
-        more = more.take(pc.sort_indices(more.select(key), sort_keys=by))
-        if dropped.all():  # every published row replaced (e.g. a column's type changed)
-            return more
-    parts = [ledger] + ([more] if added else [])
-    whole = pa.concat_tables(_same_types(parts))
-    order = (pc.sort_indices(whole.select(key), sort_keys=by).to_numpy() if added
-             else np.arange(whole.num_rows))
-    order = order[~np.r_[dropped, np.zeros(whole.num_rows - len(dropped), dtype=bool)][order]]
-    if not len(order):
-        return whole.slice(0, 0)
-    starts = np.flatnonzero(np.r_[True, (np.diff(order) != 1) | (order[1:] == len(dropped))])
-    if len(starts) > _MAX_STRETCHES:
-        return whole.take(order)
-    lengths = np.diff(np.r_[starts, len(order)])
-    return pa.concat_tables([whole.slice(first, n)
-                             for first, n in zip(order[starts], lengths, strict=True)])
+        more = more.take(pc.sort_indices(more.select(key),
+                                         sort_keys=[(k, "ascending") for k in key]))
+    return Merged(ledger, dropped, more, key)
 
 
-def _same_types(parts: list[pa.Table]) -> list[pa.Table]:
+def same_types(parts: list[pa.Table]) -> list[pa.Table]:
     """The tables with one schema (e.g. a column null in every published row so far and set
     in a new one; text as string or large_string). A column whose type changed (the Table
     Schema's type of a field) takes this run's type (the last part's) where every published
@@ -416,8 +427,3 @@ def _run_types(parts: list[pa.Table]) -> pa.Schema:
             kind = kind.with_type(pa.large_string())
         fields.append(kind)
     return pa.schema(fields, metadata=parts[0].schema.metadata)
-
-
-# More stretches than this (rows interleaving finely, e.g. every other key new) are reordered
-# row by row: a table of thousands of small slices costs more than one reordering pass.
-_MAX_STRETCHES = 2000

@@ -25,6 +25,8 @@ from odp.spec import City, Dataset
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from odp.publish.ledgerfile import Merged
+
 HASH_EXTRA = "odp_metadata_hash"
 PUBLISHER_TYPE = "http://purl.org/adms/publishertype/"
 
@@ -59,18 +61,32 @@ def _extent_columns(dataset: Dataset, city: City) -> list[str]:
             dataset.georeference.get("geometry") or "", "longitude", "latitude", *districts]
 
 
-def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
+def _extremes(published: pa.Table | Merged, columns: list[str]) -> pd.DataFrame:
     """A few rows with the table's extents in `columns` (no geometry column): the first and
     last time, the corners of the points (of rows with both coordinates), each district
-    once — so the extras are computed without converting millions of rows to pandas."""
+    once — so the extras are computed without converting millions of rows to pandas, and
+    from a merged ledger a row group at a time."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from odp.publish.changes import as_frame
 
+    parts = (published.parts(columns) if not isinstance(published, pa.Table)
+             else [published.select(columns)])
+    picked = [_picked(part, columns) for part in parts]
+    if not picked:
+        return as_frame(published.schema_of(columns).empty_table())
+    # The extents of the parts' extents are the table's.
+    return as_frame(_picked(pa.concat_tables(picked), columns))
+
+
+def _picked(table: pa.Table, columns: list[str]) -> pa.Table:
+    """The extents of one table (see `_extremes`), as a table of a few rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     picked: dict[str, pa.Array] = {}
     if "longitude" in columns and "latitude" in columns:
-        lon, lat = (pc.cast(published.column(c), pa.float64()) for c in ("longitude", "latitude"))
+        lon, lat = (pc.cast(table.column(c), pa.float64()) for c in ("longitude", "latitude"))
         both = pc.and_(pc.fill_null(pc.is_finite(lon), False),
                        pc.fill_null(pc.is_finite(lat), False))
         for name, values in (("longitude", lon), ("latitude", lat)):
@@ -79,19 +95,18 @@ def _extremes(published: pa.Table, columns: list[str]) -> pd.DataFrame:
     for name in columns:
         if name in ("longitude", "latitude"):
             continue
-        column = published.column(name)
+        column = table.column(name)
         if pa.types.is_timestamp(column.type):
             ends = pc.min_max(column)
             picked[name] = pa.array([ends["min"], ends["max"]], column.type)
         else:
             picked[name] = pc.unique(column)
     size = max([len(v) for v in picked.values()] + [0])
-    table = pa.table({n: pa.concat_arrays([v, pa.nulls(size - len(v), v.type)])
-                      for n, v in picked.items()})
-    return as_frame(table)
+    return pa.table({n: pa.concat_arrays([v, pa.nulls(size - len(v), v.type)])
+                     for n, v in picked.items()})
 
 
-def _data_extras(dataset: Dataset, city: City, published: pa.Table | pd.DataFrame
+def _data_extras(dataset: Dataset, city: City, published: Merged | pa.Table | pd.DataFrame
                  ) -> dict[str, str]:
     from odp.publish.changes import as_frame, column_names
 

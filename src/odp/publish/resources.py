@@ -26,6 +26,8 @@ from odp.spec import Dataset
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from odp.publish.ledgerfile import Merged
+
 TABLE_ROLE = "table"  # the CSV resource that backs the DataStore table
 KINDS = ("csv", "parquet", "geojson", "report")
 # Keys of a validation report that differ on every run without saying anything new.
@@ -98,14 +100,21 @@ def _pandas_csv(out: pd.DataFrame, path: Path) -> None:
     out.to_csv(path, index=False, encoding="utf-8", lineterminator="\n")
 
 
-def write_parquet(table: pa.Table | pd.DataFrame, columns: list[str], path: Path) -> Path:
+def write_parquet(table: Merged | pa.Table | pd.DataFrame, columns: list[str], path: Path) -> Path:
     """Typed columns (timestamps UTC) for developers: pandas/arrow/duckdb read it directly
     (pandas with the dtypes the rows were validated in: nullable integers, text, …)."""
     import pyarrow.parquet as pq
 
     from odp.publish.changes import pandas_typed, to_arrow
+    from odp.publish.ledgerfile import Merged
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(table, Merged):  # a merged ledger: written a row group at a time
+        schema = pandas_typed(table.schema_of(columns).empty_table()).schema
+        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+            for part in table.batches(columns):
+                writer.write_table(part.replace_schema_metadata(schema.metadata))
+        return path
     table = to_arrow(table[columns]) if isinstance(table, pd.DataFrame) else pandas_typed(
         table.select(columns))
     pq.write_table(table, path, compression="zstd")

@@ -1,0 +1,338 @@
+"""The ledger read a column or a row group at a time, and the next ledger written row group by
+row group, so that a run which changes a few rows of a large table never holds the table.
+
+A +1 % run of a 10M-row dataset held the whole ledger from its read to its write (2.1 GB of
+its 2.9 GB peak). Now the run reads the columns it needs whole (the key and row hashes: 16
+bytes a row) and others one at a time (a DCAT extent, a completeness count), and the next
+ledger is the last one's row groups streamed through: each row group without its replaced
+rows, with the run's new and changed rows that sort into it (`Merged`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+# Rows per row group of a ledger written here, and per slice of a table held in memory: a
+# row group of the benchmark's 18 columns decodes to about 25 MB (a ledger written whole by
+# pyarrow has row groups of 1M rows: 0.2 GB each).
+BATCH_ROWS = 131_072
+
+
+class LedgerFile:
+    """A ledger's Parquet file, read lazily. `extra`: columns the schema gained since it was
+    written (null in each of its rows); `keys`: its rows' key hashes when it stores none;
+    `names`: the columns in the order a run publishes them (default: the file's)."""
+
+    def __init__(self, path: Path, extra: dict[str, pa.DataType] | None = None,
+                 keys: np.ndarray | None = None, names: list[str] | None = None,
+                 handle: Any = None) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        # The open file, not the path: the ledger in force is replaced (renamed over) at the
+        # end of a publish, and this run still reads the one it started with.
+        self._handle = handle if handle is not None else pa.OSFile(str(path))
+        self._file = pq.ParquetFile(self._handle)
+        self.extra = dict(extra or {})
+        self.keys = keys
+        stored = self._file.schema_arrow
+        self._stored = stored
+        fields = [*stored, *(pa.field(n, t) for n, t in self.extra.items())]
+        if keys is not None and _key_hash() not in stored.names:
+            fields.append(pa.field(_key_hash(), pa.uint64()))
+        by_name = {f.name: f for f in fields}
+        order = names or [f.name for f in fields]
+        self.schema = pa.schema([by_name[n] for n in order], metadata=stored.metadata)
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._file.metadata.num_rows)
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    @property
+    def stored_metadata(self) -> dict[bytes, bytes]:
+        return dict(self._stored.metadata or {})
+
+    def conformed(self, extra: dict[str, pa.DataType], keys: np.ndarray | None,
+                  names: list[str]) -> LedgerFile:
+        """The same file with the columns a run publishes (`names`, in order)."""
+        return LedgerFile(self.path, {**self.extra, **extra},
+                          keys if self.keys is None else self.keys, names, self._handle)
+
+    def _read(self, names: list[str], group: int | None = None) -> pa.Table:
+        """Columns `names` of the whole file or of one row group, nulls for those it lacks."""
+        import pyarrow as pa
+
+        stored = [n for n in names if n in self._stored.names]
+        if group is None:
+            table = self._file.read(columns=stored, use_pandas_metadata=False)
+            first, rows = 0, self.num_rows
+        else:
+            table = self._file.read_row_group(group, columns=stored, use_pandas_metadata=False)
+            first = sum(self._file.metadata.row_group(g).num_rows for g in range(group))
+            rows = table.num_rows
+        columns = []
+        for name in names:
+            if name in self._stored.names:
+                columns.append(table.column(name))
+            elif name in self.extra:
+                columns.append(pa.nulls(rows, self.extra[name]))
+            else:  # the key hashes the file does not store
+                assert self.keys is not None
+                columns.append(pa.array(self.keys[first:first + rows], pa.uint64()))
+        return pa.table(columns, schema=pa.schema([self.schema.field(n) for n in names],
+                                                  metadata=self.schema.metadata))
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        return self._read([name]).column(0)
+
+    __getitem__ = column
+
+    def select(self, names: list[str]) -> pa.Table:
+        return self._read(list(names))
+
+    def batches(self, names: list[str] | None = None) -> Iterator[pa.Table]:
+        """The rows a row group at a time (in the file's order: the key's)."""
+        for group in range(self._file.num_row_groups):
+            yield self._read(list(names or self.column_names), group)
+
+    def filter(self, mask: pa.Array | np.ndarray, names: list[str] | None = None) -> pa.Table:
+        """The rows at `mask` (few: changed, deleted), read a row group at a time."""
+        import pyarrow as pa
+
+        mask = np.asarray(mask, dtype=bool)
+        names = list(names or self.column_names)
+        if not mask.any():
+            return self.schema.empty_table().select(names)
+        parts, first = [], 0
+        for part in self.batches(names):
+            wanted = mask[first:first + part.num_rows]
+            first += part.num_rows
+            if wanted.any():
+                parts.append(part.filter(pa.array(wanted)))
+        return pa.concat_tables(parts)
+
+    def to_table(self) -> pa.Table:
+        return self._read(self.column_names)
+
+    def to_pandas(self, **options: Any) -> pd.DataFrame:
+        return self.to_table().to_pandas(**options)
+
+    @property
+    def unchanged_on_disk(self) -> bool:
+        """The file is what this view reads: nothing added, nothing reordered."""
+        return not self.extra and self.column_names == self._stored.names
+
+
+def _key_hash() -> str:
+    from odp.publish.changes import KEY_HASH
+
+    return KEY_HASH
+
+
+def _comparable(table: pa.Table) -> list[pa.Array]:
+    """The key columns as values Python compares as Arrow sorts them (instants as integers)."""
+    import pyarrow as pa
+
+    out = []
+    for column in table.columns:
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            column = column.cast(pa.int64())
+        out.append(column)
+    return out
+
+
+def _unified(base: LedgerFile | pa.Table, added: pa.Table) -> pa.Schema:
+    """One schema for the ledger's rows and the added ones (see `changes.same_types`); the
+    ledger's values are read only for columns whose types conflict (a type changed)."""
+    import pyarrow as pa
+
+    from odp.publish.changes import same_types
+
+    try:
+        schema = pa.unify_schemas([base.schema, added.schema], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        differing = [f.name for f in added.schema
+                     if not base.schema.field(f.name).type.equals(f.type)]
+        typed = same_types([base.select(differing), added.select(differing)])[0].schema
+        schema = pa.schema([typed.field(f.name) if f.name in differing else f
+                            for f in base.schema])
+    return schema.with_metadata(base.schema.metadata or {})
+
+
+class Merged:
+    """The next ledger: the last one (a `LedgerFile`, or a table in memory) without its
+    `dropped` rows, with the `added` rows (in key order) between them — computed a row group
+    at a time whenever it is read: written as the next ledger (`write`), or a column of it."""
+
+    def __init__(self, base: LedgerFile | pa.Table, dropped: np.ndarray, added: pa.Table | None,
+                 key: list[str]) -> None:
+        self.base, self.dropped, self.key = base, dropped, key
+        if added is not None and added.num_rows:
+            self.schema = _unified(base, added)
+            added = added.cast(self.schema)
+        else:
+            added, self.schema = None, base.schema
+        self.added = added
+        self._sum: int | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return (self.base.num_rows - int(self.dropped.sum())
+                + (self.added.num_rows if self.added is not None else 0))
+
+    def __len__(self) -> int:
+        return self.num_rows
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def _base_parts(self, names: list[str]) -> Iterator[pa.Table]:
+        if isinstance(self.base, LedgerFile):
+            yield from self.base.batches(names)
+            return
+        table = self.base.select(names)
+        for first in range(0, table.num_rows, BATCH_ROWS):
+            yield table.slice(first, BATCH_ROWS)
+
+    def batches(self, names: list[str] | None = None) -> Iterator[pa.Table]:
+        """The rows in key order, about a row group at a time."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from odp.publish.changes import same_types
+
+        names = list(names or self.column_names)
+        read = list(dict.fromkeys([*names, *self.key]))
+        added = self.added.select(read) if self.added is not None else None
+        keys = _comparable(added.select(self.key)) if added is not None else []
+        taken, first = 0, 0
+        total = self.base.num_rows
+        wanted = self.schema_of(read)
+        for part in self._base_parts(read):
+            if not part.schema.equals(wanted):  # e.g. a column's type changed: this run's
+                part = part.cast(wanted)
+            rows = part.num_rows
+            keep = ~self.dropped[first:first + rows]
+            first += rows
+            upto = taken
+            if added is not None:
+                if first >= total:  # the last part takes every added row left
+                    upto = added.num_rows
+                elif rows:
+                    last = tuple(c[0].as_py() for c in _comparable(
+                        part.select(self.key).slice(rows - 1, 1)))
+                    upto = bisect.bisect_right(range(added.num_rows), last, lo=taken,
+                                               key=lambda i: tuple(c[i].as_py() for c in keys))
+            kept = part if keep.all() else part.filter(pa.array(keep))
+            if upto > taken:
+                assert added is not None
+                both = pa.concat_tables(same_types([kept, added.slice(taken, upto - taken)]))
+                kept = both.take(pc.sort_indices(both.select(self.key),
+                                                 sort_keys=[(k, "ascending") for k in self.key]))
+                taken = upto
+            if kept.num_rows:
+                yield kept.select(names)
+        if added is not None and taken < added.num_rows:  # an empty ledger
+            yield added.slice(taken).select(names)
+
+    def parts(self, names: list[str]) -> Iterator[pa.Table]:
+        """The rows in no particular order (for sums and extents): the base's kept rows a
+        row group at a time, then the added rows — no merge."""
+        import pyarrow as pa
+
+        wanted, first = self.schema_of(names), 0
+        for part in self._base_parts(names):
+            keep = ~self.dropped[first:first + part.num_rows]
+            first += part.num_rows
+            part = part if keep.all() else part.filter(pa.array(keep))
+            yield part if part.schema.equals(wanted) else part.cast(wanted)
+        if self.added is not None:
+            yield self.added.select(names)
+
+    def schema_of(self, names: list[str]) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema([self.schema.field(n) for n in names])
+
+    def select(self, names: list[str]) -> pa.Table:
+        import pyarrow as pa
+
+        parts = list(self.batches(list(names)))
+        return pa.concat_tables(parts) if parts else self.schema_of(list(names)).empty_table()
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """A column in key order."""
+        return self.select([name]).column(0)
+
+    __getitem__ = column
+
+    def to_table(self) -> pa.Table:
+        return self.select(self.column_names)
+
+    def to_pandas(self, **options: Any) -> pd.DataFrame:
+        return self.to_table().to_pandas(**options)
+
+    def filter(self, mask: pa.Array | np.ndarray) -> pa.Table:
+        import pyarrow as pa
+
+        if isinstance(mask, pa.Array | pa.ChunkedArray):
+            mask = mask.to_numpy(zero_copy_only=False)
+        mask = np.asarray(mask, dtype=bool)
+        parts, first = [], 0
+        for part in self.batches():
+            wanted = mask[first:first + part.num_rows]
+            first += part.num_rows
+            if wanted.any():
+                parts.append(part.filter(pa.array(wanted)))
+        return pa.concat_tables(parts) if parts else self.schema.empty_table()
+
+    def hash_sum(self) -> int:
+        """The sum of the row hashes modulo 2**64, without the merge (order is no matter)."""
+        import pyarrow.compute as pc
+
+        from odp.publish.changes import HASH
+
+        if self._sum is None:
+            self._sum = sum(int(pc.sum(p.column(0)).as_py() or 0)
+                            for p in self.parts([HASH])) % 2**64
+        return self._sum
+
+    @property
+    def untouched(self) -> bool:
+        """The base file as it is on disk: nothing dropped, added or reshaped."""
+        return (isinstance(self.base, LedgerFile) and self.base.unchanged_on_disk
+                and self.added is None and not self.dropped.any())
+
+    def write(self, path: Path, metadata: dict[bytes, bytes]) -> None:
+        """Write the rows, a row group at a time, as a Parquet file with `metadata`."""
+        import pyarrow.parquet as pq
+
+        if self.untouched and (self.base.stored_metadata == metadata):
+            assert isinstance(self.base, LedgerFile)
+            shutil.copyfile(self.base.path, path)
+            return
+        schema = self.schema.with_metadata(metadata)
+        with pq.ParquetWriter(path, schema) as writer:
+            for part in self.batches():
+                writer.write_table(part.replace_schema_metadata(metadata),
+                                   row_group_size=BATCH_ROWS)
