@@ -152,7 +152,8 @@ def _rules_allow(dataset: Dataset) -> str:
 
 @dataclass(frozen=True)
 class _Record:
-    rows: pd.DataFrame  # RAW and KEY of every row published
+    raw: np.ndarray  # the raw hash of every row published (uint64)
+    keys: np.ndarray  # … and its key hash
     staged: tuple[int, str] | None  # staging's rows and newest load id at that publish
     held: tuple[str, ...] = ()  # the dlt ids of the staged rows not published then
 
@@ -176,7 +177,12 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pa.Table | None
     rows, _, newest = meta.get(_STAGED, b"").decode().partition(":")
     staged = (int(rows), newest) if rows.isdigit() and newest else None
     held = tuple(json.loads(meta.get(_HELD, b"[]")))
-    return _Record(stored.to_pandas(), staged, held)
+    # Two arrays, not a frame (10M rows: 0.16 GB, not twice that while pandas copies them).
+    return _Record(_hashes(stored, RAW), _hashes(stored, KEY), staged, held)
+
+
+def _hashes(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy().astype(np.uint64, copy=False)
 
 
 def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
@@ -192,11 +198,10 @@ def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
     raw = raw_hashes(staged)
     if record is None:
         return Split(staged, raw=raw, why_all="no record of the last publish to compare with")
-    record = record.rows
     # One hash table of the recorded raw hashes: where each staged row's is (−1: not recorded).
-    at = pd.Index(record[RAW].to_numpy()).get_indexer(raw.to_numpy())
+    at = pd.Index(record.raw).get_indexer(raw.to_numpy())
     carried = (at >= 0) & ~_repeated_keys(dataset, staged, raw)
-    keys = record[KEY].to_numpy(dtype=np.uint64)[at[carried]]
+    keys = record.keys[at[carried]]
     return Split(staged[~carried], keys, raw.to_numpy()[carried], raw)
 
 
@@ -211,18 +216,17 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
     from odp.extract import staged_since
 
     if (record.staged is None or extracted.collapsed
-            or len(record.rows) + len(record.held) != record.staged[0]):
+            or len(record.raw) + len(record.held) != record.staged[0]):
         return None  # no mark, or staging then held rows neither published nor held back
     since = staged_since(dataset, extracted.state, record.staged[1], record.held)
     if (since is None or since.earlier != record.staged[0] or since.key_again
             or since.held != len(record.held)):
         return None
     raw = raw_hashes(since.rows)
-    recorded = record.rows[RAW].to_numpy(dtype=np.uint64)
-    if dataset.schema.row_hash and np.isin(raw.to_numpy(), recorded).any():
+    if dataset.schema.row_hash and np.isin(raw.to_numpy(), record.raw).any():
         return None  # a derived key: an added row delivered again is a repeated key
-    return Split(since.rows, record.rows[KEY].to_numpy(dtype=np.uint64), recorded, raw,
-                 added_only=True, reread=since.held)
+    return Split(since.rows, record.keys, record.raw, raw, added_only=True,
+                 reread=since.held)
 
 
 def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset) -> dict[str, int]:

@@ -309,3 +309,56 @@ def test_a_local_file_of_another_length_than_recorded_is_changed_without_hashing
     assert unchanged_local_files(plan, {CONTENT: {"sha256": digest}})
     assert unchanged_local_files(plan, {CONTENT: {"sha256": digest, "bytes": 8}})
     assert not unchanged_local_files(plan, {CONTENT: {"sha256": digest, "bytes": 6}})
+
+
+def test_lines_added_to_a_local_file_are_read_without_holding_the_file(stops_dataset,
+                                                                        tmp_path):
+    """A local file that grew by a few lines: it is hashed block by block (the last
+    delivery's bytes against the record, the whole file for the next run) and only the added
+    lines are read — never the file into memory; the digest recorded is the whole file's, so
+    the next run with the same bytes is unchanged. An edit before the added lines reads the
+    file whole."""
+    import tracemalloc
+    from dataclasses import replace
+
+    from odp.sources.http import HttpSettings
+    from odp.sources.tabular import (
+        CONTENT,
+        Tabular,
+        content_digest,
+        read_delivery,
+        unchanged_local_files,
+    )
+
+    dataset, _ = stops_dataset
+    big = tmp_path / "stops.csv"
+    header, *lines = STOPS.read_bytes().split(b"\n")
+    lines = [line for line in lines if line]
+    big.write_bytes(b"\n".join([header] + lines * 80) + b"\n")
+    local = replace(dataset, source={**{k: v for k, v in dataset.source.items() if k != "url"},
+                                     "path": str(big)})
+    plan, http = Tabular.of(local.source), HttpSettings.from_source(local.source)
+    validators: dict = {}
+    first = read_delivery(local, validators, plan, http, lambda: -1)
+    assert first is not None and not first.appended and len(first.table) == 80 * len(lines)
+    assert big.stat().st_size > 24e6
+    with big.open("ab") as file:
+        file.write(b"\n".join(lines[:3]) + b"\n")
+    tracemalloc.start()
+    try:
+        grown = read_delivery(local, validators, plan, http, lambda: len(first.table))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert grown is not None and grown.appended and len(grown.table) == 3
+    assert grown.table.equals(first.table.iloc[:3].reset_index(drop=True))
+    assert peak < 12e6, peak  # two 4 MiB blocks at most, not the 25 MB file
+    assert validators[CONTENT]["sha256"] == content_digest([(big.read_bytes(), str(big))])
+    assert validators[CONTENT]["rows"] == 80 * len(lines) + 3
+    assert unchanged_local_files(plan, validators)
+
+    data = bytearray(big.read_bytes())  # an earlier line edited, and a line added
+    data[len(header) + 2] ^= 1
+    big.write_bytes(bytes(data) + lines[3] + b"\n")
+    whole = read_delivery(local, validators, plan, http, lambda: 80 * len(lines) + 3)
+    assert whole is not None and not whole.appended and len(whole.table) == 80 * len(lines) + 4

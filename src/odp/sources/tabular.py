@@ -84,7 +84,7 @@ from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
-from odp.sources.local import resolve
+from odp.sources.local import local_file, resolve
 from odp.sources.settings import settings_of
 from odp.sources.textfile import decode, read_bytes
 from odp.spec import Dataset
@@ -690,13 +690,18 @@ def read_delivery(dataset: Dataset, validators: MutableMapping[str, Any], plan: 
     the rows read then (`staged()`), only the added lines are parsed and staged: appended to
     staging, not replacing it — the same rows in the same order as a full read would stage.
     Anything else (an edit, a deletion, a new header, several files, rules that read the whole
-    table) is read and staged whole."""
+    table) is read and staged whole. A local file that grew is not held in memory: it is
+    hashed block by block and only its added bytes are read (`_grown_local_file`)."""
     if unchanged_local_files(plan, validators):
         return None
+    last = dict(validators.get(CONTENT) or {})
+    if (local := _grown_local_file(dataset, plan, last, staged)) is not None:
+        validators[CONTENT] = {"sha256": local.digest, "bytes": local.size,
+                               "rows": int(last["rows"]) + len(local.table)}
+        return Delivery(local.table, appended=True)
     files = fetch_all(dataset, plan, http, validators)
     if files is None:
         return None
-    last = dict(validators.get(CONTENT) or {})
     with ThreadPoolExecutor(1) as pool:
         # The files' digest (recorded for the next run) is computed beside the appended
         # check's digest of the last delivery's bytes: hashlib leaves the interpreter free
@@ -747,24 +752,94 @@ def _appended(dataset: Dataset, plan: Tabular, files: list[tuple[bytes, str]],
     size, rows = last.get("bytes"), last.get("rows")
     if not isinstance(size, int) or not isinstance(rows, int) or not 0 < size < len(data):
         return None
-    header = data[:data.find(b"\n") + 1] if plan.layout.header else b""
-    if (data[size - 1:size] != b"\n" or data.startswith((b"\xff\xfe", b"\xfe\xff"))
-            or (plan.layout.header and not 0 < len(header) <= size)
-            or plan.layout.quotechar.encode() in header  # a header spanning lines
+    header = _header(data, plan, size)
+    if (header is None or data[size - 1:size] != b"\n"
             or content_digest([(data, name)], size) != last.get("sha256")
             or staged() != rows):
         return None
+    return _added_rows(dataset, plan, name, header, data[size:], rows)
+
+
+def _header(start: bytes, plan: Tabular, size: int) -> bytes | None:
+    """The header line an appended part is read with (b"": the file has none); None when
+    the file's start rules out reading its added lines alone (UTF-16, a header spanning
+    lines or beyond the last delivery)."""
+    header = start[:start.find(b"\n") + 1] if plan.layout.header else b""
+    if (start.startswith((b"\xff\xfe", b"\xfe\xff"))
+            or (plan.layout.header and not 0 < len(header) <= size)
+            or plan.layout.quotechar.encode() in header):
+        return None
+    return header
+
+
+def _added_rows(dataset: Dataset, plan: Tabular, name: str, header: bytes, added: bytes,
+                rows: int) -> pd.DataFrame | None:
+    """The rows of a file's `added` lines, read with its `header`; None when they do not
+    read alone (then the whole file is read, so that a message names the file's own line)."""
     where = f"{dataset.name}: {name}"
     try:
-        table = shape(read_table(header + data[size:], plan.layout, where), plan.conventions,
+        table = shape(read_table(header + added, plan.layout, where), plan.conventions,
                       where, plan.files[0].add)
     except SourceError:
-        return None  # read whole, so that the message names the file's own line
+        return None
     if table.empty or any(k not in table.columns for k in dataset.schema.primary_key):
         return None
     log.info("%s: %d rows appended to the %d of the last delivery: only they are staged",
              where, len(table), rows)
     return table
+
+
+@dataclass(frozen=True)
+class _Grown:
+    table: pd.DataFrame  # the rows of the added lines
+    digest: str  # the whole file's content digest
+    size: int  # … of this many bytes
+
+
+# A local file is hashed in blocks of this size (two digests side by side, each in its own
+# thread: hashlib leaves the interpreter free for blocks of more than 2 KB).
+_BLOCK = 4 << 20
+
+
+def _grown_local_file(dataset: Dataset, plan: Tabular, last: Mapping[str, Any],
+                      staged: Callable[[], int]) -> _Grown | None:
+    """A local file with lines added at its end (see `read_delivery`), read without holding
+    it: one pass in blocks computes the digest of its first bytes (the last delivery's,
+    checked against the record) beside that of the whole file (recorded for the next run),
+    then only the added bytes are read. 10M rows, 785 MB: the file was read into memory and
+    its peak was 1.2 GB. None: not such a file (read it as usual)."""
+    file = plan.files[0]
+    size, rows = last.get("bytes"), last.get("rows")
+    if (not _appendable(plan) or dataset.schema.row_hash or file.url or not file.path
+            or not isinstance(size, int) or not isinstance(rows, int)):
+        return None
+    found = local_file(dataset.name, {"path": str(file.path)})
+    if found is None or not 0 < size < (total := found.stat().st_size):
+        return None
+    name = str(found)
+    prefix = hashlib.sha256(_file_header(name, size))
+    whole = hashlib.sha256(_file_header(name, total))
+    with found.open("rb") as stream, ThreadPoolExecutor(1) as pool:
+        header = _header(stream.read(min(size, 1 << 16)), plan, size)
+        if header is None:
+            return None
+        stream.seek(0)
+        done, ends_line = 0, False
+        while done < total and (block := stream.read(min(_BLOCK, total - done))):
+            beside = pool.submit(whole.update, block)
+            if done < size:
+                prefix.update(memoryview(block)[:size - done])
+                if size <= done + len(block):
+                    ends_line = block[size - 1 - done:size - done] == b"\n"
+            done += len(block)
+            beside.result()
+        if (done != total or not ends_line or prefix.hexdigest() != last.get("sha256")
+                or staged() != rows):
+            return None
+        stream.seek(size)
+        added = stream.read(total - size)
+    table = _added_rows(dataset, plan, name, header, added, rows)
+    return None if table is None else _Grown(table, whole.hexdigest(), total)
 
 
 def _joined(dataset: Dataset, plan: Tabular, key: str,
