@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from odp.extract import Extracted
+    from odp.publish.ledgerfile import LedgerFile
 
 RAW, KEY = "raw", "key"
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
@@ -229,30 +230,26 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
                  reread=since.held)
 
 
-def present_in(ledger: pa.Table | None, split_: Split, dataset: Dataset) -> dict[str, int]:
+def present_in(ledger: pa.Table | LedgerFile | None, split_: Split, dataset: Dataset
+               ) -> dict[str, int]:
     """Per source field, the carried rows' non-missing values (from the ledger, as published),
-    so the report's completeness counts the whole delivery (`split_` located in the ledger)."""
+    so the report's completeness counts the whole delivery (`split_` located in the ledger).
+    When every published row is carried: the counts the ledger was written with."""
     import pyarrow.compute as pc
+
+    from odp.publish.ledgerfile import LedgerFile, filled
 
     carried = split_.carried_rows
     if ledger is None or carried is None:
         return {}
     names = [f.name for f in dataset.schema.source_fields if f.name in ledger.column_names]
-    if carried.all():  # counted by Arrow: no pass in numpy
-        return {name: int(pc.sum(_filled(ledger.column(name))).as_py() or 0) for name in names}
-    return {name: int((_filled(ledger.column(name)).to_numpy(zero_copy_only=False)
+    if carried.all():
+        stored = ledger.present if isinstance(ledger, LedgerFile) else None
+        if stored is not None and all(name in stored for name in names):
+            return {name: int(stored[name]) for name in names}
+        return {name: int(pc.sum(filled(ledger.column(name))).as_py() or 0) for name in names}
+    return {name: int((filled(ledger.column(name)).to_numpy(zero_copy_only=False)
                        & carried).sum()) for name in names}
-
-
-def _filled(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Per row: the value is present (neither null nor a float's NaN)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    present = column.is_valid()
-    if pa.types.is_floating(column.type):
-        present = pc.and_(present, pc.invert(pc.fill_null(pc.is_nan(column), True)))
-    return present
 
 
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
@@ -269,11 +266,11 @@ def collides(split_: Split, validated: pd.DataFrame, key: list[str],
              ledger_keys: pd.Index | None) -> bool:
     """Whether a validated row's typed key is also a carried row's (then validate all):
     looked up in the ledger's keys (the carried rows are rows of the ledger)."""
-    from odp.publish.changes import key_index
+    from odp.publish.changes import key_index, positions
 
     if split_.carried_rows is None or ledger_keys is None or validated.empty:
         return False
-    at = ledger_keys.get_indexer(key_index(validated, key))
+    at = positions(ledger_keys, key_index(validated, key).to_numpy())
     return bool(split_.carried_rows[at[at >= 0]].any())
 
 

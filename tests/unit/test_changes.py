@@ -172,6 +172,10 @@ def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_tim
     assert len(ids) == 1000 and ids == sorted(ids) and ids[:4] == [4, 6, 7, 8]
     assert written.column("name").to_pylist()[0] == "four"
     assert pq.ParquetFile(staged).metadata.num_row_groups >= 10
+    # The present counts written beside the rows are the written rows' own.
+    from odp.publish.ledgerfile import LedgerFile, present_counts
+
+    assert LedgerFile(staged).present == present_counts(written) and len(written) == 1000
     # The key hashes stored beside the rows (no run hashes a large ledger's keys again) are
     # those of the rows they stand beside.
     assert stored_keys(written, KEY).equals(key_index(written, KEY))
@@ -242,3 +246,21 @@ def test_a_column_whose_type_changed_joins_the_published_rows_without_a_failed_r
     words = diff(rows(["x", "9"], "string"), None, KEY, columns, True).result
     back = diff(rows([5], "Int64"), words, KEY, columns, False)  # "9" converts, "x" does not
     assert back.frame["code"].tolist() == ["5", "9"]
+
+
+def test_a_few_keys_are_found_in_a_large_ledger_as_its_own_index_finds_them():
+    """The run's few keys are looked up by probing the ledger's keys into a table of the few
+    (not a table of the ledger's millions): the same rows, −1 for a key not published, a key
+    given twice found twice, and the ledger's own index used when the keys are many."""
+    import numpy as np
+    import pandas as pd
+
+    from odp.publish.changes import positions
+
+    ledger = pd.Index(np.arange(1000, 0, -1, dtype=np.uint64) * 7)
+    keys = np.array([7, 700, 5, 7000, 700], dtype=np.uint64)
+    expected = [999, 900, -1, 0, 900]
+    assert positions(ledger, keys).tolist() == expected
+    assert positions(ledger, keys).tolist() == ledger.get_indexer(keys).tolist()
+    many = ledger.to_numpy()[::-1].copy()
+    assert positions(ledger, many).tolist() == list(range(999, -1, -1))

@@ -71,9 +71,11 @@ def test_a_file_clearly_over_the_upload_limit_is_not_written_again(tmp_path):
 
 
 def test_a_first_csv_clearly_over_the_upload_limit_is_estimated_from_a_sample_not_written(
-        tmp_path):
+        tmp_path, monkeypatch):
     """A first publish of a large table does not write a CSV the portal would refuse: every
-    n-th row is written and measured; a table within the limit is written whole."""
+    n-th row is written and measured, once (the next run estimates from the sample's size);
+    a table within the limit is written whole."""
+    from odp.publish import resources
     from odp.publish.changes import diff
     from odp.publish.resources import SAMPLE_ROWS, build
     from odp.spec import load_dataset
@@ -90,6 +92,11 @@ def test_a_first_csv_clearly_over_the_upload_limit_is_estimated_from_a_sample_no
         assert not tight["table"].path.exists()
         assert abs(tight["table"].estimated - whole.stat().st_size) < 0.05 * whole.stat().st_size
         assert not list(state.rglob(".sample*"))  # the sample is gone
+        with monkeypatch.context() as patched:  # the next run: no sample again
+            patched.setattr(resources, "_sample_csv", lambda *_: 1 / 0)
+            again = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state,
+                                              limit=100_000)}
+        assert again["table"].estimated == tight["table"].estimated
         roomy = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state, limit=10**8)}
         assert roomy["table"].path.read_bytes() == whole.read_bytes()
         assert roomy["table"].hash == tight["table"].hash

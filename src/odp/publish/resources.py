@@ -210,7 +210,9 @@ class _Sizes:
     def over(self, kind: str, sample: Any = None) -> int:
         """The estimated size when the file is clearly over the limit, else 0 (write it).
         `sample(path)`: writes a sample of the rows and returns how many, to estimate a
-        file never written before (a first publish of a large table)."""
+        file never written before (a first publish of a large table); the estimate is kept
+        as the written files' sizes are (the sample of a 10M-row table read every row of it
+        again at every run)."""
         per_row = self.known.get(kind)
         if not (self.limit and self.digest and self.rows):
             return 0
@@ -221,6 +223,8 @@ class _Sizes:
                 per_row = trial.stat().st_size / rows
             finally:
                 trial.unlink(missing_ok=True)
+            self.known[kind] = per_row
+            self.path.write_text(json.dumps(self.known), encoding="utf-8")
         if not per_row:
             return 0
         estimate = int(per_row * self.rows)
