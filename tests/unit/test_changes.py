@@ -157,25 +157,28 @@ def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_tim
 
     monkeypatch.setattr(ledgerfile.LedgerFile, "_read", spy)
     added = diff(_table([(7, "seven", "2024-01-02"), (1001, "x", "2024-01-03"),
-                         (4, "four", "2024-01-01")]), ledger, KEY, COLUMNS, True,
+                         (1003, "y", "2024-01-03"), (4, "four", "2024-01-01")]), ledger, KEY,
+                 COLUMNS, True,
                  carried=stored_keys(ledger, KEY).to_numpy()[3:])
     staged = stage_ledger(tmp_path, "d", added.result)
     whole = {name for names, group in reads if group is None for name in names}
     assert whole <= {KEY_HASH, HASH}, whole
     assert {group for _, group in reads if group is not None} == set(range(10))
-    assert list(added.new["id"]) == [7, 1001] and list(added.changed["id"]) == [4]
+    assert list(added.new["id"]) == [7, 1001, 1003] and list(added.changed["id"]) == [4]
     assert list(added.deleted["id"]) == [0, 2] and list(added.previous["id"]) == [0, 2, 4]
     import pyarrow.parquet as pq
 
     written = pq.read_table(staged)
     ids = written.column("id").to_pylist()
-    assert len(ids) == 1000 and ids == sorted(ids) and ids[:4] == [4, 6, 7, 8]
+    assert len(ids) == 1001 and ids == sorted(ids) and ids[:4] == [4, 6, 7, 8]
     assert written.column("name").to_pylist()[0] == "four"
-    assert pq.ParquetFile(staged).metadata.num_row_groups >= 10
+    groups = pq.ParquetFile(staged).metadata  # of one size, whatever rows were added
+    assert [groups.row_group(g).num_rows for g in range(groups.num_row_groups)] == [100] * 10 + [1]
     # The present counts written beside the rows are the written rows' own.
     from odp.publish.ledgerfile import LedgerFile, present_counts
 
-    assert LedgerFile(staged).present == present_counts(written) and len(written) == 1000
+    assert LedgerFile(staged).present == present_counts(written)
+    assert LedgerFile(staged).present["id"] == 1001  # not the last ledger's 1000
     # The key hashes stored beside the rows (no run hashes a large ledger's keys again) are
     # those of the rows they stand beside.
     assert stored_keys(written, KEY).equals(key_index(written, KEY))
@@ -264,3 +267,17 @@ def test_a_few_keys_are_found_in_a_large_ledger_as_its_own_index_finds_them():
     assert positions(ledger, keys).tolist() == ledger.get_indexer(keys).tolist()
     many = ledger.to_numpy()[::-1].copy()
     assert positions(ledger, many).tolist() == list(range(999, -1, -1))
+
+
+def test_a_ledger_nothing_changed_in_is_copied_as_it_is(tmp_path):
+    """A publish that changed no row (e.g. only the metadata) writes the next ledger as a copy
+    of the file: the same bytes, its counts kept."""
+    from odp.publish.changes import ledger_path, stage_ledger
+
+    table = _table([(i, f"n{i}", "2024-01-01") for i in range(50)])
+    write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
+    ledger = read_ledger(tmp_path, "d")
+    again = diff(table, ledger, KEY, COLUMNS, True)
+    assert again.empty
+    staged = stage_ledger(tmp_path, "d", again.result)
+    assert staged.read_bytes() == ledger_path(tmp_path, "d").read_bytes()

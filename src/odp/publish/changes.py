@@ -118,7 +118,13 @@ def stage_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame
     A merged ledger is written a row group at a time."""
     import pyarrow.parquet as pq
 
-    from odp.publish.ledgerfile import BATCH_ROWS, Merged, present_counts, with_present
+    from odp.publish.ledgerfile import (
+        BATCH_ROWS,
+        PRESENT,
+        Merged,
+        present_counts,
+        with_present,
+    )
 
     if isinstance(table, pd.DataFrame):
         table = to_arrow(table)
@@ -127,6 +133,7 @@ def stage_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame
     staged = path.with_suffix(".tmp")
     meta = {**(table.schema.metadata or {}), **_typed_metadata(table.schema),
             _VERSION_KEY: HASH_VERSION}
+    meta.pop(PRESENT, None)  # the last ledger's counts: this one's are counted as written
     if isinstance(table, Merged):
         table.write(staged, meta)
     else:

@@ -145,7 +145,7 @@ class LedgerFile:
         """Per column, the rows with a value, as written beside the rows (None: not known)."""
         import json
 
-        stored = self._stored.metadata or {}
+        stored = self._file.metadata.metadata or {}  # the file's, added after its rows
         return json.loads(stored[PRESENT]) if PRESENT in stored else None
 
     @property
@@ -370,16 +370,36 @@ class Merged:
 
         if self.untouched:
             assert isinstance(self.base, LedgerFile)
-            stored = self.base.stored_metadata
-            if PRESENT in stored and {**stored, PRESENT: b""} == {**metadata, PRESENT: b""}:
+            stored = {k: v for k, v in self.base.stored_metadata.items() if k != PRESENT}
+            if self.base.present is not None and stored == metadata:
                 shutil.copyfile(self.base.path, path)
                 return
         counts = dict.fromkeys(self.column_names, 0)
         schema = self.schema.with_metadata(metadata)
         with pq.ParquetWriter(path, schema) as writer:
-            for part in self.batches():
-                writer.write_table(part.replace_schema_metadata(metadata),
+            for group in _regrouped(self.batches()):
+                writer.write_table(group.replace_schema_metadata(metadata),
                                    row_group_size=BATCH_ROWS)
-                for name, count in present_counts(part).items():
+                for name, count in present_counts(group).items():
                     counts[name] += count
             writer.add_key_value_metadata({PRESENT: json.dumps(counts, sort_keys=True)})
+
+
+def _regrouped(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The parts' rows as tables of BATCH_ROWS rows (the last: the rest), so that each run's
+    ledger has row groups of one size — a row group with a few rows added would otherwise be
+    written as two, and their number double at every run."""
+    import pyarrow as pa
+
+    pending: list[pa.Table] = []
+    size = 0
+    for part in parts:
+        pending.append(part)
+        size += part.num_rows
+        while size >= BATCH_ROWS:
+            rows = pa.concat_tables(pending)
+            yield rows.slice(0, BATCH_ROWS)
+            rest = rows.slice(BATCH_ROWS)
+            pending, size = ([rest] if rest.num_rows else []), rest.num_rows
+    if size:
+        yield pa.concat_tables(pending)
