@@ -21,6 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
 # The ledger's metadata: per column, how many of its rows have a value (see `filled`), so a run
 # that carries every published row counts their completeness without reading a column (10M
@@ -59,6 +60,9 @@ class LedgerFile:
         by_name = {f.name: f for f in fields}
         order = names or [f.name for f in fields]
         self.schema = pa.schema([by_name[n] for n in order], metadata=stored.metadata)
+        meta = self._file.metadata
+        sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])  # per group
 
     @property
     def num_rows(self) -> int:
@@ -70,6 +74,11 @@ class LedgerFile:
     @property
     def column_names(self) -> list[str]:
         return list(self.schema.names)
+
+    @property
+    def stored_names(self) -> list[str]:
+        """The columns the file holds (not those this view adds)."""
+        return list(self._stored.names)
 
     @property
     def stored_metadata(self) -> dict[bytes, bytes]:
@@ -91,8 +100,7 @@ class LedgerFile:
             first, rows = 0, self.num_rows
         else:
             table = self._file.read_row_group(group, columns=stored, use_pandas_metadata=False)
-            first = sum(self._file.metadata.row_group(g).num_rows for g in range(group))
-            rows = table.num_rows
+            first, rows = int(self._starts[group]), table.num_rows
         columns = []
         for name in names:
             if name in self._stored.names:
@@ -117,6 +125,24 @@ class LedgerFile:
         """The rows a row group at a time (in the file's order: the key's)."""
         for group in range(self._file.num_row_groups):
             yield self._read(list(names or self.column_names), group)
+
+    def array(self, name: str) -> np.ndarray:
+        """A stored column without nulls (the hashes) as one numpy array, filled a row group
+        at a time (see `column_array`)."""
+        return column_array(self._file, name)
+
+    def values_at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Column `name` at positions `rows` (any order), read a row group at a time."""
+        out = np.empty(len(rows), dtype=self.schema.field(name).type.to_pandas_dtype())
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        bounds = np.searchsorted(ordered, self._starts)
+        for group in range(self._file.num_row_groups):
+            lo, hi = bounds[group], bounds[group + 1]
+            if hi > lo:
+                values = self._read([name], group).column(0).to_numpy()
+                out[order[lo:hi]] = values[ordered[lo:hi] - self._starts[group]]
+        return out
 
     def filter(self, mask: pa.Array | np.ndarray, names: list[str] | None = None) -> pa.Table:
         """The rows at `mask` (few: changed, deleted), read a row group at a time."""
@@ -152,6 +178,21 @@ class LedgerFile:
     def unchanged_on_disk(self) -> bool:
         """The file is what this view reads: nothing added, nothing reordered."""
         return not self.extra and self.column_names == self._stored.names
+
+
+def column_array(file: pq.ParquetFile, name: str) -> np.ndarray:
+    """Column `name` of a Parquet file (no nulls: hashes) as one numpy array, filled a row
+    group at a time: Arrow holds one row group at a time, not the column before numpy copies
+    it (10M key and raw hashes: 0.5 GB more at the peak, the freed buffers kept by malloc)."""
+    meta = file.metadata
+    kind = file.schema_arrow.field(name).type.to_pandas_dtype()
+    out = np.empty(meta.num_rows, dtype=kind)
+    first = 0
+    for group in range(meta.num_row_groups):
+        values = file.read_row_group(group, columns=[name]).column(0).to_numpy()
+        out[first:first + len(values)] = values
+        first += len(values)
+    return out
 
 
 def filled(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
