@@ -140,7 +140,7 @@ def test_the_covered_districts_extra_is_named_by_the_city_s_coarsest_level(proje
     assert extras["bezirke"] == "Mitte" and "stadtbezirke" not in extras
 
 
-def test_the_data_extras_of_a_published_arrow_table_are_those_of_its_rows(project):
+def test_the_data_extras_of_a_published_arrow_table_are_those_of_its_rows(project, monkeypatch):
     """The run hands the published table over as Arrow (millions of rows are not converted
     to pandas for a time span and a box): the extras are the same as from the rows, with
     rows lacking a coordinate, a district twice and no rows at all."""
@@ -161,3 +161,18 @@ def test_the_data_extras_of_a_published_arrow_table_are_those_of_its_rows(projec
         rows, preserve_index=False))["extras"]}
     assert extras["temporal_start"] == "2024-10-21T06:00:00Z"
     assert json.loads(extras["spatial"])["coordinates"][0][0] == [13.6, 51.0]  # 13.95: no lat
+
+    # A merged ledger (a row group per row, a published row replaced, one added): the extras
+    # of the rows it holds, computed a row group at a time.
+    import numpy as np
+
+    from odp.publish import ledgerfile
+
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 1)
+    keyed = rows.assign(id=pd.array(range(4), dtype="Int64"))
+    base, added = (pa.Table.from_pandas(part, preserve_index=False)
+                   for part in (keyed.iloc[:3], keyed.iloc[3:]))
+    merged = ledgerfile.Merged(base, np.array([False, True, False]), added, ["id"])
+    expected = keyed.drop(index=1).reset_index(drop=True)
+    assert _package(root, names[ELBE], merged) == _package(root, names[ELBE], expected)
+    assert "Altstadt" not in str(_package(root, names[ELBE], merged)["extras"])

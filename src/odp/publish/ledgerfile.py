@@ -110,8 +110,7 @@ class LedgerFile:
             else:  # the key hashes the file does not store
                 assert self.keys is not None
                 columns.append(pa.array(self.keys[first:first + rows], pa.uint64()))
-        return pa.table(columns, schema=pa.schema([self.schema.field(n) for n in names],
-                                                  metadata=self.schema.metadata))
+        return pa.table(columns, schema=self.schema_of(names))
 
     def column(self, name: str) -> pa.ChunkedArray:
         return self._read([name]).column(0)
@@ -146,19 +145,16 @@ class LedgerFile:
 
     def filter(self, mask: pa.Array | np.ndarray, names: list[str] | None = None) -> pa.Table:
         """The rows at `mask` (few: changed, deleted), read a row group at a time."""
-        import pyarrow as pa
-
-        mask = np.asarray(mask, dtype=bool)
         names = list(names or self.column_names)
+        mask = _as_mask(mask)
         if not mask.any():
             return self.schema.empty_table().select(names)
-        parts, first = [], 0
-        for part in self.batches(names):
-            wanted = mask[first:first + part.num_rows]
-            first += part.num_rows
-            if wanted.any():
-                parts.append(part.filter(pa.array(wanted)))
-        return pa.concat_tables(parts)
+        return _rows_at(self.batches(names), mask, self.schema_of(names))
+
+    def schema_of(self, names: list[str]) -> pa.Schema:
+        import pyarrow as pa
+
+        return pa.schema([self.schema.field(n) for n in names], metadata=self.schema.metadata)
 
     def to_table(self) -> pa.Table:
         return self._read(self.column_names)
@@ -178,6 +174,27 @@ class LedgerFile:
     def unchanged_on_disk(self) -> bool:
         """The file is what this view reads: nothing added, nothing reordered."""
         return not self.extra and self.column_names == self._stored.names
+
+
+def _as_mask(mask: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
+    import pyarrow as pa
+
+    if isinstance(mask, pa.Array | pa.ChunkedArray):
+        mask = mask.to_numpy(zero_copy_only=False)
+    return np.asarray(mask, dtype=bool)
+
+
+def _rows_at(parts: Iterator[pa.Table], mask: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """The rows of consecutive `parts` at `mask` (one flag per row of all parts)."""
+    import pyarrow as pa
+
+    kept, first = [], 0
+    for part in parts:
+        wanted = mask[first:first + part.num_rows]
+        first += part.num_rows
+        if wanted.any():
+            kept.append(part.filter(pa.array(wanted)))
+    return pa.concat_tables(kept) if kept else schema.empty_table()
 
 
 def column_array(file: pq.ParquetFile, name: str) -> np.ndarray:
@@ -372,18 +389,8 @@ class Merged:
         return self.to_table().to_pandas(**options)
 
     def filter(self, mask: pa.Array | np.ndarray) -> pa.Table:
-        import pyarrow as pa
-
-        if isinstance(mask, pa.Array | pa.ChunkedArray):
-            mask = mask.to_numpy(zero_copy_only=False)
-        mask = np.asarray(mask, dtype=bool)
-        parts, first = [], 0
-        for part in self.batches():
-            wanted = mask[first:first + part.num_rows]
-            first += part.num_rows
-            if wanted.any():
-                parts.append(part.filter(pa.array(wanted)))
-        return pa.concat_tables(parts) if parts else self.schema.empty_table()
+        """The rows at `mask` in key order (e.g. a sample: every n-th row)."""
+        return _rows_at(self.batches(), _as_mask(mask), self.schema)
 
     def hash_sum(self) -> int:
         """The sum of the row hashes modulo 2**64, without the merge (order is no matter)."""
