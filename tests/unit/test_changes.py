@@ -281,3 +281,22 @@ def test_a_ledger_nothing_changed_in_is_copied_as_it_is(tmp_path):
     assert again.empty
     staged = stage_ledger(tmp_path, "d", again.result)
     assert staged.read_bytes() == ledger_path(tmp_path, "d").read_bytes()
+
+
+def test_rows_whose_key_changed_type_join_the_published_ones_in_the_new_type_s_order(
+        tmp_path, monkeypatch):
+    """The key's type changed (text published, integers delivered, a published value that
+    is no number): the published table keeps every row, as text, in the order of text —
+    also when its rows are merged a row group (here: a row) at a time."""
+    import pandas as pd
+
+    from odp.publish import ledgerfile
+
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 1)
+    words = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")]).assign(
+        id=pd.array(["15", "x"], dtype="string"))
+    write_ledger(tmp_path, "d", diff(words, None, KEY, COLUMNS, True).result)
+    numbers = _table([(10, "c", "2024-01-03"), (20, "d", "2024-01-04"),
+                      (100, "e", "2024-01-05")])
+    changes = diff(numbers, read_ledger(tmp_path, "d"), KEY, COLUMNS, False)
+    assert changes.frame["id"].tolist() == ["10", "100", "15", "20", "x"]

@@ -429,18 +429,14 @@ def _mask(size: int, positions: np.ndarray) -> np.ndarray:
 def _in_key_order(ledger: pa.Table | LedgerFile, dropped: np.ndarray,
                   added: list[tuple[pd.DataFrame, np.ndarray]], key: list[str]) -> Merged:
     """The ledger (in key order) without its `dropped` rows, and the `added` rows (with their
-    key hashes), as one table in key order: the added rows sorted, then merged into the
-    ledger's a row group at a time whenever the table is read (`odp.publish.ledgerfile`)."""
-    import pyarrow.compute as pc
-
+    key hashes), as one table in key order: the added rows are merged into the ledger's a row
+    group at a time whenever the table is read (`odp.publish.ledgerfile.Merged`)."""
     from odp.publish.ledgerfile import Merged
 
     more = None
     if added:
         more = _with_keys(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
                           np.concatenate([k for _, k in added]))
-        more = more.take(pc.sort_indices(more.select(key),
-                                         sort_keys=[(k, "ascending") for k in key]))
     return Merged(ledger, dropped, more, key)
 
 

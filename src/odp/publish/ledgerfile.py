@@ -276,15 +276,19 @@ def _unified(base: LedgerFile | pa.Table, added: pa.Table) -> pa.Schema:
 
 class Merged:
     """The next ledger: the last one (a `LedgerFile`, or a table in memory) without its
-    `dropped` rows, with the `added` rows (in key order) between them — computed a row group
+    `dropped` rows, with the `added` rows between them in key order — computed a row group
     at a time whenever it is read: written as the next ledger (`write`), or a column of it."""
 
     def __init__(self, base: LedgerFile | pa.Table, dropped: np.ndarray, added: pa.Table | None,
                  key: list[str]) -> None:
+        import pyarrow.compute as pc
+
         self.base, self.dropped, self.key = base, dropped, key
         if added is not None and added.num_rows:
             self.schema = _unified(base, added)
-            added = added.cast(self.schema)
+            added = added.cast(self.schema)  # then sorted: a key's type may have changed
+            added = added.take(pc.sort_indices(added.select(key),
+                                               sort_keys=[(k, "ascending") for k in key]))
         else:
             added, self.schema = None, base.schema
         self.added = added
