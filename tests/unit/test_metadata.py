@@ -176,3 +176,44 @@ def test_the_data_extras_of_a_published_arrow_table_are_those_of_its_rows(projec
     expected = keyed.drop(index=1).reset_index(drop=True)
     assert _package(root, names[ELBE], merged) == _package(root, names[ELBE], expected)
     assert "Altstadt" not in str(_package(root, names[ELBE], merged)["extras"])
+
+
+def test_a_ledger_that_only_grew_takes_its_extents_from_the_last_ledger_and_the_added_rows(
+        project, tmp_path, monkeypatch):
+    """The extents computed for a ledger are written beside it: the next run that only adds
+    rows reads only the added rows for them (the same extras as from every row); one that
+    drops a published row reads the ledger again."""
+    import numpy as np
+    import pyarrow as pa
+
+    from odp.publish import ledgerfile
+    from odp.publish.changes import commit_ledger, read_ledger, stage_ledger
+
+    root, names = project
+    rows = pd.DataFrame({
+        "id": pd.array(range(4), dtype="Int64"),
+        "timestamp": pd.to_datetime(["2024-11-20T07:00:00Z", "2024-11-21T07:00:00Z",
+                                     "2024-10-21T06:00:00Z", "2024-12-01T00:00:00Z"], utc=True),
+        "longitude": pd.array([13.7, 13.95, 13.8, 13.6], dtype="Float64"),
+        "latitude": pd.array([51.0, 51.2, 51.1, 51.05], dtype="Float64"),
+        "stadtbezirk": pd.array(["Neustadt", "Altstadt", "Pieschen", "Neustadt"],
+                                dtype="string"),
+    })  # fmt: skip
+    first = ledgerfile.Merged(pa.Table.from_pandas(rows.iloc[:2], preserve_index=False),
+                              np.zeros(2, dtype=bool), None, ["id"])
+    assert _package(root, names[ELBE], first) == _package(root, names[ELBE], rows.iloc[:2])
+    commit_ledger(tmp_path, "d", stage_ledger(tmp_path, "d", first))
+    ledger = read_ledger(tmp_path, "d")
+    added = pa.Table.from_pandas(rows.iloc[2:], preserve_index=False)
+
+    def unread(*_args, **_kwargs):
+        raise AssertionError("the ledger's rows were read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ledgerfile.LedgerFile, "_read", unread)
+        grown = ledgerfile.Merged(ledger, np.zeros(2, dtype=bool), added, ["id"])
+        assert _package(root, names[ELBE], grown) == _package(root, names[ELBE], rows)
+    dropped = ledgerfile.Merged(ledger, np.array([False, True]), added, ["id"])
+    assert _package(root, names[ELBE], dropped) == _package(
+        root, names[ELBE], rows.drop(index=1))
+    assert "Altstadt" not in str(_package(root, names[ELBE], dropped)["extras"])

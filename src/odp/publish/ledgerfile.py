@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 # that carries every published row counts their completeness without reading a column (10M
 # rows: 1.3 s).
 PRESENT = b"odp_present"
+
+# The ledger's metadata: a summary of some columns (the DCAT extents: first and last time,
+# the points' corners, the districts), so that the next run, which only adds rows, summarises
+# only those (10M rows: 0.75 s of reading six columns).
+SUMMARY = b"odp_summary"
 
 # Rows per row group of a ledger written here, and per slice of a table held in memory: a
 # row group of the benchmark's 18 columns decodes to about 25 MB (a ledger written whole by
@@ -170,6 +175,22 @@ class LedgerFile:
         stored = self._file.metadata.metadata or {}  # the file's, added after its rows
         return json.loads(stored[PRESENT]) if PRESENT in stored else None
 
+    def summary(self, names: list[str]) -> pa.Table | None:
+        """The summary of columns `names` written beside the rows (None: none of them)."""
+        import base64
+        import json
+
+        import pyarrow as pa
+
+        stored = (self._file.metadata.metadata or {}).get(SUMMARY)
+        if stored is None:
+            return None
+        found = json.loads(stored)
+        if found.get("names") != names:
+            return None
+        with pa.ipc.open_stream(base64.b64decode(found["table"])) as reader:
+            return reader.read_all()
+
     @property
     def unchanged_on_disk(self) -> bool:
         """The file is what this view reads: nothing added, nothing reordered."""
@@ -293,6 +314,7 @@ class Merged:
             added, self.schema = None, base.schema
         self.added = added
         self._sum: int | None = None
+        self._summary: tuple[list[str], pa.Table] | None = None  # written with the ledger
 
     @property
     def num_rows(self) -> int:
@@ -369,6 +391,28 @@ class Merged:
         if self.added is not None:
             yield self.added.select(names)
 
+    def summary(self, names: list[str], summarise: Callable[[pa.Table], pa.Table]
+                ) -> pa.Table:
+        """`summarise` of columns `names` of the whole table, for a `summarise` whose result
+        over the parts' results is the table's (extents: minima and maxima, distinct values).
+        When no published row was dropped, the summary written with the last ledger stands
+        for its rows and only the added ones are read; the result is written with this
+        ledger."""
+        import pyarrow as pa
+
+        stored = (self.base.summary(names) if isinstance(self.base, LedgerFile)
+                  and not self.dropped.any() else None)
+        if stored is not None:
+            pieces = [stored] + ([summarise(self.added.select(names))]
+                                 if self.added is not None else [])
+        else:
+            pieces = [summarise(part) for part in self.parts(names)]
+        whole = (pa.concat_tables(pieces, promote_options="permissive") if pieces
+                 else self.schema_of(names).empty_table())
+        result = summarise(whole)
+        self._summary = (list(names), result)
+        return result
+
     def schema_of(self, names: list[str]) -> pa.Schema:
         import pyarrow as pa
 
@@ -434,7 +478,24 @@ class Merged:
                                    row_group_size=BATCH_ROWS)
                 for name, count in present_counts(group).items():
                     counts[name] += count
-            writer.add_key_value_metadata({PRESENT: json.dumps(counts, sort_keys=True)})
+            writer.add_key_value_metadata({PRESENT: json.dumps(counts, sort_keys=True),
+                                           **self._stored_summary()})
+
+    def _stored_summary(self) -> dict[bytes, str]:
+        """The summary computed for this ledger, as its metadata (`SUMMARY`)."""
+        import base64
+        import json
+
+        import pyarrow as pa
+
+        if self._summary is None:
+            return {}
+        names, table = self._summary
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as stream:
+            stream.write_table(table)
+        encoded = base64.b64encode(sink.getvalue().to_pybytes()).decode()
+        return {SUMMARY: json.dumps({"names": names, "table": encoded})}
 
 
 def _regrouped(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:

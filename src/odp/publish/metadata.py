@@ -70,13 +70,11 @@ def _extremes(published: pa.Table | Merged, columns: list[str]) -> pd.DataFrame:
 
     from odp.publish.changes import as_frame
 
-    parts = (published.parts(columns) if not isinstance(published, pa.Table)
-             else [published.select(columns)])
-    picked = [_picked(part, columns) for part in parts]
-    if not picked:
-        return as_frame(published.schema_of(columns).empty_table())
-    # The extents of the parts' extents are the table's.
-    return as_frame(_picked(pa.concat_tables(picked), columns))
+    if isinstance(published, pa.Table):
+        return as_frame(_picked(published.select(columns), columns))
+    # The extents of the parts' extents are the table's (and those of the last ledger and
+    # the added rows, when no published row was dropped).
+    return as_frame(published.summary(columns, lambda part: _picked(part, columns)))
 
 
 def _picked(table: pa.Table, columns: list[str]) -> pa.Table:
