@@ -300,5 +300,5 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
     table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, compression="none")  # hashes: no compressor shrinks them
     tmp.replace(path)

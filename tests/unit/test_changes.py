@@ -174,6 +174,11 @@ def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_tim
     assert written.column("name").to_pylist()[0] == "four"
     groups = pq.ParquetFile(staged).metadata  # of one size, whatever rows were added
     assert [groups.row_group(g).num_rows for g in range(groups.num_row_groups)] == [100] * 10 + [1]
+    chunks = {groups.row_group(0).column(i).path_in_schema: groups.row_group(0).column(i)
+              for i in range(groups.num_columns)}  # hashes stored as they are: none shrink
+    assert {n: c.compression for n, c in chunks.items() if n.startswith("_")} == {
+        "_row_hash": "UNCOMPRESSED", "_key_hash": "UNCOMPRESSED"}
+    assert chunks["name"].compression == "SNAPPY"
     # The present counts written beside the rows are the written rows' own.
     from odp.publish.ledgerfile import LedgerFile, present_counts
 

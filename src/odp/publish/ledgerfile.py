@@ -464,6 +464,8 @@ class Merged:
 
         import pyarrow.parquet as pq
 
+        from odp.publish.changes import compression
+
         if self.untouched:
             assert isinstance(self.base, LedgerFile)
             stored = {k: v for k, v in self.base.stored_metadata.items() if k != PRESENT}
@@ -472,7 +474,7 @@ class Merged:
                 return
         counts = dict.fromkeys(self.column_names, 0)
         schema = self.schema.with_metadata(metadata)
-        with pq.ParquetWriter(path, schema) as writer:
+        with pq.ParquetWriter(path, schema, compression=compression(schema.names)) as writer:
             for group in _regrouped(self.batches()):
                 writer.write_table(group.replace_schema_metadata(metadata),
                                    row_group_size=BATCH_ROWS)
