@@ -362,3 +362,32 @@ def test_lines_added_to_a_local_file_are_read_without_holding_the_file(stops_dat
     big.write_bytes(bytes(data) + lines[3] + b"\n")
     whole = read_delivery(local, validators, plan, http, lambda: 80 * len(lines) + 3)
     assert whole is not None and not whole.appended and len(whole.table) == 80 * len(lines) + 4
+
+
+def test_a_utf8_csv_is_read_by_arrow_from_its_bytes_without_a_decoded_copy():
+    """A UTF-8 CSV file (the common case) is parsed by Arrow straight from its bytes: Python
+    holds neither the file decoded as text nor that text encoded again (a 25 MB file: less
+    than half its size in Python memory at the peak — through the decoded text, 94 MB; the
+    cells are Arrow's); the cells are those the decoding path gives (taken for a file with a
+    byte-order mark); a byte that is not UTF-8 is still named."""
+    import tracemalloc
+
+    from odp.sources.tabular import read_table
+
+    header, *lines = STOPS.read_bytes().split(b"\n")
+    lines = [line for line in lines if line]
+    data = b"\n".join([header] + lines * 80) + b"\n"
+    layout = TableLayout(delimiter=";")
+    tracemalloc.start()
+    try:
+        fast = read_table(data, layout, "stops.csv")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(fast) == 80 * len(lines) and len(data) > 24e6
+    assert peak < len(data) / 2, peak
+    part = data[:200_000].rsplit(b"\n", 1)[0] + b"\n"
+    decoded = read_table(b"\xef\xbb\xbf" + part, layout, "stops.csv")
+    pd.testing.assert_frame_equal(read_table(part, layout, "stops.csv"), decoded)
+    with pytest.raises(SourceError, match="not UTF-8"):
+        read_table(data[:1000] + b"\xff" + data[1000:2000], layout, "stops.csv")
