@@ -103,3 +103,43 @@ def test_a_validated_row_whose_typed_key_is_a_carried_rows_sends_the_delivery_to
     assert not collides(part, rows["c"], ["stop_id"], keys)  # published, not carried
     assert not collides(part, rows["z"], ["stop_id"], keys)  # new
     assert not collides(Split(published), rows["b"], ["stop_id"], keys)  # nothing carried
+
+
+def test_the_record_is_read_as_its_file_s_pages_and_an_earlier_parquet_record_once(tmp_path):
+    """The record of the last publish (raw and key hash per row) is an Arrow file mapped into
+    memory: its hashes are the file's pages, not a copy (a grown file's run touches them only
+    to write the next record). A record written before, as Parquet, is read the same and
+    replaced by the next record."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from odp import delta
+    from odp.publish.changes import to_arrow
+    from odp.spec import load_city
+
+    stops = load_dataset("transit-stops-vvo", REPO)
+    city = load_city(REPO)
+    published = pd.DataFrame({"stop_id": ["a", "b", "c"], "name": ["A", "B", "C"]},
+                             dtype="string")
+    raw = pd.Series(np.array([11, 12, 13], dtype=np.uint64))
+    ledger = to_arrow(published.assign(_row_hash=np.array([1, 2, 3], dtype=np.uint64)))
+    staged = SimpleNamespace(newest_load=None, staged=3)
+    delta.record(stops, city, tmp_path, delta.Split(published, raw=raw), published, ledger,
+                 staged)
+    path = delta.rows_path(tmp_path, stops.name)
+    found = delta._record(stops, city, tmp_path, ledger)
+    assert found is not None and found.raw.tolist() == [11, 12, 13] and len(found.keys) == 3
+    assert not found.raw.flags.owndata and not found.raw.flags.writeable  # the file's pages
+
+    earlier = path.with_name("rows.parquet")  # as an earlier version wrote it
+    pq.write_table(pa.ipc.open_file(str(path)).read_all(), earlier)
+    path.unlink()
+    again = delta._record(stops, city, tmp_path, ledger)
+    assert again is not None and again.raw.tolist() == [11, 12, 13]
+    assert again.keys.tolist() == found.keys.tolist()
+    delta.record(stops, city, tmp_path, delta.Split(published, raw=raw), published, ledger,
+                 staged)
+    assert path.is_file() and not earlier.exists()
