@@ -184,6 +184,15 @@ def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_tim
 
     assert LedgerFile(staged).present == present_counts(written)
     assert LedgerFile(staged).present["id"] == 1001  # not the last ledger's 1000
+    # … and so is the sum of the row hashes (the content digest), read without the column.
+    import pyarrow.compute as pc
+
+    from odp.publish.changes import hash_sum
+
+    expected = int(pc.sum(written.column("_row_hash")).as_py()) % 2**64
+    assert added.result.hash_sum() == expected
+    monkeypatch.setattr(ledgerfile.LedgerFile, "_read", lambda *_: 1 / 0)
+    assert hash_sum(LedgerFile(staged)) == expected
     # The key hashes stored beside the rows (no run hashes a large ledger's keys again) are
     # those of the rows they stand beside.
     assert stored_keys(written, KEY).equals(key_index(written, KEY))

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # that carries every published row counts their completeness without reading a column (10M
 # rows: 1.3 s).
 PRESENT = b"odp_present"
+# … and the sum of its row hashes (the content digest, see `changes.hash_sum`): a run compares
+# the delta record with the ledger without reading the ledger's hash column.
+HASH_SUM = b"odp_hash_sum"
 
 # The ledger's metadata: a summary of some columns (the DCAT extents: first and last time,
 # the points' corners, the districts), so that the next run, which only adds rows, summarises
@@ -175,6 +178,12 @@ class LedgerFile:
         stored = self._file.metadata.metadata or {}  # the file's, added after its rows
         return json.loads(stored[PRESENT]) if PRESENT in stored else None
 
+    @property
+    def hash_sum(self) -> int | None:
+        """The sum of the row hashes written beside the rows (None: not known)."""
+        stored = (self._file.metadata.metadata or {}).get(HASH_SUM)
+        return int(stored) if stored is not None else None
+
     def summary(self, names: list[str]) -> pa.Table | None:
         """The summary of columns `names` written beside the rows (None: none of them)."""
         import base64
@@ -252,10 +261,24 @@ def present_counts(table: pa.Table) -> dict[str, int]:
             for name in table.column_names}
 
 
-def with_present(metadata: dict[bytes, bytes], counts: dict[str, int]) -> dict[bytes, bytes]:
+def with_counts(metadata: dict[bytes, bytes], table: pa.Table) -> dict[bytes, bytes]:
+    """`metadata` with the table's present counts and the sum of its row hashes."""
     import json
 
-    return {**metadata, PRESENT: json.dumps(counts, sort_keys=True).encode()}
+    total = _hash_sum(table)
+    return {**metadata, PRESENT: json.dumps(present_counts(table), sort_keys=True).encode(),
+            **({HASH_SUM: str(total).encode()} if total is not None else {})}
+
+
+def _hash_sum(table: pa.Table) -> int | None:
+    """The sum of the table's row hashes modulo 2**64 (None: it has none)."""
+    import pyarrow.compute as pc
+
+    from odp.publish.changes import HASH
+
+    if HASH not in table.column_names:
+        return None
+    return int(pc.sum(table.column(HASH)).as_py() or 0) % 2**64
 
 
 def _key_hash() -> str:
@@ -447,8 +470,12 @@ class Merged:
         from odp.publish.changes import HASH
 
         if self._sum is None:
-            self._sum = sum(int(pc.sum(p.column(0)).as_py() or 0)
-                            for p in self.parts([HASH])) % 2**64
+            stored = (self.base.hash_sum if isinstance(self.base, LedgerFile)
+                      and not self.dropped.any() else None)
+            parts = ([self.added.select([HASH])] if self.added is not None else []) if (
+                stored is not None) else self.parts([HASH])
+            self._sum = ((stored or 0) + sum(int(pc.sum(p.column(0)).as_py() or 0)
+                                             for p in parts)) % 2**64
         return self._sum
 
     @property
@@ -468,11 +495,12 @@ class Merged:
 
         if self.untouched:
             assert isinstance(self.base, LedgerFile)
-            stored = {k: v for k, v in self.base.stored_metadata.items() if k != PRESENT}
+            stored = {k: v for k, v in self.base.stored_metadata.items()
+                      if k not in (PRESENT, HASH_SUM)}
             if self.base.present is not None and stored == metadata:
                 shutil.copyfile(self.base.path, path)
                 return
-        counts = dict.fromkeys(self.column_names, 0)
+        counts, total = dict.fromkeys(self.column_names, 0), 0
         schema = self.schema.with_metadata(metadata)
         with pq.ParquetWriter(path, schema, compression=compression(schema.names)) as writer:
             for group in _regrouped(self.batches()):
@@ -480,8 +508,10 @@ class Merged:
                                    row_group_size=BATCH_ROWS)
                 for name, count in present_counts(group).items():
                     counts[name] += count
+                total += _hash_sum(group) or 0
+            summed = {HASH_SUM: str(total % 2**64)} if _hashed(schema) else {}
             writer.add_key_value_metadata({PRESENT: json.dumps(counts, sort_keys=True),
-                                           **self._stored_summary()})
+                                           **summed, **self._stored_summary()})
 
     def _stored_summary(self) -> dict[bytes, str]:
         """The summary computed for this ledger, as its metadata (`SUMMARY`)."""
@@ -498,6 +528,12 @@ class Merged:
             stream.write_table(table)
         encoded = base64.b64encode(sink.getvalue().to_pybytes()).decode()
         return {SUMMARY: json.dumps({"names": names, "table": encoded})}
+
+
+def _hashed(schema: pa.Schema) -> bool:
+    from odp.publish.changes import HASH
+
+    return HASH in schema.names
 
 
 def _regrouped(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
