@@ -314,3 +314,31 @@ def test_rows_whose_key_changed_type_join_the_published_ones_in_the_new_type_s_o
                       (100, "e", "2024-01-05")])
     changes = diff(numbers, read_ledger(tmp_path, "d"), KEY, COLUMNS, False)
     assert changes.frame["id"].tolist() == ["10", "100", "15", "20", "x"]
+
+
+def test_a_ledger_without_stored_key_hashes_or_a_new_column_reads_them_by_row_group(tmp_path,
+                                                                                    monkeypatch):
+    """A ledger written before key hashes were stored, read by a run whose schema gained a
+    column: each row group gives the key hashes of its own rows and the new column empty —
+    also a row group of which only those are read."""
+    import pyarrow.parquet as pq
+
+    from odp.publish import ledgerfile
+    from odp.publish.changes import KEY_HASH, key_index, ledger_path, stored_keys
+
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 2)
+    table = _table([(i, f"n{i}", "2024-01-01") for i in range(5)])
+    write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
+    path = ledger_path(tmp_path, "d")
+    pq.write_table(pq.read_table(path).drop_columns([KEY_HASH]), path, row_group_size=2)
+    ledger = read_ledger(tmp_path, "d")
+    keys = stored_keys(ledger, KEY)
+    assert keys.equals(key_index(table, KEY))
+    import pyarrow as pa
+
+    view = ledger.conformed({"quality": pa.string()}, keys.to_numpy(),
+                            [*COLUMNS, "quality", KEY_HASH])
+    parts = list(view.batches([KEY_HASH, "quality"]))
+    assert [p.num_rows for p in parts] == [2, 2, 1]
+    assert [k for p in parts for k in p.column(KEY_HASH).to_pylist()] == keys.tolist()
+    assert all(v is None for p in parts for v in p.column("quality").to_pylist())

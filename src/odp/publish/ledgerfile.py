@@ -108,7 +108,8 @@ class LedgerFile:
             first, rows = 0, self.num_rows
         else:
             table = self._file.read_row_group(group, columns=stored, use_pandas_metadata=False)
-            first, rows = int(self._starts[group]), table.num_rows
+            first = int(self._starts[group])
+            rows = int(self._starts[group + 1]) - first  # also when no stored column is read
         columns = []
         for name in names:
             if name in self._stored.names:
