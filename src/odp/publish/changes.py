@@ -22,13 +22,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from odp.publish.ledgerfile import (
+    HASH,
+    HASH_SUM,
+    KEY_HASH,
+    PRESENT,
+    LedgerFile,
+    Merged,
+    write_table,
+)
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from odp.publish.ledgerfile import LedgerFile, Merged
-
-HASH = "_row_hash"
-KEY_HASH = "_key_hash"  # the ledger's `key_index` per row, stored so no run hashes them again
 
 
 POLICIES = ("delete", "mark-deleted", "keep-history")
@@ -92,8 +98,6 @@ def read_ledger(state: Path, name: str) -> LedgerFile | pa.Table | None:
     metadata gives each column back its dtype); one written before timestamps were hashed as
     integers is read whole and has its row hashes recomputed (the same values give the same
     hashes as this run's rows)."""
-    from odp.publish.ledgerfile import LedgerFile
-
     path = ledger_path(state, name)
     if not path.exists():
         return None
@@ -116,10 +120,6 @@ def stage_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame
     """Write `table` as the next ledger, beside the ledger in force, and return its path:
     `commit_ledger` puts it in place (a publish stages it while it writes to the portal).
     A merged ledger is written a row group at a time."""
-    import pyarrow.parquet as pq
-
-    from odp.publish.ledgerfile import BATCH_ROWS, HASH_SUM, PRESENT, Merged, with_counts
-
     if isinstance(table, pd.DataFrame):
         table = to_arrow(table)
     path = ledger_path(state, name)
@@ -132,17 +132,8 @@ def stage_ledger(state: Path, name: str, table: Merged | pa.Table | pd.DataFrame
     if isinstance(table, Merged):
         table.write(staged, meta)
     else:
-        meta = with_counts(meta, table)
-        pq.write_table(table.replace_schema_metadata(meta), staged, row_group_size=BATCH_ROWS,
-                       compression=compression(table.schema.names))
+        write_table(table, staged, meta)
     return staged
-
-
-def compression(names: list[str]) -> dict[str, str]:
-    """Per column of a ledger: Parquet's default, but none for the hashes — random numbers
-    no compressor shrinks (10M hashes: written in 0.27 s instead of 0.74 s, read in 0.26 s
-    instead of 1.26 s, the same size)."""
-    return {name: "none" if name in (HASH, KEY_HASH) else "snappy" for name in names}
 
 
 def commit_ledger(state: Path, name: str, staged: Path) -> None:
@@ -199,8 +190,6 @@ def hash_sum(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> int:
     rows 5 ms instead of 0.18 s), the content part of a table's digest."""
     import pyarrow.compute as pc
 
-    from odp.publish.ledgerfile import LedgerFile, Merged
-
     if isinstance(table, pd.DataFrame):
         return int(hashes(table).sum(dtype=np.uint64))
     if isinstance(table, Merged):
@@ -213,8 +202,6 @@ def hash_sum(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> int:
 def hashes_at(ledger: pa.Table | LedgerFile, rows: np.ndarray) -> np.ndarray:
     """The ledger's row hashes at `rows` (positions): from a ledger file a row group at a
     time, not its whole column (10M rows: 0.16 GB)."""
-    from odp.publish.ledgerfile import LedgerFile
-
     if isinstance(ledger, LedgerFile):
         return ledger.values_at(HASH, rows).astype(np.uint64, copy=False)
     return hashes(ledger)[rows]
@@ -258,8 +245,6 @@ def _key_part(column: pd.Series) -> pd.Series:
 def stored_keys(ledger: pa.Table, key: list[str]) -> pd.Index:
     """The ledger's `key_index`: as stored beside each row (a ledger written before they
     were stored: hashed here)."""
-    from odp.publish.ledgerfile import LedgerFile
-
     if isinstance(ledger, LedgerFile) and KEY_HASH in ledger.stored_names:
         return pd.Index(ledger.array(KEY_HASH).astype(np.uint64, copy=False))
     if KEY_HASH in ledger.column_names:
@@ -357,8 +342,6 @@ def _conform(ledger: pa.Table | LedgerFile, rows: pd.DataFrame, out: list[str], 
     published before."""
     import pyarrow as pa
 
-    from odp.publish.ledgerfile import LedgerFile
-
     missing = [c for c in out if c not in ledger.column_names]
     types = to_arrow(rows[missing].iloc[0:0]).schema if missing else pa.schema([])
     wanted = [*out, KEY_HASH]
@@ -387,8 +370,6 @@ def _taken(ledger: pa.Table | LedgerFile, mask: np.ndarray, columns: list[str]
     row group at a time; from a table a filter, not a `take` (Arrow's take joins a column's
     chunks first: 3M-row ledger, 0.37 GB for no row at all)."""
     import pyarrow as pa
-
-    from odp.publish.ledgerfile import LedgerFile
 
     if isinstance(ledger, LedgerFile):
         return as_frame(ledger.filter(mask, columns))
@@ -436,40 +417,8 @@ def _in_key_order(ledger: pa.Table | LedgerFile, dropped: np.ndarray,
     """The ledger (in key order) without its `dropped` rows, and the `added` rows (with their
     key hashes), as one table in key order: the added rows are merged into the ledger's a row
     group at a time whenever the table is read (`odp.publish.ledgerfile.Merged`)."""
-    from odp.publish.ledgerfile import Merged
-
     more = None
     if added:
         more = _with_keys(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
                           np.concatenate([k for _, k in added]))
     return Merged(ledger, dropped, more, key)
-
-
-def same_types(parts: list[pa.Table]) -> list[pa.Table]:
-    """The tables with one schema (e.g. a column null in every published row so far and set
-    in a new one; text as string or large_string). A column whose type changed (the Table
-    Schema's type of a field) takes this run's type (the last part's) where every published
-    value converts, else becomes text."""
-    import pyarrow as pa
-
-    try:
-        schema = pa.unify_schemas([p.schema for p in parts], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        schema = _run_types(parts)
-    return [p if p.schema.equals(schema) else p.cast(schema) for p in parts]
-
-
-def _run_types(parts: list[pa.Table]) -> pa.Schema:
-    """One schema for tables whose column types conflict: this run's (the last part's) type
-    for each column every part converts to, text for the others."""
-    import pyarrow as pa
-
-    fields = []
-    for kind in parts[-1].schema:
-        try:
-            for part in parts[:-1]:
-                part.column(kind.name).cast(kind.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            kind = kind.with_type(pa.large_string())
-        fields.append(kind)
-    return pa.schema(fields, metadata=parts[0].schema.metadata)
