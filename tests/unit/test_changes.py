@@ -318,9 +318,10 @@ def test_rows_whose_key_changed_type_join_the_published_ones_in_the_new_type_s_o
 
 def test_a_ledger_without_stored_key_hashes_or_a_new_column_reads_them_by_row_group(tmp_path,
                                                                                     monkeypatch):
-    """A ledger written before key hashes were stored, read by a run whose schema gained a
-    column: each row group gives the key hashes of its own rows and the new column empty —
-    also a row group of which only those are read."""
+    """A ledger written before key hashes and the sum of its row hashes were stored, read by
+    a run whose schema gained a column: its sum is summed from its rows, each row group gives
+    the key hashes of its own rows and the new column empty — also a row group of which only
+    those are read."""
     import pyarrow.parquet as pq
 
     from odp.publish import ledgerfile
@@ -330,8 +331,16 @@ def test_a_ledger_without_stored_key_hashes_or_a_new_column_reads_them_by_row_gr
     table = _table([(i, f"n{i}", "2024-01-01") for i in range(5)])
     write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
     path = ledger_path(tmp_path, "d")
-    pq.write_table(pq.read_table(path).drop_columns([KEY_HASH]), path, row_group_size=2)
+    earlier = pq.read_table(path).drop_columns([KEY_HASH])  # nor the sum of its row hashes
+    earlier = earlier.replace_schema_metadata({k: v for k, v in earlier.schema.metadata.items()
+                                               if k != ledgerfile.HASH_SUM})
+    pq.write_table(earlier, path, row_group_size=2)
     ledger = read_ledger(tmp_path, "d")
+    import pyarrow.compute as pc
+
+    from odp.publish.changes import hash_sum
+
+    assert hash_sum(ledger) == int(pc.sum(earlier.column("_row_hash")).as_py())
     keys = stored_keys(ledger, KEY)
     assert keys.equals(key_index(table, KEY))
     import pyarrow as pa

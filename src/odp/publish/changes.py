@@ -192,10 +192,8 @@ def hash_sum(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> int:
 
     if isinstance(table, pd.DataFrame):
         return int(hashes(table).sum(dtype=np.uint64))
-    if isinstance(table, Merged):
+    if isinstance(table, LedgerFile | Merged):  # a ledger's is written beside its rows
         return table.hash_sum()
-    if isinstance(table, LedgerFile) and table.hash_sum is not None:
-        return table.hash_sum  # written beside its rows
     return int(pc.sum(table.column(HASH)).as_py() or 0)
 
 

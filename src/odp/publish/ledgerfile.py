@@ -21,7 +21,6 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
 HASH = "_row_hash"  # per row of a ledger: the hash of its values (odp.publish.changes)
 KEY_HASH = "_key_hash"  # … and of its key (`changes.key_index`), stored so no run hashes them
@@ -139,8 +138,13 @@ class LedgerFile:
 
     def array(self, name: str) -> np.ndarray:
         """A stored column without nulls (the hashes) as one numpy array, filled a row group
-        at a time (see `column_array`)."""
-        return column_array(self._file, name)
+        at a time: Arrow holds one row group at a time, not the column before numpy copies it
+        (10M key hashes: about 0.3 GB more at the peak, the freed buffers kept by malloc)."""
+        out = np.empty(self.num_rows, dtype=self.schema.field(name).type.to_pandas_dtype())
+        for group in range(self._file.num_row_groups):
+            first, end = self._starts[group], self._starts[group + 1]
+            out[first:end] = self._file.read_row_group(group, columns=[name]).column(0).to_numpy()
+        return out
 
     def values_at(self, name: str, rows: np.ndarray) -> np.ndarray:
         """Column `name` at positions `rows` (any order), read a row group at a time."""
@@ -182,11 +186,13 @@ class LedgerFile:
         stored = self._file.metadata.metadata or {}  # the file's, added after its rows
         return json.loads(stored[PRESENT]) if PRESENT in stored else None
 
-    @property
-    def hash_sum(self) -> int | None:
-        """The sum of the row hashes written beside the rows (None: not known)."""
+    def hash_sum(self) -> int:
+        """The sum of the row hashes modulo 2**64: as written beside the rows, else summed
+        a row group at a time (a ledger written before the sum was)."""
         stored = (self._file.metadata.metadata or {}).get(HASH_SUM)
-        return int(stored) if stored is not None else None
+        if stored is not None:
+            return int(stored)
+        return sum(_hash_sum(part) or 0 for part in self.batches([HASH])) % 2**64
 
     def summary(self, names: list[str]) -> pa.Table | None:
         """The summary of columns `names` written beside the rows (None: none of them)."""
@@ -229,21 +235,6 @@ def _rows_at(parts: Iterator[pa.Table], mask: np.ndarray, schema: pa.Schema) -> 
         if wanted.any():
             kept.append(part.filter(pa.array(wanted)))
     return pa.concat_tables(kept) if kept else schema.empty_table()
-
-
-def column_array(file: pq.ParquetFile, name: str) -> np.ndarray:
-    """Column `name` of a Parquet file (no nulls: hashes) as one numpy array, filled a row
-    group at a time: Arrow holds one row group at a time, not the column before numpy copies
-    it (10M key and raw hashes: 0.5 GB more at the peak, the freed buffers kept by malloc)."""
-    meta = file.metadata
-    kind = file.schema_arrow.field(name).type.to_pandas_dtype()
-    out = np.empty(meta.num_rows, dtype=kind)
-    first = 0
-    for group in range(meta.num_row_groups):
-        values = file.read_row_group(group, columns=[name]).column(0).to_numpy()
-        out[first:first + len(values)] = values
-        first += len(values)
-    return out
 
 
 def filled(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -466,15 +457,13 @@ class Merged:
 
     def hash_sum(self) -> int:
         """The sum of the row hashes modulo 2**64, without the merge (order is no matter)."""
-        import pyarrow.compute as pc
-
         if self._sum is None:
-            stored = (self.base.hash_sum if isinstance(self.base, LedgerFile)
-                      and not self.dropped.any() else None)
-            parts = ([self.added.select([HASH])] if self.added is not None else []) if (
-                stored is not None) else self.parts([HASH])
-            self._sum = ((stored or 0) + sum(int(pc.sum(p.column(0)).as_py() or 0)
-                                             for p in parts)) % 2**64
+            if isinstance(self.base, LedgerFile) and not self.dropped.any():
+                total = self.base.hash_sum()  # written beside the last ledger
+                parts = [self.added.select([HASH])] if self.added is not None else []
+            else:
+                total, parts = 0, self.parts([HASH])
+            self._sum = (total + sum(_hash_sum(part) or 0 for part in parts)) % 2**64
         return self._sum
 
     @property
