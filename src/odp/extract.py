@@ -38,6 +38,7 @@ from odp.spec import Dataset
 STAGING_SCHEMA = "staging"
 REPLACE_STRATEGY = "insert-from-staging"
 LOAD_ID, ROW_ID = "_dlt_load_id", "_dlt_id"
+STAGING_MEMORY = "256MB"
 TRACE_FILE = "trace.pickle"  # dlt.pipeline.trace.TRACE_FILE_NAME: removed after each extract
 
 log = logging.getLogger("odp.extract")
@@ -82,12 +83,14 @@ def _pipeline(dataset: Dataset, state: Path):  # -> dlt.Pipeline
     _configure_dlt()
     staging = state / "staging"
     staging.mkdir(parents=True, exist_ok=True)
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    database = DuckDbCredentials(str(staging / f"{dataset.table_name}.duckdb"),
+                                 global_config={"memory_limit": STAGING_MEMORY})
     return dlt.pipeline(
         pipeline_name=f"odp_{dataset.table_name}",
         pipelines_dir=str(state / "dlt"),
-        destination=dlt.destinations.duckdb(
-            str(staging / f"{dataset.table_name}.duckdb"), replace_strategy=REPLACE_STRATEGY
-        ),
+        destination=dlt.destinations.duckdb(database, replace_strategy=REPLACE_STRATEGY),
         dataset_name=STAGING_SCHEMA,
     )
 

@@ -72,6 +72,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import dlt
@@ -80,6 +81,7 @@ import pandas as pd
 import pydantic
 
 from odp.errors import ConfigError, SourceError
+from odp.sources import csvstream
 from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
@@ -694,21 +696,25 @@ def _parsed(dataset: Dataset, plan: Tabular, files: list[tuple[bytes, str]]) -> 
 
 @dataclass(frozen=True)
 class Delivery:
-    """What the tabular resource stages: every row, or only those appended to the last file."""
+    """What the tabular resource stages: every row, or only those appended to the last file;
+    or every row of a file read in parts, waiting in a spool (`table` is then None)."""
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None
     appended: bool = False
+    spool: csvstream.Spool | None = None
 
 
 def read_delivery(dataset: Dataset, validators: MutableMapping[str, Any], plan: Tabular,
-                  http: HttpSettings, staged: Callable[[], int]) -> Delivery | None:
+                  http: HttpSettings, staged: Callable[[], int], spool: Path | None = None
+                  ) -> Delivery | None:
     """Like read_all; but when the one file is the last one with lines added at its end (its
     first bytes have the recorded digest and length, ending a line) and staging holds exactly
     the rows read then (`staged()`), only the added lines are parsed and staged: appended to
     staging, not replacing it — the same rows in the same order as a full read would stage.
     Anything else (an edit, a deletion, a new header, several files, rules that read the whole
     table) is read and staged whole. A local file that grew is not held in memory: it is
-    hashed block by block and only its added bytes are read (`_grown_local_file`)."""
+    hashed block by block and only its added bytes are read (`_grown_local_file`). Any other
+    local CSV file is read in parts into the folder `spool` (`_spooled_local_file`)."""
     if unchanged_local_files(plan, validators):
         return None
     last = dict(validators.get(CONTENT) or {})
@@ -716,6 +722,13 @@ def read_delivery(dataset: Dataset, validators: MutableMapping[str, Any], plan: 
         validators[CONTENT] = {"sha256": local.digest, "bytes": local.size,
                                "rows": int(last["rows"]) + len(local.table)}
         return Delivery(local.table, appended=True)
+    if spool is not None and (parts := _spooled_local_file(dataset, plan, spool)) is not None:
+        if parts.digest == last.get("sha256"):  # changed back since it was hashed
+            parts.spool.remove()
+            return None
+        validators[CONTENT] = {"sha256": parts.digest, "bytes": parts.size,
+                               "rows": parts.spool.rows}
+        return Delivery(None, spool=parts.spool)
     files = fetch_all(dataset, plan, http, validators)
     if files is None:
         return None
@@ -728,13 +741,12 @@ def read_delivery(dataset: Dataset, validators: MutableMapping[str, Any], plan: 
         table = _appended(dataset, plan, files, last, staged) if grown else None
         if same_content(files, validators, digest.result()):
             return None
-    delivery = Delivery(table, appended=True) if table is not None else Delivery(
-        _parsed(dataset, plan, files))
+    rows = table if table is not None else _parsed(dataset, plan, files)
     if len(files) == 1:
-        before = int(last["rows"]) if delivery.appended else 0
+        before = int(last["rows"]) if table is not None else 0
         validators[CONTENT] = {**validators[CONTENT], "bytes": len(files[0][0]),
-                               "rows": before + len(delivery.table)}
-    return delivery
+                               "rows": before + len(rows)}
+    return Delivery(rows, appended=table is not None)
 
 
 def staged_count(table: str) -> int:
@@ -859,6 +871,61 @@ def _grown_local_file(dataset: Dataset, plan: Tabular, last: Mapping[str, Any],
     return None if table is None else _Grown(table, whole.hexdigest(), total)
 
 
+@dataclass(frozen=True)
+class _Spooled:
+    spool: csvstream.Spool  # the rows, in parts on disk
+    digest: str  # the file's content digest
+    size: int  # … of this many bytes
+
+
+def _spooled_local_file(dataset: Dataset, plan: Tabular, folder: Path) -> _Spooled | None:
+    """One local CSV file (UTF-8, a header of named columns or `columns`, no preamble, footer,
+    units row or rule that reads across rows) read in parts into a spool in `folder`, hashed as
+    it is read: a first delivery or a rewritten file is never held whole (see
+    odp.sources.csvstream). None: not such a file, or one Arrow does not read in parts — it is
+    then read whole, which names what is wrong. (A last line cut short fails Arrow's parse: a
+    row with fewer cells.)"""
+    file, layout = plan.files[0], plan.layout
+    if not _appendable(plan) or file.url or not file.path:
+        return None
+    found = local_file(dataset.name, {"path": str(file.path)})
+    if found is None:
+        return None
+    import pyarrow as pa
+
+    where = f"{dataset.name}: {found}"
+    with found.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        start = stream.read(1 << 16)
+        stream.seek(0)
+        if not _plain_utf8(start, layout) or b"\n" not in start:
+            return None
+        digest = hashlib.sha256(_file_header(str(found), size))
+        cells = csvstream.cells(csvstream.Hashed(stream, digest, size),
+                                start[:start.find(b"\n") + 1], layout.delimiter,
+                                layout.quotechar)
+        named = csvstream.with_header(cells, None if layout.header else list(layout.columns),
+                                      lambda part: _shaped_part(part, plan, where))
+        try:
+            spool = csvstream.spool(named, folder)
+        except (csvstream.NotStreamable, pa.ArrowInvalid) as exc:
+            log.info("%s: read whole, not in parts: %s", where, str(exc).splitlines()[0][:200])
+            return None
+    log.info("%s: %d rows read in parts", where, spool.rows)
+    return _Spooled(spool, digest.hexdigest(), size)
+
+
+def _shaped_part(part: Any, plan: Tabular, where: str) -> Any:
+    """A part of a file's cells (an Arrow table of text) with the dataset's conventions."""
+    import pyarrow as pa
+
+    add = plan.files[0].add
+    if plan.conventions == Conventions() and not add:
+        return part  # text as sent, empty cells null: what shape() would give
+    frame = part.to_pandas(types_mapper=lambda _type: pd.StringDtype())
+    return pa.Table.from_pandas(shape(frame, plan.conventions, where, add), preserve_index=False)
+
+
 def _joined(dataset: Dataset, plan: Tabular, key: str,
             files: list[tuple[bytes, str]]) -> pd.DataFrame:
     """The files joined on the `join` column, then shaped once as one table."""
@@ -954,12 +1021,18 @@ def tabular(dataset: Dataset, *, url: str | None = None, path: str | None = None
         # Source state: dlt resets a "replace" resource's own state at every run.
         state = dlt.current.source_state()
         validators = cache_validators(state, dataset.table_name, dataset.source)
+        spool = Path(dlt.current.pipeline().working_dir) / csvstream.SPOOL
         delivery = read_delivery(dataset, validators, plan, http,
-                                 lambda: staged_count(dataset.table_name))
+                                 lambda: staged_count(dataset.table_name), spool)
         if delivery is None:
             # Unchanged: dlt truncates a "replace" table that receives nothing, so this run's
             # disposition is "skip" and staging keeps the rows of the last download.
             yield dlt.mark.with_hints([], dlt.mark.make_hints(write_disposition="skip"))
+        elif delivery.spool is not None:  # a file read in parts: staged part by part
+            try:
+                yield from delivery.spool.tables()
+            finally:
+                delivery.spool.remove()
         elif delivery.appended:  # lines added to the file: staged after the rows it holds
             yield dlt.mark.with_hints(delivery.table,
                                       dlt.mark.make_hints(write_disposition="append"))
