@@ -218,12 +218,25 @@ def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
     staged = extracted.table
     raw = raw_hashes(staged)
     if record is None:
-        return Split(staged, raw=raw, why_all="no record of the last publish to compare with")
+        return Split(staged, raw=raw, why_all=NO_RECORD)
     # One hash table of the recorded raw hashes: where each staged row's is (−1: not recorded).
     at = pd.Index(record.raw).get_indexer(raw.to_numpy())
     carried = (at >= 0) & ~_repeated_keys(dataset, staged, raw)
     keys = record.keys[at[carried]]
     return Split(staged[~carried], keys, raw.to_numpy()[carried], raw)
+
+
+def unsplit(dataset: Dataset, city: City, state: Path, extracted: Extracted,
+            ledger: pa.Table | LedgerFile | None) -> str:
+    """Why every staged row is validated although the rules judge each row alone (no record
+    of the last publish to split the delivery against); empty: the delivery is split, or the
+    rules need every row at once (see `split`)."""
+    if _rules_allow(dataset) or not extracted.staged:
+        return ""
+    return "" if _record(dataset, city, state, ledger) is not None else NO_RECORD
+
+
+NO_RECORD = "no record of the last publish to compare with"
 
 
 def everything(staged: pd.DataFrame, why: str) -> Split:

@@ -24,6 +24,7 @@ A run killed anywhere inside dlt (extract, normalize, load) leaves staging consi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -259,6 +260,10 @@ def _staging_table(dataset: Dataset, state: Path) -> Iterator[tuple[Any, str] | 
         yield None
         return
     with duckdb.connect(str(path), read_only=True) as con:
+        # no progress bar: a part read slowly would draw one into the run's output; the
+        # blocks read stay in DuckDB's cache up to its limit (10M rows read in parts: 2 GB)
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
         exists = con.execute(
             "select count(*) from information_schema.tables where table_schema = ? "
             "and table_name = ?",
@@ -277,6 +282,30 @@ def read_staging(dataset: Dataset, state: Path) -> pd.DataFrame:
         # Through Arrow: the same frame as `.df()`, 1M rows of text in about a quarter of the
         # time (DuckDB's own conversion builds each string on its own).
         return con.sql(f"select * from {table}").to_arrow_table().to_pandas()
+
+
+def staged_parts(dataset: Dataset, state: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """Staging's rows `rows` at a time, in the order and the form `read_staging` gives them,
+    each part indexed by its rows' places in the whole (0, 1, … on from the part before)."""
+    import pyarrow as pa
+
+    with _staging_table(dataset, state) as found:
+        if found is None:
+            return
+        con, table = found
+        done, batches = 0, []
+        reader = con.sql(f"select * from {table}").to_arrow_reader(rows)
+        # DuckDB's batches hold a row group at most (122,880 rows); None: the end
+        for batch in itertools.chain(reader, [None]):
+            if batch is not None:
+                batches.append(batch)
+            if batches and (batch is None or sum(b.num_rows for b in batches) >= rows):
+                # The part's own buffers: a text column kept from DuckDB's batches (a
+                # validated row's text) kept all of its batch (500k rows: 0.1 GB a part).
+                part = pa.Table.from_batches(batches).combine_chunks().to_pandas()
+                part.index = pd.RangeIndex(done, done + len(part))
+                done, batches = done + len(part), []
+                yield part
 
 
 @dataclass(frozen=True)

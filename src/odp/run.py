@@ -205,15 +205,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         ledger_keys = (None if ledger is None or not ledger.num_rows
                        else stored_keys(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
-        # A full refresh: only new and changed rows (odp.delta); the others are carried over.
-        part, batch, result = _validate(dataset, city, state, extracted, (ledger, ledger_keys),
-                                        held, store, report)
-
-    with _stage(report, say, "georeference"):
-        located, result = _georeference(dataset, city, batch, result, store, report)
-    # The delivered text is the run's largest frame and no later stage reads it.
-    del batch
-    part = part.validated(located.table.index)
+    part, located, result = _checked(dataset, city, state, extracted, (ledger, ledger_keys),
+                                     held, store, report, say)
     report.validated, report.valid = result.total, len(result.valid) + result.carried
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages
@@ -246,6 +239,34 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     report.messages += [f"{dataset.name}: {note}" for note in published.notes]
     would_write = dry_run and published.plan.get("would_write")  # counts: what it would do
     report.status = "dry-run" if would_write else "ok" if published.changed else "unchanged"
+
+
+def _checked(dataset: Dataset, city: City, state: Path, extracted: Extracted,
+             published: tuple[pa.Table | None, pd.Index | None], held: set[str],
+             store: QuarantineStore, report: RunReport, say: Progress
+             ) -> tuple[delta.Split, Georeferenced, ValidationResult]:
+    """The validate and georeference stages: a large delivery part by part (odp.inparts),
+    else whole — for a full refresh only its new and changed rows (odp.delta), the others
+    carried over."""
+    from odp import inparts
+
+    with _stage(report, say, "validate"):
+        parted = inparts.validated(dataset, city, state, extracted, published[0],
+                                   report.run_id, store)
+        if parted is None:
+            part, batch, result = _validate(dataset, city, state, extracted, published, held,
+                                            store, report)
+    if parted is not None:  # georeferenced part by part: its time is the stage's
+        spent = parted.georeference_seconds
+        report.stages["validate"] = round(report.stages["validate"] - spent, 3)
+        report.stages["georeference"] = round(spent, 3)
+        _report_located(dataset, parted.located, report)
+        return parted.part, parted.located, parted.result
+    with _stage(report, say, "georeference"):
+        located, result = _georeference(dataset, city, batch, result, store, report)
+    # The delivered text is the run's largest frame and no later stage reads it.
+    del batch
+    return part.validated(located.table.index), located, result
 
 
 def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
@@ -357,8 +378,7 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
     located = georeference(result.valid, dataset, city)
     if dataset.georeference:
         check_filled(located.table, dataset)  # a derived field no rule fills: ConfigError
-    report.georeferenced, report.in_city = located.located, located.in_city
-    report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
+    _report_located(dataset, located, report)
     if located.rejected.empty:
         return located, result
     if hashed := dataset.schema.row_hash:  # a derived key: the batch as delivered has none
@@ -367,6 +387,11 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
     findings = located.findings(batch, keys)
     store.add(dataset.name, report.run_id, findings, batch.reset_index(drop=True))
     return located, with_rejections(result, findings, located.rejected.index)
+
+
+def _report_located(dataset: Dataset, located: Georeferenced, report: RunReport) -> None:
+    report.georeferenced, report.in_city = located.located, located.in_city
+    report.messages += [f"{dataset.name}: warning: {w}" for w in located.warnings]
 
 
 def _keep_last_good(dataset: Dataset, rows: pd.DataFrame, result: ValidationResult,

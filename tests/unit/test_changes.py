@@ -16,6 +16,34 @@ def test_first_run_is_all_new():
     assert len(changes.new) == 2 and changes.changed.empty and changes.deleted.empty
 
 
+def test_a_first_publish_of_rows_in_key_order_is_the_same_and_holds_them_once(tmp_path):
+    """Rows in key order (a delivery validated in parts puts them so, read back from disk)
+    give the table rows in any order give, with the same key hashes and types — and its
+    columns are the rows' own buffers, not a sorted copy (10M located rows: 2 GB)."""
+    import numpy as np
+
+    from odp.inparts import LocatedRows
+
+    rows = _table([(3, "c", "2024-01-03"), (1, "a", "2024-01-01"), (2, "b", None),
+                   (5, None, "2024-01-05"), (4, "d", "2024-01-04")])
+    rows.index = [10, 11, 12, 13, 14]  # places in staging
+    shuffled = diff(rows, None, KEY, COLUMNS, True)
+    spooled = LocatedRows(tmp_path / "located.parquet")
+    for part in (rows.iloc[:2], rows.iloc[2:2], rows.iloc[2:]):
+        spooled.add(part)
+    ordered_rows = spooled.in_key_order(KEY)
+    spooled.remove()
+    assert not (tmp_path / "located.parquet").exists()
+    assert list(ordered_rows.index) == [11, 12, 10, 14, 13]  # the rows' places, in key order
+    assert (ordered_rows.dtypes == rows.dtypes).all()
+    ordered = diff(ordered_rows, None, KEY, COLUMNS, True)
+    assert list(ordered.published["id"]) == [1, 2, 3, 4, 5]
+    assert ordered.published.equals(shuffled.published)
+    assert ordered.result.equals(shuffled.result)  # the ledger's table, key hashes included
+    assert np.shares_memory(ordered.published["id"].array._data, ordered_rows["id"].array._data)
+    assert not np.shares_memory(shuffled.published["id"].array._data, rows["id"].array._data)
+
+
 def test_unchanged_after_a_parquet_round_trip(tmp_path):
     table = _table([(1, "a", "2024-01-01"), (2, "b", "2024-01-02")])
     write_ledger(tmp_path, "d", diff(table, None, KEY, COLUMNS, True).result)
@@ -351,3 +379,19 @@ def test_a_ledger_without_stored_key_hashes_or_a_new_column_reads_them_by_row_gr
     assert [p.num_rows for p in parts] == [2, 2, 1]
     assert [k for p in parts for k in p.column(KEY_HASH).to_pylist()] == keys.tolist()
     assert all(v is None for p in parts for v in p.column("quality").to_pylist())
+
+
+def test_rows_hashed_a_slice_at_a_time_have_the_hashes_of_one_pass(monkeypatch):
+    """A first publish of millions of rows hashes them a slice at a time (their canonical
+    copy is a slice's): the same hash for every row as hashing them at once, missing values
+    and the row labels included."""
+    from odp.publish import changes
+
+    rows = _table([(i, f"name {i % 7}", f"2024-01-{1 + i % 28:02d}") for i in range(50)])
+    rows.loc[3, "name"] = None
+    rows.index = rows.index + 100
+    whole = changes.row_hashes(rows, COLUMNS)
+    monkeypatch.setattr(changes, "_HASH_ROWS", 7)
+    sliced = changes.row_hashes(rows, COLUMNS)
+    assert sliced.equals(whole) and list(sliced.index) == list(rows.index)
+    assert whole.nunique() == 50

@@ -113,8 +113,10 @@ def address_register(city: City) -> Any:
     return load_register(city)
 
 
-def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georeferenced:
-    """Add longitude/latitude (WGS84), easting/northing (city CRS) and district columns."""
+def georeference(table: pd.DataFrame, dataset: Dataset, city: City,
+                 first_row: int = 1) -> Georeferenced:
+    """Add longitude/latitude (WGS84), easting/northing (city CRS) and district columns.
+    `first_row`: the number a warning gives the table's first row (a part of the rows)."""
     if not dataset.georeference:
         return Georeferenced(table, 0, 0)
     from odp.georeference.districts import district_index
@@ -129,7 +131,7 @@ def georeference(table: pd.DataFrame, dataset: Dataset, city: City) -> Georefere
         geoms, unreadable = parse_geometries(out[column], src)
         geoms, issues = repair(geoms)
         issues = unreadable.where(unreadable != "", issues)
-        warnings += [f"row {out.index.get_loc(i) + 1}: field '{column}': {text}"
+        warnings += [f"row {out.index.get_loc(i) + first_row}: field '{column}': {text}"
                      for i, text in issues[issues != ""].items()]
         points = geoms.representative_point()
         x = np.where(geoms.isna(), np.nan, points.x.to_numpy(dtype=float, na_value=np.nan))

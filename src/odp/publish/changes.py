@@ -232,8 +232,17 @@ def _canonical(column: pd.Series) -> pd.Series:
 
 
 def row_hashes(table: pd.DataFrame, columns: list[str]) -> pd.Series:
-    canonical = pd.DataFrame({c: _canonical(table[c]) for c in columns}, index=table.index)
-    return pd.util.hash_pandas_object(canonical, index=False).astype("uint64")
+    """One 64-bit hash of each row's values, a slice of rows at a time: the canonical copy
+    of every column is a slice's (a first publish of 10M rows hashed at once: 1.3 GB)."""
+    out = np.empty(len(table), dtype=np.uint64)
+    for first in range(0, len(table), _HASH_ROWS):
+        part = table.iloc[first:first + _HASH_ROWS]
+        canonical = pd.DataFrame({c: _canonical(part[c]) for c in columns}, index=part.index)
+        out[first:first + len(part)] = pd.util.hash_pandas_object(canonical, index=False)
+    return pd.Series(out, index=table.index)
+
+
+_HASH_ROWS = 1 << 20  # rows hashed at once (a canonical copy of 1M rows: 0.1 GB at 15 columns)
 
 
 def _key_part(column: pd.Series) -> pd.Series:
@@ -285,11 +294,13 @@ def diff(
     row_keys = key_index(rows, key).to_numpy()
     if ledger is None or not ledger.num_rows:
         empty = rows[key].iloc[0:0]
-        # Every row is new: the sorted table is both what to insert and the result.
-        order = rows[key].reset_index(drop=True).sort_values(key, kind="stable").index.to_numpy()
-        result = rows[out].take(order).reset_index(drop=True)
+        # Every row is new: the sorted table is both what to insert and the result; rows
+        # already in key order (a delivery validated in parts, odp.inparts) are not copied.
+        order = key_order(rows, key)
+        ordered = bool(np.all(order[1:] > order[:-1]))
+        result = (rows[out] if ordered else rows[out].take(order)).reset_index(drop=True)
         return ChangeSet(result, rows.iloc[0:0], empty, 0, result, policy, rows.iloc[0:0],
-                         rows.iloc[0:0], key_hashes=row_keys[order])
+                         rows.iloc[0:0], key_hashes=row_keys if ordered else row_keys[order])
     # Positions in the ledger, through one hash table of its keys (stored beside its rows:
     # the ledger may hold millions): no pass over the whole table but the masks below.
     if ledger_keys is None or len(ledger_keys) != ledger.num_rows:
@@ -331,6 +342,11 @@ def diff(
     result = _in_key_order(ledger, dropped, added, key)
     return ChangeSet(new, changed, deleted, int(same.sum()) + still, result, policy, marked,
                      history)
+
+
+def key_order(rows: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """The positions of `rows` in the order of their key's values (stable)."""
+    return rows[key].reset_index(drop=True).sort_values(key, kind="stable").index.to_numpy()
 
 
 def _conform(ledger: pa.Table | LedgerFile, rows: pd.DataFrame, out: list[str], keys: pd.Index

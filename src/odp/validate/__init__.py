@@ -74,6 +74,7 @@ class ValidationResult:
     settings: Settings = field(default_factory=Settings)
     present: dict[str, int] = field(default_factory=dict)  # non-missing values per source field
     carried: int = 0  # rows delivered as last published: valid, not validated again (odp.delta)
+    type_failed: dict[str, int] = field(default_factory=dict)  # values not of their field's type
 
     @property
     def drift_blocks(self) -> bool:
@@ -189,6 +190,7 @@ def validate_batch(
         drift=found_drift,
         settings=cfg,
         present=dict(coerced.present),
+        type_failed=dict(coerced.type_failed),
     )
     if store is not None and not result.drift_blocks:
         store.add(dataset.name, run_id, errors, cells.shortened(raw, cfg.max_cell_chars))

@@ -22,6 +22,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from odp.publish.formulas import neutralise
@@ -102,16 +103,19 @@ class QuarantineStore:
         return sqlite3.connect(private_file(self.path, "-journal", "-wal", "-shm"), timeout=30)
 
     def add(
-        self, dataset: str, run_id: str, findings_df: pd.DataFrame, raw_rows_df: pd.DataFrame
+        self, dataset: str, run_id: str, findings_df: pd.DataFrame, raw_rows_df: pd.DataFrame,
+        raw_at: np.ndarray | None = None,
     ) -> int:
         """Record row findings (columns row, key, field, rule, value, reason); `row` is the
-        1-based position in `raw_rows_df`, the raw batch. A finding still open from an earlier
-        batch (same key, field and rule) is updated and its `seen` count raised instead of
-        stored again. Returns the number of findings recorded (new and repeated)."""
+        1-based position in `raw_rows_df`, the raw batch — or, with `raw_at`, the row's number
+        in the delivery and `raw_at` the place of each finding's row (those with a `row`) in
+        `raw_rows_df` (the delivery's rejected rows alone). A finding still open from an
+        earlier batch (same key, field and rule) is updated and its `seen` count raised
+        instead of stored again. Returns the number of findings recorded (new and repeated)."""
         rows = findings_df[findings_df["row"].notna()]
         if rows.empty:
             return 0
-        positions = rows["row"].to_numpy(dtype="int64") - 1
+        positions = rows["row"].to_numpy(dtype="int64") - 1 if raw_at is None else raw_at
         raw_json = _rows_as_json(raw_rows_df, positions)
         at = _now()
         records = sorted(

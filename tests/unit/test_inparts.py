@@ -1,0 +1,123 @@
+"""A delivery validated and georeferenced in parts (odp.inparts) gives what the whole validation
+gives — on the REAL VVO stops (4,373 rows: stops without a number, a key rule, coordinates
+with decimal commas, districts) staged by a real extract — or is validated whole when a part
+cannot see what it needs."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from odp import inparts
+from odp.run import RunReport, _checked
+from odp.spec import load_city, load_dataset
+from odp.validate import QuarantineStore
+from tests.unit.test_source_tabular import STOPS, STOPS_URL
+
+
+@pytest.fixture
+def staged(tmp_path, monkeypatch):
+    """The stops dataset, its staging filled by an extract of the recorded file."""
+    from odp.extract import extract
+    from tests.unit.source_env import source_env
+
+    for env in source_env(tmp_path, monkeypatch, ["transit-stops-vvo"]):
+        dataset = load_dataset(env["names"]["transit-stops-vvo"], env["root"])
+        yield dataset, load_city(env["root"]), env, extract
+
+
+def _check(dataset, city, extracted, kept, rows: int, monkeypatch):
+    """Validate and georeference with parts of `rows` rows, quarantining into the folder
+    `kept`; the report, the quarantine."""
+    monkeypatch.setattr(inparts, "PART_ROWS", rows)
+    report = RunReport(run_id="run", dataset=dataset.name)
+    store = QuarantineStore(kept)
+    part, located, result = _checked(dataset, city, extracted.state, extracted, (None, None),
+                                     set(), store, report, lambda _msg: None)
+    with sqlite3.connect(kept / "quarantine" / "quarantine.sqlite") as db:
+        held = db.execute("SELECT row, key, field, rule, value, reason, raw FROM quarantine "
+                          "WHERE dataset = ? ORDER BY row, field, rule",
+                          (dataset.name,)).fetchall()
+    return part, located, result, report, held
+
+
+def _published(located) -> pd.DataFrame:
+    published = [c for c in located.table.columns if not c.startswith("_dlt_")]
+    return located.table[published].sort_index()  # in parts: in key order
+
+
+def test_the_stops_validated_in_parts_give_the_rows_findings_and_quarantine_of_the_whole(
+        staged, tmp_path, monkeypatch):
+    """Parts of 500 rows (9 parts): the same published rows with the same values and staging
+    places, the same findings numbered as rows of the whole delivery, the same counts for the
+    gate and the report, the same rows quarantined with their delivered text, and the same
+    raw hashes and held-back dlt ids for the record."""
+    dataset, city, env, extract = staged
+    extracted = extract(dataset, tmp_path / "state")
+    assert extracted.staged == 4373
+    runs = {rows: _check(dataset, city, extracted, tmp_path / str(rows), rows, monkeypatch)
+            for rows in (10**9, 500)}
+    whole, parts = runs[10**9], runs[500]
+    assert parts[3].stages.keys() >= {"validate", "georeference"}
+    assert parts[2].rejected_rows == whole[2].rejected_rows > 0  # stops without a number
+    pd.testing.assert_frame_equal(_published(parts[1]), _published(whole[1]))
+    pd.testing.assert_frame_equal(parts[2].findings, whole[2].findings)
+    for name in ("total", "rejected_rows", "warnings", "share_rejected", "present",
+                 "batch_errors"):
+        assert getattr(parts[2], name) == getattr(whole[2], name), name
+    assert len(parts[2].valid) == len(whole[2].valid)
+    assert parts[2].messages() == whole[2].messages()
+    assert [r[:6] for r in parts[4]] == [r[:6] for r in whole[4]] and parts[4]
+    assert [r[6] for r in parts[4]] == [r[6] for r in whole[4]]  # the delivered text
+    assert (parts[3].validated, parts[3].georeferenced, parts[3].in_city) == (
+        whole[3].validated, whole[3].georeferenced, whole[3].in_city)
+    split_parts, split_whole = parts[0], whole[0]
+    assert split_parts.why_all == split_whole.why_all != ""
+    pd.testing.assert_series_equal(split_parts.raw, split_whole.raw)
+    assert sorted(split_parts.held) == sorted(split_whole.held) and split_parts.held
+    assert len(split_parts.held) == parts[2].rejected_rows
+    assert not list((tmp_path / "state" / "staging").glob("*.located.parquet"))  # removed
+
+
+def test_a_key_in_two_parts_is_validated_whole_and_its_duplicates_found(
+        staged, tmp_path, monkeypatch):
+    """A stop delivered twice, once in the first part and once in the last: a part alone
+    would publish both; the delivery is validated whole, which rejects the repeated key."""
+    dataset, city, env, extract = staged
+    lines = STOPS.read_bytes().split(b"\r\n")
+    twice = lines[:-1] + [lines[1], b""]  # the first stop again at the end
+    env["server"].override(STOPS_URL, 200, b"\r\n".join(twice), "text/csv")
+    extracted = extract(dataset, tmp_path / "state")
+    assert extracted.staged == 4374
+    part, located, result, report, held = _check(dataset, city, extracted, tmp_path, 500,
+                                                 monkeypatch)
+    first = result.findings[result.findings["key"].astype("string").str.contains(
+        "de:14612:1", regex=False).fillna(False)]
+    assert {1, 4374} <= set(first["row"].dropna().astype(int))  # both rows, found together
+    assert "de:14612:1" not in set(located.table["stop_id"].astype(str))
+    assert np.isin([1, 4374], [r[0] for r in held]).all()
+
+
+def test_a_column_retyped_over_the_whole_delivery_but_in_no_part_is_judged_whole(
+        staged, tmp_path, monkeypatch):
+    """Three latitudes that are not numbers, one in each of three parts: no part holds the
+    three values a column needs to be called retyped, the whole delivery does (with a
+    `retyped_share` this low): it is validated whole, and the drift holds the batch back."""
+    dataset, city, env, extract = staged
+    lines = STOPS.read_bytes().split(b"\r\n")
+    for n in (100, 1600, 3100):
+        lines[n] = lines[n].rsplit(b";", 1)[0] + b";north"
+    env["server"].override(STOPS_URL, 200, b"\r\n".join(lines), "text/csv")
+    strict = replace(dataset, validate={**dataset.validate, "retyped_share": 0.0005})
+    extracted = extract(strict, tmp_path / "state")
+    part, located, result, report, held = _check(strict, city, extracted, tmp_path, 500,
+                                                 monkeypatch)
+    assert [r.column for r in result.drift.retyped] == ["latitude"] and result.drift_blocks
+    assert not held  # a batch held back by drift quarantines nothing
+    from odp.validate import gate_reasons
+
+    assert any("latitude" in reason for reason in gate_reasons(result, strict))
