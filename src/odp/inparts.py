@@ -20,6 +20,7 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -146,13 +147,11 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     findings["row"] = findings["row"] + int(staged.index[0])  # numbered in the delivery
     errors = findings[(findings["severity"] == "error") & findings["row"].notna()]
     at = np.unique(errors["row"].to_numpy(dtype=np.int64) - 1)
-    # (an empty copy: a view of no rows would keep the part's typed rows alive)
-    parts.results.append(replace(result, valid=result.valid.iloc[0:0].copy(),
-                                 findings=findings))
+    parts.results.append(replace(result, valid=_no_rows(result.valid), findings=findings))
     # dlt's columns are not published (10M rows: 0.5 GB of ids); the held ones are kept below
     bookkeeping = [c for c in located.table.columns if str(c).startswith("_dlt_")]
     parts.rows.add(located.table.drop(columns=bookkeeping))
-    parts.located.append(replace(located, table=located.table.iloc[0:0].copy()))
+    parts.located.append(replace(located, table=_no_rows(located.table)))
     parts.findings.append(findings)
     parts.rejected_text.append(shortened(text.loc[at], result.settings.max_cell_chars))
     parts.raw.append(delta.raw_hashes(staged))
@@ -165,6 +164,23 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     if len(published) < len(staged) and "_dlt_id" in staged:
         back = staged.loc[~staged.index.isin(published.index), "_dlt_id"]
         parts.held.extend(back.astype(str))
+
+
+def _return_freed() -> None:
+    """Give the memory the parts freed back to the system (glibc; elsewhere nothing): glibc
+    keeps it in its heaps, and the delivery's columns put together next, each larger than
+    its threshold for mapping memory of its own, cannot reuse it (3M rows: 0.15 GB)."""
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """An empty frame of `frame`'s columns that holds none of its data (a slice of no rows, and
+    its copy, keep an Arrow-backed column's buffers: 3M rows validated in parts, 0.3 GB)."""
+    return pd.DataFrame({c: pd.array([], dtype=t) for c, t in frame.dtypes.items()})
 
 
 def _check_across(dataset: Dataset, parts: _Parts) -> None:
@@ -198,6 +214,7 @@ def _joined(dataset: Dataset, parts: _Parts, why: str, run_id: str,
     total = sum(r.total for r in results)
     rejected = sum(r.rejected_rows for r in results)
     present = {f: sum(r.present.get(f, 0) for r in results) for f in results[0].present}
+    _return_freed()
     table = parts.rows.in_key_order(list(dataset.schema.primary_key))
     located = Georeferenced(
         table, sum(p.located for p in parts.located), sum(p.in_city for p in parts.located),
@@ -215,8 +232,8 @@ def _joined(dataset: Dataset, parts: _Parts, why: str, run_id: str,
         store.add(dataset.name, run_id, errors,
                   text.reset_index(drop=True),
                   text.index.get_indexer(errors["row"].to_numpy(dtype=np.int64) - 1))
-    raw = pd.concat(parts.raw)
-    split = delta.Split(table.iloc[0:0].copy(), raw=raw, why_all=why, held=tuple(parts.held))
+    raw = pd.concat(parts.raw, ignore_index=True)  # the parts are staging's rows in order
+    split = delta.Split(_no_rows(table), raw=raw, why_all=why, held=tuple(parts.held))
     return Parted(split, located, result, parts.seconds)
 
 
