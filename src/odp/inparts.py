@@ -263,7 +263,11 @@ class LocatedRows:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="none")
-        self._writer.write_table(table.cast(self._writer.schema))
+        try:
+            table = table.cast(self._writer.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise _Whole(f"a part's columns are not typed as the first part's: {exc}") from None
+        self._writer.write_table(table)
 
     def in_key_order(self, key: list[str]) -> pd.DataFrame:
         """All rows written, in the order of their key's values (stable), indexed by their

@@ -146,3 +146,14 @@ def test_a_parts_empty_frames_hold_none_of_its_rows():
     assert pa.total_allocated_bytes() < before - 1_000_000  # now it is gone
     assert empty.empty and list(empty.columns) == ["text", "number"]
     assert str(empty["text"].dtype) == "string" and str(empty["number"].dtype) == "Int64"
+
+
+def test_a_part_typed_unlike_the_first_sends_the_delivery_to_the_whole_validation(tmp_path):
+    """The parts' rows share one file: a part whose column cannot take the first part's type
+    is not written half — the delivery is validated whole instead."""
+    rows = inparts.LocatedRows(tmp_path / "located.parquet")
+    rows.add(pd.DataFrame({"id": pd.array([1, 2], dtype="Int64")}))
+    with pytest.raises(inparts._Whole, match="typed"):
+        rows.add(pd.DataFrame({"id": pd.array(["x"], dtype="string")}, index=[2]))
+    rows.remove()
+    assert not (tmp_path / "located.parquet").exists()
