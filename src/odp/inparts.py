@@ -35,6 +35,8 @@ from odp import delta
 from odp.spec import City, Dataset
 
 if TYPE_CHECKING:
+    from threading import Thread
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -83,11 +85,13 @@ class _Parts:
 
 
 def validated(dataset: Dataset, city: City, state: Path, extracted: Extracted,
-              ledger: pa.Table | LedgerFile | None, run_id: str, store: QuarantineStore
-              ) -> Parted | None:
+              ledger: pa.Table | LedgerFile | None, run_id: str, store: QuarantineStore,
+              importing: Thread | None = None) -> Parted | None:
     """The delivery validated and georeferenced in parts; None when it is validated whole
     (a small delivery, rules that need every row at once, a split against the record, or
-    something a part cannot see)."""
+    something a part cannot see). `importing`: great-expectations' import in the
+    background, joined before the first part is georeferenced (see
+    odp.validate.suite.import_in_background)."""
     if extracted.staged <= PART_ROWS:
         return None
     why = delta.unsplit(dataset, city, state, extracted, ledger)
@@ -95,7 +99,7 @@ def validated(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         return None
     rows = LocatedRows(extracted.state / "staging" / f"{dataset.table_name}.located.parquet")
     try:
-        parts = _each_part(dataset, city, extracted, run_id, rows)
+        parts = _each_part(dataset, city, extracted, run_id, rows, importing)
         _check_across(dataset, parts)
         return _joined(dataset, parts, why, run_id, store)
     except _Whole as whole:
@@ -106,21 +110,22 @@ def validated(dataset: Dataset, city: City, state: Path, extracted: Extracted,
 
 
 def _each_part(dataset: Dataset, city: City, extracted: Extracted, run_id: str,
-               rows: LocatedRows) -> _Parts:
+               rows: LocatedRows, importing: Thread | None) -> _Parts:
     from odp.extract import staged_parts
 
     now = datetime.now(UTC)  # `$now` in the suite: one time for every part
     parts = _Parts([], [], rows, [], [], [], [], [], [])
     first_valid = 1
     for staged in staged_parts(dataset, extracted.state, PART_ROWS):
-        _one_part(dataset, city, staged, run_id, now, first_valid, parts)
+        _one_part(dataset, city, staged, run_id, now, first_valid, parts, importing)
         last = parts.located[-1]  # a georeference warning numbers the valid rows it was given
         first_valid += len(last.table) + len(last.rejected)
     return parts
 
 
 def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
-              now: datetime, first_valid: int, parts: _Parts) -> None:
+              now: datetime, first_valid: int, parts: _Parts, importing: Thread | None
+              ) -> None:
     from odp.georeference import check_filled, georeference
     from odp.publish.changes import key_index
     from odp.validate import quarantine_keys, validate_batch
@@ -132,6 +137,8 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     if result.drift:
         raise _Whole(f"drift in rows {staged.index[0] + 1}…: {result.drift.describe()}")
     began = time.monotonic()
+    if importing is not None:
+        importing.join()
     located = georeference(result.valid, dataset, city, first_row=first_valid)
     if dataset.georeference:
         check_filled(located.table, dataset)  # a derived field no rule fills: ConfigError

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from threading import Thread
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -196,7 +197,8 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         extracted = _extract(dataset, state, report)
     if not dry_run and _nothing_new(dataset, city, state, extracted, report):
         return  # report.status "unchanged", and why
-    import_in_background()  # great-expectations, beside the ledger's read and the split
+    # great-expectations, beside the ledger's read and the split (joined before georeferencing)
+    importing = import_in_background()
 
     with _stage(report, say, "validate"):
         store = QuarantineStore(state)
@@ -206,7 +208,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
                        else stored_keys(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
     part, located, result = _checked(dataset, city, state, extracted, (ledger, ledger_keys),
-                                     held, store, report, say)
+                                     held, store, report, say, importing)
     report.validated, report.valid = result.total, len(result.valid) + result.carried
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages
@@ -243,16 +245,18 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
 def _checked(dataset: Dataset, city: City, state: Path, extracted: Extracted,
              published: tuple[pa.Table | None, pd.Index | None], held: set[str],
-             store: QuarantineStore, report: RunReport, say: Progress
+             store: QuarantineStore, report: RunReport, say: Progress,
+             importing: Thread | None = None
              ) -> tuple[delta.Split, Georeferenced, ValidationResult]:
     """The validate and georeference stages: a large delivery part by part (odp.inparts),
     else whole — for a full refresh only its new and changed rows (odp.delta), the others
-    carried over."""
+    carried over. `importing`: great-expectations' import in the background, joined before
+    georeferencing imports its own packages."""
     from odp import inparts
 
     with _stage(report, say, "validate"):
         parted = inparts.validated(dataset, city, state, extracted, published[0],
-                                   report.run_id, store)
+                                   report.run_id, store, importing)
         if parted is None:
             part, batch, result = _validate(dataset, city, state, extracted, published, held,
                                             store, report)
@@ -263,6 +267,8 @@ def _checked(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         _report_located(dataset, parted.located, report)
         return parted.part, parted.located, parted.result
     with _stage(report, say, "georeference"):
+        if importing is not None:
+            importing.join()
         located, result = _georeference(dataset, city, batch, result, store, report)
     # The delivered text is the run's largest frame and no later stage reads it.
     del batch

@@ -157,3 +157,24 @@ def test_a_part_typed_unlike_the_first_sends_the_delivery_to_the_whole_validatio
         rows.add(pd.DataFrame({"id": pd.array(["x"], dtype="string")}, index=[2]))
     rows.remove()
     assert not (tmp_path / "located.parquet").exists()
+
+
+def test_georeferencing_waits_for_the_background_import_whole_and_in_parts(
+        staged, tmp_path, monkeypatch):
+    """Georeferencing imports shapely and geopandas; great-expectations' import in the
+    background may be importing them too, and two threads importing shapely at once saw it
+    half initialised (an ImportError that failed the run). Whole and in parts, the stage
+    waits for the background import first: it has ended when the stages return."""
+    import threading
+    import time
+
+    dataset, city, env, extract = staged
+    extracted = extract(dataset, tmp_path / "state")
+    for rows in (10**9, 500):
+        importing = threading.Thread(target=time.sleep, args=(5,), daemon=True)
+        importing.start()
+        monkeypatch.setattr(inparts, "PART_ROWS", rows)
+        _checked(dataset, city, extracted.state, extracted, (None, None), set(),
+                 QuarantineStore(tmp_path / str(rows)), RunReport(run_id="r", dataset="d"),
+                 lambda _msg: None, importing)
+        assert not importing.is_alive(), rows

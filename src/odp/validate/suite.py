@@ -137,19 +137,24 @@ def resolved(suite: Suite, now: datetime | None = None) -> list[dict[str, Any]]:
 # --- running -----------------------------------------------------------------------------------
 
 
-def import_in_background() -> None:
+def import_in_background() -> threading.Thread:
     """Start importing great-expectations (2–5 s of Python imports) in a thread, for a run
     that will validate: the run reads its ledger and splits its delivery meanwhile — mostly
     Arrow and DuckDB, which leave the interpreter free — and `run_suite`'s own import then
     waits only for what is left (Python's import lock). A failed import is left for that
-    import to report."""
+    import to report. The caller joins the thread before it imports a package the import
+    may be importing too: two threads importing shapely at once saw it half initialised
+    ("cannot import name 'BaseGeometry' from partially initialized module"), when a batch
+    held back by drift went to georeferencing before the suite had waited for the import."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
     def load() -> None:
         with contextlib.suppress(Exception):
             import great_expectations  # noqa: F401
 
-    threading.Thread(target=load, name="odp-import-gx", daemon=True).start()
+    thread = threading.Thread(target=load, name="odp-import-gx", daemon=True)
+    thread.start()
+    return thread
 
 
 def run_suite(frame: pd.DataFrame, suite: Suite, now: datetime | None = None) -> SuiteOutcome:

@@ -1,0 +1,50 @@
+"""A first publish validated in parts (odp.inparts) puts on the real local CKAN what a whole
+validation puts there: the REAL VVO stops (4,373 rows, stops without a number quarantined,
+districts assigned) published twice under two names, once in parts of 500 rows and once
+whole; the next run of the one published in parts finds nothing new."""
+
+from __future__ import annotations
+
+import pytest
+
+from odp import inparts
+from odp.run import run_dataset
+from odp.spec import load_city
+from odp_dev.replay import ReplayServer
+from tests.helpers import RECORDINGS, make_project, use_project
+
+pytestmark = pytest.mark.integration
+
+STOPS = "transit-stops-vvo"
+
+
+def _published(ckan, name: str) -> list[dict]:
+    package = ckan.action.package_show(id=name)
+    table = next(r for r in package["resources"] if r.get("odp_role") == "table")
+    found = ckan.action.datastore_search(resource_id=table["id"], limit=10_000, sort="stop_id")
+    return [{k: v for k, v in row.items() if k != "_id"} for row in found["records"]]
+
+
+def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
+        tmp_path, portal, ckan, monkeypatch):
+    reports, names = {}, {}
+    with ReplayServer(RECORDINGS) as replay:
+        for how, rows in (("parts", 500), ("whole", 10**9)):
+            root, named = make_project(tmp_path / how, [STOPS])
+            use_project(monkeypatch, root, tmp_path / how / "state", replay.url, portal,
+                        fast_retries=True)
+            monkeypatch.setattr(inparts, "PART_ROWS", rows)
+            names[how] = named[STOPS]
+            reports[how] = run_dataset(names[how], root, load_city(root))
+            if how == "parts":
+                again = run_dataset(names[how], root, load_city(root))
+    parts, whole = reports["parts"], reports["whole"]
+    assert parts.status == whole.status == "ok", (parts.error, whole.error)
+    assert parts.stages.keys() >= {"validate", "georeference", "publish"}
+    for count in ("validated", "valid", "quarantined", "georeferenced", "in_city", "inserted"):
+        assert getattr(parts, count) == getattr(whole, count), count
+    assert parts.quarantined > 0 and parts.inserted == parts.valid == 4373 - parts.quarantined
+    assert [m.replace(names["parts"], "NAME") for m in parts.messages if "row" in m] == [
+        m.replace(names["whole"], "NAME") for m in whole.messages if "row" in m]
+    assert _published(ckan, names["parts"]) == _published(ckan, names["whole"])
+    assert again.status == "unchanged", again.messages
