@@ -288,11 +288,17 @@ def present_in(ledger: pa.Table | LedgerFile | None, split_: Split, dataset: Dat
 def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
     """Per staged row: its primary key (as text) is delivered more than once (such rows are
     validated together, so the duplicate is found)."""
+    return pd.Series(delivered_keys(dataset, staged, raw)).duplicated(keep=False).to_numpy()
+
+
+def delivered_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
+    """Per staged row, a hash of its primary key as delivered (text); a derived key, or a key
+    column not staged: the row's raw hash (`raw`, see `raw_hashes`)."""
     key = list(dataset.schema.primary_key)
     if dataset.schema.row_hash or any(k not in staged for k in key):
-        return raw.duplicated(keep=False).to_numpy()
-    hashed = pd.util.hash_pandas_object(staged[key].astype("string"), index=False)
-    return hashed.duplicated(keep=False).to_numpy()
+        return raw.to_numpy(dtype=np.uint64)
+    return pd.util.hash_pandas_object(staged[key].astype("string"), index=False).to_numpy(
+        dtype=np.uint64)
 
 
 def collides(split_: Split, validated: pd.DataFrame, key: list[str],

@@ -162,10 +162,7 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     parts.findings.append(findings)
     parts.rejected_text.append(shortened(text.loc[at], result.settings.max_cell_chars))
     parts.raw.append(delta.raw_hashes(staged))
-    delivered = (parts.raw[-1] if hashed or any(k not in staged for k in key)
-                 else pd.Series(pd.util.hash_pandas_object(staged[key].astype("string"),
-                                                           index=False)))
-    parts.delivered_keys.append(pd.unique(delivered.to_numpy(dtype=np.uint64)))
+    parts.delivered_keys.append(pd.unique(delta.delivered_keys(dataset, staged, parts.raw[-1])))
     published = located.table
     parts.valid_keys.append(key_index(published, key).to_numpy(dtype=np.uint64))
     if len(published) < len(staged) and "_dlt_id" in staged:
