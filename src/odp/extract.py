@@ -24,7 +24,6 @@ A run killed anywhere inside dlt (extract, normalize, load) leaves staging consi
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -293,19 +292,24 @@ def staged_parts(dataset: Dataset, state: Path, rows: int) -> Iterator[pd.DataFr
         if found is None:
             return
         con, table = found
-        done, batches = 0, []
-        reader = con.sql(f"select * from {table}").to_arrow_reader(rows)
-        # DuckDB's batches hold a row group at most (122,880 rows); None: the end
-        for batch in itertools.chain(reader, [None]):
-            if batch is not None:
-                batches.append(batch)
-            if batches and (batch is None or sum(b.num_rows for b in batches) >= rows):
-                # The part's own buffers: a text column kept from DuckDB's batches (a
-                # validated row's text) kept all of its batch (500k rows: 0.1 GB a part).
-                part = pa.Table.from_batches(batches).combine_chunks().to_pandas()
-                part.index = pd.RangeIndex(done, done + len(part))
-                done, batches = done + len(part), []
-                yield part
+
+        def part(batches: list[pa.RecordBatch], first: int) -> pd.DataFrame:
+            # The part's own buffers: a text column kept from DuckDB's batches (a validated
+            # row's text) kept all of its batch (500k rows: 0.1 GB a part).
+            frame = pa.Table.from_batches(batches).combine_chunks().to_pandas()
+            frame.index = pd.RangeIndex(first, first + len(frame))
+            return frame
+
+        done, batches, gathered = 0, [], 0
+        # DuckDB's batches hold a row group at most (122,880 rows): gathered to `rows`
+        for batch in con.sql(f"select * from {table}").to_arrow_reader(rows):
+            batches.append(batch)
+            gathered += batch.num_rows
+            if gathered >= rows:
+                yield part(batches, done)
+                done, batches, gathered = done + gathered, [], 0
+        if batches:
+            yield part(batches, done)
 
 
 @dataclass(frozen=True)
