@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from odp.extract import Extracted
     from odp.publish.ledgerfile import LedgerFile
+    from odp.publish.sortedrows import SortedRows
 
 RAW, KEY = "raw", "key"
 _DIGESTS = (b"odp_ledger", b"odp_inputs")
@@ -323,9 +324,11 @@ def _at(raw: pd.Series, labels: pd.Index) -> np.ndarray:
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,
-           published: pd.DataFrame, ledger: pa.Table, extracted: Extracted) -> None:
+           published: pd.DataFrame | SortedRows, ledger: pa.Table, extracted: Extracted
+           ) -> None:
     """After a complete publish: raw and key hash of every published row of this delivery
-    (`published`: the rows validated this run, staged index; plus the carried ones), and
+    (`published`: the rows validated this run, staged index, or on disk; plus the carried
+    ones), and
     staging's mark (where the next run's added rows begin)."""
     import pyarrow as pa
 
@@ -337,9 +340,12 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
     if split_.raw is None or not dataset.full_refresh:
         path.unlink(missing_ok=True)
         return
-    fresh_raw = _at(split_.raw, published.index)
-    fresh_keys = key_index(published, list(dataset.schema.primary_key)).to_numpy(
-        dtype=np.uint64)
+    if isinstance(published, pd.DataFrame):
+        fresh_raw = _at(split_.raw, published.index)
+        fresh_keys = key_index(published, list(dataset.schema.primary_key)).to_numpy(
+            dtype=np.uint64)
+    else:  # rows on disk, hashed as they were sorted
+        fresh_raw, fresh_keys = _at(split_.raw, published.places()), published.key_hashes()
     table = pa.table({RAW: np.concatenate([split_.carried_raw, fresh_raw]),
                       KEY: np.concatenate([split_.carried_keys, fresh_keys])})
     meta = {_DIGESTS[0]: ledger_digest(ledger), _DIGESTS[1]: inputs_digest(dataset, city),

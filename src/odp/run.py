@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from threading import Thread
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the stages' modules load in the run, not at the CLI's start
     from odp.georeference import Georeferenced
     from odp.publish.changes import ChangeSet
     from odp.publish.guard import GuardSettings
+    from odp.publish.sortedrows import SortedRows
 
 Progress = Callable[[str], None]
 
@@ -189,9 +190,6 @@ def run_dataset(name: str, root: Path, city: City, progress: Progress | None = N
 def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, say: Progress,
                 dry_run: bool, accept_deletes: bool) -> None:
     from odp.publish.changes import read_ledger, stored_keys
-    from odp.publish.guard import guard_settings
-    from odp.publish.sync import Sync
-    from odp.validate import check_gate, gate_reasons
 
     with _stage(report, say, "extract"):
         extracted = _extract(dataset, state, report)
@@ -207,8 +205,38 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         ledger_keys = (None if ledger is None or not ledger.num_rows
                        else stored_keys(ledger, list(dataset.schema.primary_key)))
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
-    part, located, result = _checked(dataset, city, state, extracted, (ledger, ledger_keys),
-                                     held, store, report, say, importing)
+    checked = _checked(dataset, city, state, extracted, (ledger, ledger_keys), held, store,
+                       report, say, importing)
+    try:
+        _publish(dataset, city, state, extracted, checked, (ledger, ledger_keys), store, report,
+                 say, (dry_run, accept_deletes))
+    finally:
+        if checked.on_disk is not None:
+            checked.on_disk.remove()
+
+
+class _Checked(NamedTuple):
+    """What the validate and georeference stages give the publish stage."""
+
+    part: delta.Split
+    located: Georeferenced
+    result: ValidationResult
+    on_disk: SortedRows | None = None  # validated in parts: the located rows, on disk
+
+
+def _publish(dataset: Dataset, city: City, state: Path, extracted: Extracted,
+             checked: _Checked, last: tuple[pa.Table | None, pd.Index | None],
+             store: QuarantineStore, report: RunReport, say: Progress,
+             options: tuple[bool, bool]) -> None:
+    """The gate and the publish stage. `last`: the ledger and its key hashes; `options`:
+    dry run, and whether the officer accepts deletions beyond the guard's share."""
+    from odp.publish.guard import guard_settings
+    from odp.publish.sync import Sync
+    from odp.validate import check_gate, gate_reasons
+
+    part, located, result, on_disk = checked
+    ledger, ledger_keys = last
+    dry_run, accept_deletes = options
     report.validated, report.valid = result.total, len(result.valid) + result.carried
     report.quarantined, report.warnings = result.rejected_rows, result.warnings
     report.messages = result.messages() + report.messages
@@ -220,7 +248,13 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
     with _stage(report, say, "publish"):
         sync = Sync(dataset, city, state, progress=say)
         guard = guard_settings(dataset, city)
-        rows = located.table
+        # Rows validated in parts stay on disk for a first publish; compared with a ledger,
+        # they are one frame, as the whole validation gives them.
+        rows: pd.DataFrame | SortedRows = located.table if on_disk is None else on_disk
+        if on_disk is not None and ledger is not None and ledger.num_rows:
+            rows = on_disk.frame()
+            located, on_disk = replace(located, table=rows), None
+        validated = located.table if on_disk is None else on_disk
         if guard.quarantined_rows == "keep-published":
             rows = _keep_last_good(dataset, rows, result, ledger, report)
         changes = sync.diff(rows, ledger, part.carried_keys, ledger_keys,  # deletion policy
@@ -231,9 +265,9 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 
         published = sync.run(changes, dry_run=dry_run)
         report.plan = published.plan if dry_run else {}
-        _release(dataset, store, located.table, report.run_id)
+        _release(dataset, store, validated, report.run_id)
         if not dry_run:  # what the next run compares with (odp.unchanged, odp.delta)
-            delta.record(dataset, city, state, part, located.table, changes.result, extracted)
+            delta.record(dataset, city, state, part, validated, changes.result, extracted)
             unchanged.record(dataset, city, state, extracted, sync.portal)
     report.url = published.url
     report.inserted, report.updated = published.rows_inserted, published.rows_updated
@@ -246,8 +280,7 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
 def _checked(dataset: Dataset, city: City, state: Path, extracted: Extracted,
              published: tuple[pa.Table | None, pd.Index | None], held: set[str],
              store: QuarantineStore, report: RunReport, say: Progress,
-             importing: Thread | None = None
-             ) -> tuple[delta.Split, Georeferenced, ValidationResult]:
+             importing: Thread | None = None) -> _Checked:
     """The validate and georeference stages: a large delivery part by part (odp.inparts),
     else whole — for a full refresh only its new and changed rows (odp.delta), the others
     carried over. `importing`: great-expectations' import in the background, joined before
@@ -265,14 +298,14 @@ def _checked(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         report.stages["validate"] = round(report.stages["validate"] - spent, 3)
         report.stages["georeference"] = round(spent, 3)
         _report_located(dataset, parted.located, report)
-        return parted.part, parted.located, parted.result
+        return _Checked(parted.part, parted.located, parted.result, parted.rows)
     with _stage(report, say, "georeference"):
         if importing is not None:
             importing.join()
         located, result = _georeference(dataset, city, batch, result, store, report)
     # The delivered text is the run's largest frame and no later stage reads it.
     del batch
-    return part.validated(located.table.index), located, result
+    return _Checked(part.validated(located.table.index), located, result)
 
 
 def _validate(dataset: Dataset, city: City, state: Path, extracted: Extracted,
@@ -328,13 +361,16 @@ def _series_history(dataset: Dataset, ledger: pa.Table | None) -> pd.DataFrame |
     return as_frame(ledger, [c for c in dict.fromkeys(series.columns) if c in ledger.column_names])
 
 
-def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame,
+def _release(dataset: Dataset, store: QuarantineStore, published: pd.DataFrame | SortedRows,
              run_id: str) -> None:
     """Rows validated and published this run close their keys' quarantine entries (the keys
-    are spelled out only when the quarantine holds any of the dataset's)."""
-    if published.empty or not store.open_keys(dataset.name):
+    are spelled out only when the quarantine holds any of the dataset's; rows on disk: their
+    key columns are read)."""
+    if not len(published) or not store.open_keys(dataset.name):
         return
     key = list(dataset.schema.primary_key)
+    if not isinstance(published, pd.DataFrame):
+        published = published.key_frame(key)
     store.release(dataset.name, quarantine_keys(_published_as_text(published, dataset), key),
                   run_id)
 

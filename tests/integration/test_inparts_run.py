@@ -1,10 +1,12 @@
 """A first publish validated in parts (odp.inparts) puts on the real local CKAN what a whole
 validation puts there: the REAL VVO stops (4,373 rows, stops without a number quarantined,
-districts assigned) published twice under two names, once in parts of 500 rows and once
-whole; the next run of the one published in parts finds nothing new."""
+districts assigned) published twice under two names, once in parts of 500 rows (the rows
+sorted on disk and published from there, odp.publish.sortedrows) and once whole; the next
+run of the one published in parts finds nothing new."""
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 
 from odp import inparts
@@ -23,6 +25,14 @@ def _published(ckan, name: str) -> list[dict]:
     table = next(r for r in package["resources"] if r.get("odp_role") == "table")
     found = ckan.action.datastore_search(resource_id=table["id"], limit=10_000, sort="stop_id")
     return [{k: v for k, v in row.items() if k != "_id"} for row in found["records"]]
+
+
+def _described(ckan, name: str) -> tuple[dict, dict]:
+    """The package's extras and each resource's content hash, by role (the dataset's name
+    written as NAME)."""
+    package = ckan.action.package_show(id=name)
+    extras = {e["key"]: e["value"].replace(name, "NAME") for e in package.get("extras", [])}
+    return extras, {r["odp_role"]: r.get("odp_hash") for r in package["resources"]}
 
 
 def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
@@ -47,4 +57,15 @@ def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
     assert [m.replace(names["parts"], "NAME") for m in parts.messages if "row" in m] == [
         m.replace(names["whole"], "NAME") for m in whole.messages if "row" in m]
     assert _published(ckan, names["parts"]) == _published(ckan, names["whole"])
+    (extras, files), (whole_extras, whole_files) = (_described(ckan, names[how])
+                                                    for how in ("parts", "whole"))
+    files.pop("report"), whole_files.pop("report")  # it names the dataset
+    assert files == whole_files and files.keys() >= {"table", "parquet"}  # the same content
+    assert not {k: (v, whole_extras.get(k)) for k, v in extras.items()  # the same DCAT
+                if whole_extras.get(k) != v and k != "odp_metadata_hash"}  # extents, counts, …
+    assert extras.keys() == whole_extras.keys()
+    ledgers = [pq.read_table(tmp_path / how / "state" / "published" / f"{names[how]}.parquet")
+               for how in ("parts", "whole")]
+    assert ledgers[0].equals(ledgers[1])  # the same rows, hashes and key hashes, in order
+    assert not list((tmp_path / "parts" / "state").rglob("*.sorted.parquet"))  # removed
     assert again.status == "unchanged", again.messages

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from odp.publish.changes import diff, read_ledger, write_ledger
@@ -16,32 +17,75 @@ def test_first_run_is_all_new():
     assert len(changes.new) == 2 and changes.changed.empty and changes.deleted.empty
 
 
-def test_a_first_publish_of_rows_in_key_order_is_the_same_and_holds_them_once(tmp_path):
-    """Rows in key order (a delivery validated in parts puts them so, read back from disk)
-    give the table rows in any order give, with the same key hashes and types — and its
-    columns are the rows' own buffers, not a sorted copy (10M located rows: 2 GB)."""
+def _sorted_on_disk(rows, folder, parts):
+    """`rows` written part by part as odp.inparts writes located rows, sorted on disk."""
+    from odp.inparts import LocatedRows
+
+    located = LocatedRows(folder / "t.located.parquet")
+    first = 0
+    for size in parts:
+        located.add(rows.iloc[first:first + size])
+        first += size
+    on_disk = located.in_key_order(KEY, COLUMNS)
+    assert not located.path.exists()  # the parts' file is gone once sorted
+    return on_disk
+
+
+@pytest.mark.parametrize("policy", ["delete", "mark-deleted"])
+def test_a_first_publish_sorted_on_disk_is_the_table_the_rows_give_in_memory(
+        tmp_path, policy):
+    """Rows validated in parts stay on disk for a first publish: sorted there by key, they
+    give the published table, row hashes, key hashes and types that the rows in memory give,
+    every row new; written as the ledger, the next run finds them unchanged."""
     import numpy as np
 
-    from odp.inparts import LocatedRows
+    from odp.publish.changes import first_publish
 
     rows = _table([(3, "c", "2024-01-03"), (1, "a", "2024-01-01"), (2, "b", None),
                    (5, None, "2024-01-05"), (4, "d", "2024-01-04")])
     rows.index = [10, 11, 12, 13, 14]  # places in staging
-    shuffled = diff(rows, None, KEY, COLUMNS, True)
-    spooled = LocatedRows(tmp_path / "located.parquet")
-    for part in (rows.iloc[:2], rows.iloc[2:2], rows.iloc[2:]):
-        spooled.add(part)
-    ordered_rows = spooled.in_key_order(KEY)
-    spooled.remove()
-    assert not (tmp_path / "located.parquet").exists()
-    assert list(ordered_rows.index) == [11, 12, 10, 14, 13]  # the rows' places, in key order
-    assert (ordered_rows.dtypes == rows.dtypes).all()
-    ordered = diff(ordered_rows, None, KEY, COLUMNS, True)
-    assert list(ordered.published["id"]) == [1, 2, 3, 4, 5]
-    assert ordered.published.equals(shuffled.published)
-    assert ordered.result.equals(shuffled.result)  # the ledger's table, key hashes included
-    assert np.shares_memory(ordered.published["id"].array._data, ordered_rows["id"].array._data)
-    assert not np.shares_memory(shuffled.published["id"].array._data, rows["id"].array._data)
+    on_disk = _sorted_on_disk(rows, tmp_path, [2, 0, 3])
+    assert list(on_disk.places()) == [11, 12, 10, 14, 13]  # the rows' places, in key order
+    frame = on_disk.frame()
+    assert list(frame.index) == [11, 12, 10, 14, 13]
+    pd.testing.assert_frame_equal(frame, rows.loc[frame.index])
+    in_memory = diff(rows, None, KEY, COLUMNS, True, policy=policy)
+    changes = first_publish(on_disk, KEY, policy)
+    assert len(changes.new) == 5 and not changes.empty and changes.unchanged == 0
+    assert changes.changed.empty and changes.deleted.empty
+    assert list(changes.changed.columns) == list(in_memory.changed.columns)
+    assert changes.columns == in_memory.columns
+    pd.testing.assert_frame_equal(changes.frame, in_memory.frame)  # values, hashes, types
+    assert changes.result.to_table().equals(in_memory.result)  # the ledger, key hashes too
+    assert np.array_equal(on_disk.key_hashes(), in_memory.result.column("_key_hash"))
+    write_ledger(tmp_path, "d", changes.result)
+    on_disk.remove()
+    assert not on_disk.path.exists()
+    again = diff(rows, read_ledger(tmp_path, "d"), KEY, COLUMNS, True, policy=policy)
+    assert again.empty and again.unchanged == 5
+
+
+def test_rows_sorted_on_disk_in_many_buckets_are_in_key_order(tmp_path, monkeypatch):
+    """Many parts, many buckets, rows in no order: the sorted file holds every row once, in
+    key order, with each row's own values and place."""
+    import numpy as np
+
+    from odp.publish import sortedrows
+
+    monkeypatch.setattr(sortedrows, "BATCH_ROWS", 16)
+    monkeypatch.setattr(sortedrows, "MAX_BUCKETS", 4)  # 4 buckets of 256 rows
+    ids = np.random.default_rng(7).permutation(1000)
+    rows = _table([(int(i), f"n{i}", f"2024-01-{1 + i % 28:02d}") for i in ids])
+    rows.index = np.arange(1000) * 3
+    on_disk = _sorted_on_disk(rows, tmp_path, [100, 250, 1, 0, 649])
+    frame = on_disk.frame()
+    assert list(frame["id"]) == list(range(1000))
+    pd.testing.assert_frame_equal(frame, rows.loc[frame.index])
+    import pyarrow.parquet as pq
+
+    groups = pq.ParquetFile(on_disk.path).metadata
+    assert {groups.row_group(g).num_rows for g in range(groups.num_row_groups - 1)} == {16}
+    assert not list(tmp_path.glob("*.buckets"))  # the buckets are gone
 
 
 def test_unchanged_after_a_parquet_round_trip(tmp_path):
@@ -179,9 +223,9 @@ def test_a_run_reads_the_ledger_s_hashes_whole_and_its_rows_a_row_group_at_a_tim
     reads: list[tuple[list[str], int | None]] = []
     original = ledgerfile.LedgerFile._read
 
-    def spy(self, names, group=None):
+    def spy(self, names, group=None, reader=None):
         reads.append((list(names), group))
-        return original(self, names, group)
+        return original(self, names, group, reader)
 
     monkeypatch.setattr(ledgerfile.LedgerFile, "_read", spy)
     added = diff(_table([(7, "seven", "2024-01-02"), (1001, "x", "2024-01-03"),
@@ -395,3 +439,36 @@ def test_rows_hashed_a_slice_at_a_time_have_the_hashes_of_one_pass(monkeypatch):
     sliced = changes.row_hashes(rows, COLUMNS)
     assert sliced.equals(whole) and list(sliced.index) == list(rows.index)
     assert whole.nunique() == 50
+
+
+def test_a_ledger_file_is_read_by_two_threads_at_once(tmp_path):
+    """A first publish's rows on disk are read by the DataStore load and the ledger's write
+    at once: each reading has a Parquet reader of its own (one shared reader failed a 10M-row
+    run: "ReadRangeCache did not find matching cache entry")."""
+    import threading
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from odp.publish.ledgerfile import LedgerFile
+
+    rows = 400_000
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"a": np.arange(rows), "b": pa.array([f"x{i}" for i in range(rows)])}),
+                   path, row_group_size=2_000)
+    file, read, failed = LedgerFile(path), [], []
+
+    def read_all() -> None:
+        try:
+            for _ in range(3):
+                read.append(sum(part.num_rows for part in file.batches()))
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            failed.append(repr(exc))
+
+    threads = [threading.Thread(target=read_all) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failed and read == [rows] * 6

@@ -35,6 +35,8 @@ from odp.publish.ledgerfile import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from odp.publish.sortedrows import SortedRows
+
 
 
 POLICIES = ("delete", "mark-deleted", "keep-history")
@@ -43,7 +45,7 @@ DELETED_AT = "deleted_at"  # mark-deleted: when the row disappeared from the sou
 
 @dataclass(frozen=True)
 class ChangeSet:
-    new: pd.DataFrame
+    new: pd.DataFrame | Merged  # a first publish read from disk: the published table itself
     changed: pd.DataFrame  # rows to overwrite (mark-deleted: also revived rows)
     deleted: pd.DataFrame  # key columns of rows gone from the source this run
     unchanged: int
@@ -58,7 +60,7 @@ class ChangeSet:
 
     @property
     def empty(self) -> bool:
-        return self.new.empty and self.changed.empty and self.deleted.empty
+        return len(self.new) == 0 and self.changed.empty and self.deleted.empty
 
     @property
     def columns(self) -> list[str]:
@@ -342,6 +344,23 @@ def diff(
     result = _in_key_order(ledger, dropped, added, key)
     return ChangeSet(new, changed, deleted, int(same.sum()) + still, result, policy, marked,
                      history)
+
+
+def first_publish(rows: SortedRows, key: list[str], policy: str = "delete") -> ChangeSet:
+    """`diff` of rows on disk (`odp.publish.sortedrows`: in key order, hashed) against no
+    ledger: every row is new, and the published table is the file itself, read a row group at
+    a time — by the files, the metadata, the DataStore load and the ledger's write."""
+    import pyarrow as pa
+
+    if policy not in POLICIES:
+        raise ValueError(f"unknown deletion policy '{policy}' (one of {', '.join(POLICIES)})")
+    marking = policy == "mark-deleted"
+    extra = {DELETED_AT: pa.timestamp("ns", tz="UTC")} if marking else None
+    base = rows.ledger(extra, (DELETED_AT,) if marking else ())
+    published = Merged(base, np.zeros(len(rows), dtype=bool), None, key)
+    none = as_frame(base.schema_of([c for c in base.column_names if c != KEY_HASH])
+                    .empty_table())
+    return ChangeSet(published, none, none[key], 0, published, policy, none, none)
 
 
 def key_order(rows: pd.DataFrame, key: list[str]) -> np.ndarray:

@@ -53,7 +53,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -61,9 +61,13 @@ from ckanapi.errors import ValidationError
 
 from odp.errors import PublishError
 from odp.publish import limits
-from odp.publish.changes import DELETED_AT, HASH
+from odp.publish.changes import DELETED_AT, HASH, as_frame, column_names
+from odp.publish.ledgerfile import KEY_HASH
 from odp.publish.portal import Portal
 from odp.spec import City, Dataset
+
+if TYPE_CHECKING:
+    from odp.publish.ledgerfile import Merged
 
 DATASTORE_TYPES = {
     "string": "text",
@@ -99,6 +103,7 @@ def fields(dataset: Dataset, columns: list[str]) -> list[dict[str, Any]]:
 
 class Loader(Protocol):
     name: str
+    reads_from_disk: bool  # `load` takes new rows on disk (`Merged`), else only frames
     notes: list[str]  # what a load did that a reader should know (rows held back, …)
     writes: int  # write transactions outside the action API (COPY); the API counts its own
 
@@ -130,6 +135,7 @@ def records_json(table: pd.DataFrame, columns: list[str]) -> str:
 
 class ApiLoader:
     name = "api"
+    reads_from_disk = False  # `load` takes frames
 
     def __init__(self, portal: Portal, batch_rows: int = 20_000, atomic_rows: int = 50_000,
                  workers: int | None = None, progress: Progress | None = None) -> None:
@@ -397,23 +403,41 @@ def copy_csv(table: pd.DataFrame, columns: list[str]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def csv_chunks(table: pd.DataFrame, columns: list[str], rows: int = 100_000
-               ) -> Iterator[bytes]:
-    """`copy_csv` in chunks of `rows`, the next one encoded in a thread while the caller sends
-    the current one (pyarrow releases the GIL): encoding overlaps PostgreSQL's parsing."""
-    starts = range(0, len(table), rows)
+def csv_chunks(table: pd.DataFrame | Merged, columns: list[str], rows: int = 100_000,
+               each: Callable[[pd.DataFrame], None] | None = None) -> Iterator[bytes]:
+    """`copy_csv` in chunks of `rows` (a table on disk: of a row group), the next one read and
+    encoded in a thread while the caller sends the current one (pyarrow releases the GIL):
+    encoding overlaps PostgreSQL's parsing. `each`: called with every chunk's frame."""
+    frames = _frames(table, rows)
+
+    def encode() -> bytes | None:
+        frame = next(frames, None)
+        if frame is None:
+            return None
+        if each is not None:
+            each(frame)
+        return copy_csv(frame, columns)
+
     with ThreadPoolExecutor(1) as pool:
-        ahead = None
-        for start in starts:
-            current = ahead or pool.submit(copy_csv, table.iloc[start : start + rows], columns)
-            if start + rows < len(table):
-                ahead = pool.submit(copy_csv, table.iloc[start + rows : start + 2 * rows],
-                                    columns)
-            yield current.result()
+        ahead = pool.submit(encode)
+        while (chunk := ahead.result()) is not None:
+            ahead = pool.submit(encode)
+            yield chunk
+
+
+def _frames(table: pd.DataFrame | Merged, rows: int) -> Iterator[pd.DataFrame]:
+    """The table's rows as frames of `rows` rows, or — a table on disk — of a row group."""
+    if isinstance(table, pd.DataFrame):
+        for start in range(0, len(table), rows):
+            yield table.iloc[start : start + rows]
+        return
+    for part in table.batches():
+        yield as_frame(part)
 
 
 class CopyLoader:
     name = "copy"
+    reads_from_disk = True  # `load` also takes new rows on disk, a row group at a time
 
     def __init__(self, portal: Portal, write_url: str, progress: Progress | None = None,
                  bulk_min_rows: int = 50_000) -> None:
@@ -422,6 +446,7 @@ class CopyLoader:
         self.bulk_min_rows = bulk_min_rows
         self.notes: list[str] = []
         self.writes = 0
+        self._long = 0  # rows of the load's chunks with text too long for a tsvector
 
     def read(self, resource_id: str, columns: list[str]) -> Any:
         """Every row by `COPY (SELECT …) TO STDOUT`, each value as PostgreSQL's `::text`
@@ -468,16 +493,19 @@ class CopyLoader:
             raise PublishError(f"DataStore database at {where} refused the connection "
                                f"({type(exc).__name__})") from None
 
-    def load(self, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
+    def load(self, resource_id: str, insert: pd.DataFrame | Merged, upsert: pd.DataFrame,
              delete: pd.DataFrame, key: list[str], redo: bool = False) -> None:
+        """`insert` may be a table on disk (a first publish's, `odp.publish.ledgerfile`):
+        read a row group at a time."""
         import psycopg
 
         if redo:
-            insert, upsert = insert.iloc[0:0], pd.concat([upsert, insert], ignore_index=True)
-        if insert.empty and upsert.empty and delete.empty:
+            insert, upsert = upsert.iloc[0:0], pd.concat([upsert, as_frame(insert)],
+                                                         ignore_index=True)
+        if not len(insert) and upsert.empty and delete.empty:
             return
         self.portal.may_update(resource_id)  # the token's right, checked before the database
-        self._note_long_text(insert, upsert)
+        self._long = 0
         try:
             counted = self._cache_row_count(resource_id)
             with self._connect() as conn, conn.cursor() as cur:  # one transaction
@@ -488,33 +516,37 @@ class CopyLoader:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise PublishError(f"DataStore COPY into {resource_id} failed: {detail}") from None
         self.writes += 1
+        self._note_long_text()
 
-    def _write(self, cur: Any, resource_id: str, insert: pd.DataFrame, upsert: pd.DataFrame,
-               delete: pd.DataFrame, key: list[str], counted: int | None) -> int | None:
+    def _write(self, cur: Any, resource_id: str, insert: pd.DataFrame | Merged,
+               upsert: pd.DataFrame, delete: pd.DataFrame, key: list[str], counted: int | None
+               ) -> int | None:
         """The update inside the load's transaction: into the live table, or — a bulk load —
         into a copy of it built beside it and swapped in at the end (`Rebuild`). `counted`:
         the table's rows just before, if known. Returns by how many rows the table grew
         (None: it was rebuilt)."""
         grown = 0
         rebuild = None
-        if not insert.empty and self._is_bulk(cur, resource_id, len(insert), counted):
+        if len(insert) and self._is_bulk(cur, resource_id, len(insert), counted):
             rebuild = Rebuild.beside(cur, resource_id)
         target = rebuild.build if rebuild else resource_id
         table = _ident(target)
-        if not insert.empty:
-            cols = [c for c in insert.columns if c != HASH]
+        if len(insert):
+            cols = [c for c in column_names(insert) if c not in (HASH, KEY_HASH)]
+            chunks = csv_chunks(insert, cols, each=self._count_long)
             if rebuild:
                 self.progress(f"DataStore bulk COPY: {len(insert)} new rows into a copy of the "
                               "table, swapped in at the commit")
-                rebuild.fill(cur, cols, csv_chunks(insert, cols))
+                rebuild.fill(cur, cols, chunks)
                 rebuild.index(cur)
             else:
                 self.progress(f"DataStore COPY: {len(insert)} new rows")
-                grown += insert_with_full_text(cur, target, cols, csv_chunks(insert, cols))
+                grown += insert_with_full_text(cur, target, cols, chunks)
         if not upsert.empty:
             self.progress(f"DataStore COPY + upsert: {len(upsert)} changed rows")
             cols = [c for c in upsert.columns if c != HASH]
-            grown += upsert_with_full_text(cur, target, cols, key, csv_chunks(upsert, cols))
+            grown += upsert_with_full_text(cur, target, cols, key,
+                                           csv_chunks(upsert, cols, each=self._count_long))
         if not delete.empty:
             self.progress(f"DataStore delete: {len(delete)} rows")
             _copy_into_stage(cur, "odp_delete", table, key, copy_csv(delete, key))
@@ -546,9 +578,13 @@ class CopyLoader:
             cur.execute("SELECT cached_table_row_count(%s)", (resource_id,))
             return int(cur.fetchone()[0])
 
-    def _note_long_text(self, insert: pd.DataFrame, upsert: pd.DataFrame) -> None:
-        long = sum(int(limits.long_text_rows(t, [c for c in t.columns if c != HASH]).sum())
-                   for t in (insert, upsert) if not t.empty)
+    def _count_long(self, rows: pd.DataFrame) -> None:
+        """Count the rows of a chunk sent whose text may be too long for the full text."""
+        columns = [c for c in rows.columns if c not in (HASH, KEY_HASH)]
+        self._long += int(limits.long_text_rows(rows, columns).sum())
+
+    def _note_long_text(self) -> None:
+        long = self._long
         if long:
             self.notes.append(
                 f"{long} row(s) with text too long for CKAN's full-text index (PostgreSQL's "

@@ -100,16 +100,19 @@ class LedgerFile:
         return LedgerFile(self.path, {**self.extra, **extra},
                           keys if self.keys is None else self.keys, names, self._handle)
 
-    def _read(self, names: list[str], group: int | None = None) -> pa.Table:
-        """Columns `names` of the whole file or of one row group, nulls for those it lacks."""
+    def _read(self, names: list[str], group: int | None = None, reader: Any = None
+              ) -> pa.Table:
+        """Columns `names` of the whole file or of one row group, nulls for those it lacks.
+        `reader`: a Parquet reader of the file's own (default: this view's)."""
         import pyarrow as pa
 
+        reader = reader or self._file
         stored = [n for n in names if n in self._stored.names]
         if group is None:
-            table = self._file.read(columns=stored, use_pandas_metadata=False)
+            table = reader.read(columns=stored, use_pandas_metadata=False)
             first, rows = 0, self.num_rows
         else:
-            table = self._file.read_row_group(group, columns=stored, use_pandas_metadata=False)
+            table = reader.read_row_group(group, columns=stored, use_pandas_metadata=False)
             first = int(self._starts[group])
             rows = int(self._starts[group + 1]) - first  # also when no stored column is read
         columns = []
@@ -132,9 +135,15 @@ class LedgerFile:
         return self._read(list(names))
 
     def batches(self, names: list[str] | None = None) -> Iterator[pa.Table]:
-        """The rows a row group at a time (in the file's order: the key's)."""
-        for group in range(self._file.num_row_groups):
-            yield self._read(list(names or self.column_names), group)
+        """The rows a row group at a time (in the file's order: the key's), through a reader
+        of their own: a first publish's rows are read by the DataStore load and the ledger's
+        write at once, and a Parquet reader is not to be shared between threads ("ReadRangeCache
+        did not find matching cache entry"; the open file's positioned reads are)."""
+        import pyarrow.parquet as pq
+
+        reader = pq.ParquetFile(self._handle)
+        for group in range(reader.num_row_groups):
+            yield self._read(list(names or self.column_names), group, reader)
 
     def array(self, name: str) -> np.ndarray:
         """A stored column without nulls (the hashes) as one numpy array, filled a row group

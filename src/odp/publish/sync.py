@@ -50,12 +50,14 @@ from odp.publish.changes import (
     ChangeSet,
     commit_ledger,
     diff,
+    first_publish,
     ledger_path,
     stage_ledger,
     write_ledger,
 )
 from odp.publish.metadata import package_dict, stored_hash
 from odp.publish.portal import Portal
+from odp.publish.sortedrows import SortedRows
 from odp.spec import City, Dataset
 
 if TYPE_CHECKING:
@@ -213,14 +215,20 @@ class Sync:
             self._loader = datastore.choose(self.portal, self.city, self.progress)
         return self._loader
 
-    def diff(self, rows: pd.DataFrame, ledger: pa.Table | None,
+    def diff(self, rows: pd.DataFrame | SortedRows, ledger: pa.Table | None,
              carried: np.ndarray | None = None, ledger_keys: pd.Index | None = None,
              carried_rows: np.ndarray | None = None) -> ChangeSet:
         """`carried`: key hashes of rows delivered exactly as last published (odp.delta);
         `ledger_keys`, `carried_rows`: the ledger's key hashes and, per ledger row, whether
-        it is carried, when the caller has them (used only with the run's own ledger)."""
+        it is carried, when the caller has them (used only with the run's own ledger).
+        `rows` on disk (a first publish validated in parts) stay there when there is nothing
+        to compare them with; else they are read as one frame."""
         ds = self.dataset
         trusted = self._trusted_ledger(ledger)
+        if isinstance(rows, SortedRows):
+            if trusted is None or not len(trusted):
+                return first_publish(rows, list(ds.schema.primary_key), self.policy)
+            rows = rows.frame()
         own = trusted is ledger
         return diff(rows, trusted, list(ds.schema.primary_key), ds.schema.names,
                     ds.full_refresh, policy=self.policy, now=self.now, carried=carried,
@@ -408,8 +416,9 @@ class Sync:
             redo = self.interrupted and not self.reconciled
             self._update(loader, package, table["id"], changes, key, redo, report)
             return
-        rows = changes.frame
-        empty = rows.iloc[0:0]
+        # A first publish's rows on disk go to a loader that reads them a row group at a time.
+        rows = changes.published if loader.reads_from_disk else changes.frame
+        empty = changes.frame.iloc[0:0] if isinstance(rows, pd.DataFrame) else changes.changed
         loader.load(table["id"], rows, empty, empty[key], key)
         report.rows_inserted = len(changes.published)
         # The portal's default previews (e.g. the DataStore table view), as XLoader adds
