@@ -152,3 +152,69 @@ def test_an_extract_stages_a_file_read_in_parts_and_leaves_no_spool(stops, tmp_p
     pd.testing.assert_frame_equal(staged.reset_index(drop=True), whole.table,
                                   check_dtype=False)
     assert not left.exists() or not list(left.iterdir())
+
+
+@pytest.fixture
+def stops_by_url(tmp_path, monkeypatch):
+    """The VVO stops dataset, its file served by URL by the replay server (and the server)."""
+    from odp.spec import load_dataset
+    from tests.unit.source_env import source_env
+
+    for env in source_env(tmp_path, monkeypatch, ["transit-stops-vvo"]):
+        yield load_dataset(env["names"]["transit-stops-vvo"], env["root"]), env["server"]
+
+
+def test_a_csv_by_url_is_downloaded_to_disk_and_read_in_parts_as_whole(
+        stops_by_url, tmp_path, small_parts):
+    """The stops by URL: written to disk as they arrive (not held, 785 MB at 10M rows) and
+    read in parts, they give the rows, the validators and the record of the whole read; the
+    download is removed, its bytes are counted, and the same file again is nothing new."""
+    from odp.sources.http import take_downloaded
+    from odp.sources.tabular import DOWNLOAD
+
+    dataset, _server = stops_by_url
+    spool = tmp_path / "spool"
+    take_downloaded(dataset.name)
+    whole, whole_seen, parts, parts_seen = _both(dataset, spool)
+    assert take_downloaded(dataset.name) == 2 * STOPS.stat().st_size  # both bodies
+    assert parts is not None and parts.table is None  # in parts
+    pd.testing.assert_frame_equal(_rows(parts), whole.table, check_dtype=False)
+    assert parts_seen == whole_seen and parts_seen[CONTENT]["rows"] == 4373
+    assert not spool.with_name(DOWNLOAD).exists()
+    parts.spool.remove()
+    plan, http = Tabular.of(dataset.source), HttpSettings.from_source(dataset.source)
+    assert read_delivery(dataset, parts_seen, plan, http, lambda: 4373, spool) is None
+    assert not spool.with_name(DOWNLOAD).exists() and not list(spool.iterdir())
+
+
+def test_lines_added_to_a_csv_by_url_are_all_that_is_read(stops_by_url, tmp_path, small_parts):
+    """The stops by URL with one more line at the end: only that line is read and appended
+    to staging, as for a local file that grew."""
+    from tests.unit.test_source_tabular import STOPS_URL
+
+    dataset, server = stops_by_url
+    plan, http = Tabular.of(dataset.source), HttpSettings.from_source(dataset.source)
+    seen: dict = {}
+    first = read_delivery(dataset, seen, plan, http, lambda: -1, tmp_path / "spool")
+    first.spool.remove()
+    body = STOPS.read_bytes()
+    server.override(STOPS_URL, 200, body + body.split(b"\r\n")[1] + b"\r\n", "text/csv")
+    grown = read_delivery(dataset, seen, plan, http, lambda: 4373, tmp_path / "spool")
+    assert grown is not None and grown.appended and len(grown.table) == 1
+    assert seen[CONTENT]["rows"] == 4374 and seen[CONTENT]["bytes"] > len(body)
+
+
+def test_an_html_page_instead_of_a_csv_by_url_is_refused_and_nothing_is_left(
+        stops_by_url, tmp_path):
+    """A maintenance page answered instead of the file: refused by name, as when the body is
+    held, and no download is left on disk."""
+    from odp.sources.tabular import DOWNLOAD
+    from tests.unit.test_source_tabular import STOPS_URL
+
+    dataset, server = stops_by_url
+    server.override(STOPS_URL, 200, b"<!DOCTYPE html><html><body>Wartung</body></html>",
+                    "text/html")
+    plan, http = Tabular.of(dataset.source), HttpSettings.from_source(dataset.source)
+    with pytest.raises(SourceError, match="HTML page instead of CSV"):
+        read_delivery(dataset, {}, plan, http, lambda: -1, tmp_path / "spool")
+    assert not (tmp_path / DOWNLOAD).exists()

@@ -29,6 +29,7 @@ SourceError. An HTML page answered with 200 where the caller expects data (`expe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,7 +38,8 @@ import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from http.client import IncompleteRead
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import dlt
 import requests
@@ -54,6 +56,7 @@ from odp.sources.routing import routed
 
 NOT_MODIFIED = 304
 CHUNK = 1 << 16  # bytes asked per read; a read returns what has arrived (read1)
+_START = 1 << 16  # of a body written to a file: the bytes kept to tell an HTML page
 VALIDATORS = "http_validators"  # key of the validators in dlt state
 MAX_REDIRECTS = 10  # followed by hand when credentials are sent (requests' own limit is 30)
 
@@ -74,7 +77,7 @@ class HttpSettings:
     backoff_factor: float = 1.0
     max_retry_delay: float = 60.0
     deadline: float = 300.0  # seconds for a whole request and its body (a dripping server)
-    max_bytes: int = 512 * 1024 * 1024  # a larger body stops before memory is spent
+    max_bytes: int = 512 * 1024 * 1024  # a larger body stops before memory (a CSV: disk) is spent
     auth: SourceAuth | None = None  # where the source's credentials are (odp.sources.auth)
     # a body with Content-Encoding: what it may unpack to, and its ratio (odp.sources.archives)
     unpacked: ArchiveLimits = ArchiveLimits()
@@ -125,17 +128,24 @@ class SourceClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         expect: str | None = None,
+        into: Path | None = None,
     ) -> requests.Response:
         """The response with its whole body read (`.content`, `.json()` work). `expect` names
-        the format the caller parses ("CSV", "JSON", "XML" …): an HTML page instead is refused."""
+        the format the caller parses ("CSV", "JSON", "XML" …): an HTML page instead is refused.
+        `into`: the body is written to this file instead of held (`.content` is empty; a
+        304's leaves the file empty)."""
         if is_local(url):  # a file of the project instead of a URL (odp.sources.local)
-            return local_response(self.dataset, url)
+            response = local_response(self.dataset, url)
+            if into is not None:
+                into.write_bytes(response.content)
+            return response
         started = time.monotonic()
         attempts = max(1, self.settings.max_attempts)
         for attempt in range(1, attempts + 1):
             response = self._open(url, params, headers, started)
             try:
-                body = self._read_body(response, url, started)
+                with into.open("wb") if into is not None else contextlib.nullcontext() as sink:
+                    start, received = self._read_body(response, url, started, sink)
             except _BodyFault as fault:
                 if attempt == attempts:
                     raise SourceError(f"{fault} ({attempt} attempts)") from None
@@ -144,10 +154,10 @@ class SourceClient:
             finally:
                 response.close()
             if expect and response.status_code != NOT_MODIFIED:
-                refuse_html(body, response.headers.get("Content-Type"), expect,
+                refuse_html(start, response.headers.get("Content-Type"), expect,
                             f"{self.dataset}: {url}")
             with _downloaded_lock:
-                _downloaded[self.dataset] = _downloaded.get(self.dataset, 0) + len(body)
+                _downloaded[self.dataset] = _downloaded.get(self.dataset, 0) + received
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -204,8 +214,11 @@ class SourceClient:
             target, query = urljoin(target, location), None
         raise SourceError(f"{self.dataset}: {url} redirected more than {MAX_REDIRECTS} times")
 
-    def _read_body(self, response: requests.Response, url: str, started: float) -> bytes:
-        """The whole body, read as it arrives; stops at the deadline or beyond max_bytes."""
+    def _read_body(self, response: requests.Response, url: str, started: float,
+                   sink: BinaryIO | None = None) -> tuple[bytes, int]:
+        """The whole body, read as it arrives, and its length; stops at the deadline or
+        beyond max_bytes. `sink`: the body is written there, and only its first bytes
+        (`_START`, for the HTML check) are returned."""
         where = f"{self.dataset}: {url}"
         declared = _content_length(response)
         limit = self.settings.max_bytes
@@ -223,7 +236,12 @@ class SourceClient:
                 raise _BodyFault(self._broken(exc, where, raw, declared)) from None
             if not chunk:
                 break
-            chunks.append(chunk)
+            if sink is None:
+                chunks.append(chunk)
+            else:
+                sink.write(chunk)
+                if received < _START:
+                    chunks.append(chunk[:_START - received])
             received += len(chunk)
             if received > limit:
                 raise SourceError(f"{where} sent more than max_bytes ({limit} bytes); stopped")
@@ -237,9 +255,9 @@ class SourceClient:
         raw_read = raw.tell() if hasattr(raw, "tell") else received
         if declared is not None and raw_read < declared:  # content length not enforced
             raise _BodyFault(f"{where} body cut short: {raw_read} of {declared} bytes")
-        response._content = body  # what `.content`, `.text` and `.json()` return
+        response._content = body if sink is None else b""  # `.content`, `.text`, `.json()`
         response._content_consumed = True
-        return body
+        return body, received
 
     def _broken(self, exc: BaseException, where: str, raw: Any, declared: int | None) -> str:
         """One line for a connection fault while reading a body."""
@@ -277,8 +295,20 @@ class SourceClient:
         (see `cache_validators`); only those of exactly this URL are sent. None on 304 Not
         Modified (validators kept); on 200 the body, and the server's validators replace the
         URL's (dropped when it sent none)."""
+        response = self._if_changed(url, validators, expect)
+        return None if response is None else response.content
+
+    def download_if_changed(self, url: str, validators: MutableMapping[str, Any], into: Path,
+                            expect: str | None = None) -> bool:
+        """`get_bytes_if_changed` with the body written to the file `into`, not held (a
+        10M-row CSV: 785 MB); False on 304 Not Modified."""
+        return self._if_changed(url, validators, expect, into) is not None
+
+    def _if_changed(self, url: str, validators: MutableMapping[str, Any],
+                    expect: str | None = None, into: Path | None = None
+                    ) -> requests.Response | None:
         known: dict[str, str] = dict(validators.get(url) or {})
-        response = self.get(url, headers=_conditional_headers(known), expect=expect)
+        response = self.get(url, headers=_conditional_headers(known), expect=expect, into=into)
         if response.status_code == NOT_MODIFIED:
             if not known:
                 raise SourceError(f"{self.dataset}: {url} answered 304 to an unconditional GET")
@@ -292,7 +322,7 @@ class SourceClient:
             validators[url] = fresh
         else:
             validators.pop(url, None)
-        return response.content
+        return response
 
 
 def _content_length(response: requests.Response) -> int | None:

@@ -86,7 +86,7 @@ from odp.sources.archives import ArchiveLimits, check_zip
 from odp.sources.complete import csv_complete, csv_error
 from odp.sources.frames import as_raw_text
 from odp.sources.http import HttpSettings, SourceClient, cache_validators
-from odp.sources.local import local_file, resolve
+from odp.sources.local import is_local, local_file, resolve
 from odp.sources.settings import settings_of
 from odp.sources.textfile import decode, read_bytes
 from odp.spec import Dataset
@@ -714,24 +714,74 @@ def read_delivery(dataset: Dataset, validators: MutableMapping[str, Any], plan: 
     Anything else (an edit, a deletion, a new header, several files, rules that read the whole
     table) is read and staged whole. A local file that grew is not held in memory: it is
     hashed block by block and only its added bytes are read (`_grown_local_file`). Any other
-    local CSV file is read in parts into the folder `spool` (`_spooled_local_file`)."""
+    local CSV file is read in parts into the folder `spool` (`_spooled_local_file`). One CSV
+    file by URL is downloaded beside the folder `spool` (conditionally) and read as a local
+    file is: only its added lines, or in parts (a 10M-row CSV held as bytes: 785 MB before its
+    parse)."""
     if unchanged_local_files(plan, validators):
         return None
     last = dict(validators.get(CONTENT) or {})
+    file = plan.files[0]
+    if (spool is not None and _appendable(plan) and file.url is not None
+            and not is_local(str(file.url))):
+        into = spool.with_name(DOWNLOAD)
+        client = SourceClient(dataset.name, http)
+        try:
+            if not client.download_if_changed(str(file.url), validators, into,
+                                              plan.layout.format_of(file.name).upper()):
+                return None  # 304 Not Modified
+            return _delivered_file(dataset, plan, (into, str(file.url)), last, staged, spool,
+                                   validators)
+        finally:
+            into.unlink(missing_ok=True)
     if (local := _grown_local_file(dataset, plan, last, staged)) is not None:
-        validators[CONTENT] = {"sha256": local.digest, "bytes": local.size,
-                               "rows": int(last["rows"]) + len(local.table)}
-        return Delivery(local.table, appended=True)
+        return _appended_delivery(local, last, validators)
     if spool is not None and (parts := _spooled_local_file(dataset, plan, spool)) is not None:
-        if parts.digest == last.get("sha256"):  # changed back since it was hashed
-            parts.spool.remove()
-            return None
-        validators[CONTENT] = {"sha256": parts.digest, "bytes": parts.size,
-                               "rows": parts.spool.rows}
-        return Delivery(None, spool=parts.spool)
+        return _spooled_delivery(parts, last, validators)
     files = fetch_all(dataset, plan, http, validators)
     if files is None:
         return None
+    return _whole_delivery(dataset, plan, files, last, staged, validators)
+
+
+DOWNLOAD = "odp-download"  # beside the spool folder: a CSV file by URL, while it is read
+
+
+def _delivered_file(dataset: Dataset, plan: Tabular, file: tuple[Path, str],
+                    last: Mapping[str, Any], staged: Callable[[], int], spool: Path,
+                    validators: MutableMapping[str, Any]) -> Delivery | None:
+    """The delivery of one CSV file on disk (`file`: its path and the name the digest takes,
+    its URL): its added lines, or its rows in parts, or — neither applies — read whole."""
+    found, name = file
+    if (grown := _grown_file(dataset, plan, found, name, last, staged)) is not None:
+        return _appended_delivery(grown, last, validators)
+    if (parts := _spooled_file(dataset, plan, found, name, spool)) is not None:
+        return _spooled_delivery(parts, last, validators)
+    return _whole_delivery(dataset, plan, [(found.read_bytes(), name)], last, staged,
+                           validators)
+
+
+def _appended_delivery(grown: _Grown, last: Mapping[str, Any],
+                       validators: MutableMapping[str, Any]) -> Delivery:
+    validators[CONTENT] = {"sha256": grown.digest, "bytes": grown.size,
+                           "rows": int(last["rows"]) + len(grown.table)}
+    return Delivery(grown.table, appended=True)
+
+
+def _spooled_delivery(parts: _Spooled, last: Mapping[str, Any],
+                      validators: MutableMapping[str, Any]) -> Delivery | None:
+    if parts.digest == last.get("sha256"):  # changed back since it was hashed, the same body
+        parts.spool.remove()
+        return None
+    validators[CONTENT] = {"sha256": parts.digest, "bytes": parts.size,
+                           "rows": parts.spool.rows}
+    return Delivery(None, spool=parts.spool)
+
+
+def _whole_delivery(dataset: Dataset, plan: Tabular, files: list[tuple[bytes, str]],
+                    last: Mapping[str, Any], staged: Callable[[], int],
+                    validators: MutableMapping[str, Any]) -> Delivery | None:
+    """The files held as bytes: only an appended part of one file, else read whole."""
     with ThreadPoolExecutor(1) as pool:
         # The files' digest (recorded for the next run) is computed beside the appended
         # check's digest of the last delivery's bytes: hashlib leaves the interpreter free
@@ -838,14 +888,21 @@ def _grown_local_file(dataset: Dataset, plan: Tabular, last: Mapping[str, Any],
     then only the added bytes are read. 10M rows, 785 MB: the file was read into memory and
     its peak was 1.2 GB. None: not such a file (read it as usual)."""
     file = plan.files[0]
-    size, rows = last.get("bytes"), last.get("rows")
-    if (not _appendable(plan) or dataset.schema.row_hash or file.url or not file.path
-            or not isinstance(size, int) or not isinstance(rows, int)):
+    if file.url or not file.path:
         return None
     found = local_file(dataset.name, {"path": str(file.path)})
-    if found is None or not 0 < size < (total := found.stat().st_size):
+    return None if found is None else _grown_file(dataset, plan, found, str(found), last, staged)
+
+
+def _grown_file(dataset: Dataset, plan: Tabular, found: Path, name: str,
+                last: Mapping[str, Any], staged: Callable[[], int]) -> _Grown | None:
+    """`_grown_local_file` of the file `found` (a local file, or one downloaded), named
+    `name` in the content digest (its path, or its URL)."""
+    size, rows = last.get("bytes"), last.get("rows")
+    if (not _appendable(plan) or dataset.schema.row_hash
+            or not isinstance(size, int) or not isinstance(rows, int)
+            or not 0 < size < (total := found.stat().st_size)):
         return None
-    name = str(found)
     prefix = hashlib.sha256(_file_header(name, size))
     whole = hashlib.sha256(_file_header(name, total))
     with found.open("rb") as stream, ThreadPoolExecutor(1) as pool:
@@ -885,22 +942,30 @@ def _spooled_local_file(dataset: Dataset, plan: Tabular, folder: Path) -> _Spool
     odp.sources.csvstream). None: not such a file, or one Arrow does not read in parts — it is
     then read whole, which names what is wrong. (A last line cut short fails Arrow's parse: a
     row with fewer cells.)"""
-    file, layout = plan.files[0], plan.layout
+    file = plan.files[0]
     if not _appendable(plan) or file.url or not file.path:
         return None
     found = local_file(dataset.name, {"path": str(file.path)})
-    if found is None:
-        return None
+    return None if found is None else _spooled_file(dataset, plan, found, str(found), folder)
+
+
+def _spooled_file(dataset: Dataset, plan: Tabular, found: Path, name: str, folder: Path
+                  ) -> _Spooled | None:
+    """`_spooled_local_file` of the file `found` (a local file, or one downloaded), named
+    `name` in messages and the content digest (its path, or its URL)."""
     import pyarrow as pa
 
-    where = f"{dataset.name}: {found}"
+    layout = plan.layout
+    if not _appendable(plan):
+        return None
+    where = f"{dataset.name}: {name}"
     with found.open("rb") as stream:
         size = os.fstat(stream.fileno()).st_size
         start = stream.read(1 << 16)
         stream.seek(0)
         if not _plain_utf8(start, layout) or b"\n" not in start:
             return None
-        digest = hashlib.sha256(_file_header(str(found), size))
+        digest = hashlib.sha256(_file_header(name, size))
         cells = csvstream.cells(csvstream.Hashed(stream, digest, size),
                                 start[:start.find(b"\n") + 1], layout.delimiter,
                                 layout.quotechar)
