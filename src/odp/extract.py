@@ -288,33 +288,26 @@ def staged_parts(dataset: Dataset, state: Path, rows: int) -> Iterator[pd.DataFr
     each part indexed by its rows' places in the whole (0, 1, … on from the part before)."""
     import pyarrow as pa
 
+    from odp.sources.csvstream import gathered
+
     with _staging_table(dataset, state) as found:
         if found is None:
             return
         con, table = found
 
-        def part(batches: list[pa.RecordBatch], first: int) -> pd.DataFrame:
+        def part(batches: list[pa.RecordBatch]) -> pd.DataFrame:
             # The part's own buffers: a text column kept from DuckDB's batches (a validated
             # row's text) kept all of its batch (500k rows: 0.1 GB a part).
-            frame = pa.Table.from_batches(batches).combine_chunks().to_pandas()
-            frame.index = pd.RangeIndex(first, first + len(frame))
-            return frame
+            return pa.Table.from_batches(batches).combine_chunks().to_pandas()
 
-        done, batches, gathered = 0, [], 0
+        done = 0
         # DuckDB's batches hold a row group at most (122,880 rows): gathered to `rows`
-        for batch in con.sql(f"select * from {table}").to_arrow_reader(rows):
-            batches.append(batch)
-            gathered += batch.num_rows
-            if gathered >= rows:
-                frame = part(batches, done)
-                # DuckDB's batches are let go before the part is handed on, not kept while it
-                # is validated (500,000 rows: 0.12 GB)
-                done, batches, gathered = done + gathered, [], 0
-                del batch
-                yield frame
-                del frame
-        if batches:
-            yield part(batches, done)
+        reader = con.sql(f"select * from {table}").to_arrow_reader(rows)
+        for frame in gathered(reader, part, rows=rows):
+            frame.index = pd.RangeIndex(done, done + len(frame))
+            done += len(frame)
+            yield frame
+            del frame
 
 
 @dataclass(frozen=True)

@@ -136,9 +136,9 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
               ) -> None:
     from odp.georeference import check_filled, georeference
     from odp.publish.changes import key_index
-    from odp.validate import quarantine_keys, validate_batch
+    from odp.validate import validate_batch
     from odp.validate.cells import shortened
-    from odp.validate.gate import with_rejections
+    from odp.validate.gate import as_delivered, with_located
 
     key = list(dataset.schema.primary_key)
     result = validate_batch(staged, dataset, run_id, None, now=now)
@@ -150,12 +150,8 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     located = georeference(result.valid, dataset, city, first_row=first_valid)
     if dataset.georeference:
         check_filled(located.table, dataset)  # a derived field no rule fills: ConfigError
-    text = staged  # the rows as delivered, with a derived key's value (the quarantine's key)
-    if hashed := dataset.schema.row_hash:
-        text = staged.assign(**{hashed: result.valid[hashed].reindex(staged.index)})
-    if not located.rejected.empty:
-        findings = located.findings(text, quarantine_keys(text, key))
-        result = with_rejections(result, findings, located.rejected.index)
+    text = as_delivered(staged, result, dataset)
+    result, _ = with_located(result, located, text, dataset)  # quarantined with the others
     parts.seconds += time.monotonic() - began
 
     findings = result.findings.copy()

@@ -415,20 +415,17 @@ def _georeference(dataset: Dataset, city: City, batch: pd.DataFrame, result: Val
     """Georeference the valid rows; rows it rejects ((0, 0), swapped axes, far outside the
     city) are quarantined and handed to the result, numbered as rows of the delivered batch."""
     from odp.georeference import check_filled, georeference
-    from odp.validate.gate import with_rejections
+    from odp.validate.gate import as_delivered, with_located
 
     located = georeference(result.valid, dataset, city)
     if dataset.georeference:
         check_filled(located.table, dataset)  # a derived field no rule fills: ConfigError
     _report_located(dataset, located, report)
-    if located.rejected.empty:
-        return located, result
-    if hashed := dataset.schema.row_hash:  # a derived key: the batch as delivered has none
-        batch = batch.assign(**{hashed: result.valid[hashed].reindex(batch.index)})
-    keys = quarantine_keys(batch, list(dataset.schema.primary_key))
-    findings = located.findings(batch, keys)
-    store.add(dataset.name, report.run_id, findings, batch.reset_index(drop=True))
-    return located, with_rejections(result, findings, located.rejected.index)
+    text = as_delivered(batch, result, dataset)
+    result, findings = with_located(result, located, text, dataset)
+    if findings is not None:
+        store.add(dataset.name, report.run_id, findings, text.reset_index(drop=True))
+    return located, result
 
 
 def _report_located(dataset: Dataset, located: Georeferenced, report: RunReport) -> None:

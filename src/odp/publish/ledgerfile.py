@@ -201,7 +201,7 @@ class LedgerFile:
         stored = (self._file.metadata.metadata or {}).get(HASH_SUM)
         if stored is not None:
             return int(stored)
-        return sum(_hash_sum(part) or 0 for part in self.batches([HASH])) % 2**64
+        return sum(table_hash_sum(part) or 0 for part in self.batches([HASH])) % 2**64
 
     def summary(self, names: list[str]) -> pa.Table | None:
         """The summary of columns `names` written beside the rows (None: none of them)."""
@@ -278,12 +278,12 @@ def with_counts(metadata: dict[bytes, bytes], table: pa.Table) -> dict[bytes, by
     """`metadata` with the table's present counts and the sum of its row hashes."""
     import json
 
-    total = _hash_sum(table)
+    total = table_hash_sum(table)
     return {**metadata, PRESENT: json.dumps(present_counts(table), sort_keys=True).encode(),
             **({HASH_SUM: str(total).encode()} if total is not None else {})}
 
 
-def _hash_sum(table: pa.Table) -> int | None:
+def table_hash_sum(table: pa.Table) -> int | None:
     """The sum of the table's row hashes modulo 2**64 (None: it has none)."""
     import pyarrow.compute as pc
 
@@ -472,7 +472,7 @@ class Merged:
                 parts = [self.added.select([HASH])] if self.added is not None else []
             else:
                 total, parts = 0, self.parts([HASH])
-            self._sum = (total + sum(_hash_sum(part) or 0 for part in parts)) % 2**64
+            self._sum = (total + sum(table_hash_sum(part) or 0 for part in parts)) % 2**64
         return self._sum
 
     @property
@@ -503,8 +503,8 @@ class Merged:
                                    row_group_size=BATCH_ROWS)
                 for name, count in present_counts(group).items():
                     counts[name] += count
-                total += _hash_sum(group) or 0
-            summed = {HASH_SUM: str(total % 2**64)} if _hashed(schema) else {}
+                total += table_hash_sum(group) or 0
+            summed = {HASH_SUM: str(total % 2**64)} if HASH in schema.names else {}
             writer.add_key_value_metadata({PRESENT: json.dumps(counts, sort_keys=True),
                                            **summed, **self._stored_summary()})
 
@@ -523,10 +523,6 @@ class Merged:
             stream.write_table(table)
         encoded = base64.b64encode(sink.getvalue().to_pybytes()).decode()
         return {SUMMARY: json.dumps({"names": names, "table": encoded})}
-
-
-def _hashed(schema: pa.Schema) -> bool:
-    return HASH in schema.names
 
 
 def _regrouped(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+T = TypeVar("T")
 
 # Arrow parses 1 MB of the file at a time: its reader keeps some 45 times a block in flight
 # (10M rows, 785 MB: 1 MB blocks 0.05 GB of Arrow's memory, 4 MB 0.18 GB, 16 MB 0.7 GB, in the
@@ -97,14 +99,28 @@ def cells(stream: BinaryIO, first_line: bytes, delimiter: str, quotechar: str
             strings_can_be_null=True, quoted_strings_can_be_null=True))
     if not all(pa.types.is_string(t) for t in reader.schema.types):
         raise NotStreamable("the first record spans lines")
-    batches: list[pa.RecordBatch] = []
-    for batch in reader:
-        batches.append(batch)
-        if sum(b.nbytes for b in batches) >= PART:
-            yield pa.Table.from_batches(batches).combine_chunks()
-            batches = []
-    if batches:
-        yield pa.Table.from_batches(batches).combine_chunks()
+    yield from gathered(reader, lambda batches: pa.Table.from_batches(batches).combine_chunks(),
+                        size=PART)
+
+
+def gathered(batches: Iterable[pa.RecordBatch], combine: Callable[[list[pa.RecordBatch]], T],
+             rows: int | None = None, size: int | None = None) -> Iterator[T]:
+    """`combine` of consecutive batches, gathered until they hold `rows` rows or `size` bytes
+    (the last: what is left). The batches are let go before their part is handed on, not kept
+    while the caller works on it (500,000 rows of staging: 0.12 GB)."""
+    kept: list[pa.RecordBatch] = []
+    count = held = 0
+    for batch in batches:
+        kept.append(batch)
+        count, held = count + batch.num_rows, held + batch.nbytes
+        if (rows is not None and count >= rows) or (size is not None and held >= size):
+            part = combine(kept)
+            kept, count, held = [], 0, 0
+            del batch
+            yield part
+            del part
+    if kept:
+        yield combine(kept)
 
 
 def spool(parts: Iterator[pa.Table], folder: Path) -> Spool:

@@ -27,6 +27,7 @@ from odp.errors import GateError
 from odp.spec import Dataset
 
 if TYPE_CHECKING:
+    from odp.georeference import Georeferenced
     from odp.validate import ValidationResult
 
 
@@ -46,6 +47,27 @@ def with_rejections(result: ValidationResult, findings: pd.DataFrame,
     delivered = result.total + result.carried
     return replace(result, valid=valid, findings=merged, rejected_rows=total_rejected,
                    share_rejected=total_rejected / delivered if delivered else 0.0)
+
+
+def as_delivered(batch: pd.DataFrame, result: ValidationResult, dataset: Dataset
+                 ) -> pd.DataFrame:
+    """The validated batch as delivered, with a derived key's value (the key the quarantine
+    names a row by; the delivered text has none)."""
+    if hashed := dataset.schema.row_hash:
+        return batch.assign(**{hashed: result.valid[hashed].reindex(batch.index)})
+    return batch
+
+
+def with_located(result: ValidationResult, located: Georeferenced, text: pd.DataFrame,
+                 dataset: Dataset) -> tuple[ValidationResult, pd.DataFrame | None]:
+    """The result after georeferencing rejected rows of the batch `text` (`as_delivered`), and
+    their findings, numbered as rows of the batch (None: it rejected none)."""
+    from odp.validate import quarantine_keys
+
+    if located.rejected.empty:
+        return result, None
+    findings = located.findings(text, quarantine_keys(text, list(dataset.schema.primary_key)))
+    return with_rejections(result, findings, located.rejected.index), findings
 
 
 def _row_band(result: ValidationResult, min_rows: int, max_rows: int | None) -> list[str]:
