@@ -75,6 +75,36 @@ def test_a_run_killed_at_a_named_point_converges_on_the_copy_path(copy_project, 
     _assert_converged(outcome, copy_project)
 
 
+@pytest.mark.parametrize("point", [
+    "copy.committed",  # DataStore committed (its rows read from disk), the ledger not written
+    "ledger.before",  # every portal write done, the first ledger staged, not put in place
+])
+def test_a_first_publish_in_parts_killed_before_its_ledger_converges(tmp_path_factory, portal,
+                                                                     reference, point):
+    """A first publish validated in parts of 500 rows, its rows sorted on disk and published
+    from there, killed after the DataStore committed: the next run of the next delivery finds
+    the publish interrupted, takes its changes against the DataStore table (the rows on disk
+    read back as one frame) and converges."""
+    from tests.faults.harness import converged
+    from tests.faults.wrapper import PARTS_ENV
+
+    project = FaultProject(tmp_path_factory.mktemp("faults-parts"), portal, load="copy")
+    project.env[PARTS_ENV] = "500"
+    k = _next_k()
+    try:
+        project.deliver(variant(k))
+        faulted = project.run(kill=point)
+        assert faulted.killed, faulted.tail()
+        assert list(project.state.rglob("*.sorted.parquet"))  # published from disk, in parts
+        project.deliver(variant(k + 1))
+        after = project.run()
+        assert not converged(project, after, reference.table(variant(k + 1)))
+        assert "repair: the previous publish was interrupted" in after.stdout
+        assert not list(project.state.rglob("*.sorted.parquet"))
+    finally:
+        project.close()
+
+
 def test_a_run_killed_before_the_ledger_is_written_converges_on_the_api_path(api_project,
                                                                             reference):
     outcome = fault_cycle(api_project, reference, _next_k(), "ledger.before",

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 ENV = "ODP_FAULT_KILL_AT"
+PARTS_ENV = "ODP_FAULT_PART_ROWS"  # (read only here) a delivery of more rows goes in parts
 MARK = "fault: killed at "
 
 
@@ -188,6 +189,8 @@ def main(argv: list[str]) -> int:
     spec = os.environ.get(ENV, "").strip()
     if spec:
         arm(spec)
+    if rows := os.environ.get(PARTS_ENV, "").strip():  # validated in parts of this many rows
+        importlib.import_module("odp.inparts").PART_ROWS = int(rows)
     from odp.cli import main as odp_main
 
     return odp_main(argv)

@@ -37,7 +37,11 @@ def _described(ckan, name: str) -> tuple[dict, dict]:
 
 def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
         tmp_path, portal, ckan, monkeypatch):
-    reports, names = {}, {}
+    from odp.publish import sync
+
+    reports, names, from_disk = {}, {}, []
+    real = sync.first_publish  # counted: the rows published from disk, not as one frame
+    monkeypatch.setattr(sync, "first_publish", lambda *a, **k: from_disk.append(1) or real(*a, **k))
     with ReplayServer(RECORDINGS) as replay:
         for how, rows in (("parts", 500), ("whole", 10**9)):
             root, named = make_project(tmp_path / how, [STOPS])
@@ -46,6 +50,7 @@ def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
             monkeypatch.setattr(inparts, "PART_ROWS", rows)
             names[how] = named[STOPS]
             reports[how] = run_dataset(names[how], root, load_city(root))
+            assert len(from_disk) == 1, how  # in parts: published from disk; whole: not
             if how == "parts":
                 again = run_dataset(names[how], root, load_city(root))
     parts, whole = reports["parts"], reports["whole"]

@@ -48,7 +48,7 @@ def _check(dataset, city, extracted, kept, rows: int, monkeypatch):
         held = db.execute("SELECT row, key, field, rule, value, reason, raw FROM quarantine "
                           "WHERE dataset = ? ORDER BY row, field, rule",
                           (dataset.name,)).fetchall()
-    return part, located, result, report, held
+    return part, located, result, report, held, on_disk is not None
 
 
 def _published(located, dataset) -> pd.DataFrame:
@@ -69,6 +69,7 @@ def test_the_stops_validated_in_parts_give_the_rows_findings_and_quarantine_of_t
     whole, parts = runs[10**9], runs[500]
     assert parts[3].stages.keys() >= {"validate", "georeference"}
     assert parts[2].rejected_rows == whole[2].rejected_rows > 0  # stops without a number
+    assert parts[5] and not whole[5]  # in parts: the located rows were sorted on disk
     pd.testing.assert_frame_equal(_published(parts[1], dataset), _published(whole[1], dataset))
     pd.testing.assert_frame_equal(parts[2].findings, whole[2].findings)
     for name in ("total", "rejected_rows", "warnings", "share_rejected", "present",
@@ -98,7 +99,7 @@ def test_a_key_in_two_parts_is_validated_whole_and_its_duplicates_found(
     env["server"].override(STOPS_URL, 200, b"\r\n".join(twice), "text/csv")
     extracted = extract(dataset, tmp_path / "state")
     assert extracted.staged == 4374
-    part, located, result, report, held = _check(dataset, city, extracted, tmp_path, 500,
+    part, located, result, report, held, _ = _check(dataset, city, extracted, tmp_path, 500,
                                                  monkeypatch)
     first = result.findings[result.findings["key"].astype("string").str.contains(
         "de:14612:1", regex=False).fillna(False)]
@@ -119,7 +120,7 @@ def test_a_column_retyped_over_the_whole_delivery_but_in_no_part_is_judged_whole
     env["server"].override(STOPS_URL, 200, b"\r\n".join(lines), "text/csv")
     strict = replace(dataset, validate={**dataset.validate, "retyped_share": 0.0005})
     extracted = extract(strict, tmp_path / "state")
-    part, located, result, report, held = _check(strict, city, extracted, tmp_path, 500,
+    part, located, result, report, held, _ = _check(strict, city, extracted, tmp_path, 500,
                                                  monkeypatch)
     assert [r.column for r in result.drift.retyped] == ["latitude"] and result.drift_blocks
     assert not held  # a batch held back by drift quarantines nothing
