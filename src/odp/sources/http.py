@@ -15,6 +15,8 @@ Conditional GET (`get_bytes_if_changed`): the validators a server sent with a fi
 URL's SHA-256, so no URL — nor a credential in one — is stored in the state), so they are
 kept only when the run's extract commits; the next run sends them as `If-None-Match` /
 `If-Modified-Since` and a `304 Not Modified` means "unchanged": no body is transferred.
+`download_if_changed` does the same with the body written to a file as it arrives, under the
+same limits (a large CSV file, read from disk in parts by odp.sources.tabular).
 
 Complete deliveries only: every body is streamed under an overall `deadline` (besides the
 per-read `timeout`: a server dripping a byte every few seconds never trips a read timeout) and a
