@@ -416,9 +416,12 @@ class Sync:
             redo = self.interrupted and not self.reconciled
             self._update(loader, package, table["id"], changes, key, redo, report)
             return
-        # A first publish's rows on disk go to a loader that reads them a row group at a time.
+        # Every published row into the new table; rows on disk (a first publish's, a merged
+        # ledger) go to a loader that reads them a row group at a time. Nothing is upserted
+        # or deleted: the rows the diff found changed are among them (a table deleted on the
+        # portal while the ledger remained).
         rows = changes.published if loader.reads_from_disk else changes.frame
-        empty = changes.frame.iloc[0:0] if isinstance(rows, pd.DataFrame) else changes.changed
+        empty = changes.changed.iloc[0:0]
         loader.load(table["id"], rows, empty, empty[key], key)
         report.rows_inserted = len(changes.published)
         # The portal's default previews (e.g. the DataStore table view), as XLoader adds
