@@ -292,13 +292,19 @@ def _repeated_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np
     return pd.Series(delivered_keys(dataset, staged, raw)).duplicated(keep=False).to_numpy()
 
 
-def delivered_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
+def delivered_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series,
+                   complete_only: bool = False) -> np.ndarray:
     """Per staged row, a hash of its primary key as delivered (text); a derived key, or a key
-    column not staged: the row's raw hash (`raw`, see `raw_hashes`)."""
+    column not staged: the row's raw hash (`raw`, see `raw_hashes`). `complete_only`: only of
+    the rows with every key field delivered (a row without one is never a duplicate: the key
+    check compares complete keys only)."""
     key = list(dataset.schema.primary_key)
     if dataset.schema.row_hash or any(k not in staged for k in key):
         return raw.to_numpy(dtype=np.uint64)
-    return pd.util.hash_pandas_object(staged[key].astype("string"), index=False).to_numpy(
+    keys = staged[key]
+    if complete_only:
+        keys = keys[keys.notna().all(axis=1)]
+    return pd.util.hash_pandas_object(keys.astype("string"), index=False).to_numpy(
         dtype=np.uint64)
 
 

@@ -169,24 +169,14 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     parts.findings.append(findings)
     parts.rejected_text.append(shortened(text.loc[at], result.settings.max_cell_chars))
     parts.raw.append(delta.raw_hashes(staged))
-    parts.delivered_keys.append(_delivered_keys(dataset, staged, parts.raw[-1]))
+    # distinct per part; the stops without a number, in several parts, are no repeated key
+    parts.delivered_keys.append(pd.unique(delta.delivered_keys(dataset, staged, parts.raw[-1],
+                                                               complete_only=True)))
     published = located.table
     parts.valid_keys.append(key_index(published, key).to_numpy(dtype=np.uint64))
     if len(published) < len(staged) and "_dlt_id" in staged:
         back = staged.loc[~staged.index.isin(published.index), "_dlt_id"]
         parts.held.extend(back.astype(str))
-
-
-def _delivered_keys(dataset: Dataset, staged: pd.DataFrame, raw: pd.Series) -> np.ndarray:
-    """The part's distinct primary keys as delivered, of its rows with every key field
-    delivered: a row without one is never a duplicate (its key is missing, and the whole
-    validation compares complete keys only), so the stops without a number in two parts do
-    not send the delivery to the whole validation."""
-    hashed = delta.delivered_keys(dataset, staged, raw)
-    key = list(dataset.schema.primary_key)
-    if not dataset.schema.row_hash and all(k in staged for k in key):
-        hashed = hashed[staged[key].notna().all(axis=1).to_numpy(dtype=bool)]
-    return pd.unique(hashed)
 
 
 def _return_freed() -> None:
