@@ -65,7 +65,7 @@ class Parted:
     located rows and the validation's result; and the seconds spent georeferencing."""
 
     part: delta.Split
-    located: Georeferenced  # its table: the valid rows' labels only (their values: `rows`)
+    located: Georeferenced  # its table: as many rows as are valid, no values (see `rows`)
     result: ValidationResult  # … and so is its `valid`
     georeference_seconds: float
     rows: SortedRows  # the located rows on disk, in key order (the caller removes the file)
@@ -77,12 +77,9 @@ class _Parts:
 
     results: list[ValidationResult]
     located: list[Georeferenced]  # each part's counts and rejections (its rows: in `rows`)
-    rows: LocatedRows  # the parts' located rows, on disk
+    rows: LocatedRows  # the parts' located rows and their keys, on disk
     findings: list[pd.DataFrame]  # each part's findings, rows numbered in the delivery
     rejected_text: list[pd.DataFrame]  # each part's rejected rows as delivered (text)
-    raw: list[pd.Series]  # raw hash per staged row (odp.delta)
-    delivered_keys: list[np.ndarray]  # per part, the distinct primary keys as delivered
-    valid_keys: list[np.ndarray]  # per part, the typed primary keys of its valid rows
     held: list[str]  # dlt ids of the staged rows not published
     seconds: float = 0.0  # georeferencing
 
@@ -104,10 +101,7 @@ def validated(dataset: Dataset, city: City, state: Path, extracted: Extracted,
     try:
         parts = _each_part(dataset, city, extracted, run_id, rows, importing)
         _check_across(dataset, parts)
-        parted = _joined(dataset, parts, why, run_id, store)
-        del parts  # the parts' keys and hashes (24 bytes a row): given back before publishing
-        _return_freed()
-        return parted
+        return _joined(dataset, parts, why, run_id, store)
     except _Whole as whole:
         log.info("%s: validated whole, not in parts: %s", dataset.name, whole)
         return None
@@ -123,7 +117,7 @@ def _each_part(dataset: Dataset, city: City, extracted: Extracted, run_id: str,
     from odp.extract import staged_parts
 
     now = datetime.now(UTC)  # `$now` in the suite: one time for every part
-    parts = _Parts([], [], rows, [], [], [], [], [], [])
+    parts = _Parts([], [], rows, [], [], [])
     first_valid = 1
     for staged in staged_parts(dataset, extracted.state, PART_ROWS):
         _one_part(dataset, city, staged, run_id, now, first_valid, parts, importing)
@@ -162,18 +156,19 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     errors = findings[(findings["severity"] == "error") & findings["row"].notna()]
     at = np.unique(errors["row"].to_numpy(dtype=np.int64) - 1)
     parts.results.append(replace(result, valid=_no_rows(result.valid), findings=findings))
+    published = located.table
+    raw = delta.raw_hashes(staged)
     # dlt's columns are not published (10M rows: 0.5 GB of ids); the held ones are kept below
-    bookkeeping = [c for c in located.table.columns if str(c).startswith("_dlt_")]
-    parts.rows.add(located.table.drop(columns=bookkeeping))
-    parts.located.append(replace(located, table=_no_rows(located.table)))
+    bookkeeping = [c for c in published.columns if str(c).startswith("_dlt_")]
+    parts.rows.add(published.drop(columns=bookkeeping),
+                   raw.loc[published.index].to_numpy(dtype=np.uint64))
+    parts.located.append(replace(located, table=_no_rows(published)))
     parts.findings.append(findings)
     parts.rejected_text.append(shortened(text.loc[at], result.settings.max_cell_chars))
-    parts.raw.append(delta.raw_hashes(staged))
     # distinct per part; the stops without a number, in several parts, are no repeated key
-    parts.delivered_keys.append(pd.unique(delta.delivered_keys(dataset, staged, parts.raw[-1],
-                                                               complete_only=True)))
-    published = located.table
-    parts.valid_keys.append(key_index(published, key).to_numpy(dtype=np.uint64))
+    parts.rows.delivered_keys.add(pd.unique(delta.delivered_keys(dataset, staged, raw,
+                                                                 complete_only=True)))
+    parts.rows.valid_keys.add(key_index(published, key).to_numpy(dtype=np.uint64))
     if len(published) < len(staged) and "_dlt_id" in staged:
         back = staged.loc[~staged.index.isin(published.index), "_dlt_id"]
         parts.held.extend(back.astype(str))
@@ -196,11 +191,11 @@ def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({c: pd.array([], dtype=t) for c, t in frame.dtypes.items()})
 
 
-def _repeated(keys: list[np.ndarray]) -> bool:
-    """Whether a key hash is in two of the arrays (each of distinct hashes): sorted, a hash
+def _repeated(hashes: Hashes) -> bool:
+    """Whether a key hash is in two of the parts (each part's hashes distinct): sorted, a hash
     next to itself. (A hash table of 10M keys, `pd.Index.has_duplicates`: 0.35 GB more at the
     peak and 1.1 s; numpy's radix sort of 64-bit integers: 0.1 GB, 0.9 s.)"""
-    every = np.concatenate(keys)
+    every = hashes.read()
     every.sort(kind="stable")
     return bool((every[1:] == every[:-1]).any())
 
@@ -213,7 +208,8 @@ def _check_across(dataset: Dataset, parts: _Parts) -> None:
         return
     # Per part, the delivered keys are made distinct and the valid rows' keys are (the key
     # check rejects or leaves out a repeated one): a repeat is a key in two parts.
-    for name, keys in (("as delivered", parts.delivered_keys), ("typed", parts.valid_keys)):
+    for name, keys in (("as delivered", parts.rows.delivered_keys),
+                       ("typed", parts.rows.valid_keys)):
         if _repeated(keys):
             raise _Whole(f"a primary key ({name}) is in two parts")
     share = parts.results[0].settings.retyped_share
@@ -240,8 +236,9 @@ def _joined(dataset: Dataset, parts: _Parts, why: str, run_id: str,
     _return_freed()
     rows = parts.rows.in_key_order(list(dataset.schema.primary_key), dataset.schema.names)
     _return_freed()  # … and what the sort freed (3M rows: 0.4 GB)
-    # The valid rows' labels (staging's places, in key order): their values are in `rows`.
-    table = pd.DataFrame(index=rows.places())
+    # As many rows as are valid, no columns: their values and places are in `rows` (their
+    # places as labels here: 80 MB more to the end of a 10M-row run).
+    table = pd.DataFrame(index=pd.RangeIndex(len(rows)))
     located = Georeferenced(
         table, sum(p.located for p in parts.located), sum(p.in_city for p in parts.located),
         pd.concat([p.rejected for p in parts.located]),
@@ -258,35 +255,65 @@ def _joined(dataset: Dataset, parts: _Parts, why: str, run_id: str,
         store.add(dataset.name, run_id, errors,
                   text.reset_index(drop=True),
                   text.index.get_indexer(errors["row"].to_numpy(dtype=np.int64) - 1))
-    raw = pd.concat(parts.raw, ignore_index=True)  # the parts are staging's rows in order
-    split = delta.Split(rows.empty(), raw=raw, why_all=why, held=tuple(parts.held))
+    # The rows' raw hashes, for the record, are a column of `rows`.
+    split = delta.Split(rows.empty(), why_all=why, held=tuple(parts.held))
     return Parted(split, located, result, parts.seconds, rows)
+
+
+class Hashes:
+    """64-bit hashes appended part by part to a file, read back at once when every part is
+    in (10M rows: 80 MB an array; the parts' keys held in memory raised the validate stage's
+    peak by 0.16 GB and what glibc kept of them stayed to the end of the run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.unlink(missing_ok=True)  # a killed run's
+
+    def add(self, values: np.ndarray) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab") as sink:
+            values.astype(np.uint64, copy=False).tofile(sink)
+
+    def read(self) -> np.ndarray:
+        if not self.path.is_file():
+            return np.empty(0, dtype=np.uint64)
+        return np.fromfile(self.path, dtype=np.uint64)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 class LocatedRows:
     """The parts' located rows on the state disk (a Parquet file, a row group a part, not
     compressed), sorted at the end into the key order a first publish writes
-    (`odp.publish.sortedrows`). A part is let go once written, so the delivery's rows are
-    never held together (10M rows kept in memory part by part: 4.9 GB at the end of the
-    validate stage for 1.9 GB of rows; put together in key order: 1.8 GB to the end of the
+    (`odp.publish.sortedrows`); and, beside them, each part's primary keys as delivered and
+    typed (for the check across parts). A part is let go once written, so the delivery's
+    rows are never held together (10M rows kept in memory part by part: 4.9 GB at the end of
+    the validate stage for 1.9 GB of rows; put together in key order: 1.8 GB to the end of the
     run)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sorted_path = path.with_name(path.name.replace(".located.", ".sorted."))
+        self.delivered_keys = Hashes(path.with_name(path.name + ".delivered-keys"))
+        self.valid_keys = Hashes(path.with_name(path.name + ".valid-keys"))
         self._writer: pq.ParquetWriter | None = None
 
-    def add(self, frame: pd.DataFrame) -> None:
+    def add(self, frame: pd.DataFrame, raw: np.ndarray) -> None:
+        """A part's located rows (indexed by their places in staging) and their raw hashes
+        (`delta.raw_hashes`, kept with each row for the delta's record)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         from odp.publish.changes import to_arrow
-        from odp.publish.sortedrows import PLACE
+        from odp.publish.ledgerfile import BATCH_ROWS
+        from odp.publish.sortedrows import PLACE, RAW
 
         if frame.empty:
             return
-        table = to_arrow(frame).append_column(
-            PLACE, pa.array(frame.index.to_numpy(dtype=np.int64)))
+        table = (to_arrow(frame)
+                 .append_column(PLACE, pa.array(frame.index.to_numpy(dtype=np.int64)))
+                 .append_column(RAW, pa.array(raw.astype(np.uint64, copy=False))))
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="none")
@@ -294,7 +321,8 @@ class LocatedRows:
             table = table.cast(self._writer.schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise _Whole(f"a part's columns are not typed as the first part's: {exc}") from None
-        self._writer.write_table(table)
+        # in row groups of a batch the sort reads (a part's 500k rows read at once: 0.1 GB)
+        self._writer.write_table(table, row_group_size=BATCH_ROWS)
 
     def in_key_order(self, key: list[str], names: list[str]) -> SortedRows:
         """All rows written, columns `names`, in the order of their key's values (stable),
@@ -311,7 +339,9 @@ class LocatedRows:
             self.path.unlink(missing_ok=True)
 
     def remove(self) -> None:
-        """The parts' file (the sorted one is the caller's once handed on)."""
+        """The parts' files (the sorted one is the caller's once handed on)."""
         if self._writer is not None:
             self._writer.close()
         self.path.unlink(missing_ok=True)
+        self.delivered_keys.remove()
+        self.valid_keys.remove()

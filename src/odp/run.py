@@ -250,11 +250,10 @@ def _publish(dataset: Dataset, city: City, state: Path, extracted: Extracted,
         guard = guard_settings(dataset, city)
         # Rows validated in parts stay on disk for a first publish; compared with a ledger,
         # they are one frame, as the whole validation gives them.
-        rows: pd.DataFrame | SortedRows = located.table if on_disk is None else on_disk
+        validated: pd.DataFrame | SortedRows = located.table if on_disk is None else on_disk
+        rows = validated
         if on_disk is not None and ledger is not None and ledger.num_rows:
             rows = on_disk.frame()
-            located, on_disk = replace(located, table=rows), None
-        validated = located.table if on_disk is None else on_disk
         if guard.quarantined_rows == "keep-published":
             rows = _keep_last_good(dataset, rows, result, ledger, report)
         changes = sync.diff(rows, ledger, part.carried_keys, ledger_keys,  # deletion policy

@@ -35,6 +35,23 @@ def _described(ckan, name: str) -> tuple[dict, dict]:
     return extras, {r["odp_role"]: r.get("odp_hash") for r in package["resources"]}
 
 
+def _record(state, name: str) -> tuple[list[tuple[int, int]], str, int]:
+    """The delta's record: (raw hash, key hash) per published row, sorted; staging's rows at
+    the publish and how many of them were held back (their dlt ids differ from run to run)."""
+    import json
+
+    import pyarrow as pa
+
+    from odp import delta
+
+    with pa.memory_map(str(delta.rows_path(state, name))) as source:
+        table = pa.ipc.open_file(source).read_all()
+    pairs = sorted(zip(table.column(delta.RAW).to_pylist(), table.column(delta.KEY).to_pylist(),
+                       strict=True))
+    meta = table.schema.metadata or {}
+    return pairs, meta[b"odp_staged"].split(b":")[0].decode(), len(json.loads(meta[b"odp_held"]))
+
+
 def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
         tmp_path, portal, ckan, monkeypatch):
     from odp.publish import sync
@@ -72,5 +89,9 @@ def test_a_first_publish_in_parts_puts_on_the_portal_what_a_whole_one_does(
     ledgers = [pq.read_table(tmp_path / how / "state" / "published" / f"{names[how]}.parquet")
                for how in ("parts", "whole")]
     assert ledgers[0].equals(ledgers[1])  # the same rows, hashes and key hashes, in order
+    # The record the next run splits its delivery against (odp.delta): each published row's
+    # raw hash as staged and its key hash, kept on disk with the rows in parts.
+    records = [_record(tmp_path / how / "state", names[how]) for how in ("parts", "whole")]
+    assert records[0] == records[1] and len(records[0][0]) == parts.inserted
     assert not list((tmp_path / "parts" / "state").rglob("*.sorted.parquet"))  # removed
     assert again.status == "unchanged", again.messages

@@ -24,11 +24,19 @@ def _sorted_on_disk(rows, folder, parts):
     located = LocatedRows(folder / "t.located.parquet")
     first = 0
     for size in parts:
-        located.add(rows.iloc[first:first + size])
+        part = rows.iloc[first:first + size]
+        located.add(part, _raw(part.index))
         first += size
     on_disk = located.in_key_order(KEY, COLUMNS)
     assert not located.path.exists()  # the parts' file is gone once sorted
     return on_disk
+
+
+def _raw(places):
+    """Stand-ins for the rows' raw hashes: one of its own per place."""
+    import numpy as np
+
+    return np.asarray(places, dtype=np.uint64) * 7919 + 3
 
 
 @pytest.mark.parametrize("policy", ["delete", "mark-deleted"])
@@ -46,6 +54,7 @@ def test_a_first_publish_sorted_on_disk_is_the_table_the_rows_give_in_memory(
     rows.index = [10, 11, 12, 13, 14]  # places in staging
     on_disk = _sorted_on_disk(rows, tmp_path, [2, 0, 3])
     assert list(on_disk.places()) == [11, 12, 10, 14, 13]  # the rows' places, in key order
+    assert np.array_equal(on_disk.raw_hashes(), _raw(on_disk.places()))  # … each its own
     frame = on_disk.frame()
     assert list(frame.index) == [11, 12, 10, 14, 13]
     pd.testing.assert_frame_equal(frame, rows.loc[frame.index])
@@ -80,6 +89,7 @@ def test_rows_sorted_on_disk_in_many_buckets_are_in_key_order(tmp_path, monkeypa
     on_disk = _sorted_on_disk(rows, tmp_path, [100, 250, 1, 0, 649])
     frame = on_disk.frame()
     assert list(frame["id"]) == list(range(1000))
+    assert np.array_equal(on_disk.raw_hashes(), _raw(frame.index))
     pd.testing.assert_frame_equal(frame, rows.loc[frame.index])
     import pyarrow.parquet as pq
 
