@@ -20,7 +20,6 @@ them.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import time
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from odp import delta
+from odp.heap import give_back
 from odp.spec import City, Dataset
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _each_part(dataset: Dataset, city: City, extracted: Extracted, run_id: str,
         last = parts.located[-1]  # a georeference warning numbers the valid rows it was given
         first_valid += len(last.table) + len(last.rejected)
         del staged  # not held while the next part is read
-        _return_freed()  # what the part's validation freed (3M rows: 0.1 GB less at the peak)
+        give_back()  # what the part's validation freed (3M rows: 0.1 GB less at the peak)
     return parts
 
 
@@ -172,17 +172,6 @@ def _one_part(dataset: Dataset, city: City, staged: pd.DataFrame, run_id: str,
     if len(published) < len(staged) and "_dlt_id" in staged:
         back = staged.loc[~staged.index.isin(published.index), "_dlt_id"]
         parts.held.extend(back.astype(str))
-
-
-def _return_freed() -> None:
-    """Give the memory freed back to the system (glibc; elsewhere nothing): glibc keeps it in
-    its heaps, where the next part's or the sort's buffers, each larger than its threshold for
-    mapping memory of its own, do not fit (3M rows: 0.15 GB; about 10 ms a call)."""
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -233,9 +222,9 @@ def _joined(dataset: Dataset, parts: _Parts, why: str, run_id: str,
     rejected = sum(r.rejected_rows for r in results)
     present = {f: sum(r.present.get(f, 0) for r in results) for f in results[0].present}
     gc.collect()  # the parts' frames some validation objects hold in reference cycles
-    _return_freed()
+    give_back()
     rows = parts.rows.in_key_order(list(dataset.schema.primary_key), dataset.schema.names)
-    _return_freed()  # … and what the sort freed (3M rows: 0.4 GB)
+    give_back()  # … and what the sort freed (3M rows: 0.4 GB)
     # As many rows as are valid, no columns: their values and places are in `rows` (their
     # places as labels here: 80 MB more to the end of a 10M-row run).
     table = pd.DataFrame(index=pd.RangeIndex(len(rows)))

@@ -23,6 +23,7 @@ import pandas as pd
 
 from odp import delta, unchanged
 from odp.errors import GateError, LockedError, OdpError, classified
+from odp.heap import give_back
 from odp.runs.locks import dataset_lock  # noqa: F401 (odp.run.dataset_lock)
 from odp.spec import City, Dataset, load_dataset, state_dir
 from odp.validate import QuarantineStore, ValidationResult, quarantine_keys
@@ -263,6 +264,7 @@ def _publish(dataset: Dataset, city: City, state: Path, extracted: Extracted,
                                     accept_deletes, report))
 
         published = sync.run(changes, dry_run=dry_run)
+        give_back()  # what the portal's writes and the ledger's, in two threads, freed
         report.plan = published.plan if dry_run else {}
         _release(dataset, store, validated, report.run_id)
         if not dry_run:  # what the next run compares with (odp.unchanged, odp.delta)

@@ -143,3 +143,36 @@ def test_the_record_is_read_as_its_file_s_pages_and_an_earlier_parquet_record_on
     delta.record(stops, city, tmp_path, delta.Split(published, raw=raw), published, ledger,
                  staged)
     assert path.is_file() and not earlier.exists()
+
+
+def test_a_record_that_carried_rows_is_one_batch_the_next_run_maps_as_it_is(tmp_path):
+    """A run that carried rows writes the carried hashes and its own as one batch, in that
+    order: the next run reads it as the file's pages, not a copy. A record of no carried rows
+    is the validated rows' hashes alone."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pyarrow as pa
+
+    from odp import delta
+    from odp.publish.changes import key_index, to_arrow
+    from odp.spec import load_city
+
+    stops = load_dataset("transit-stops-vvo", REPO)
+    city = load_city(REPO)
+    fresh = pd.DataFrame({"stop_id": ["d"], "name": ["D"]}, dtype="string", index=[3])
+    ledger = to_arrow(fresh.assign(_row_hash=np.array([4], dtype=np.uint64)))
+    carried = np.array([11, 12, 13], dtype=np.uint64), np.array([21, 22, 23], dtype=np.uint64)
+    split = delta.Split(fresh, carried_keys=carried[1], carried_raw=carried[0],
+                        raw=pd.Series(np.array([0, 0, 0, 14], dtype=np.uint64)))
+    staged = SimpleNamespace(newest_load=None, staged=4)
+    delta.record(stops, city, tmp_path, split, fresh, ledger, staged)
+    path = delta.rows_path(tmp_path, stops.name)
+    assert pa.ipc.open_file(str(path)).num_record_batches == 1
+    found = delta._record(stops, city, tmp_path, ledger)
+    assert found is not None and found.raw.tolist() == [11, 12, 13, 14]
+    assert found.keys.tolist() == [21, 22, 23, *key_index(fresh, ["stop_id"]).tolist()]
+    assert not found.raw.flags.owndata and not found.raw.flags.writeable  # the file's pages
+    delta.record(stops, city, tmp_path, delta.Split(fresh, raw=split.raw), fresh, ledger,
+                 staged)
+    assert delta._record(stops, city, tmp_path, ledger).raw.tolist() == [14]
