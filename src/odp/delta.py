@@ -77,6 +77,9 @@ class Split:
     held: tuple[str, ...] = ()  # dlt ids of the candidates not published (once validated)
     # Per ledger row: carried over this run (`located`; None: nothing carried).
     carried_rows: np.ndarray | None = field(default=None, repr=False)
+    # Where `carried_raw` and `carried_keys` are in the record's file: every row the record
+    # holds is carried (a grown file's run).
+    carried_at: tuple[InFile, InFile] | None = None
 
     @property
     def carried(self) -> int:
@@ -159,26 +162,50 @@ def _rules_allow(dataset: Dataset) -> str:
 
 
 @dataclass(frozen=True)
+class InFile:
+    """Where an array of a record's hashes lies in its file (an offset in bytes)."""
+
+    path: Path
+    offset: int
+
+    def read_into(self, out: np.ndarray) -> bool:
+        """The array's first `len(out)` values read into `out` from the file — not through
+        its mapping, whose pages would count as the process's memory once read (a grown
+        file's record of 10M rows: 0.17 GB at the end of the run). False: not read."""
+        try:
+            with self.path.open("rb") as source:
+                source.seek(self.offset)
+                return source.readinto(memoryview(out).cast("B")) == out.nbytes
+        except OSError:
+            return False
+
+
+@dataclass(frozen=True)
 class _Record:
     raw: np.ndarray  # the raw hash of every row published (uint64)
     keys: np.ndarray  # … and its key hash
     staged: tuple[int, str] | None  # staging's rows and newest load id at that publish
     held: tuple[str, ...] = ()  # the dlt ids of the staged rows not published then
+    at: tuple[InFile, InFile] | None = None  # where `raw` and `keys` are in the file
 
 
-def _stored(path: Path) -> tuple[dict[bytes, bytes], pa.Table]:
-    """The record's metadata and columns. The Arrow file is memory-mapped: its hashes are
-    the file's pages, read when a run touches them — a grown file's run, which carries every
-    published row, touches them only to write the next record (10M rows: 0.75 s and 0.16 GB
-    read before). A record of an earlier version (Parquet) is read whole."""
+def _stored(path: Path) -> tuple[dict[bytes, bytes], pa.Table, int | None]:
+    """The record's metadata and columns, and the address its file is mapped at. The Arrow
+    file is memory-mapped: its hashes are the file's pages, read when a run touches them — a
+    grown file's run, which carries every published row, reads them only from the file, to
+    write the next record (10M rows: 0.75 s and 0.16 GB read before). A record of an earlier
+    version (Parquet) is read whole (None)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.suffix == ".parquet":
         table = pq.read_table(path)
-    else:
-        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
-    return dict(table.schema.metadata or {}), table
+        return dict(table.schema.metadata or {}), table, None
+    mapped = pa.memory_map(str(path))
+    base = mapped.read_buffer(1).address  # the mapping's first byte
+    mapped.seek(0)
+    table = pa.ipc.open_file(mapped).read_all()
+    return dict(table.schema.metadata or {}), table, base
 
 
 def _hashes(table: pa.Table, name: str) -> np.ndarray:
@@ -186,6 +213,13 @@ def _hashes(table: pa.Table, name: str) -> np.ndarray:
     column = table.column(name)
     values = column.chunk(0) if column.num_chunks == 1 else column
     return values.to_numpy().astype(np.uint64, copy=False)
+
+
+def _in_file(values: np.ndarray, path: Path, base: int | None) -> InFile | None:
+    """Where `values` (the mapped file's pages, see `_stored`) lie in the file."""
+    if base is None or values.flags.owndata:
+        return None
+    return InFile(path, values.ctypes.data - base)
 
 
 def _record(dataset: Dataset, city: City, state: Path, ledger: pa.Table | None
@@ -198,7 +232,7 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pa.Table | None
     pending = state / "published" / f"{dataset.name}.pending"
     if ledger is None or not path.is_file() or pending.exists():
         return None
-    meta, stored = _stored(path)
+    meta, stored, base = _stored(path)
     if (meta.get(_DIGESTS[0], b"").decode() != ledger_digest(ledger)
             or meta.get(_DIGESTS[1], b"").decode() != inputs_digest(dataset, city)
             or meta.get(_RAW_HASH) != _RAW_HASH_KIND):
@@ -206,7 +240,9 @@ def _record(dataset: Dataset, city: City, state: Path, ledger: pa.Table | None
     rows, _, newest = meta.get(_STAGED, b"").decode().partition(":")
     staged = (int(rows), newest) if rows.isdigit() and newest else None
     held = tuple(json.loads(meta.get(_HELD, b"[]")))
-    return _Record(_hashes(stored, RAW), _hashes(stored, KEY), staged, held)
+    raw, keys = _hashes(stored, RAW), _hashes(stored, KEY)
+    at = (_in_file(raw, path, base), _in_file(keys, path, base))
+    return _Record(raw, keys, staged, held, None if None in at else at)
 
 
 def split(dataset: Dataset, city: City, state: Path, extracted: Extracted,
@@ -263,7 +299,7 @@ def _added_only(dataset: Dataset, extracted: Extracted, record: _Record) -> Spli
     if dataset.schema.row_hash and np.isin(raw.to_numpy(), record.raw).any():
         return None  # a derived key: an added row delivered again is a repeated key
     return Split(since.rows, record.keys, record.raw, raw, added_only=True,
-                 reread=since.held)
+                 reread=since.held, carried_at=record.at)
 
 
 def present_in(ledger: pa.Table | LedgerFile | None, split_: Split, dataset: Dataset
@@ -331,14 +367,20 @@ def _at(raw: pd.Series, labels: pd.Index) -> np.ndarray:
     return raw.reindex(labels).to_numpy(dtype=np.uint64)
 
 
-def _joined(first: np.ndarray, then: np.ndarray) -> np.ndarray:
-    """`first` and `then` as one array, mapped by the next run as it is; either alone, not
-    copied (a first publish of 10M rows carries nothing: 0.16 GB less at the end of the run.
-    Written as a batch each instead, the next run read them together twice, copied: 0.2 GB
-    more through the whole run)."""
+def _joined(first: np.ndarray, then: np.ndarray, at: InFile | None) -> np.ndarray:
+    """`first` and `then` as one array, mapped by the next run as it is (written as a batch
+    each, the next run read them together twice, copied: 0.2 GB more through the run).
+    Either alone is not copied (a first publish of 10M rows carries nothing: 0.16 GB less
+    at the end of the run); `first` is read from its file `at` (see `InFile.read_into`)."""
     if not len(first):
         return then
-    return first if not len(then) else np.concatenate([first, then])
+    if not len(then):
+        return first
+    out = np.empty(len(first) + len(then), dtype=np.uint64)
+    if at is None or not at.read_into(out[:len(first)]):
+        out[:len(first)] = first
+    out[len(first):] = then
+    return out
 
 
 def record(dataset: Dataset, city: City, state: Path, split_: Split,
@@ -365,8 +407,9 @@ def record(dataset: Dataset, city: City, state: Path, split_: Split,
             dtype=np.uint64)
     else:  # rows on disk (validated in parts), hashed as they were sorted
         fresh_raw, fresh_keys = published.raw_hashes(), published.key_hashes()
-    table = pa.table({RAW: _joined(split_.carried_raw, fresh_raw),
-                      KEY: _joined(split_.carried_keys, fresh_keys)})
+    raw_at, keys_at = split_.carried_at or (None, None)
+    table = pa.table({RAW: _joined(split_.carried_raw, fresh_raw, raw_at),
+                      KEY: _joined(split_.carried_keys, fresh_keys, keys_at)})
     meta = {_DIGESTS[0]: ledger_digest(ledger), _DIGESTS[1]: inputs_digest(dataset, city),
             _RAW_HASH: _RAW_HASH_KIND}
     if extracted.newest_load and len(split_.held) <= _MAX_HELD:

@@ -176,3 +176,40 @@ def test_a_record_that_carried_rows_is_one_batch_the_next_run_maps_as_it_is(tmp_
     delta.record(stops, city, tmp_path, delta.Split(fresh, raw=split.raw), fresh, ledger,
                  staged)
     assert delta._record(stops, city, tmp_path, ledger).raw.tolist() == [14]
+
+
+def test_a_grown_files_record_takes_the_carried_hashes_from_the_records_file(tmp_path):
+    """A run that carried every recorded row writes the next record with the carried hashes
+    read from the record's file, not through its mapping (whose pages would count as the
+    run's memory): the record read back names where its hashes are, and the next record
+    holds the file's hashes, then the run's own."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from odp import delta
+    from odp.publish.changes import key_index, to_arrow
+    from odp.spec import load_city
+
+    stops = load_dataset("transit-stops-vvo", REPO)
+    city = load_city(REPO)
+    first = pd.DataFrame({"stop_id": ["a", "b", "c"], "name": ["A", "B", "C"]},
+                         dtype="string")
+    ledger = to_arrow(first.assign(_row_hash=np.array([1, 2, 3], dtype=np.uint64)))
+    staged = SimpleNamespace(newest_load=None, staged=3)
+    delta.record(stops, city, tmp_path, delta.Split(first, raw=pd.Series(
+        np.array([11, 12, 13], dtype=np.uint64))), first, ledger, staged)
+    found = delta._record(stops, city, tmp_path, ledger)
+    assert found is not None and found.at is not None
+    for values, at in zip((found.raw, found.keys), found.at, strict=True):
+        out = np.empty(len(values), dtype=np.uint64)
+        assert at.read_into(out) and out.tolist() == values.tolist()
+
+    added = pd.DataFrame({"stop_id": ["d"], "name": ["D"]}, dtype="string", index=[3])
+    zeros = np.zeros(3, dtype=np.uint64)  # stand-ins: the values must come from the file
+    split = delta.Split(added, carried_keys=zeros, carried_raw=zeros, carried_at=found.at,
+                        raw=pd.Series(np.array([0, 0, 0, 14], dtype=np.uint64)))
+    delta.record(stops, city, tmp_path, split, added, ledger, staged)
+    again = delta._record(stops, city, tmp_path, ledger)
+    assert again.raw.tolist() == [11, 12, 13, 14]
+    assert again.keys.tolist() == [*found.keys.tolist(), *key_index(added, ["stop_id"]).tolist()]
