@@ -208,7 +208,6 @@ def _run_stages(dataset: Dataset, city: City, state: Path, report: RunReport, sa
         held = set() if rules_changed(dataset, state) else store.open_keys(dataset.name)
     checked = _checked(dataset, city, state, extracted, (ledger, ledger_keys), held, store,
                        report, say, importing)
-    give_back()  # what reading the ledger's keys and validating freed (10M rows: 0.1–0.2 GB)
     try:
         _publish(dataset, city, state, extracted, checked, (ledger, ledger_keys), store, report,
                  say, (dry_run, accept_deletes))
