@@ -309,14 +309,16 @@ def present_in(ledger: pa.Table | LedgerFile | None, split_: Split, dataset: Dat
     When every published row is carried: the counts the ledger was written with."""
     import pyarrow.compute as pc
 
-    from odp.publish.ledgerfile import LedgerFile, filled
+    from odp.publish.changes import as_ledger
+    from odp.publish.ledgerfile import filled
 
     carried = split_.carried_rows
     if ledger is None or carried is None:
         return {}
+    ledger = as_ledger(ledger)
     names = [f.name for f in dataset.schema.source_fields if f.name in ledger.column_names]
     if carried.all():
-        stored = ledger.present if isinstance(ledger, LedgerFile) else None
+        stored = ledger.present  # as the ledger's file was written (in memory: None)
         if stored is not None and all(name in stored for name in names):
             return {name: int(stored[name]) for name in names}
         return {name: int(pc.sum(filled(ledger.column(name))).as_py() or 0) for name in names}

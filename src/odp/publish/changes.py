@@ -29,6 +29,7 @@ from odp.publish.ledgerfile import (
     PRESENT,
     LedgerFile,
     Merged,
+    TableLedger,
     table_hash_sum,
     write_table,
 )
@@ -96,7 +97,17 @@ HASH_VERSION = b"2"  # 1 (no mark): timestamps hashed as text; 2: as integers (n
 _VERSION_KEY = b"odp_hash_version"
 
 
-def read_ledger(state: Path, name: str) -> LedgerFile | pa.Table | None:
+Ledger = LedgerFile | TableLedger  # a ledger on disk or in memory, read alike
+
+
+def as_ledger(ledger: pa.Table | pd.DataFrame | Ledger) -> Ledger:
+    """A ledger as the change detection reads it (a table in memory: a `TableLedger`)."""
+    if isinstance(ledger, LedgerFile | TableLedger):
+        return ledger
+    return TableLedger(to_arrow(ledger) if isinstance(ledger, pd.DataFrame) else ledger)
+
+
+def read_ledger(state: Path, name: str) -> Ledger | None:
     """The ledger, read lazily (`LedgerFile`: a column or a row group at a time; pandas
     metadata gives each column back its dtype); one written before timestamps were hashed as
     integers is read whole and has its row hashes recomputed (the same values give the same
@@ -110,7 +121,7 @@ def read_ledger(state: Path, name: str) -> LedgerFile | pa.Table | None:
         ledger = as_frame(stored.to_table()).drop(columns=[KEY_HASH], errors="ignore")
         hashed = [c for c in ledger.columns if c not in (HASH, DELETED_AT)]
         ledger[HASH] = row_hashes(ledger, hashed)
-        return to_arrow(ledger)
+        return TableLedger(to_arrow(ledger))
     return stored
 
 
@@ -188,23 +199,21 @@ def _typed_metadata(schema: pa.Schema) -> dict[bytes, bytes]:
     return {b"pandas": meta[b"pandas"]}
 
 
-def hash_sum(table: pa.Table | pd.DataFrame | LedgerFile | Merged) -> int:
+def hash_sum(table: pa.Table | pd.DataFrame | Ledger | Merged) -> int:
     """The sum of the row hashes modulo 2**64 (Arrow's sum over the chunks, no copy: 10M
     rows 5 ms instead of 0.18 s), the content part of a table's digest."""
 
     if isinstance(table, pd.DataFrame):
         return int(hashes(table).sum(dtype=np.uint64))
-    if isinstance(table, LedgerFile | Merged):  # a ledger's is written beside its rows
+    if isinstance(table, LedgerFile | TableLedger | Merged):  # a file's: written beside it
         return table.hash_sum()
     return table_hash_sum(table) or 0
 
 
-def hashes_at(ledger: pa.Table | LedgerFile, rows: np.ndarray) -> np.ndarray:
+def hashes_at(ledger: Ledger, rows: np.ndarray) -> np.ndarray:
     """The ledger's row hashes at `rows` (positions): from a ledger file a row group at a
     time, not its whole column (10M rows: 0.16 GB)."""
-    if isinstance(ledger, LedgerFile):
-        return ledger.values_at(HASH, rows).astype(np.uint64, copy=False)
-    return hashes(ledger)[rows]
+    return ledger.values_at(HASH, rows).astype(np.uint64, copy=False)
 
 
 def hashes(ledger: pa.Table | pd.DataFrame) -> np.ndarray:
@@ -251,13 +260,12 @@ def _key_part(column: pd.Series) -> pd.Series:
     return _canonical(column)
 
 
-def stored_keys(ledger: pa.Table, key: list[str]) -> pd.Index:
+def stored_keys(ledger: pa.Table | Ledger, key: list[str]) -> pd.Index:
     """The ledger's `key_index`: as stored beside each row (a ledger written before they
     were stored: hashed here)."""
-    if isinstance(ledger, LedgerFile) and KEY_HASH in ledger.stored_names:
+    ledger = as_ledger(ledger)
+    if KEY_HASH in ledger.stored_names:
         return pd.Index(ledger.array(KEY_HASH).astype(np.uint64, copy=False))
-    if KEY_HASH in ledger.column_names:
-        return pd.Index(ledger.column(KEY_HASH).to_numpy().astype(np.uint64, copy=False))
     return key_index(ledger, key)
 
 
@@ -291,8 +299,8 @@ def diff(
     if marking:
         rows.insert(len(columns), DELETED_AT, pd.Series(pd.NaT, index=rows.index,
                                                         dtype="datetime64[ns, UTC]"))
-    if isinstance(ledger, pd.DataFrame):  # e.g. the portal's table, read back (reconcile)
-        ledger = to_arrow(ledger)
+    if ledger is not None:  # e.g. the portal's table, read back (reconcile)
+        ledger = as_ledger(ledger)
     row_keys = key_index(rows, key).to_numpy()
     if ledger is None or not ledger.num_rows:
         empty = rows[key].iloc[0:0]
@@ -368,8 +376,7 @@ def key_order(rows: pd.DataFrame, key: list[str]) -> np.ndarray:
     return rows[key].reset_index(drop=True).sort_values(key, kind="stable").index.to_numpy()
 
 
-def _conform(ledger: pa.Table | LedgerFile, rows: pd.DataFrame, out: list[str], keys: pd.Index
-             ) -> pa.Table | LedgerFile:
+def _conform(ledger: Ledger, rows: pd.DataFrame, out: list[str], keys: pd.Index) -> Ledger:
     """The ledger's columns as this run publishes them (`out`, in order, and the key hashes
     `keys`); a column the schema gained since the last publish is null in the rows
     published before."""
@@ -377,16 +384,9 @@ def _conform(ledger: pa.Table | LedgerFile, rows: pd.DataFrame, out: list[str], 
 
     missing = [c for c in out if c not in ledger.column_names]
     types = to_arrow(rows[missing].iloc[0:0]).schema if missing else pa.schema([])
-    wanted = [*out, KEY_HASH]
-    if isinstance(ledger, LedgerFile):
-        stored = None if KEY_HASH in ledger.column_names else keys.to_numpy()
-        return ledger.conformed({n: types.field(n).type for n in missing}, stored, wanted)
-    for name in missing:
-        kind = types.field(name)
-        ledger = ledger.append_column(kind, pa.nulls(ledger.num_rows, kind.type))
-    if KEY_HASH not in ledger.column_names:
-        ledger = _with_keys(ledger, keys.to_numpy())
-    return ledger if ledger.column_names == wanted else ledger.select(wanted)
+    stored = None if KEY_HASH in ledger.column_names else keys.to_numpy()
+    return ledger.conformed({n: types.field(n).type for n in missing}, stored,
+                            [*out, KEY_HASH])
 
 
 def _with_keys(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
@@ -397,16 +397,10 @@ def _with_keys(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
     return table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
 
 
-def _taken(ledger: pa.Table | LedgerFile, mask: np.ndarray, columns: list[str]
-           ) -> pd.DataFrame:
+def _taken(ledger: Ledger, mask: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """The ledger's rows at `mask` (few: changed, deleted) as pandas: from a ledger file a
-    row group at a time; from a table a filter, not a `take` (Arrow's take joins a column's
-    chunks first: 3M-row ledger, 0.37 GB for no row at all)."""
-    import pyarrow as pa
-
-    if isinstance(ledger, LedgerFile):
-        return as_frame(ledger.filter(mask, columns))
-    return as_frame(ledger.select(columns).filter(pa.array(mask)))
+    row group at a time."""
+    return as_frame(ledger.filter(mask, columns))
 
 
 def rows_with(ledger_keys: pd.Index, keys: np.ndarray) -> np.ndarray:
@@ -445,7 +439,7 @@ def _mask(size: int, positions: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _in_key_order(ledger: pa.Table | LedgerFile, dropped: np.ndarray,
+def _in_key_order(ledger: Ledger, dropped: np.ndarray,
                   added: list[tuple[pd.DataFrame, np.ndarray]], key: list[str]) -> Merged:
     """The ledger (in key order) without its `dropped` rows, and the `added` rows (with their
     key hashes), as one table in key order: the added rows are merged into the ledger's a row
