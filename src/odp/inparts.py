@@ -47,10 +47,12 @@ if TYPE_CHECKING:
     from odp.publish.sortedrows import SortedRows
     from odp.validate import QuarantineStore, ValidationResult
 
-# Rows per part: a part's text, typed copy and the suite's frame take about 0.3 GB at 11
-# columns; 1M-row deliveries go in two parts (each part pays the suite's fixed cost, about
-# 0.2 s).
-PART_ROWS = 500_000
+# Rows per part: a part's text, typed copy and the suite's frame take about 0.2 GB at 11
+# columns. A 10M-row first run peaked at 1.01 GB (GiB) in the parts with 500,000 rows, at
+# 0.92 GB with 300,000 (then the DataStore load beside the ledger's write is the peak) and
+# took as long; 1M rows, alternating: 24.4-25.4 s and 0.84-0.90 GB with 500,000, 23.9-24.8 s
+# and 0.78-0.79 GB with 300,000 (four parts, each paying the suite's fixed cost).
+PART_ROWS = 300_000
 
 log = logging.getLogger("odp.inparts")
 

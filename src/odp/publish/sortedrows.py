@@ -141,8 +141,8 @@ def _distribute(file: pq.ParquetFile, rank: np.ndarray, size: int, folder: Path
     sinks: dict[int, pa.OSFile] = {}
     first = 0
     try:
-        # In batches, not a row group (a part, 500,000 rows) at a time: a part and its copy
-        # grouped by bucket raised the peak by 0.3 GB, and the heap kept it.
+        # In batches, not a part (500,000 rows then) at a time: a part and its copy grouped
+        # by bucket raised the peak by 0.3 GB, and the heap kept it.
         for batch in file.iter_batches(BATCH_ROWS):
             part = pa.Table.from_batches([batch])
             del batch
