@@ -31,6 +31,7 @@ from odp.publish.ledgerfile import (
     Merged,
     TableLedger,
     table_hash_sum,
+    with_key_hashes,
     write_table,
 )
 
@@ -74,7 +75,7 @@ class ChangeSet:
         """The published table with its key hashes (what the ledger stores)."""
         if not isinstance(self.published, pd.DataFrame):
             return self.published
-        return _with_keys(to_arrow(self.published), self.key_hashes)
+        return with_key_hashes(to_arrow(self.published), self.key_hashes)
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -389,14 +390,6 @@ def _conform(ledger: Ledger, rows: pd.DataFrame, out: list[str], keys: pd.Index)
                             [*out, KEY_HASH])
 
 
-def _with_keys(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
-    import pyarrow as pa
-
-    if keys is None:
-        return table
-    return table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
-
-
 def _taken(ledger: Ledger, mask: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """The ledger's rows at `mask` (few: changed, deleted) as pandas: from a ledger file a
     row group at a time."""
@@ -446,6 +439,6 @@ def _in_key_order(ledger: Ledger, dropped: np.ndarray,
     group at a time whenever the table is read (`odp.publish.ledgerfile.Merged`)."""
     more = None
     if added:
-        more = _with_keys(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
+        more = with_key_hashes(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
                           np.concatenate([k for _, k in added]))
     return Merged(ledger, dropped, more, key)

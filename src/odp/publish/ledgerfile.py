@@ -267,8 +267,8 @@ class TableLedger:
         table = self.table
         for name, kind in extra.items():
             table = table.append_column(pa.field(name, kind), pa.nulls(table.num_rows, kind))
-        if keys is not None and KEY_HASH not in table.column_names:
-            table = table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
+        if KEY_HASH not in table.column_names:
+            table = with_key_hashes(table, keys)
         return TableLedger(table if table.column_names == names else table.select(names))
 
     def column(self, name: str) -> pa.ChunkedArray:
@@ -313,6 +313,15 @@ class TableLedger:
 
     def summary(self, names: list[str]) -> None:
         return None
+
+
+def with_key_hashes(table: pa.Table, keys: np.ndarray | None) -> pa.Table:
+    """`table` with its rows' key hashes as the KEY_HASH column (None: as it is)."""
+    import pyarrow as pa
+
+    if keys is None:
+        return table
+    return table.append_column(KEY_HASH, pa.array(np.asarray(keys, dtype=np.uint64)))
 
 
 def _as_mask(mask: pa.Array | pa.ChunkedArray | np.ndarray) -> np.ndarray:
