@@ -297,7 +297,7 @@ class LocatedRows:
         import pyarrow.parquet as pq
 
         from odp.publish.changes import to_arrow
-        from odp.publish.ledgerfile import BATCH_ROWS
+        from odp.publish.ledgerfile import BATCH_ROWS, dictionary_columns
         from odp.publish.sortedrows import PLACE, RAW
 
         if frame.empty:
@@ -307,7 +307,8 @@ class LocatedRows:
                  .append_column(RAW, pa.array(raw.astype(np.uint64, copy=False))))
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="none")
+            self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="none",
+                                            use_dictionary=dictionary_columns(table))
         try:
             table = table.cast(self._writer.schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:

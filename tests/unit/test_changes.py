@@ -482,3 +482,31 @@ def test_a_ledger_file_is_read_by_two_threads_at_once(tmp_path):
     for thread in threads:
         thread.join()
     assert not failed and read == [rows] * 6
+
+
+def test_a_ledger_dictionary_encodes_only_columns_of_repeated_values(tmp_path, monkeypatch):
+    """Written first or merged, a ledger keeps Parquet's dictionary for a column of few values
+    (a district's name) and stores distinct values — ids, each row's time, the hashes — plain:
+    a dictionary of distinct values only adds an index to every row."""
+    import pyarrow.parquet as pq
+
+    from odp.publish import ledgerfile
+    from odp.publish.changes import ledger_path, stage_ledger, stored_keys
+
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 100)
+
+    def encoded(path):
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        return {group.column(i).path_in_schema: "RLE_DICTIONARY" in group.column(i).encodings
+                for i in range(group.num_columns)}
+
+    rows = [(i, ["Altstadt", "Neustadt"][i % 2], f"2024-01-01 00:{i // 60:02}:{i % 60:02}")
+            for i in range(0, 400, 2)]
+    write_ledger(tmp_path, "d", diff(_table(rows), None, KEY, COLUMNS, False).result)
+    first = encoded(ledger_path(tmp_path, "d"))
+    assert first == {"id": False, "name": True, "when": False, "_row_hash": False,
+                     "_key_hash": False}, first
+    ledger = read_ledger(tmp_path, "d")
+    merged = diff(_table([(1, "Altstadt", "2024-01-02")]), ledger, KEY, COLUMNS, True,
+                  carried=stored_keys(ledger, KEY).to_numpy())
+    assert encoded(stage_ledger(tmp_path, "d", merged.result)) == first

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from odp.publish.ledgerfile import BATCH_ROWS, HASH, KEY_HASH, LedgerFile
+from odp.publish.ledgerfile import BATCH_ROWS, HASH, KEY_HASH, LedgerFile, dictionary_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -190,7 +190,8 @@ def _write_sorted(buckets: list[Path], size: int, key: list[str], names: list[st
                    .append_column(RAW, table.column(RAW)))
             del table, frame
             if writer is None:
-                writer = pq.ParquetWriter(str(target), out.schema, compression="none")
+                writer = pq.ParquetWriter(str(target), out.schema, compression="none",
+                                          use_dictionary=dictionary_columns(out))
             writer.write_table(out.cast(writer.schema), row_group_size=BATCH_ROWS)
             path.unlink()
         if writer is None:  # no rows
