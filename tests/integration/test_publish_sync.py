@@ -121,6 +121,41 @@ def _published_then_delivered_again(project: dict, policy: str):
     return first, second, renamed, removed
 
 
+def test_a_second_delivery_keeps_ckans_cached_count_exact_without_counting_the_table(
+        project, ckan, monkeypatch, portal):
+    """The COPY path is told how many rows the table held (the ledger's), so it puts back
+    CKAN's cached count that its dry-run upsert cleared instead of counting the table, and
+    moves it by the rows written: `datastore_search`'s total stays exact."""
+    import psycopg
+
+    from odp.publish import datastore
+    from odp_dev.portal.stack import datastore_write_url
+
+    monkeypatch.setenv("ODP_DATASTORE_LOAD", "copy")
+    monkeypatch.setenv("ODP_DATASTORE_WRITE_URL", datastore_write_url())
+    first = _run(project)
+    assert first.status == "ok", first.error
+    told: list[int | None] = []
+    load = datastore.CopyLoader.load
+
+    def recorded(self, *args, **kwargs):
+        told.append(kwargs.get("rows_before"))
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(datastore.CopyLoader, "load", recorded)
+    _new_delivery(project)
+    second = _run(project)
+    assert second.status == "ok" and second.deleted > 0, second.error
+    assert told == [first.inserted]
+    table = _resources(ckan, project["name"])["table"]["id"]
+    with psycopg.connect(datastore_write_url()) as conn:
+        cached = conn.execute("SELECT (stats ->> 'rows')::bigint FROM _table_stats "
+                              "WHERE resource_id = %s", (table,)).fetchone()[0]
+        counted = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    assert cached == counted == first.inserted - second.deleted + second.inserted
+    assert ckan.action.datastore_search(resource_id=table, limit=0)["total"] == counted
+
+
 def test_mark_deleted_keeps_gone_rows_with_a_timestamp(project, ckan, load_path):
     first, second, renamed, removed = _published_then_delivered_again(project, "mark-deleted")
     assert second.deleted == len(removed["buildings"]) and second.updated == len(

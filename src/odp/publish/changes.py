@@ -70,6 +70,12 @@ class ChangeSet:
         """The published table's columns (the schema's, plus DELETED_AT for mark-deleted)."""
         return [c for c in column_names(self.published) if c not in (HASH, KEY_HASH)]
 
+    @property
+    def rows_before(self) -> int | None:
+        """The rows of the table the changes were found against (the last ledger, or the
+        DataStore table read back) when the published table is merged from it."""
+        return self.published.base.num_rows if isinstance(self.published, Merged) else None
+
     @cached_property
     def result(self) -> Merged | pa.Table:
         """The published table with its key hashes (what the ledger stores)."""

@@ -439,7 +439,8 @@ class Sync:
             delete = changes.deleted.iloc[0:0]
         elif self.policy == "keep-history":
             self._history(loader, package, changes, key)
-        loader.load(resource_id, changes.new, upsert, delete, key, redo=redo)
+        loader.load(resource_id, changes.new, upsert, delete, key, redo=redo,
+                    rows_before=None if redo else changes.rows_before)
         report.rows_inserted, report.rows_updated = len(changes.new), len(changes.changed)
         report.rows_deleted = len(changes.deleted)
 
