@@ -238,3 +238,26 @@ def test_a_schema_field_georeferencing_is_to_fill_but_does_not_is_a_config_error
                                           r".*easting, northing"):
         _georeference(spec, CITY, batch, result, QuarantineStore(tmp_path),
                       RunReport(run_id="r1", dataset=spec.name))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 100, 1000])
+def test_a_geojson_written_part_by_part_is_the_whole_tables_byte_for_byte(rows):
+    """A large register's GeoJSON is written a part at a time (its features never all held):
+    the real 365 Wahlbezirke (polygons) and points with gaps give the bytes of the whole
+    table's `to_geojson`, bounding box included, however the rows are cut."""
+    import io
+
+    from odp.georeference.output import write_geojson
+
+    wahlbezirke = load_dataset("wahlbezirke-dresden", REPO)
+    polygons = georeference(_real_wahlbezirke(), wahlbezirke, CITY).table
+    points = _points([13.7416, None, 13.8694, 13.70], [51.0519, None, 51.0085, 51.03])
+    for table, dataset in ((polygons, wahlbezirke), (points, SCHOOLS)):
+        written = io.BytesIO()
+        write_geojson((table.iloc[i:i + rows] for i in range(0, len(table), rows)), written,
+                      dataset)
+        assert written.getvalue() == to_geojson(table, dataset)
+    assert json.loads(to_geojson(points, SCHOOLS))["bbox"] == [13.7, 51.0085, 13.8694, 51.0519]
+    empty = io.BytesIO()
+    write_geojson([points.iloc[0:0]], empty, SCHOOLS)
+    assert json.loads(empty.getvalue()) == {"type": "FeatureCollection", "features": []}

@@ -93,10 +93,65 @@ def test_a_first_csv_clearly_over_the_upload_limit_is_estimated_from_a_sample_no
         assert abs(tight["table"].estimated - whole.stat().st_size) < 0.05 * whole.stat().st_size
         assert not list(state.rglob(".sample*"))  # the sample is gone
         with monkeypatch.context() as patched:  # the next run: no sample again
-            patched.setattr(resources, "_sample_csv", lambda *_: 1 / 0)
+            patched.setattr(resources, "_sample", lambda *_: 1 / 0)
             again = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state,
                                               limit=100_000)}
         assert again["table"].estimated == tight["table"].estimated
         roomy = {f.role: f for f in build(dataset, table, LEDGER_COLUMNS, state, limit=10**8)}
         assert roomy["table"].path.read_bytes() == whole.read_bytes()
         assert roomy["table"].hash == tight["table"].hash
+
+
+def _schools(n: int) -> pd.DataFrame:
+    """`n` rows of the schools register, typed as validated (every 5th without a location)."""
+    lon = [None if i % 5 == 4 else 13.70 + i * 1e-5 for i in range(n)]
+    return pd.DataFrame({
+        "school_id": pd.array(range(n), dtype="Int64"),
+        "building_no": pd.array([1] * n, dtype="Int64"),
+        "name": pd.array([f"Schule {i}" for i in range(n)], dtype="string"),
+        "longitude": pd.array(lon, dtype="Float64"),
+        "latitude": pd.array([None if x is None else 51.05 for x in lon], dtype="Float64")})
+
+
+def test_a_registers_geojson_is_written_a_part_at_a_time_or_not_at_all_over_the_limit(
+        tmp_path, monkeypatch):
+    """The GeoJSON of a register is the rows' `to_geojson`, whether the published table is a
+    frame, Arrow or the merged ledger, written in parts (rows marked deleted left out); one
+    clearly over the upload limit is estimated from a sample, once, and not written."""
+    from odp.georeference import to_geojson
+    from odp.publish import ledgerfile, resources
+    from odp.publish.changes import DELETED_AT, diff, read_ledger, write_ledger
+    from odp.publish.resources import SAMPLE_ROWS, build
+    from odp.spec import load_dataset
+    from tests.helpers import REPO
+
+    dataset = load_dataset("schools-dresden", REPO)
+    key, columns = ["school_id", "building_no"], list(_schools(1).columns)
+    monkeypatch.setattr(resources, "GEOJSON_ROWS", 700)  # parts of a table in memory
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 1000)  # the merged ledger's row groups
+    rows = _schools(3 * SAMPLE_ROWS)
+    first = diff(rows, None, key, columns, True)
+    expected = to_geojson(rows, dataset)
+    write_ledger(tmp_path / "led", "d", first.result)
+    more = pd.concat([rows, _schools(3 * SAMPLE_ROWS + 5).iloc[-5:]], ignore_index=True)
+    merged = diff(more, read_ledger(tmp_path / "led", "d"), key, columns, True).published
+    for table, rows_in in ((first.published, rows), (first.result, rows), (merged, more)):
+        state = tmp_path / type(table).__name__
+        files = {f.role: f for f in build(dataset, table, columns, state, limit=10**9)}
+        assert files["geojson"].path.read_bytes() == to_geojson(rows_in, dataset)
+    assert len(expected) > 10**6  # 30,000 features
+
+    never = pd.Series(pd.NaT, index=rows.index, dtype="datetime64[us, UTC]")
+    marked = rows.assign(**{DELETED_AT: never})
+    marked.loc[3, DELETED_AT] = pd.Timestamp("2024-05-01", tz="UTC")
+    files = {f.role: f for f in build(dataset, marked, columns, tmp_path / "marked", 10**9)}
+    assert files["geojson"].path.read_bytes() == to_geojson(rows.drop(index=3), dataset)
+
+    state = tmp_path / "tight"
+    tight = {f.role: f for f in build(dataset, first.result, columns, state, limit=100_000)}
+    assert not tight["geojson"].path.exists() and not list(state.rglob(".sample*"))
+    assert abs(tight["geojson"].estimated - len(expected)) < 0.05 * len(expected)
+    with monkeypatch.context() as patched:  # the next run estimates from the sample's size
+        patched.setattr(resources, "_sample", lambda *_: 1 / 0)
+        again = {f.role: f for f in build(dataset, first.result, columns, state, 100_000)}
+    assert again["geojson"].estimated == tight["geojson"].estimated

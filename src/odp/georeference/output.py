@@ -3,10 +3,12 @@ spatial extent and the districts it covers (for the CKAN metadata)."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -83,6 +85,34 @@ def _plain(value: Any) -> Any:
 def to_geojson(table: pd.DataFrame, dataset: Dataset | None = None) -> bytes:
     """An RFC 7946 FeatureCollection (UTF-8): one Feature per row, WGS84 lon/lat, every other
     column a property (in the schema's order); rows without a location get a null geometry."""
+    out = io.BytesIO()
+    write_geojson([table], out, dataset)
+    return out.getvalue()
+
+
+def write_geojson(parts: Iterable[pd.DataFrame], out: BinaryIO,
+                  dataset: Dataset | None = None) -> None:
+    """`to_geojson` of the parts' rows, one after the other, written a part at a time: a
+    large register's features are never all held (as dicts, about 1 kB a row), and the bytes
+    are those of the whole table's `to_geojson`."""
+    out.write(b'{"type":"FeatureCollection","features":[')
+    first, bounds = True, []
+    for part in parts:
+        if features := _features(part, dataset):
+            text = json.dumps(features, ensure_ascii=False, separators=(",", ":"))
+            out.write(("" if first else ",").encode() + text[1:-1].encode("utf-8"))
+            first = False
+        if found := _bounds(part, dataset):
+            bounds.append(found)
+    out.write(b"]")
+    if bounds:  # the parts' bounds rounded alike: their extremes are the whole's
+        west, south, east, north = zip(*bounds, strict=True)
+        bbox = [min(west), min(south), max(east), max(north)]
+        out.write(b',"bbox":' + json.dumps(bbox, separators=(",", ":")).encode())
+    out.write(b"}")
+
+
+def _features(table: pd.DataFrame, dataset: Dataset | None) -> list[dict[str, Any]]:
     geometry_column = _geometry_column(table, dataset)
     columns = [c for c in (dataset.schema.names if dataset else table.columns)
                if c in table.columns and c != geometry_column]
@@ -96,10 +126,7 @@ def to_geojson(table: pd.DataFrame, dataset: Dataset | None = None) -> bytes:
         if len(key) == 1:
             feature["id"] = properties.get(key[0])
         features.append(feature)
-    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    if bbox := _bounds(table, dataset):
-        collection["bbox"] = list(bbox)
-    return json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return features
 
 
 def _bounds(table: pd.DataFrame, dataset: Dataset | None) -> tuple[float, ...] | None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.publish.changes import DELETED_AT, as_frame
+from odp.publish.changes import DELETED_AT, as_frame, column_names
 from odp.publish.formulas import neutralise
 from odp.spec import Dataset
 
@@ -128,15 +129,44 @@ def geometry_columns(dataset: Dataset) -> tuple[str, str] | None:
     return (lon, lat) if lon in names and lat in names else None
 
 
-def write_geojson(table: pd.DataFrame, columns: list[str], dataset: Dataset,
+def write_geojson(parts: Iterable[pd.DataFrame], columns: list[str], dataset: Dataset,
                   path: Path) -> Path:
-    """An RFC 7946 FeatureCollection (the georeference stage's writer: WGS84, every column a
-    property, timestamps ISO 8601 UTC)."""
-    from odp.georeference.output import to_geojson
+    """An RFC 7946 FeatureCollection of the parts' rows (the georeference stage's writer:
+    WGS84, every column a property, timestamps ISO 8601 UTC), written a part at a time;
+    rows marked deleted (mark-deleted) are left out."""
+    from odp.georeference import output
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(to_geojson(table[columns], dataset))
+    current = (part[part[DELETED_AT].isna()] if DELETED_AT in part else part for part in parts)
+    with path.open("wb") as out:
+        output.write_geojson((part[columns] for part in current), out, dataset)
     return path
+
+
+def _with_deleted(table: Merged | pa.Table | pd.DataFrame, columns: list[str]) -> list[str]:
+    """`columns`, and the mark of deleted rows when the table has one (to leave them out)."""
+    extra = DELETED_AT in column_names(table) and DELETED_AT not in columns
+    return [*columns, DELETED_AT] if extra else list(columns)
+
+
+# Rows per part of a GeoJSON written from a table in memory (its features as dicts: ~1 kB a
+# row while a part is encoded).
+GEOJSON_ROWS = 50_000
+
+
+def _parts(table: Merged | pa.Table | pd.DataFrame, columns: list[str]
+           ) -> Iterator[pd.DataFrame]:
+    """The table's rows as frames: a merged ledger a row group at a time, else in slices."""
+    from odp.publish.ledgerfile import Merged
+
+    names = _with_deleted(table, columns)
+    if isinstance(table, Merged):
+        for batch in table.batches(names):
+            yield as_frame(batch)
+        return
+    for start in range(0, len(table), GEOJSON_ROWS):
+        yield as_frame(table.slice(start, GEOJSON_ROWS) if not isinstance(table, pd.DataFrame)
+                       else table.iloc[start:start + GEOJSON_ROWS], names)
 
 
 def _strip_volatile(value: Any) -> Any:
@@ -238,16 +268,48 @@ class _Sizes:
         return "" if self.digest else _digest(path.read_bytes())
 
 
-def _sample_csv(table: pa.Table | pd.DataFrame, columns: list[str], path: Path) -> int:
-    """Every n-th row of `table` (about SAMPLE_ROWS) written as the CSV resource is; how many."""
+def _sample(table: pa.Table | pd.DataFrame, names: list[str],
+            write: Callable[[pd.DataFrame, Path], Any], path: Path) -> int:
+    """Every n-th row of `table` (about SAMPLE_ROWS), columns `names`, written by `write` as
+    its resource is; how many."""
     import numpy as np
     import pyarrow as pa
 
     every = np.zeros(len(table), dtype=bool)
     every[::max(1, len(table) // SAMPLE_ROWS)] = True
     rows = table[every] if isinstance(table, pd.DataFrame) else table.filter(pa.array(every))
-    write_csv(as_frame(rows, columns), columns, path)
+    write(as_frame(rows, names), path)
     return int(every.sum())
+
+
+def _geojson_file(dataset: Dataset, table: Merged | pa.Table | pd.DataFrame,
+                  columns: list[str], sizes: _Sizes, path: Path, base: str) -> ResourceFile:
+    """The GeoJSON of the located rows: written a part at a time, or — clearly over the
+    upload limit, estimated as the CSV is — left unwritten. Its hash is the file's."""
+    meta = {"role": "geojson", "name": f"{base} (GeoJSON)", "format": "GeoJSON",
+            "mimetype": "application/geo+json",
+            "description": "Die verorteten Zeilen als GeoJSON (RFC 7946, WGS84)."}
+    names = _with_deleted(table, columns)
+
+    def sample(trial: Path) -> int:
+        return _sample(table, names, lambda rows, p: write_geojson([rows], columns, dataset, p),
+                       trial)
+
+    if estimate := sizes.over("geojson", sample):
+        path.unlink(missing_ok=True)
+        return ResourceFile(**meta, path=path, hash="", estimated=estimate)
+    write_geojson(_parts(table, columns), columns, dataset, path)
+    return ResourceFile(**meta, path=path,
+                        hash=sizes.written("geojson", path) or _file_digest(path))
+
+
+def _file_digest(path: Path) -> str:
+    """`_digest` of a file's bytes, read a block at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()[:24]
 
 
 def _table_file(kind: str, write: Any, sizes: _Sizes, path: Path, digest: str | None,
@@ -282,7 +344,8 @@ def build(dataset: Dataset, table: pa.Table | pd.DataFrame, columns: list[str], 
             files.append(_table_file(
                 "csv", lambda p: write_csv(as_frame(table, columns), columns, p), sizes,
                 folder / f"{dataset.name}.csv", digest,
-                lambda p: _sample_csv(table, columns, p), role=TABLE_ROLE, name=title,
+                lambda p: _sample(table, columns, lambda rows, q: write_csv(rows, columns, q), p),
+                role=TABLE_ROLE, name=title,
                 format="CSV", mimetype="text/csv",
                 description="Die vollständige Tabelle als CSV (UTF-8, Zeitpunkte in UTC nach "
                             "ISO 8601)."))
@@ -294,14 +357,8 @@ def build(dataset: Dataset, table: pa.Table | pd.DataFrame, columns: list[str], 
                 mimetype="application/vnd.apache.parquet",
                 description="Die vollständige Tabelle als Apache Parquet (typisiert)."))
         elif kind == "geojson" and geometry_columns(dataset):
-            current = as_frame(table)
-            if DELETED_AT in current:
-                current = current[current[DELETED_AT].isna()]
-            path = write_geojson(current, columns, dataset, folder / f"{dataset.name}.geojson")
-            files.append(ResourceFile("geojson", path, f"{base} (GeoJSON)", "GeoJSON",
-                                      "application/geo+json",
-                                      "Die verorteten Zeilen als GeoJSON (RFC 7946, WGS84).",
-                                      _digest(path.read_bytes())))
+            files.append(_geojson_file(dataset, table, columns, sizes,
+                                       folder / f"{dataset.name}.geojson", base))
         elif kind == "report" and (source := report_path(state, dataset.name)).is_file():
             path = folder / f"{dataset.name}-validation.json"
             path.parent.mkdir(parents=True, exist_ok=True)
