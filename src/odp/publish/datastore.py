@@ -591,7 +591,7 @@ class CopyLoader:
 
         `known`: the count the entry held just before the dry run, when it is the rows odp
         left in the table (the ledger's): put back instead of counting the table (10M rows:
-        0.5–1.4 s of every +1 % run). No entry then, or one that disagrees with the ledger,
+        0.5–2.3 s of every +1 % run). No entry then, or one that disagrees with the ledger,
         and the table is counted, once per load."""
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT to_regproc('cached_table_row_count') IS NOT NULL")
