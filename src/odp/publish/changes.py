@@ -14,6 +14,7 @@ read of the whole table (2.1 GB) gone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -191,6 +192,20 @@ def as_frame(table: pa.Table | pd.DataFrame, columns: list[str] | None = None) -
         return table if columns is None else table[columns]
     table = table if columns is None else table.select(columns)
     return table.to_pandas(types_mapper=_pandas_type)
+
+
+def frames(table: pd.DataFrame | pa.Table | Merged, rows: int,
+           columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Columns `columns` (all: None) of the table's rows as frames of `rows` rows, or — a
+    merged ledger, read from disk — of a row group."""
+    if isinstance(table, Merged):
+        for part in table.batches(columns):
+            yield as_frame(part)
+        return
+    for start in range(0, len(table), rows):
+        part = (table.iloc[start:start + rows] if isinstance(table, pd.DataFrame)
+                else table.slice(start, rows))
+        yield as_frame(part, columns)
 
 
 def pandas_typed(table: pa.Table) -> pa.Table:
@@ -446,5 +461,5 @@ def _in_key_order(ledger: Ledger, dropped: np.ndarray,
     more = None
     if added:
         more = with_key_hashes(to_arrow(pd.concat([p for p, _ in added], ignore_index=True)),
-                          np.concatenate([k for _, k in added]))
+                               np.concatenate([k for _, k in added]))
     return Merged(ledger, dropped, more, key)

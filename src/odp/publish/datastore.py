@@ -61,7 +61,7 @@ from ckanapi.errors import ValidationError
 
 from odp.errors import PublishError
 from odp.publish import limits
-from odp.publish.changes import DELETED_AT, HASH, as_frame, column_names
+from odp.publish.changes import DELETED_AT, HASH, as_frame, column_names, frames
 from odp.publish.ledgerfile import KEY_HASH
 from odp.publish.portal import Portal
 from odp.spec import City, Dataset
@@ -412,10 +412,10 @@ def csv_chunks(table: pd.DataFrame | Merged, columns: list[str], rows: int = 100
     """`copy_csv` in chunks of `rows` (a table on disk: of a row group), the next one read and
     encoded in a thread while the caller sends the current one (pyarrow releases the GIL):
     encoding overlaps PostgreSQL's parsing. `each`: called with every chunk's frame."""
-    frames = _frames(table, rows)
+    parts = frames(table, rows)
 
     def encode() -> bytes | None:
-        frame = next(frames, None)
+        frame = next(parts, None)
         if frame is None:
             return None
         if each is not None:
@@ -427,16 +427,6 @@ def csv_chunks(table: pd.DataFrame | Merged, columns: list[str], rows: int = 100
         while (chunk := ahead.result()) is not None:
             ahead = pool.submit(encode)
             yield chunk
-
-
-def _frames(table: pd.DataFrame | Merged, rows: int) -> Iterator[pd.DataFrame]:
-    """The table's rows as frames of `rows` rows, or — a table on disk — of a row group."""
-    if isinstance(table, pd.DataFrame):
-        for start in range(0, len(table), rows):
-            yield table.iloc[start : start + rows]
-        return
-    for part in table.batches():
-        yield as_frame(part)
 
 
 class CopyLoader:

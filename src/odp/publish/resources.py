@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from odp.errors import ConfigError
-from odp.publish.changes import DELETED_AT, as_frame, column_names
+from odp.publish.changes import DELETED_AT, as_frame, column_names, frames
 from odp.publish.formulas import neutralise
 from odp.spec import Dataset
 
@@ -154,21 +154,6 @@ def _with_deleted(table: Merged | pa.Table | pd.DataFrame, columns: list[str]) -
 GEOJSON_ROWS = 50_000
 
 
-def _parts(table: Merged | pa.Table | pd.DataFrame, columns: list[str]
-           ) -> Iterator[pd.DataFrame]:
-    """The table's rows as frames: a merged ledger a row group at a time, else in slices."""
-    from odp.publish.ledgerfile import Merged
-
-    names = _with_deleted(table, columns)
-    if isinstance(table, Merged):
-        for batch in table.batches(names):
-            yield as_frame(batch)
-        return
-    for start in range(0, len(table), GEOJSON_ROWS):
-        yield as_frame(table.slice(start, GEOJSON_ROWS) if not isinstance(table, pd.DataFrame)
-                       else table.iloc[start:start + GEOJSON_ROWS], names)
-
-
 def _strip_volatile(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip_volatile(v) for k, v in value.items() if k not in VOLATILE_REPORT_KEYS}
@@ -265,10 +250,10 @@ class _Sizes:
         if self.rows:
             self.known[kind] = path.stat().st_size / self.rows
             self.path.write_text(json.dumps(self.known), encoding="utf-8")
-        return "" if self.digest else _digest(path.read_bytes())
+        return "" if self.digest else _file_digest(path)
 
 
-def _sample(table: pa.Table | pd.DataFrame, names: list[str],
+def _sample(table: Merged | pa.Table | pd.DataFrame, names: list[str],
             write: Callable[[pd.DataFrame, Path], Any], path: Path) -> int:
     """Every n-th row of `table` (about SAMPLE_ROWS), columns `names`, written by `write` as
     its resource is; how many."""
@@ -298,7 +283,7 @@ def _geojson_file(dataset: Dataset, table: Merged | pa.Table | pd.DataFrame,
     if estimate := sizes.over("geojson", sample):
         path.unlink(missing_ok=True)
         return ResourceFile(**meta, path=path, hash="", estimated=estimate)
-    write_geojson(_parts(table, columns), columns, dataset, path)
+    write_geojson(frames(table, GEOJSON_ROWS, names), columns, dataset, path)
     return ResourceFile(**meta, path=path,
                         hash=sizes.written("geojson", path) or _file_digest(path))
 
