@@ -492,3 +492,38 @@ def test_great_expectations_is_not_imported_with_the_package():
     code = "import sys, odp.validate; print('great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_great_expectations_is_imported_with_the_collector_paused_and_then_as_it_was():
+    """The import makes ~270,000 objects: the cyclic collector is paused meanwhile (2.0 →
+    1.4 s), then left as it was — on, or off when the caller had turned it off — also when
+    the import fails."""
+    code = """
+import gc, sys
+from odp.validate import suite
+seen = []
+class Watch:  # records whether the collector runs while the package is found
+    def find_spec(self, name, path=None, target=None):
+        if name == "great_expectations":
+            seen.append(gc.isenabled())
+            if "fail" in sys.argv:
+                raise ImportError("no great-expectations here")
+        return None
+sys.meta_path.insert(0, Watch())
+if "off" in sys.argv:
+    gc.disable()
+try:
+    suite.import_gx()
+except ImportError as exc:
+    print("failed:", exc)
+print(seen, gc.isenabled(), "great_expectations" in sys.modules)
+"""
+
+    def after(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, check=True, cwd=REPO)
+        return done.stdout.strip().splitlines()
+
+    assert after()[-1] == "[False] True True"
+    assert after("off")[-1] == "[False] False True"
+    assert after("fail") == ["failed: no great-expectations here", "[False] True False"]
