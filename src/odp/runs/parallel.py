@@ -48,9 +48,10 @@ from odp.errors import ConfigError
 # step(text) reports the stage it is in. It must be a module-level function (pickled by name).
 Task = Callable[..., Any]
 STOP_SECONDS = 10.0  # an idle worker told to stop has this long before it is terminated
-# Below this much expected run time per worker, another worker costs more than it saves: its
-# first dataset pays the process's first-use costs again (odp.toml [run] seconds_per_worker).
-SECONDS_PER_WORKER = 30.0
+# Below this much expected run time per worker, another worker costs more than it saves: the
+# fork server it needs imports the run's libraries first (odp.toml [run] seconds_per_worker,
+# where the measurement is).
+SECONDS_PER_WORKER = 4.0
 WARM = "odp.runs.warm"  # what the fork server imports once for every worker
 
 
