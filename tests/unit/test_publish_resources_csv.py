@@ -155,3 +155,49 @@ def test_a_registers_geojson_is_written_a_part_at_a_time_or_not_at_all_over_the_
         patched.setattr(resources, "_sample", lambda *_: 1 / 0)
         again = {f.role: f for f in build(dataset, first.result, columns, state, 100_000)}
     assert again["geojson"].estimated == tight["geojson"].estimated
+
+
+def test_a_first_parquet_clearly_over_the_upload_limit_is_estimated_from_whole_row_groups(
+        tmp_path, monkeypatch):
+    """A first publish's rows read from disk (in key order, a row group at a time) do not make
+    a Parquet file the portal would refuse: three of their row groups, spread over them, are
+    written and measured, once — Parquet encodes each group alone, so whole groups give the
+    file's bytes per row —; rows merged with a ledger's are written and measured instead."""
+    import numpy as np
+
+    from odp.publish import ledgerfile, resources
+    from odp.publish.changes import diff, read_ledger, write_ledger
+    from odp.publish.ledgerfile import Merged
+    from odp.publish.resources import SAMPLE_ROWS, build
+    from odp.spec import load_dataset
+    from tests.helpers import REPO
+
+    dataset = load_dataset("schools-dresden", REPO)
+    key, columns = ["school_id", "building_no"], list(_schools(1).columns)
+    monkeypatch.setattr(ledgerfile, "BATCH_ROWS", 1000)  # 30 row groups
+    rows = _schools(3 * SAMPLE_ROWS)
+    write_ledger(tmp_path / "sorted", "d", diff(rows, None, key, columns, True).result)
+    on_disk = read_ledger(tmp_path / "sorted", "d")
+    first = Merged(on_disk, np.zeros(len(rows), dtype=bool), None, key)  # as first_publish
+    whole = {f.role: f for f in build(dataset, first, columns, tmp_path / "roomy", 10**9)}
+    size = whole["parquet"].path.stat().st_size
+    assert size > 100_000
+
+    state = tmp_path / "tight"
+    tight = {f.role: f for f in build(dataset, first, columns, state, limit=size // 2)}
+    assert not tight["parquet"].path.exists() and not list(state.rglob(".sample*"))
+    # within 10 % (the sample's own footer weighs on 3,000 rows; 1.03x at 1M and 10M rows)
+    assert abs(tight["parquet"].estimated - size) < 0.10 * size
+    assert tight["parquet"].hash == whole["parquet"].hash  # the table's content, either way
+    with monkeypatch.context() as patched:  # the next run estimates from the sample's size
+        patched.setattr(resources, "_parquet_sample", lambda *_: 1 / 0)
+        again = {f.role: f for f in build(dataset, first, columns, state, limit=size // 2)}
+    assert again["parquet"].estimated == tight["parquet"].estimated
+
+    more = pd.concat([rows, _schools(3 * SAMPLE_ROWS + 5).iloc[-5:]], ignore_index=True)
+    merged = diff(more, on_disk, key, columns, True).published  # rows added: no sample
+    assert merged.spread_groups(columns, resources.SAMPLE_GROUPS) is None
+    other = tmp_path / "merged"
+    files = {f.role: f for f in build(dataset, merged, columns, other, limit=size // 2)}
+    assert files["parquet"].path.stat().st_size > size  # written (over: left out by sync)
+    assert pd.read_parquet(files["parquet"].path)["school_id"].tolist() == list(range(len(more)))

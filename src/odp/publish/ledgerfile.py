@@ -149,6 +149,15 @@ class LedgerFile:
         for group in range(reader.num_row_groups):
             yield self._read(list(names or self.column_names), group, reader)
 
+    def spread_groups(self, names: list[str], count: int) -> list[pa.Table] | None:
+        """`count` whole row groups spread over the file, the first and the last among them
+        (columns `names`); None when it has fewer than twice as many."""
+        groups = len(self._starts) - 1
+        if count < 1 or groups < 2 * count:
+            return None
+        picks = np.unique(np.linspace(0, groups - 1, count).round().astype(int))
+        return [self._read(list(names), int(group)) for group in picks]
+
     def array(self, name: str) -> np.ndarray:
         """A stored column without nulls (the hashes) as one numpy array, filled a row group
         at a time: Arrow holds one row group at a time, not the column before numpy copies it
@@ -499,6 +508,15 @@ class Merged:
                 yield kept.select(names)
         if added is not None and taken < added.num_rows:  # an empty ledger
             yield added.slice(taken).select(names)
+
+    def spread_groups(self, names: list[str], count: int) -> list[pa.Table] | None:
+        """`count` of the rows' groups as `batches` gives them, spread over the table, read
+        alone (see `LedgerFile.spread_groups`): only when they are a file's row groups as
+        stored — nothing dropped or added, as in a first publish — else None."""
+        if (self.added is not None or self.dropped.any()
+                or not isinstance(self.base, LedgerFile)):
+            return None
+        return self.base.spread_groups(names, count)
 
     def parts(self, names: list[str]) -> Iterator[pa.Table]:
         """The rows in no particular order (for sums and extents): the base's kept rows a

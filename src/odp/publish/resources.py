@@ -111,15 +111,24 @@ def write_parquet(table: Merged | pa.Table | pd.DataFrame, columns: list[str], p
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(table, Merged):  # a merged ledger: written a row group at a time
-        schema = pandas_typed(table.schema_of(columns).empty_table()).schema
-        with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-            for part in table.batches(columns):
-                writer.write_table(part.replace_schema_metadata(schema.metadata))
+        _parquet_in_groups(table.batches(columns), table.schema_of(columns), path)
         return path
     table = to_arrow(table[columns]) if isinstance(table, pd.DataFrame) else pandas_typed(
         table.select(columns))
     pq.write_table(table, path, compression="zstd")
     return path
+
+
+def _parquet_in_groups(parts: Iterable[pa.Table], schema: pa.Schema, path: Path) -> None:
+    """The parts as the row groups of one Parquet file, typed as pandas reads the rows."""
+    import pyarrow.parquet as pq
+
+    from odp.publish.changes import pandas_typed
+
+    typed = pandas_typed(schema.empty_table()).schema
+    with pq.ParquetWriter(path, typed, compression="zstd") as writer:
+        for part in parts:
+            writer.write_table(part.replace_schema_metadata(typed.metadata))
 
 
 def geometry_columns(dataset: Dataset) -> tuple[str, str] | None:
@@ -235,11 +244,12 @@ class _Sizes:
             trial = self.path.with_name(f".sample-{kind}")
             try:
                 rows = sample(trial)
-                per_row = trial.stat().st_size / rows
+                per_row = trial.stat().st_size / rows if rows else None
             finally:
                 trial.unlink(missing_ok=True)
-            self.known[kind] = per_row
-            self.path.write_text(json.dumps(self.known), encoding="utf-8")
+            if per_row:
+                self.known[kind] = per_row
+                self.path.write_text(json.dumps(self.known), encoding="utf-8")
         if not per_row:
             return 0
         estimate = int(per_row * self.rows)
@@ -265,6 +275,27 @@ def _sample(table: Merged | pa.Table | pd.DataFrame, names: list[str],
     rows = table[every] if isinstance(table, pd.DataFrame) else table.filter(pa.array(every))
     write(as_frame(rows, names), path)
     return int(every.sum())
+
+
+# Row groups a Parquet file never written is estimated from (see `_parquet_sample`).
+SAMPLE_GROUPS = 3
+
+
+def _parquet_sample(table: Merged | pa.Table | pd.DataFrame, names: list[str], path: Path
+                    ) -> int:
+    """A few whole row groups of the rows, spread over them, written as their Parquet file
+    is; how many rows (0: none to sample). Parquet encodes and compresses each row group
+    alone — its dictionaries too —, so whole groups give the file's bytes per row, where every
+    n-th row (the CSV's sample) breaks up the runs and repeats the file's encodings feed on.
+    Only rows read from a file as stored are sampled (a first publish's, see
+    `Merged.spread_groups`): a table in memory is written, and measured, at once."""
+    from odp.publish.ledgerfile import Merged
+
+    groups = table.spread_groups(names, SAMPLE_GROUPS) if isinstance(table, Merged) else None
+    if not groups:
+        return 0
+    _parquet_in_groups(groups, table.schema_of(names), path)
+    return sum(group.num_rows for group in groups)
 
 
 def _geojson_file(dataset: Dataset, table: Merged | pa.Table | pd.DataFrame,
@@ -337,7 +368,8 @@ def build(dataset: Dataset, table: pa.Table | pd.DataFrame, columns: list[str], 
         elif kind == "parquet":
             files.append(_table_file(
                 "parquet", lambda p: write_parquet(table, columns, p), sizes,
-                folder / f"{dataset.name}.parquet", digest, role="parquet",
+                folder / f"{dataset.name}.parquet", digest,
+                lambda p: _parquet_sample(table, columns, p), role="parquet",
                 name=f"{base} (Parquet)", format="Parquet",
                 mimetype="application/vnd.apache.parquet",
                 description="Die vollständige Tabelle als Apache Parquet (typisiert)."))
