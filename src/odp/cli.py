@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             os.umask(umask)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m odp.cli`: this module's main, not a second import
     from odp.command import entry
 
-    entry()
+    entry(main)

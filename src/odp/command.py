@@ -19,9 +19,12 @@ import atexit
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 
 
-def entry() -> None:
+def entry(main: Callable[[], int] | None = None) -> None:
+    """Run `main` (default: `odp.cli.main`, imported after the handler is registered) and
+    end the process with its exit code."""
     returned: list[int] = []
 
     def end_now() -> None:
@@ -36,7 +39,8 @@ def entry() -> None:
         os._exit(returned[0])
 
     atexit.register(end_now)
-    from odp.cli import main
+    if main is None:
+        from odp.cli import main
 
     code = main()
     returned.append(code)
