@@ -417,7 +417,11 @@ def _extract(dataset: Dataset, state: Path, report: RunReport) -> Extracted:
     report.extracted, report.staged = extracted.new_rows, extracted.staged
     # dlt's load leaves its buffers in reference cycles: freed now, before the ledger is read,
     # not whenever the collector next runs (3M-row dataset, +1 %: 0.25 GB less at the peak).
-    gc.collect()
+    # A load of no rows leaves nothing worth a full collection, which walks every object
+    # (0.23 s of a 0.5 s run with nothing new once great-expectations is imported: `odp run
+    # --all` in one process, dataset after dataset).
+    if extracted.new_rows:
+        gc.collect()
     return extracted
 
 
