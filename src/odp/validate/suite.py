@@ -139,6 +139,10 @@ def resolved(suite: Suite, now: datetime | None = None) -> list[dict[str, Any]]:
 # --- running -----------------------------------------------------------------------------------
 
 
+# One import of great-expectations at a time (see `import_gx`).
+_IMPORTING_GX = threading.Lock()
+
+
 def import_gx() -> None:
     """Import great-expectations with the cyclic garbage collector paused meanwhile: the
     import makes about 270,000 objects (modules, classes, schemas), and the collections they
@@ -148,15 +152,18 @@ def import_gx() -> None:
     run: `gc.freeze` freezes the run's objects alive at that moment too, and a reference
     cycle through one of them is then never collected — the frame a suite validated stayed.)"""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    if "great_expectations" in sys.modules:  # imported, or being imported by another thread
-        return
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        import great_expectations  # noqa: F401
-    finally:
-        if collecting:
-            gc.enable()
+    # One import at a time (the run's background import and the suite's own may meet): each
+    # caller reads and restores the collector's state, and two interleaved would leave it off.
+    with _IMPORTING_GX:
+        if "great_expectations" in sys.modules:
+            return
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            import great_expectations  # noqa: F401
+        finally:
+            if collecting:
+                gc.enable()
 
 
 def import_in_background() -> threading.Thread:
